@@ -1,0 +1,67 @@
+"""Source connectors: every source is read through one Protocol, :class:`Source`.
+
+A source yields :class:`SourceRecord` for each record it could read and :class:`RecordError` for
+each one it could not (a malformed CSV row, an unparsable WXR item), so that a bad record becomes a
+per-item error in the checkpoint log and the run goes on. A source that cannot be read at all raises
+:class:`pipeline.errors.SourceError`.
+
+Records are streamed: ``records()`` is an async generator, closed with ``contextlib.aclosing`` by
+its consumer, which releases whatever the source holds (a file, a cursor, an HTTP session). Blocking
+work (pandas, lxml, drivers without async) runs in worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["RecordError", "Source", "SourceItem", "SourceRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record read from a source.
+
+    ``key`` is stable across runs (a key column, a post id): the checkpoint log is keyed by it.
+    ``fields`` holds JSON-like values (str, int, float, bool, None, lists, dicts); CSV values stay
+    text. ``cursor`` is the record's incremental cursor value (an ``updated_at``, a
+    ``modified_gmt``) for sources that read incrementally; ``position`` says where it was read
+    ("line 17", "item 4"), for error messages.
+    """
+
+    key: str
+    fields: Mapping[str, Any]
+    cursor: str | None = None
+    position: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """A record the source could not read; the run logs it and goes on."""
+
+    key: str
+    reason: str
+    position: str | None = None
+
+
+SourceItem = SourceRecord | RecordError
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the runner needs of any source."""
+
+    @property
+    def name(self) -> str:
+        """A short human label, e.g. ``csv:authors.csv``; never holds a secret."""
+        ...
+
+    @property
+    def incremental(self) -> bool:
+        """True when ``records(since=...)`` reads only what changed after ``since``."""
+        ...
+
+    def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
+        """Stream every record, or with ``since`` only those whose cursor is past it."""
+        ...
