@@ -1,0 +1,101 @@
+"""One request budget per API token, shared by every worker that uses the token.
+
+Webflow counts every request of a token in a window (60 or 120 per minute). Pacing requests evenly
+at a little under that rate keeps any window of the server's under its limit, whether the server
+counts in fixed or sliding windows; a burst at the start would not. The budget is corrected live:
+a 429's Retry-After pauses every worker (not only the one that got it), an ``X-RateLimit-Limit``
+lower than configured slows the pace to the server's, and ``X-RateLimit-Remaining: 0`` holds
+everyone back for one interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+from aiolimiter import AsyncLimiter
+
+from pipeline.errors import RateHeaders
+
+__all__ = ["RateBudget", "RateBudgetStats"]
+
+#: Pace at this share of the limit: the gap absorbs clock drift between us and the server.
+DEFAULT_SAFETY = 0.985
+
+
+@dataclass(slots=True)
+class RateBudgetStats:
+    acquired: int = 0
+    pauses: int = 0
+    paused_seconds: float = 0.0
+    last_remaining: int | None = None
+    server_limit: int | None = None
+
+
+class RateBudget:
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float = 60.0,
+        *,
+        safety: float = DEFAULT_SAFETY,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1 request per window")
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        self.window_seconds = window_seconds
+        self.safety = safety
+        self._clock = clock or anyio.current_time
+        self._sleep = sleep or anyio.sleep
+        self._resume_at = 0.0
+        self.stats = RateBudgetStats()
+        self._set_limit(limit)
+
+    def _set_limit(self, limit: int) -> None:
+        self.limit = limit
+        self.interval = self.window_seconds / (limit * self.safety)
+        # A bucket of one: strictly one request per interval, never a burst.
+        self._limiter = AsyncLimiter(1, self.interval)
+
+    @property
+    def requests_per_minute(self) -> float:
+        return 60.0 / self.interval
+
+    async def acquire(self) -> None:
+        while True:
+            await self._wait_out_pause()
+            await self._limiter.acquire()
+            if self._clock() >= self._resume_at:
+                self.stats.acquired += 1
+                return
+            # A pause began while this caller queued in the limiter: wait it out and queue again.
+
+    async def _wait_out_pause(self) -> None:
+        while (delay := self._resume_at - self._clock()) > 0:
+            await self._sleep(delay)
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold every caller back for ``seconds`` from now (extends, never shortens, a pause)."""
+        resume_at = self._clock() + max(seconds, 0.0)
+        if resume_at > self._resume_at:
+            self.stats.pauses += 1
+            self.stats.paused_seconds += resume_at - max(self._resume_at, self._clock())
+            self._resume_at = resume_at
+
+    def rate_limited(self, retry_after: float | None) -> None:
+        """A 429 came back: pause everyone as the server says, or one window if it said nothing."""
+        self.pause_for(retry_after if retry_after is not None else self.window_seconds)
+
+    def observe(self, rate: RateHeaders) -> None:
+        if rate.limit is not None and rate.limit > 0:
+            self.stats.server_limit = rate.limit
+            if rate.limit < self.limit:
+                self._set_limit(rate.limit)
+        if rate.remaining is not None:
+            self.stats.last_remaining = rate.remaining
+            if rate.remaining <= 0:
+                self.pause_for(self.interval)

@@ -1,0 +1,324 @@
+"""The async Webflow Data API v2 client the pipeline uses.
+
+One attempt per call: every failure comes out as a member of :mod:`pipeline.errors`, and
+:mod:`pipeline.retry` decides what to send again. The token lives in a ``SecretStr`` and is put on
+the wire only; it is in no repr, log line or exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import aiohttp
+from pydantic import SecretStr
+
+from pipeline import __version__
+from pipeline.errors import (
+    Classified,
+    OutcomeUnknown,
+    RateHeaders,
+    TransportError,
+    classify,
+)
+from pipeline.ratebudget import RateBudget
+from pipeline.webflow.models import (
+    CollectionSchema,
+    FieldSchema,
+    Item,
+    Pagination,
+    PublishResult,
+    Site,
+)
+
+__all__ = ["ItemPage", "Response", "WebflowClient"]
+
+MAX_ITEMS_PER_REQUEST = 100
+
+ResponseObserver = Callable[["Response"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    method: str
+    path: str
+    status: int
+    body: Any
+    rate: RateHeaders
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPage:
+    items: tuple[Item, ...]
+    pagination: Pagination
+
+
+def _items_of(body: Any) -> list[dict[str, Any]]:
+    """Bulk endpoints answer ``{items: [...]}``; single ones answer the item itself."""
+    if isinstance(body, Mapping):
+        items = body.get("items")
+        if isinstance(items, list):
+            return [dict(i) for i in items if isinstance(i, Mapping)]
+        if "id" in body:
+            return [dict(body)]
+    if isinstance(body, list):
+        return [dict(i) for i in body if isinstance(i, Mapping)]
+    return []
+
+
+class WebflowClient:
+    """``async with WebflowClient(base_url, token, budget=...) as client: ...``"""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        *,
+        budget: RateBudget | None = None,
+        timeout_seconds: float = 60.0,
+        max_connections: int = 8,
+        observer: ResponseObserver | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.budget = budget
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._max_connections = max_connections
+        self._observer = observer
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"WebflowClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections),
+            timeout=self._timeout,
+            headers={
+                "Authorization": f"Bearer {self._token.get_secret_value()}",
+                "Accept": "application/json",
+                "User-Agent": f"flowport/{__version__}",
+            },
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- one attempt -------------------------------------------------------------------------
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Response:
+        """Send once. Raises a taxonomy error for anything but a 2xx answer."""
+        if self._session is None:
+            raise RuntimeError("WebflowClient is used outside its 'async with' block")
+        if self.budget is not None:
+            await self.budget.acquire()
+        url = f"{self.base_url}{path}"
+        try:
+            async with self._session.request(
+                method, url, json=body, params=params
+            ) as http_response:
+                raw = await http_response.read()
+                status = http_response.status
+                headers = {k: v for k, v in http_response.headers.items()}
+        except aiohttp.ClientConnectorError as error:
+            # Refused before anything was sent: safe to send again.
+            raise TransportError(message=f"cannot connect: {error.os_error}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            # The request may have reached the server: a write may have landed.
+            raise OutcomeUnknown(message=f"no answer ({type(error).__name__})") from None
+        parsed = _parse_json(raw)
+        outcome: Classified = classify(status, headers, parsed)
+        if self.budget is not None:
+            self.budget.observe(outcome.rate)
+        response = Response(method, path, status, parsed, outcome.rate)
+        if self._observer is not None:
+            self._observer(response)
+        if outcome.error is not None:
+            raise outcome.error
+        return response
+
+    # -- sites ---------------------------------------------------------------------------------
+
+    async def list_sites(self) -> list[Site]:
+        response = await self.send("GET", "/sites")
+        sites = response.body.get("sites", []) if isinstance(response.body, Mapping) else []
+        return [Site.model_validate(s) for s in sites]
+
+    async def publish_site(
+        self, site_id: str, *, custom_domains: Sequence[str] = (), webflow_subdomain: bool = True
+    ) -> Response:
+        return await self.send(
+            "POST",
+            f"/sites/{site_id}/publish",
+            body={
+                "customDomains": list(custom_domains),
+                "publishToWebflowSubdomain": webflow_subdomain,
+            },
+        )
+
+    # -- collections and fields ----------------------------------------------------------------
+
+    async def list_collections(self, site_id: str) -> list[CollectionSchema]:
+        response = await self.send("GET", f"/sites/{site_id}/collections")
+        listed = (
+            response.body.get("collections", []) if isinstance(response.body, Mapping) else []
+        )
+        # The list answer omits fields; the full schema comes from GET /collections/{id}.
+        return [CollectionSchema.model_validate(c) for c in listed]
+
+    async def get_collection(self, collection_id: str) -> CollectionSchema:
+        response = await self.send("GET", f"/collections/{collection_id}")
+        return CollectionSchema.model_validate(response.body)
+
+    async def create_collection(
+        self, site_id: str, *, display_name: str, singular_name: str, slug: str | None = None
+    ) -> CollectionSchema:
+        body: dict[str, Any] = {"displayName": display_name, "singularName": singular_name}
+        if slug:
+            body["slug"] = slug
+        response = await self.send("POST", f"/sites/{site_id}/collections", body=body)
+        return CollectionSchema.model_validate(response.body)
+
+    async def create_field(self, collection_id: str, field: Mapping[str, Any]) -> FieldSchema:
+        response = await self.send("POST", f"/collections/{collection_id}/fields", body=field)
+        return FieldSchema.model_validate(response.body)
+
+    # -- items ---------------------------------------------------------------------------------
+
+    async def list_items(
+        self,
+        collection_id: str,
+        *,
+        offset: int = 0,
+        limit: int = MAX_ITEMS_PER_REQUEST,
+        slug: str | None = None,
+        name: str | None = None,
+        sort_by: Literal["createdOn", "lastPublished", "lastUpdated", "name", "slug"] | None = None,
+        sort_order: Literal["asc", "desc"] | None = None,
+        live: bool = False,
+    ) -> ItemPage:
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if slug is not None:
+            params["slug"] = slug
+        if name is not None:
+            params["name"] = name
+        if sort_by is not None:
+            params["sortBy"] = sort_by
+        if sort_order is not None:
+            params["sortOrder"] = sort_order
+        suffix = "/live" if live else ""
+        response = await self.send("GET", f"/collections/{collection_id}/items{suffix}",
+                                   params=params)
+        body = response.body if isinstance(response.body, Mapping) else {}
+        return ItemPage(
+            items=tuple(Item.model_validate(i) for i in _items_of(body)),
+            pagination=Pagination.model_validate(body.get("pagination") or {}),
+        )
+
+    async def iter_items(
+        self,
+        collection_id: str,
+        *,
+        live: bool = False,
+        sort_by: Literal["createdOn", "lastPublished", "lastUpdated", "name", "slug"] | None = None,
+        sort_order: Literal["asc", "desc"] | None = None,
+    ) -> AsyncIterator[Item]:
+        offset = 0
+        while True:
+            page = await self.list_items(
+                collection_id, offset=offset, live=live, sort_by=sort_by, sort_order=sort_order
+            )
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.pagination.total:
+                return
+
+    async def create_items(
+        self,
+        collection_id: str,
+        field_data: Sequence[Mapping[str, Any]],
+        *,
+        live: bool,
+        is_draft: bool = False,
+    ) -> list[Item]:
+        """Bulk create: ``/items/live`` creates and publishes; ``/items`` stages them."""
+        _check_batch(field_data)
+        items = [{"isArchived": False, "isDraft": is_draft, "fieldData": dict(fd)}
+                 for fd in field_data]
+        suffix = "/live" if live else ""
+        response = await self.send(
+            "POST", f"/collections/{collection_id}/items{suffix}", body={"items": items}
+        )
+        return [Item.model_validate(i) for i in _items_of(response.body)]
+
+    async def update_items(
+        self,
+        collection_id: str,
+        updates: Sequence[Mapping[str, Any]],
+        *,
+        live: bool,
+    ) -> list[Item]:
+        """Bulk PATCH; each update is ``{id, fieldData, isDraft?, isArchived?}``."""
+        _check_batch(updates)
+        suffix = "/live" if live else ""
+        response = await self.send(
+            "PATCH", f"/collections/{collection_id}/items{suffix}",
+            body={"items": [dict(u) for u in updates]},
+        )
+        return [Item.model_validate(i) for i in _items_of(response.body)]
+
+    async def delete_items(
+        self, collection_id: str, item_ids: Sequence[str], *, live: bool
+    ) -> None:
+        """Staged delete removes the items; live delete unpublishes them."""
+        _check_batch(item_ids)
+        suffix = "/live" if live else ""
+        await self.send(
+            "DELETE", f"/collections/{collection_id}/items{suffix}",
+            body={"items": [{"id": i} for i in item_ids]},
+        )
+
+    async def publish_items(self, collection_id: str, item_ids: Sequence[str]) -> PublishResult:
+        _check_batch(item_ids)
+        response = await self.send(
+            "POST", f"/collections/{collection_id}/items/publish",
+            body={"itemIds": list(item_ids)},
+        )
+        return PublishResult.model_validate(response.body or {})
+
+
+def _check_batch(batch: Sequence[Any]) -> None:
+    if not batch:
+        raise ValueError("an empty batch is never sent")
+    if len(batch) > MAX_ITEMS_PER_REQUEST:
+        raise ValueError(f"a batch holds at most {MAX_ITEMS_PER_REQUEST} items, not {len(batch)}")
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"code": "unknown", "message": raw[:200].decode("utf-8", "replace")}

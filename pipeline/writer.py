@@ -1,0 +1,453 @@
+"""The writer: sends batches of at most 100 items and records every per-item outcome.
+
+Order of events for a create, which is what makes a crash at any instant cost nothing:
+1. the intent (key, slug, content hash) is committed to the checkpoint log as ``sending``;
+2. the request is sent;
+3. only once Webflow acknowledged it are the items committed as ``done`` (or ``staged``).
+An answer that never comes (a dropped connection, a timeout, a 5xx that may have landed) is
+reconciled by reading the collection back, newest first, before anything is sent again; a rerun
+after a crash does the same for every item it finds still ``sending``.
+
+A batch that Webflow rejects (400) is split to isolate the bad items, which are recorded with
+Webflow's reason; the good ones go through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
+from pipeline.errors import (
+    OutcomeUnknown,
+    RequestRejected,
+    RetriableError,
+    ServerError,
+)
+from pipeline.retry import RetryPolicy, call_with_retries
+from pipeline.webflow.client import WebflowClient
+from pipeline.webflow.models import Item
+
+__all__ = ["Batch", "PendingItem", "Target", "Writer", "WriterStats"]
+
+Target = Literal["live", "staged", "draft"]
+Operation = Literal["create", "update"]
+
+#: How far before a lost request's send time a read-back looks, for clock skew with the server.
+RECONCILE_SKEW = timedelta(minutes=5)
+#: Creates of a batch whose outcome stays unknown are re-sent at most this many times.
+MAX_UNKNOWN_ROUNDS = 6
+
+_INDEX_IN_PARAM = re.compile(r"items\[(\d+)\]")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingItem:
+    key: str
+    field_data: Mapping[str, Any]
+    slug: str
+    content_hash: str
+    target: Target
+    webflow_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    collection: str
+    collection_id: str
+    operation: Operation
+    target: Target
+    items: tuple[PendingItem, ...]
+
+
+@dataclass(slots=True)
+class WriterStats:
+    created: int = 0
+    updated: int = 0
+    published: int = 0
+    failed: int = 0
+    publish_failed: int = 0
+    requests: int = 0
+    rejected_batches: int = 0
+    reconciled: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    by_collection: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, collection: str, outcome: str, n: int = 1) -> None:
+        per = self.by_collection.setdefault(collection, {})
+        per[outcome] = per.get(outcome, 0) + n
+
+
+RetryHook = Callable[[str, RetriableError], None]
+
+
+class Writer:
+    def __init__(
+        self,
+        client: WebflowClient,
+        checkpoint: CheckpointLog,
+        run_id: int,
+        *,
+        policy: RetryPolicy | None = None,
+        external_key_fields: Mapping[str, str] | None = None,
+        on_retry: RetryHook | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client = client
+        self.checkpoint = checkpoint
+        self.run_id = run_id
+        self.policy = policy or RetryPolicy()
+        self.external_key_fields = dict(external_key_fields or {})
+        self.stats = WriterStats()
+        self._on_retry = on_retry
+        self._now = now
+
+    # -- entry points ----------------------------------------------------------------------------
+
+    async def write(self, batch: Batch) -> None:
+        if batch.operation == "create":
+            await self._create(batch)
+        else:
+            await self._update(batch)
+
+    async def publish(self, collection: str, collection_id: str, items: Sequence[tuple[str, str]]
+                      ) -> None:
+        """Publish staged items, given as (source key, webflow id); ≤ 100 per request."""
+        for start in range(0, len(items), 100):
+            chunk = items[start:start + 100]
+            await self._publish_chunk(collection, collection_id, chunk)
+
+    # -- creates ---------------------------------------------------------------------------------
+
+    async def _create(self, batch: Batch) -> None:
+        remaining = list(batch.items)
+        for _round in range(MAX_UNKNOWN_ROUNDS):
+            if not remaining:
+                return
+            batch_id = self.checkpoint.open_batch(
+                self.run_id, batch.collection, f"create-{batch.target}", len(remaining)
+            )
+            self.checkpoint.record_intent(
+                batch.collection, batch_id,
+                [(i.key, i.slug, i.content_hash) for i in remaining],
+            )
+            sent_at = self._now()
+            try:
+                created = await self._retrying(
+                    batch.collection,
+                    lambda items=remaining: self.client.create_items(
+                        batch.collection_id,
+                        [i.field_data for i in items],
+                        live=batch.target == "live",
+                        is_draft=batch.target == "draft",
+                    ),
+                    idempotent=False,
+                )
+            except (OutcomeUnknown, ServerError) as error:
+                self.checkpoint.close_batch(batch_id, "unknown", http_status=error.status,
+                                            detail=str(error))
+                remaining = await self._reconcile(batch, remaining, since=sent_at)
+                continue
+            except RequestRejected as error:
+                self.checkpoint.close_batch(batch_id, "rejected", http_status=error.status,
+                                            detail=str(error))
+                await self._isolate(replace(batch, items=tuple(remaining)), error)
+                return
+            self._acknowledge_created(batch, batch_id, remaining, created)
+            return
+        # Still unknown after every round: leave them 'sending'; the next run reconciles them.
+        self.stats.failed += len(remaining)
+
+    def _acknowledge_created(self, batch: Batch, batch_id: int,
+                             sent: Sequence[PendingItem], created: Sequence[Item]) -> None:
+        by_slug = {item.slug: item for item in created}
+        acks: list[Acknowledged] = []
+        unmatched: list[PendingItem] = []
+        for position, pending in enumerate(sent):
+            item = by_slug.get(pending.slug)
+            # Webflow may suffix a duplicate slug instead of refusing it: fall back on order.
+            if item is None and len(created) == len(sent):
+                item = created[position]
+            if item is None:
+                unmatched.append(pending)
+                continue
+            acks.append(self._ack(batch, pending, item))
+        self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
+        self.checkpoint.close_batch(batch_id, "ok", http_status=202)
+        self.stats.created += len(acks)
+        self.stats.count(batch.collection, "created", len(acks))
+        if unmatched:
+            # Acknowledged without them: record a reason rather than lose them silently.
+            # Left 'sending': the next run reads them back instead of guessing.
+            self.stats.failed += len(unmatched)
+            self.stats.count(batch.collection, "unresolved", len(unmatched))
+
+    def _ack(self, batch: Batch, pending: PendingItem, item: Item) -> Acknowledged:
+        return Acknowledged(
+            key=pending.key,
+            webflow_id=item.id,
+            slug=item.slug or pending.slug,
+            content_hash=pending.content_hash,
+            state="staged" if batch.target == "staged" else "done",
+        )
+
+    async def _isolate(self, batch: Batch, error: RequestRejected) -> None:
+        """Split a rejected batch until each bad item stands alone with Webflow's reason."""
+        self.stats.rejected_batches += 1
+        items = list(batch.items)
+        if len(items) == 1:
+            batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reject", 1)
+            self._fail(batch, batch_id, items, "validation", _reason(error),
+                       field=_first_param(error))
+            self.checkpoint.close_batch(batch_id, "failed", detail=_reason(error))
+            return
+        named = _indices_named(error, len(items))
+        if named:
+            batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reject",
+                                                  len(named))
+            for index, (param, reason) in sorted(named.items()):
+                self._fail(batch, batch_id, [items[index]], "validation", reason, field=param)
+            self.checkpoint.close_batch(batch_id, "failed", detail=f"{len(named)} items rejected")
+            good = tuple(item for index, item in enumerate(items) if index not in named)
+            if good:
+                await self.write(replace(batch, items=good))
+            return
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            await self.write(replace(batch, items=tuple(half)))
+
+    async def _reconcile(self, batch: Batch, sent: Sequence[PendingItem], *, since: datetime
+                         ) -> list[PendingItem]:
+        """Read back what a lost request may have created; return what is truly missing."""
+        found = await self.find_existing(batch.collection, batch.collection_id, sent,
+                                         since=since)
+        if found:
+            batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reconcile",
+                                                  len(found))
+            acks = [self._ack(batch, p, found[p.key]) for p in sent if p.key in found]
+            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
+            self.checkpoint.close_batch(batch_id, "ok")
+            self.stats.created += len(acks)
+            self.stats.reconciled += len(acks)
+            self.stats.count(batch.collection, "created", len(acks))
+        missing = [p for p in sent if p.key not in found]
+        if missing:
+            self.checkpoint.forget(batch.collection, [p.key for p in missing])
+        return missing
+
+    async def find_existing(
+        self, collection: str, collection_id: str, wanted: Sequence[PendingItem],
+        *, since: datetime | None,
+    ) -> dict[str, Item]:
+        """Match items in Webflow to pending records by slug or external key, newest first.
+
+        Paging stops as soon as every record is found or the items get older than ``since``
+        (less the allowed clock skew), so reading back one lost batch costs one or two requests.
+        """
+        by_slug = {p.slug: p.key for p in wanted}
+        key_field = self.external_key_fields.get(collection)
+        found: dict[str, Item] = {}
+        horizon = (since - RECONCILE_SKEW) if since is not None else None
+        async for item in self._newest_first(collection, collection_id):
+            key = by_slug.get(item.slug or "")
+            if key is None and key_field is not None:
+                external = item.field_data.get(key_field)
+                key = str(external) if external is not None else None
+                if key is not None and key not in {p.key for p in wanted}:
+                    key = None
+            if key is not None and key not in found:
+                found[key] = item
+                if len(found) == len(wanted):
+                    break
+            if horizon is not None and _created(item) is not None and _created(item) < horizon:
+                break
+        return found
+
+    async def _newest_first(self, collection: str, collection_id: str) -> AsyncIterator[Item]:
+        offset = 0
+        while True:
+            page = await self._retrying(
+                collection,
+                lambda o=offset: self.client.list_items(
+                    collection_id, offset=o, sort_by="createdOn", sort_order="desc"
+                ),
+                idempotent=True,
+            )
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.pagination.total:
+                return
+
+    # -- updates ---------------------------------------------------------------------------------
+
+    async def _update(self, batch: Batch) -> None:
+        batch_id = self.checkpoint.open_batch(
+            self.run_id, batch.collection, f"update-{batch.target}", len(batch.items)
+        )
+        updates = [
+            {
+                "id": item.webflow_id,
+                "isArchived": False,
+                "isDraft": item.target == "draft",
+                "fieldData": dict(item.field_data),
+            }
+            for item in batch.items
+        ]
+        try:
+            returned = await self._retrying(
+                batch.collection,
+                lambda: self.client.update_items(
+                    batch.collection_id, updates, live=batch.target == "live"
+                ),
+                idempotent=True,
+            )
+        except RequestRejected as error:
+            self.checkpoint.close_batch(batch_id, "rejected", http_status=error.status,
+                                        detail=str(error))
+            await self._isolate(batch, error)
+            return
+        by_id = {item.id: item for item in returned}
+        acks = [
+            self._ack(batch, pending, by_id.get(pending.webflow_id or "")
+                      or Item(id=pending.webflow_id or "", fieldData=dict(pending.field_data)))
+            for pending in batch.items
+        ]
+        self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
+        self.checkpoint.close_batch(batch_id, "ok", http_status=200)
+        self.stats.updated += len(acks)
+        self.stats.count(batch.collection, "updated", len(acks))
+
+    # -- publishing --------------------------------------------------------------------------------
+
+    async def _publish_chunk(self, collection: str, collection_id: str,
+                             chunk: Sequence[tuple[str, str]]) -> None:
+        batch_id = self.checkpoint.open_batch(self.run_id, collection, "publish", len(chunk))
+        ids = [webflow_id for _, webflow_id in chunk]
+        try:
+            result = await self._retrying(
+                collection, lambda: self.client.publish_items(collection_id, ids),
+                idempotent=True,
+            )
+        except RequestRejected as error:
+            self.checkpoint.close_batch(batch_id, "rejected", http_status=error.status,
+                                        detail=str(error))
+            self.checkpoint.record_failures(collection, batch_id, [
+                ItemFailure(key=key, field=None, reason=_reason(error), kind="publish")
+                for key, _ in chunk
+            ])
+            self.stats.publish_failed += len(chunk)
+            self.stats.count(collection, "publish_failed", len(chunk))
+            return
+        published = set(result.published_item_ids)
+        states = self.checkpoint.by_webflow_ids(collection, [i for i in ids if i in published])
+        acks = [
+            Acknowledged(key=state.key, webflow_id=webflow_id, slug=state.slug or "",
+                         content_hash=state.content_hash or "", state="done")
+            for webflow_id, state in states.items()
+        ]
+        self.checkpoint.record_acknowledged(collection, batch_id, acks)
+        failures = [
+            ItemFailure(key=key, field=None, kind="publish",
+                        reason=_publish_error_for(webflow_id, result.errors))
+            for key, webflow_id in chunk if webflow_id not in published
+        ]
+        if failures:
+            self.checkpoint.record_failures(collection, batch_id, failures)
+        self.checkpoint.close_batch(batch_id, "ok" if not failures else "partial",
+                                    http_status=202)
+        self.stats.published += len(acks)
+        self.stats.publish_failed += len(failures)
+        self.stats.count(collection, "published", len(acks))
+        if failures:
+            self.stats.count(collection, "publish_failed", len(failures))
+
+    # -- shared ----------------------------------------------------------------------------------
+
+    def _fail(self, batch: Batch, batch_id: int, items: Iterable[PendingItem], kind: str,
+              reason: str, *, field: str | None) -> None:
+        failures = [ItemFailure(key=i.key, field=field, reason=reason, kind=kind) for i in items]
+        self.checkpoint.record_failures(batch.collection, batch_id, failures)
+        self.stats.failed += len(failures)
+        self.stats.count(batch.collection, "failed", len(failures))
+
+    async def _retrying(self, collection: str, operation: Callable[[], Any], *,
+                        idempotent: bool) -> Any:
+        def note(error: RetriableError, _attempt: int) -> None:
+            self.stats.retries += 1
+            if error.status == 429:
+                self.stats.rate_limited += 1
+            if self._on_retry is not None:
+                self._on_retry(collection, error)
+
+        self.stats.requests += 1
+        return await call_with_retries(
+            operation, policy=self.policy, budget=self.client.budget,
+            idempotent=idempotent, on_retry=note,
+        )
+
+
+def _created(item: Item) -> datetime | None:
+    if not item.created_on:
+        return None
+    try:
+        return datetime.fromisoformat(item.created_on.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _reason(error: RequestRejected) -> str:
+    return error.body.describe() if error.body else str(error)
+
+
+def _first_param(error: RequestRejected) -> str | None:
+    if error.body is None:
+        return None
+    for detail in error.body.details:
+        if isinstance(detail, Mapping) and (detail.get("param") or detail.get("field")):
+            param = str(detail.get("param") or detail.get("field"))
+            return _INDEX_IN_PARAM.sub("", param).lstrip(".").removeprefix("fieldData.") or None
+    return None
+
+
+def _indices_named(error: RequestRejected, size: int) -> dict[int, tuple[str | None, str]]:
+    """Items a 400's details point at (``items[3]...`` or an ``index``): field and reason."""
+    named: dict[int, tuple[str | None, str]] = {}
+    if error.body is None:
+        return named
+    for detail in error.body.details:
+        if not isinstance(detail, Mapping):
+            continue
+        index: int | None = None
+        raw_index = detail.get("index", detail.get("itemIndex"))
+        if isinstance(raw_index, int):
+            index = raw_index
+        else:
+            match = _INDEX_IN_PARAM.search(str(detail.get("param") or detail.get("field") or ""))
+            if match:
+                index = int(match.group(1))
+        if index is None or not 0 <= index < size:
+            continue
+        param = str(detail.get("param") or detail.get("field") or "")
+        param = _INDEX_IN_PARAM.sub("", param).lstrip(".")
+        param = param.removeprefix("fieldData.")
+        text = str(detail.get("description") or detail.get("message") or error.body.message)
+        reason = f"{param}: {text}" if param else text
+        if index in named:
+            named[index] = (named[index][0], f"{named[index][1]}; {reason}")
+        else:
+            named[index] = (param or None, reason)
+    return named
+
+
+def _publish_error_for(webflow_id: str, errors: Sequence[str]) -> str:
+    for message in errors:
+        if webflow_id in message:
+            return message
+    if errors:
+        return errors[0]
+    return "Webflow did not publish this item and gave no reason"
