@@ -1,0 +1,590 @@
+"""The checkpoint log: what each source record became in Webflow, kept in one SQLite file.
+
+The log is the only memory a run has of the ones before it. Its rules:
+
+* A row is written only after Webflow acknowledged the write (``record_acknowledged``), per item,
+  because batches finish out of order.
+* Before a create is sent its *intent* is recorded (state ``sending``); a row left in that state by
+  a killed run means "the create may have landed": it is reconciled by reading Webflow back, never
+  by sending again blindly.
+* Every call is one short transaction (``executemany`` for batches). WAL with
+  ``synchronous=NORMAL`` loses nothing committed when the process is killed (what we guard
+  against); only a power cut may drop the last few commits, which the next run resends.
+* The calls are synchronous and fast (a few hundred µs), so the runner makes them straight from the
+  event loop rather than paying for a thread hop.
+* No secret is stored: error texts pass through :func:`pipeline.logging.redact` first.
+
+Item states::
+
+    sending  intent recorded, outcome unknown until acknowledged
+    staged   exists in Webflow, awaiting publish
+    done     acknowledged and, where the mode asks, published
+    failed   a per-item error; retried next run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, Self, cast
+
+from pipeline.errors import FatalError
+from pipeline.logging import redact
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Acknowledged",
+    "CheckpointLog",
+    "ItemFailure",
+    "ItemState",
+    "State",
+]
+
+State = Literal["sending", "staged", "done", "failed"]
+STATES: Final = ("sending", "staged", "done", "failed")
+
+SCHEMA_VERSION: Final = 1
+
+#: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
+LOOKUP_CHUNK: Final = 500
+#: Rows fetched per page when streaming, so writes can interleave with a long read.
+STREAM_PAGE: Final = 500
+
+_SCHEMA_V1: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    collection TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT,
+    http_status INTEGER,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_run ON batches (run_id);
+CREATE TABLE IF NOT EXISTS items (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    webflow_id TEXT,
+    slug TEXT,
+    content_hash TEXT,
+    state TEXT NOT NULL CHECK (state IN ('sending', 'staged', 'done', 'failed')),
+    last_error TEXT,
+    error_field TEXT,
+    error_kind TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    batch_id INTEGER,
+    first_seen TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (collection, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_slug ON items (collection, slug);
+CREATE INDEX IF NOT EXISTS items_state ON items (collection, state);
+CREATE INDEX IF NOT EXISTS items_webflow_id ON items (collection, webflow_id);
+CREATE TABLE IF NOT EXISTS cursors (
+    collection TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    webflow_id TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+#: Index i upgrades a database at schema version i to version i + 1.
+_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1,)
+
+_ITEM_COLUMNS: Final = (
+    "collection, key, webflow_id, slug, content_hash, state, last_error, error_field, "
+    "error_kind, attempts, batch_id, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    collection: str
+    key: str
+    webflow_id: str | None
+    slug: str | None
+    content_hash: str | None
+    state: State
+    last_error: str | None
+    error_field: str | None
+    error_kind: str | None
+    attempts: int
+    batch_id: int | None
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """Webflow confirmed this item: it exists with that id, slug and content."""
+
+    key: str
+    webflow_id: str
+    slug: str
+    content_hash: str
+    state: Literal["staged", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailure:
+    """A per-item error. ``kind`` is ``mapping``, ``validation``, ``publish``, ``source``,
+    ``conflict``...; ``field`` is the Webflow field slug at fault, when known."""
+
+    key: str
+    field: str | None
+    reason: str
+    kind: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _item(row: tuple[Any, ...]) -> ItemState:
+    return ItemState(
+        collection=row[0],
+        key=row[1],
+        webflow_id=row[2],
+        slug=row[3],
+        content_hash=row[4],
+        state=cast("State", row[5]),
+        last_error=row[6],
+        error_field=row[7],
+        error_kind=row[8],
+        attempts=row[9],
+        batch_id=row[10],
+        updated_at=row[11],
+    )
+
+
+def _create_private(path: Path) -> None:
+    """Create (or tighten) a file readable by its owner only, before SQLite opens it."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+class CheckpointLog:
+    """One job's checkpoint log. Not shared between threads; one writer process at a time
+    (the CLI's lock sees to that), any number of readers (``flowport status``)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    @classmethod
+    def open(cls, path: Path) -> CheckpointLog:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # SQLite gives the -wal and -shm files the mode of the database file, so a 0600
+        # database keeps its journal private too; leftovers from an older run are tightened.
+        _create_private(path)
+        for suffix in ("-wal", "-shm"):
+            sidecar = path.with_name(path.name + suffix)
+            if sidecar.exists():
+                sidecar.chmod(0o600)
+        try:
+            connection = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise FatalError(f"cannot open the checkpoint log {path}: {exc}") from None
+        log = cls(path, connection)
+        try:
+            log._prepare()
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise FatalError(
+                f"the checkpoint log {path} is unreadable ({exc}); move it aside to start over"
+            ) from None
+        except BaseException:
+            connection.close()
+            raise
+        return log
+
+    def _prepare(self) -> None:
+        db = self._db
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise FatalError(f"the checkpoint log {self.path} cannot use WAL mode (got {mode})")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=10000")
+        version = self._schema_version()
+        if version > SCHEMA_VERSION:
+            raise FatalError(
+                f"the checkpoint log {self.path} has schema version {version}, newer than this "
+                f"flowport understands ({SCHEMA_VERSION}); upgrade flowport"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the write lock.
+            version = self._schema_version()
+            for step in _MIGRATIONS[version:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _schema_version(self) -> int:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(sql, rows)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # runs ---------------------------------------------------------------------------------
+
+    def begin_run(self) -> int:
+        cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (_now(),))
+        return int(cast("int", cursor.lastrowid))
+
+    def finish_run(self, run_id: int, outcome: str, summary: Mapping[str, Any]) -> None:
+        text = redact(json.dumps(dict(summary), default=str, sort_keys=True))
+        self._db.execute(
+            "UPDATE runs SET finished_at = ?, outcome = ?, summary = ? WHERE id = ?",
+            (_now(), outcome, text, run_id),
+        )
+
+    def last_run(self) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT id, started_at, finished_at, outcome, summary FROM runs "
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "id": row[0],
+            "started_at": row[1],
+            "finished_at": row[2],
+            "outcome": row[3],
+            "summary": json.loads(row[4]) if row[4] else None,
+        }
+
+    # collections and cursors -----------------------------------------------------------------
+
+    def set_collection_id(self, collection: str, webflow_id: str) -> None:
+        self._db.execute(
+            "INSERT INTO collections (name, webflow_id, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET webflow_id = excluded.webflow_id, "
+            "updated_at = excluded.updated_at",
+            (collection, webflow_id, _now()),
+        )
+
+    def collection_id(self, collection: str) -> str | None:
+        row = self._db.execute(
+            "SELECT webflow_id FROM collections WHERE name = ?", (collection,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def cursor(self, collection: str) -> str | None:
+        row = self._db.execute(
+            "SELECT value FROM cursors WHERE collection = ?", (collection,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_cursor(self, collection: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO cursors (collection, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (collection) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (collection, value, _now()),
+        )
+
+    # batches ---------------------------------------------------------------------------------
+
+    def open_batch(self, run_id: int, collection: str, kind: str, size: int) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO batches (run_id, collection, kind, size, started_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (run_id, collection, kind, size, _now()),
+        )
+        return int(cast("int", cursor.lastrowid))
+
+    def close_batch(
+        self,
+        batch_id: int,
+        outcome: str,
+        *,
+        http_status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self._db.execute(
+            "UPDATE batches SET finished_at = ?, outcome = ?, http_status = ?, detail = ? "
+            "WHERE id = ?",
+            (_now(), outcome, http_status, redact(detail) if detail else None, batch_id),
+        )
+
+    def batches(self, run_id: int | None = None) -> Iterator[dict[str, Any]]:
+        columns = (
+            "id",
+            "run_id",
+            "collection",
+            "kind",
+            "size",
+            "started_at",
+            "finished_at",
+            "outcome",
+            "http_status",
+            "detail",
+        )
+        where = "" if run_id is None else "AND run_id = ?"
+        after = 0
+        while True:
+            params: tuple[Any, ...] = (after,) if run_id is None else (after, run_id)
+            rows = self._db.execute(
+                f"SELECT {', '.join(columns)} FROM batches WHERE id > ? {where} "
+                f"ORDER BY id LIMIT {STREAM_PAGE}",
+                params,
+            ).fetchall()
+            for row in rows:
+                yield dict(zip(columns, row, strict=True))
+            if len(rows) < STREAM_PAGE:
+                return
+            after = rows[-1][0]
+
+    # items: reads ----------------------------------------------------------------------------
+
+    def lookup(self, collection: str, keys: Sequence[str]) -> dict[str, ItemState]:
+        found: dict[str, ItemState] = {}
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE collection = ? AND key IN ({marks})",
+                (collection, *chunk),
+            ):
+                found[row[1]] = _item(row)
+        return found
+
+    def by_webflow_ids(self, collection: str, ids: Sequence[str]) -> dict[str, ItemState]:
+        found: dict[str, ItemState] = {}
+        for chunk in _chunks(ids, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items "
+                f"WHERE collection = ? AND webflow_id IN ({marks})",
+                (collection, *chunk),
+            ):
+                found[row[2]] = _item(row)
+        return found
+
+    def slug_holder(self, collection: str, slug: str) -> str | None:
+        # Should two rows claim a slug (one renamed since), the one that exists in Webflow wins.
+        row = self._db.execute(
+            "SELECT key FROM items WHERE collection = ? AND slug = ? "
+            "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1",
+            (collection, slug),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def _stream(self, where: str, params: tuple[Any, ...]) -> Iterator[ItemState]:
+        # Keyset pages rather than one open cursor: the caller may write to the log while it
+        # iterates, and a page never sees half of someone else's transaction.
+        after: tuple[str, str] = ("", "")
+        while True:
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE {where} "
+                f"AND (collection, key) > (?, ?) ORDER BY collection, key LIMIT {STREAM_PAGE}",
+                (*params, *after),
+            ).fetchall()
+            for row in rows:
+                yield _item(row)
+            if len(rows) < STREAM_PAGE:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    def in_state(self, collection: str, state: str) -> Iterator[ItemState]:
+        if state not in STATES:
+            raise ValueError(f"unknown item state {state!r}; expected one of {', '.join(STATES)}")
+        return self._stream("collection = ? AND state = ?", (collection, state))
+
+    def errors(self) -> Iterator[ItemState]:
+        return self._stream("last_error IS NOT NULL", ())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for collection, state, count in self._db.execute(
+            "SELECT collection, state, COUNT(*) FROM items GROUP BY collection, state "
+            "ORDER BY collection, state"
+        ):
+            result.setdefault(collection, {})[state] = count
+        return result
+
+    # items: writes ---------------------------------------------------------------------------
+
+    def record_intent(
+        self, collection: str, batch_id: int, items: Sequence[tuple[str, str, str]]
+    ) -> None:
+        """Record that these items are about to be sent: ``(key, slug, content_hash)``.
+
+        For an item not yet in Webflow this is a create: state ``sending`` until acknowledged.
+        For one that already is (an update), the state and the acknowledged content hash stay:
+        an update whose outcome is unknown is simply sent again, and the old hash keeps the
+        item marked as changed until Webflow confirms the new content.
+        """
+        now = _now()
+        self._write_many(
+            "INSERT INTO items (collection, key, slug, content_hash, state, attempts, "
+            "batch_id, first_seen, updated_at) VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?) "
+            "ON CONFLICT (collection, key) DO UPDATE SET "
+            "attempts = attempts + 1, batch_id = excluded.batch_id, "
+            "updated_at = excluded.updated_at, "
+            "state = CASE WHEN webflow_id IS NULL THEN 'sending' ELSE state END, "
+            "slug = CASE WHEN webflow_id IS NULL THEN excluded.slug ELSE slug END, "
+            "content_hash = CASE WHEN webflow_id IS NULL THEN excluded.content_hash "
+            "ELSE content_hash END",
+            [
+                (collection, key, slug, content_hash, batch_id, now, now)
+                for key, slug, content_hash in items
+            ],
+        )
+
+    def record_acknowledged(
+        self, collection: str, batch_id: int, items: Sequence[Acknowledged]
+    ) -> None:
+        now = _now()
+        self._write_many(
+            "INSERT INTO items (collection, key, webflow_id, slug, content_hash, state, "
+            "attempts, batch_id, first_seen, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
+            "ON CONFLICT (collection, key) DO UPDATE SET "
+            "webflow_id = excluded.webflow_id, slug = excluded.slug, "
+            "content_hash = excluded.content_hash, state = excluded.state, "
+            "last_error = NULL, error_field = NULL, error_kind = NULL, "
+            "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
+            [
+                (
+                    collection,
+                    ack.key,
+                    ack.webflow_id,
+                    ack.slug,
+                    ack.content_hash,
+                    ack.state,
+                    batch_id,
+                    now,
+                    now,
+                )
+                for ack in items
+            ],
+        )
+
+    def record_failures(
+        self, collection: str, batch_id: int | None, failures: Sequence[ItemFailure]
+    ) -> None:
+        """Store per-item errors.
+
+        A ``publish`` failure leaves the item ``staged`` (it exists; the next run publishes it
+        again). Any other failure of an item that already exists in Webflow is a failed update:
+        the item keeps its state, and its acknowledged content hash keeps it marked as changed.
+        Otherwise the item becomes ``failed``.
+        """
+        now = _now()
+        rows = [
+            (
+                collection,
+                failure.key,
+                failure.kind,
+                redact(failure.reason),
+                failure.field,
+                batch_id,
+                now,
+                now,
+            )
+            for failure in failures
+        ]
+        self._write_many(
+            "INSERT INTO items (collection, key, state, error_kind, last_error, "
+            "error_field, attempts, batch_id, first_seen, updated_at) "
+            "VALUES (?, ?, 'failed', ?, ?, ?, 0, ?, ?, ?) "
+            "ON CONFLICT (collection, key) DO UPDATE SET "
+            "state = CASE "
+            "  WHEN webflow_id IS NULL THEN 'failed' "
+            "  WHEN excluded.error_kind = 'publish' THEN 'staged' "
+            "  WHEN state = 'sending' THEN 'staged' "
+            "  ELSE state END, "
+            "last_error = excluded.last_error, error_field = excluded.error_field, "
+            "error_kind = excluded.error_kind, "
+            "batch_id = coalesce(excluded.batch_id, batch_id), "
+            "updated_at = excluded.updated_at",
+            rows,
+        )
+
+    def clear_error(self, collection: str, keys: Sequence[str]) -> None:
+        now = _now()
+        self._write_many(
+            "UPDATE items SET last_error = NULL, error_field = NULL, error_kind = NULL, "
+            "updated_at = ? WHERE collection = ? AND key = ? AND last_error IS NOT NULL",
+            [(now, collection, key) for key in keys],
+        )
+
+    def forget(self, collection: str, keys: Sequence[str]) -> None:
+        self._write_many(
+            "DELETE FROM items WHERE collection = ? AND key = ?",
+            [(collection, key) for key in keys],
+        )

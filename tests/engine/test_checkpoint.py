@@ -1,0 +1,444 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.checkpoint import (
+    LOOKUP_CHUNK,
+    SCHEMA_VERSION,
+    Acknowledged,
+    CheckpointLog,
+    ItemFailure,
+)
+from pipeline.errors import FatalError
+from pipeline.logging import clear_secrets, register_secret
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[CheckpointLog]:
+    with CheckpointLog.open(tmp_path / "state" / "checkpoint.db") as opened:
+        yield opened
+
+
+def ack(key: str, n: int, state: str = "done") -> Acknowledged:
+    return Acknowledged(
+        key=key, webflow_id=f"wf{n}", slug=f"slug-{n}", content_hash=f"h{n}", state=state
+    )  # type: ignore[arg-type]
+
+
+def test_open_creates_private_wal_database(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "job" / "checkpoint.db"
+    with CheckpointLog.open(path) as log:
+        run = log.begin_run()
+        log.open_batch(run, "posts", "create", 1)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        for suffix in ("-wal", "-shm"):
+            sidecar = path.with_name(path.name + suffix)
+            assert sidecar.exists()
+            assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
+        raw = sqlite3.connect(path)
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        version = raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert version == (str(SCHEMA_VERSION),)
+        raw.close()
+
+
+def test_open_tightens_an_existing_loose_file(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    CheckpointLog.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    with CheckpointLog.open(path) as log:
+        run = log.begin_run()
+        batch = log.open_batch(run, "posts", "create", 1)
+        log.record_acknowledged("posts", batch, [ack("a", 1)])
+    with CheckpointLog.open(path) as log:
+        assert log.lookup("posts", ["a"])["a"].webflow_id == "wf1"
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    CheckpointLog.open(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    with pytest.raises(FatalError, match="schema version 99"):
+        CheckpointLog.open(path)
+
+
+def test_garbage_file_is_a_clear_fatal_error(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    path.write_bytes(b"this is not a database, it is a text file" * 100)
+    with pytest.raises(FatalError, match="unreadable"):
+        CheckpointLog.open(path)
+
+
+def test_runs_summary_and_last_run(log: CheckpointLog) -> None:
+    assert log.last_run() is None
+    first = log.begin_run()
+    log.finish_run(first, "ok", {"done": 3})
+    second = log.begin_run()
+    assert second > first
+    last = log.last_run()
+    assert last is not None
+    assert last["id"] == second
+    assert last["finished_at"] is None
+    log.finish_run(second, "partial", {"done": 2, "failed": 1, "collections": ["a", "b"]})
+    last = log.last_run()
+    assert last is not None
+    assert last["outcome"] == "partial"
+    assert last["summary"] == {"done": 2, "failed": 1, "collections": ["a", "b"]}
+    assert last["finished_at"] >= last["started_at"]
+
+
+def test_collection_ids_and_cursors(log: CheckpointLog) -> None:
+    assert log.collection_id("posts") is None
+    log.set_collection_id("posts", "c1")
+    log.set_collection_id("posts", "c2")
+    assert log.collection_id("posts") == "c2"
+    assert log.cursor("posts") is None
+    log.set_cursor("posts", "2024-01-01T00:00:00Z")
+    log.set_cursor("posts", "2024-02-01T00:00:00Z")
+    assert log.cursor("posts") == "2024-02-01T00:00:00Z"
+    assert log.cursor("authors") is None
+
+
+def test_batches_are_an_append_only_log(log: CheckpointLog) -> None:
+    run1 = log.begin_run()
+    b1 = log.open_batch(run1, "posts", "create", 100)
+    log.close_batch(b1, "ok", http_status=202)
+    run2 = log.begin_run()
+    b2 = log.open_batch(run2, "posts", "update", 3)
+    log.close_batch(b2, "failed", http_status=400, detail="validation_error: name")
+    everything = list(log.batches())
+    assert [b["id"] for b in everything] == [b1, b2]
+    only_second = list(log.batches(run2))
+    assert len(only_second) == 1
+    assert only_second[0]["kind"] == "update"
+    assert only_second[0]["http_status"] == 400
+    assert only_second[0]["detail"] == "validation_error: name"
+    assert only_second[0]["finished_at"] is not None
+
+
+def test_batches_stream_past_one_page(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    ids = [log.open_batch(run, "posts", "create", 1) for _ in range(1234)]
+    assert [b["id"] for b in log.batches(run)] == ids
+
+
+def test_intent_then_acknowledged(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 2)
+    log.record_intent("posts", batch, [("a", "slug-a", "h-a"), ("b", "slug-b", "h-b")])
+    pending = log.lookup("posts", ["a", "b"])
+    assert {k: s.state for k, s in pending.items()} == {"a": "sending", "b": "sending"}
+    assert pending["a"].attempts == 1
+    assert pending["a"].webflow_id is None
+    assert pending["a"].slug == "slug-a"
+    assert pending["a"].batch_id == batch
+    assert [s.key for s in log.in_state("posts", "sending")] == ["a", "b"]
+
+    log.record_acknowledged(
+        "posts",
+        batch,
+        [Acknowledged("a", "wf-a", "slug-a", "h-a", "staged")],
+    )
+    after = log.lookup("posts", ["a", "b"])
+    assert after["a"].state == "staged"
+    assert after["a"].webflow_id == "wf-a"
+    assert after["a"].content_hash == "h-a"
+    assert after["b"].state == "sending"
+    assert log.by_webflow_ids("posts", ["wf-a", "nope"]).keys() == {"wf-a"}
+
+
+def test_intent_on_an_existing_item_keeps_its_acknowledged_state(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_acknowledged("posts", batch, [ack("a", 1)])
+    update = log.open_batch(run, "posts", "update", 1)
+    log.record_intent("posts", update, [("a", "slug-new", "h-new")])
+    item = log.lookup("posts", ["a"])["a"]
+    assert item.state == "done"
+    assert item.content_hash == "h1"  # still what Webflow holds
+    assert item.attempts == 2
+    assert item.batch_id == update
+
+
+def test_repeated_intent_counts_attempts(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    for _ in range(3):
+        batch = log.open_batch(run, "posts", "create", 1)
+        log.record_intent("posts", batch, [("a", "slug-a", "h")])
+    assert log.lookup("posts", ["a"])["a"].attempts == 3
+
+
+def test_failures_of_new_items(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 2)
+    log.record_intent("posts", batch, [("a", "slug-a", "h")])
+    log.record_failures(
+        "posts",
+        batch,
+        [
+            ItemFailure("a", "name", "Field 'name' is required", "validation"),
+            ItemFailure("never-sent", None, "no title", "mapping"),
+        ],
+    )
+    items = log.lookup("posts", ["a", "never-sent"])
+    assert items["a"].state == "failed"
+    assert items["a"].error_field == "name"
+    assert items["a"].error_kind == "validation"
+    assert items["a"].last_error == "Field 'name' is required"
+    assert items["never-sent"].state == "failed"
+    assert items["never-sent"].attempts == 0
+    assert items["never-sent"].batch_id == batch
+
+
+def test_failure_without_a_batch(log: CheckpointLog) -> None:
+    log.record_failures("posts", None, [ItemFailure("x", None, "line 4: bad quote", "source")])
+    item = log.lookup("posts", ["x"])["x"]
+    assert item.state == "failed"
+    assert item.batch_id is None
+    assert item.error_kind == "source"
+
+
+def test_failed_update_keeps_state_and_records_error(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 2)
+    log.record_acknowledged("posts", batch, [ack("a", 1, "done"), ack("b", 2, "staged")])
+    log.record_failures(
+        "posts",
+        batch,
+        [
+            ItemFailure("a", "slug", "slug already used", "conflict"),
+            ItemFailure("b", None, "bad value", "validation"),
+        ],
+    )
+    items = log.lookup("posts", ["a", "b"])
+    assert items["a"].state == "done"
+    assert items["a"].webflow_id == "wf1"
+    assert items["a"].error_kind == "conflict"
+    assert items["b"].state == "staged"
+    assert items["b"].last_error == "bad value"
+
+
+def test_publish_failure_leaves_item_staged(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_acknowledged("posts", batch, [ack("a", 1, "done")])
+    log.record_failures("posts", batch, [ItemFailure("a", None, "publish refused", "publish")])
+    item = log.lookup("posts", ["a"])["a"]
+    assert item.state == "staged"
+    assert item.webflow_id == "wf1"
+    assert item.error_kind == "publish"
+    assert [s.key for s in log.in_state("posts", "staged")] == ["a"]
+
+
+def test_acknowledgement_clears_a_previous_error(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_failures("posts", batch, [ItemFailure("a", "name", "missing", "validation")])
+    log.record_acknowledged("posts", batch, [ack("a", 1)])
+    item = log.lookup("posts", ["a"])["a"]
+    assert (item.state, item.last_error, item.error_field, item.error_kind) == (
+        "done",
+        None,
+        None,
+        None,
+    )
+    assert list(log.errors()) == []
+
+
+def test_clear_error_keeps_state(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_acknowledged("posts", batch, [ack("a", 1, "staged")])
+    log.record_failures("posts", batch, [ItemFailure("a", None, "publish refused", "publish")])
+    log.clear_error("posts", ["a", "absent"])
+    item = log.lookup("posts", ["a"])["a"]
+    assert item.last_error is None
+    assert item.error_kind is None
+    assert item.state == "staged"
+    assert log.lookup("posts", ["absent"]) == {}
+
+
+def test_errors_are_ordered_and_complete(log: CheckpointLog) -> None:
+    log.record_failures(
+        "posts",
+        None,
+        [ItemFailure(f"p{i:04d}", None, f"bad {i}", "mapping") for i in range(700)],
+    )
+    log.record_failures("authors", None, [ItemFailure("z", "email", "not an email", "validation")])
+    errors = list(log.errors())
+    assert len(errors) == 701
+    assert errors[0].collection == "authors"
+    assert [e.key for e in errors[1:]] == [f"p{i:04d}" for i in range(700)]
+
+
+def test_forget_returns_items_to_unsent(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 2)
+    log.record_intent("posts", batch, [("a", "slug-a", "h"), ("b", "slug-b", "h")])
+    log.forget("posts", ["a"])
+    assert log.lookup("posts", ["a", "b"]).keys() == {"b"}
+    assert log.slug_holder("posts", "slug-a") is None
+
+
+def test_slug_holder_prefers_the_item_in_webflow(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
+    log.record_intent("posts", batch, [("new", "hello", "h2")])
+    assert log.slug_holder("posts", "hello") == "old"
+    assert log.slug_holder("authors", "hello") is None
+    assert log.slug_holder("posts", "other") is None
+
+
+def test_counts_by_collection_and_state(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 4)
+    log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2), ack("c", 3, "staged")])
+    log.record_intent("posts", batch, [("d", "d", "h")])
+    log.record_failures("authors", None, [ItemFailure("x", None, "bad", "source")])
+    assert log.counts() == {
+        "authors": {"failed": 1},
+        "posts": {"done": 2, "sending": 1, "staged": 1},
+    }
+
+
+def test_in_state_streams_while_the_caller_writes(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_intent("posts", batch, [(f"k{i:05d}", f"s{i}", "h") for i in range(1600)])
+    seen = []
+    for item in log.in_state("posts", "sending"):
+        seen.append(item.key)
+        # What reconcile does: settle each item as it goes.
+        log.record_acknowledged(
+            "posts", batch, [Acknowledged(item.key, "w" + item.key, item.slug or "", "h", "done")]
+        )
+    assert seen == [f"k{i:05d}" for i in range(1600)]
+    assert log.counts() == {"posts": {"done": 1600}}
+
+
+def test_in_state_rejects_an_unknown_state(log: CheckpointLog) -> None:
+    with pytest.raises(ValueError, match="unknown item state"):
+        list(log.in_state("posts", "published"))
+
+
+def test_lookup_chunks_past_sqlite_variable_limit(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 2500)
+    log.record_acknowledged("posts", batch, [ack(f"k{i}", i) for i in range(2500)])
+    asked = [f"k{i}" for i in range(2500)] + [f"missing{i}" for i in range(500)]
+    assert len(asked) > 999
+    assert len(asked) > 2 * LOOKUP_CHUNK
+    found = log.lookup("posts", asked)
+    assert len(found) == 2500
+    assert found["k2499"].webflow_id == "wf2499"
+    by_id = log.by_webflow_ids("posts", [f"wf{i}" for i in range(2500)])
+    assert len(by_id) == 2500
+    assert by_id["wf7"].key == "k7"
+
+
+def test_registered_secrets_never_reach_the_file(tmp_path: Path) -> None:
+    secret = "tok_0123456789abcdef"
+    register_secret(secret)
+    try:
+        path = tmp_path / "checkpoint.db"
+        with CheckpointLog.open(path) as log:
+            run = log.begin_run()
+            batch = log.open_batch(run, "posts", "create", 1)
+            log.record_failures(
+                "posts", batch, [ItemFailure("a", None, f"401 for Bearer {secret}", "auth")]
+            )
+            log.close_batch(batch, "failed", detail=f"Authorization: Bearer {secret}")
+            log.finish_run(run, "aborted", {"error": f"token {secret} refused"})
+            assert log.lookup("posts", ["a"])["a"].last_error == "401 for Bearer ***"
+        raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+        assert secret.encode() not in raw
+    finally:
+        clear_secrets()
+
+
+def test_a_second_connection_reads_while_one_writes(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    with CheckpointLog.open(path) as writer, CheckpointLog.open(path) as reader:
+        run = writer.begin_run()
+        batch = writer.open_batch(run, "posts", "create", 1)
+        writer.record_acknowledged("posts", batch, [ack("a", 1)])
+        assert reader.counts() == {"posts": {"done": 1}}
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pipeline.checkpoint import Acknowledged, CheckpointLog
+
+    log = CheckpointLog.open(Path(sys.argv[1]))
+    run = log.begin_run()
+    n = 0
+    while True:
+        batch = log.open_batch(run, "posts", "create", 50)
+        log.record_acknowledged("posts", batch, [
+            Acknowledged(f"k{n + i}", f"wf{n + i}", f"s{n + i}", "h", "done") for i in range(50)
+        ])
+        n += 50
+        print(n, flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigkill_loses_no_committed_row(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None
+    committed = 0
+    try:
+        for line in proc.stdout:
+            committed = int(line)
+            if committed >= 5000:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert committed >= 5000
+
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    raw.close()
+    with CheckpointLog.open(path) as log:
+        total = log.counts()["posts"]["done"]
+        assert total >= committed
+        assert total % 50 == 0  # a batch is all or nothing
+        found = log.lookup("posts", [f"k{i}" for i in range(committed)])
+        assert len(found) == committed
+        assert json.dumps(log.last_run())  # the killed run is still readable
