@@ -242,8 +242,9 @@ def classify(
     retry_after = parse_retry_after(_header(headers, "Retry-After"), now=now)
     error: FlowportError
     if status == 429:
-        error = RateLimited(status=status, body=error_body, retry_after=retry_after,
-                            limit=rate.limit)
+        error = RateLimited(
+            status=status, body=error_body, retry_after=retry_after, limit=rate.limit
+        )
     elif status in (401, 403):
         error = AuthError(status=status, body=error_body)
     elif status == 404 and error_body.code != "item_not_found":

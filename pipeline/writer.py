@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from pipeline import crashpoints
 from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
 from pipeline.errors import (
     OutcomeUnknown,
@@ -114,11 +115,12 @@ class Writer:
         else:
             await self._update(batch)
 
-    async def publish(self, collection: str, collection_id: str, items: Sequence[tuple[str, str]]
-                      ) -> None:
+    async def publish(
+        self, collection: str, collection_id: str, items: Sequence[tuple[str, str]]
+    ) -> None:
         """Publish staged items, given as (source key, webflow id); ≤ 100 per request."""
         for start in range(0, len(items), 100):
-            chunk = items[start:start + 100]
+            chunk = items[start : start + 100]
             await self._publish_chunk(collection, collection_id, chunk)
 
     # -- creates ---------------------------------------------------------------------------------
@@ -132,10 +134,13 @@ class Writer:
                 self.run_id, batch.collection, f"create-{batch.target}", len(remaining)
             )
             self.checkpoint.record_intent(
-                batch.collection, batch_id,
+                batch.collection,
+                batch_id,
                 [(i.key, i.slug, i.content_hash) for i in remaining],
             )
             sent_at = self._now()
+            crashpoints.reach("before-send")
+            crashpoints.reach_in_flight("in-flight")
             try:
                 created = await self._retrying(
                     batch.collection,
@@ -148,22 +153,26 @@ class Writer:
                     idempotent=False,
                 )
             except (OutcomeUnknown, ServerError) as error:
-                self.checkpoint.close_batch(batch_id, "unknown", http_status=error.status,
-                                            detail=str(error))
+                self.checkpoint.close_batch(
+                    batch_id, "unknown", http_status=error.status, detail=str(error)
+                )
                 remaining = await self._reconcile(batch, remaining, since=sent_at)
                 continue
             except RequestRejected as error:
-                self.checkpoint.close_batch(batch_id, "rejected", http_status=error.status,
-                                            detail=str(error))
+                self.checkpoint.close_batch(
+                    batch_id, "rejected", http_status=error.status, detail=str(error)
+                )
                 await self._isolate(replace(batch, items=tuple(remaining)), error)
                 return
+            crashpoints.reach("after-answer")
             self._acknowledge_created(batch, batch_id, remaining, created)
             return
         # Still unknown after every round: leave them 'sending'; the next run reconciles them.
         self.stats.failed += len(remaining)
 
-    def _acknowledge_created(self, batch: Batch, batch_id: int,
-                             sent: Sequence[PendingItem], created: Sequence[Item]) -> None:
+    def _acknowledge_created(
+        self, batch: Batch, batch_id: int, sent: Sequence[PendingItem], created: Sequence[Item]
+    ) -> None:
         by_slug = {item.slug: item for item in created}
         acks: list[Acknowledged] = []
         unmatched: list[PendingItem] = []
@@ -201,14 +210,16 @@ class Writer:
         items = list(batch.items)
         if len(items) == 1:
             batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reject", 1)
-            self._fail(batch, batch_id, items, "validation", _reason(error),
-                       field=_first_param(error))
+            self._fail(
+                batch, batch_id, items, "validation", _reason(error), field=_first_param(error)
+            )
             self.checkpoint.close_batch(batch_id, "failed", detail=_reason(error))
             return
         named = _indices_named(error, len(items))
         if named:
-            batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reject",
-                                                  len(named))
+            batch_id = self.checkpoint.open_batch(
+                self.run_id, batch.collection, "reject", len(named)
+            )
             for index, (param, reason) in sorted(named.items()):
                 self._fail(batch, batch_id, [items[index]], "validation", reason, field=param)
             self.checkpoint.close_batch(batch_id, "failed", detail=f"{len(named)} items rejected")
@@ -220,14 +231,15 @@ class Writer:
         for half in (items[:middle], items[middle:]):
             await self.write(replace(batch, items=tuple(half)))
 
-    async def _reconcile(self, batch: Batch, sent: Sequence[PendingItem], *, since: datetime
-                         ) -> list[PendingItem]:
+    async def _reconcile(
+        self, batch: Batch, sent: Sequence[PendingItem], *, since: datetime
+    ) -> list[PendingItem]:
         """Read back what a lost request may have created; return what is truly missing."""
-        found = await self.find_existing(batch.collection, batch.collection_id, sent,
-                                         since=since)
+        found = await self.find_existing(batch.collection, batch.collection_id, sent, since=since)
         if found:
-            batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reconcile",
-                                                  len(found))
+            batch_id = self.checkpoint.open_batch(
+                self.run_id, batch.collection, "reconcile", len(found)
+            )
             acks = [self._ack(batch, p, found[p.key]) for p in sent if p.key in found]
             self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
             self.checkpoint.close_batch(batch_id, "ok")
@@ -240,8 +252,12 @@ class Writer:
         return missing
 
     async def find_existing(
-        self, collection: str, collection_id: str, wanted: Sequence[PendingItem],
-        *, since: datetime | None,
+        self,
+        collection: str,
+        collection_id: str,
+        wanted: Sequence[PendingItem],
+        *,
+        since: datetime | None,
     ) -> dict[str, Item]:
         """Match items in Webflow to pending records by slug or external key, newest first.
 
@@ -307,14 +323,20 @@ class Writer:
                 idempotent=True,
             )
         except RequestRejected as error:
-            self.checkpoint.close_batch(batch_id, "rejected", http_status=error.status,
-                                        detail=str(error))
+            self.checkpoint.close_batch(
+                batch_id, "rejected", http_status=error.status, detail=str(error)
+            )
             await self._isolate(batch, error)
             return
+        crashpoints.reach("after-answer")
         by_id = {item.id: item for item in returned}
         acks = [
-            self._ack(batch, pending, by_id.get(pending.webflow_id or "")
-                      or Item(id=pending.webflow_id or "", fieldData=dict(pending.field_data)))
+            self._ack(
+                batch,
+                pending,
+                by_id.get(pending.webflow_id or "")
+                or Item(id=pending.webflow_id or "", fieldData=dict(pending.field_data)),
+            )
             for pending in batch.items
         ]
         self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
@@ -324,42 +346,60 @@ class Writer:
 
     # -- publishing --------------------------------------------------------------------------------
 
-    async def _publish_chunk(self, collection: str, collection_id: str,
-                             chunk: Sequence[tuple[str, str]]) -> None:
+    async def _publish_chunk(
+        self, collection: str, collection_id: str, chunk: Sequence[tuple[str, str]]
+    ) -> None:
         batch_id = self.checkpoint.open_batch(self.run_id, collection, "publish", len(chunk))
         ids = [webflow_id for _, webflow_id in chunk]
+        crashpoints.reach("before-publish")
         try:
             result = await self._retrying(
-                collection, lambda: self.client.publish_items(collection_id, ids),
+                collection,
+                lambda: self.client.publish_items(collection_id, ids),
                 idempotent=True,
             )
         except RequestRejected as error:
-            self.checkpoint.close_batch(batch_id, "rejected", http_status=error.status,
-                                        detail=str(error))
-            self.checkpoint.record_failures(collection, batch_id, [
-                ItemFailure(key=key, field=None, reason=_reason(error), kind="publish")
-                for key, _ in chunk
-            ])
+            self.checkpoint.close_batch(
+                batch_id, "rejected", http_status=error.status, detail=str(error)
+            )
+            self.checkpoint.record_failures(
+                collection,
+                batch_id,
+                [
+                    ItemFailure(key=key, field=None, reason=_reason(error), kind="publish")
+                    for key, _ in chunk
+                ],
+            )
             self.stats.publish_failed += len(chunk)
             self.stats.count(collection, "publish_failed", len(chunk))
             return
+        crashpoints.reach("after-publish")
         published = set(result.published_item_ids)
         states = self.checkpoint.by_webflow_ids(collection, [i for i in ids if i in published])
         acks = [
-            Acknowledged(key=state.key, webflow_id=webflow_id, slug=state.slug or "",
-                         content_hash=state.content_hash or "", state="done")
+            Acknowledged(
+                key=state.key,
+                webflow_id=webflow_id,
+                slug=state.slug or "",
+                content_hash=state.content_hash or "",
+                state="done",
+            )
             for webflow_id, state in states.items()
         ]
         self.checkpoint.record_acknowledged(collection, batch_id, acks)
         failures = [
-            ItemFailure(key=key, field=None, kind="publish",
-                        reason=_publish_error_for(webflow_id, result.errors))
-            for key, webflow_id in chunk if webflow_id not in published
+            ItemFailure(
+                key=key,
+                field=None,
+                kind="publish",
+                reason=_publish_error_for(webflow_id, result.errors),
+            )
+            for key, webflow_id in chunk
+            if webflow_id not in published
         ]
         if failures:
             self.checkpoint.record_failures(collection, batch_id, failures)
-        self.checkpoint.close_batch(batch_id, "ok" if not failures else "partial",
-                                    http_status=202)
+        self.checkpoint.close_batch(batch_id, "ok" if not failures else "partial", http_status=202)
         self.stats.published += len(acks)
         self.stats.publish_failed += len(failures)
         self.stats.count(collection, "published", len(acks))
@@ -368,15 +408,24 @@ class Writer:
 
     # -- shared ----------------------------------------------------------------------------------
 
-    def _fail(self, batch: Batch, batch_id: int, items: Iterable[PendingItem], kind: str,
-              reason: str, *, field: str | None) -> None:
+    def _fail(
+        self,
+        batch: Batch,
+        batch_id: int,
+        items: Iterable[PendingItem],
+        kind: str,
+        reason: str,
+        *,
+        field: str | None,
+    ) -> None:
         failures = [ItemFailure(key=i.key, field=field, reason=reason, kind=kind) for i in items]
         self.checkpoint.record_failures(batch.collection, batch_id, failures)
         self.stats.failed += len(failures)
         self.stats.count(batch.collection, "failed", len(failures))
 
-    async def _retrying(self, collection: str, operation: Callable[[], Any], *,
-                        idempotent: bool) -> Any:
+    async def _retrying(
+        self, collection: str, operation: Callable[[], Any], *, idempotent: bool
+    ) -> Any:
         def note(error: RetriableError, _attempt: int) -> None:
             self.stats.retries += 1
             if error.status == 429:
@@ -386,8 +435,11 @@ class Writer:
 
         self.stats.requests += 1
         return await call_with_retries(
-            operation, policy=self.policy, budget=self.client.budget,
-            idempotent=idempotent, on_retry=note,
+            operation,
+            policy=self.policy,
+            budget=self.client.budget,
+            idempotent=idempotent,
+            on_retry=note,
         )
 
 

@@ -7,7 +7,6 @@ the wire only; it is in no repr, log line or exception.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -139,11 +138,11 @@ class WebflowClient:
             ) as http_response:
                 raw = await http_response.read()
                 status = http_response.status
-                headers = {k: v for k, v in http_response.headers.items()}
+                headers = dict(http_response.headers.items())
         except aiohttp.ClientConnectorError as error:
             # Refused before anything was sent: safe to send again.
             raise TransportError(message=f"cannot connect: {error.os_error}") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             # The request may have reached the server: a write may have landed.
             raise OutcomeUnknown(message=f"no answer ({type(error).__name__})") from None
         parsed = _parse_json(raw)
@@ -180,9 +179,7 @@ class WebflowClient:
 
     async def list_collections(self, site_id: str) -> list[CollectionSchema]:
         response = await self.send("GET", f"/sites/{site_id}/collections")
-        listed = (
-            response.body.get("collections", []) if isinstance(response.body, Mapping) else []
-        )
+        listed = response.body.get("collections", []) if isinstance(response.body, Mapping) else []
         # The list answer omits fields; the full schema comes from GET /collections/{id}.
         return [CollectionSchema.model_validate(c) for c in listed]
 
@@ -227,8 +224,9 @@ class WebflowClient:
         if sort_order is not None:
             params["sortOrder"] = sort_order
         suffix = "/live" if live else ""
-        response = await self.send("GET", f"/collections/{collection_id}/items{suffix}",
-                                   params=params)
+        response = await self.send(
+            "GET", f"/collections/{collection_id}/items{suffix}", params=params
+        )
         body = response.body if isinstance(response.body, Mapping) else {}
         return ItemPage(
             items=tuple(Item.model_validate(i) for i in _items_of(body)),
@@ -264,8 +262,9 @@ class WebflowClient:
     ) -> list[Item]:
         """Bulk create: ``/items/live`` creates and publishes; ``/items`` stages them."""
         _check_batch(field_data)
-        items = [{"isArchived": False, "isDraft": is_draft, "fieldData": dict(fd)}
-                 for fd in field_data]
+        items = [
+            {"isArchived": False, "isDraft": is_draft, "fieldData": dict(fd)} for fd in field_data
+        ]
         suffix = "/live" if live else ""
         response = await self.send(
             "POST", f"/collections/{collection_id}/items{suffix}", body={"items": items}
@@ -283,7 +282,8 @@ class WebflowClient:
         _check_batch(updates)
         suffix = "/live" if live else ""
         response = await self.send(
-            "PATCH", f"/collections/{collection_id}/items{suffix}",
+            "PATCH",
+            f"/collections/{collection_id}/items{suffix}",
             body={"items": [dict(u) for u in updates]},
         )
         return [Item.model_validate(i) for i in _items_of(response.body)]
@@ -295,14 +295,16 @@ class WebflowClient:
         _check_batch(item_ids)
         suffix = "/live" if live else ""
         await self.send(
-            "DELETE", f"/collections/{collection_id}/items{suffix}",
+            "DELETE",
+            f"/collections/{collection_id}/items{suffix}",
             body={"items": [{"id": i} for i in item_ids]},
         )
 
     async def publish_items(self, collection_id: str, item_ids: Sequence[str]) -> PublishResult:
         _check_batch(item_ids)
         response = await self.send(
-            "POST", f"/collections/{collection_id}/items/publish",
+            "POST",
+            f"/collections/{collection_id}/items/publish",
             body={"itemIds": list(item_ids)},
         )
         return PublishResult.model_validate(response.body or {})
