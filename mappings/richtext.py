@@ -1,0 +1,315 @@
+"""HTML for Webflow Rich Text fields: sanitising, Markdown, and WordPress post content.
+
+Webflow's rich text keeps a small set of elements (paragraphs, headings, quotes, lists, links,
+images in figures, emphasis, code, line breaks and rules); everything else is unwrapped (its text
+kept) or, for scripts and styles, dropped with its content. Relative links and image sources are
+made absolute against the collection's ``base_url`` so they still work once on Webflow.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urljoin
+
+import nh3
+from markdown_it import MarkdownIt
+
+__all__ = [
+    "ALLOWED_TAGS",
+    "KNOWN_SHORTCODES",
+    "RichTextResult",
+    "markdown_to_html",
+    "sanitize_html",
+    "wordpress_to_html",
+]
+
+ALLOWED_TAGS: Final = frozenset(
+    {
+        "p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "li", "a", "img",
+        "figure", "figcaption", "strong", "em", "b", "i", "u", "code", "pre", "br", "hr",
+    }
+)  # fmt: skip
+_ATTRIBUTES: Final = {"a": {"href", "target", "title"}, "img": {"src", "alt"}}
+_URL_SCHEMES: Final = frozenset({"http", "https", "mailto", "tel"})
+_DROPPED_WITH_CONTENT: Final = frozenset(
+    {"script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math"}
+)
+
+
+def _absolute_urls(base_url: str | None) -> Callable[[str, str, str], str | None]:
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if attribute in ("href", "src"):
+            value = value.strip()
+            if not value:
+                return None
+            if base_url and not value.startswith(("#", "mailto:", "tel:")):
+                return urljoin(base_url, value)
+        if tag == "a" and attribute == "target" and value not in ("_blank", "_self"):
+            return None
+        return value
+
+    return keep
+
+
+def sanitize_html(html: str, *, base_url: str | None = None) -> str:
+    """Only what Webflow rich text keeps; no scripts, event handlers, styles or unsafe URLs."""
+    return nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(_DROPPED_WITH_CONTENT),
+        attributes={tag: set(names) for tag, names in _ATTRIBUTES.items()},
+        attribute_filter=_absolute_urls(base_url),
+        url_schemes=set(_URL_SCHEMES),
+        link_rel=None,
+        strip_comments=True,
+    ).strip()
+
+
+_MARKDOWN: Final = MarkdownIt("commonmark", {"html": True})
+
+
+def markdown_to_html(text: str, *, base_url: str | None = None) -> str:
+    return sanitize_html(_MARKDOWN.render(text), base_url=base_url)
+
+
+# --- WordPress post content ------------------------------------------------------------------
+
+_BLOCK_COMMENT: Final = re.compile(r"<!--\s*/?wp:.*?-->", re.DOTALL)
+_PROTECTED: Final = re.compile(r"<(pre|code|script|style)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.I)
+_SHORTCODE: Final = re.compile(r"\[([A-Za-z][\w-]*)(?=[\s\]/=])([^\[\]]*?)(/)?\]")
+_ATTRIBUTE: Final = re.compile(
+    r"""([\w-]+)\s*=\s*"([^"]*)"(?:\s|$)|([\w-]+)\s*=\s*'([^']*)'(?:\s|$)"""
+    r"""|([\w-]+)\s*=\s*([^\s'"]+)(?:\s|$)|"([^"]*)"(?:\s|$)|'([^']*)'(?:\s|$)|(\S+)(?:\s|$)"""
+)
+_CAPTIONED: Final = re.compile(
+    r"^\s*((?:<a\b[^>]*>\s*)?<img\b[^>]*>(?:\s*</a>)?)(.*)$", re.DOTALL | re.I
+)
+_BLOCK_TAGS: Final = (
+    "address|article|aside|blockquote|details|div|dl|dd|dt|fieldset|figcaption|figure|footer|"
+    "form|h[1-6]|header|hr|li|main|nav|ol|p|pre|section|summary|table|tbody|td|tfoot|th|thead|"
+    "tr|ul"
+)
+_BLOCK_BOUNDARY: Final = re.compile(rf"(</?(?:{_BLOCK_TAGS})\b[^>]*>)", re.I)
+_STARTS_BLOCK: Final = re.compile(rf"^(?:</?(?:{_BLOCK_TAGS})\b|\x00\d+\x00$)", re.I)
+_PLACEHOLDER: Final = re.compile(r"([\x00\x01])(\d+)\1")
+_MEDIA_KEYS: Final = ("src", "mp4", "m4v", "webm", "ogv", "wmv", "flv", "mp3", "ogg", "wav", "m4a")
+#: Shortcodes WordPress core and Jetpack register that flowport turns into Webflow markup.
+KNOWN_SHORTCODES: Final = frozenset(
+    {"caption", "wp_caption", "gallery", "embed", "video", "audio", "youtube", "vimeo", "playlist"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RichTextResult:
+    html: str
+    warnings: tuple[tuple[str, str], ...] = ()
+
+
+def _attributes(text: str) -> dict[str, str]:
+    text = html_lib.unescape(text).replace("\u201c", '"').replace("\u201d", '"').strip()
+    if text.startswith("="):
+        text = text[1:]
+    found: dict[str, str] = {}
+    position = 0
+    for match in _ATTRIBUTE.finditer(text):
+        groups = match.groups()
+        if groups[0]:
+            found[groups[0].lower()] = groups[1]
+        elif groups[2]:
+            found[groups[2].lower()] = groups[3]
+        elif groups[4]:
+            found[groups[4].lower()] = groups[5]
+        else:
+            positional = next(g for g in groups[6:] if g is not None)
+            found[str(position)] = positional
+            position += 1
+    return found
+
+
+def _link(url: str) -> str:
+    safe = html_lib.escape(url.strip(), quote=True)
+    return f'<p><a href="{safe}">{safe}</a></p>'
+
+
+class _WordPressConverter:
+    def __init__(
+        self, attachment_url: Callable[[str], str | None] | None, protected: list[str]
+    ) -> None:
+        self.attachment_url = attachment_url
+        self.warnings: list[tuple[str, str]] = []
+        # Markup made from a shortcode is set aside as a block, so paragraphs form around it.
+        self.protected = protected
+
+    def block(self, markup: str) -> str:
+        if not markup:
+            return ""
+        self.protected.append(markup)
+        return f"\x00{len(self.protected) - 1}\x00"
+
+    def shortcodes(self, text: str) -> str:
+        out: list[str] = []
+        position = 0
+        while (match := _SHORTCODE.search(text, position)) is not None:
+            start, end = match.span()
+            out.append(text[position:start])
+            if start > 0 and text[start - 1] == "[" and text[end : end + 1] == "]":
+                # [[caption]] is WordPress's escape for a literal [caption].
+                out[-1] = out[-1][:-1]
+                out.append(match.group(0))
+                position = end + 1
+                continue
+            if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_])"):
+                out.append(match.group(0))  # array[i], $row[key]: code, not a shortcode
+                position = end
+                continue
+            name = match.group(1).lower()
+            raw_attributes = match.group(2) or ""
+            inner: str | None = None
+            if match.group(3) is None:
+                closing = re.compile(rf"\[/{re.escape(match.group(1))}\]", re.I).search(text, end)
+                if closing is not None:
+                    inner = text[end : closing.start()]
+                    end = closing.end()
+            replacement = self.replace(name, raw_attributes, inner, match.group(3) is not None)
+            out.append(match.group(0) if replacement is None else replacement)
+            if replacement is None and inner is not None:
+                out.append(self.shortcodes(inner) + f"[/{match.group(1)}]")
+            position = end
+        out.append(text[position:])
+        return "".join(out)
+
+    def replace(self, name: str, raw: str, inner: str | None, closed: bool) -> str | None:
+        if name not in KNOWN_SHORTCODES:
+            looks_like_shortcode = inner is not None or closed or "=" in raw
+            if not looks_like_shortcode:
+                return None  # "[sic]", "[edge case]": prose in brackets
+            self.warnings.append(("shortcode_unknown", f"removed [{name}], kept its content"))
+            return "" if inner is None else self.shortcodes(inner)
+        return self.block(self.known(name, _attributes(raw), inner))
+
+    def known(self, name: str, attributes: dict[str, str], inner: str | None) -> str:
+        if name in ("caption", "wp_caption"):
+            return self.caption(attributes, inner or "")
+        if name == "gallery":
+            return self.gallery(attributes)
+        if name == "playlist":
+            self.warnings.append(("playlist_dropped", "[playlist] has no Webflow equivalent"))
+            return ""
+        url = ""
+        if name == "embed" or (name in ("youtube", "vimeo") and inner):
+            url = (inner or "").strip()
+        if not url:
+            url = next((attributes[k] for k in _MEDIA_KEYS if attributes.get(k)), "")
+        if not url:
+            url = attributes.get("url") or attributes.get("0") or ""
+        if name in ("youtube", "vimeo") and url and "://" not in url:
+            url = (
+                f"https://www.youtube.com/watch?v={url}"
+                if name == "youtube"
+                else f"https://vimeo.com/{url}"
+            )
+        if not url:
+            self.warnings.append(("shortcode_empty", f"[{name}] without a URL was removed"))
+            return ""
+        return _link(url)
+
+    def caption(self, attributes: dict[str, str], inner: str) -> str:
+        inner = self.shortcodes(inner)
+        match = _CAPTIONED.match(inner)
+        if match is None:
+            text = attributes.get("caption", "").strip() or inner.strip()
+            return f"<p>{text}</p>" if text else ""
+        image, text = match.group(1), match.group(2).strip()
+        text = text or attributes.get("caption", "").strip()
+        caption = f"<figcaption>{text}</figcaption>" if text else ""
+        return f"<figure>{image}{caption}</figure>"
+
+    def gallery(self, attributes: dict[str, str]) -> str:
+        ids = [
+            i.strip() for i in (attributes.get("ids") or attributes.get("include") or "").split(",")
+        ]
+        ids = [i for i in ids if i]
+        if not ids:
+            self.warnings.append(
+                (
+                    "gallery_unresolved",
+                    "[gallery] without ids (the post's attached images) was removed",
+                )
+            )
+            return ""
+        if self.attachment_url is None:
+            self.warnings.append(
+                (
+                    "gallery_unresolved",
+                    f"[gallery] of {len(ids)} images removed: no attachment lookup",
+                )
+            )
+            return ""
+        figures: list[str] = []
+        unresolved: list[str] = []
+        for attachment_id in ids:
+            url = self.attachment_url(attachment_id)
+            if url:
+                src = html_lib.escape(url, quote=True)
+                figures.append(f'<figure><img src="{src}" alt=""></figure>')
+            else:
+                unresolved.append(attachment_id)
+        if unresolved:
+            self.warnings.append(
+                ("gallery_unresolved", "no URL for attachment ids " + ", ".join(unresolved))
+            )
+        return "".join(figures)
+
+
+def _autop(text: str) -> str:
+    """WordPress's wpautop, simplified: blank lines make paragraphs, single newlines <br>."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _BLOCK_BOUNDARY.sub(r"\n\n\1\n\n", text)
+    text = re.sub(r"(\x00\d+\x00)", r"\n\n\1\n\n", text)
+    chunks = [chunk.strip() for chunk in re.split(r"\n\s*\n", text)]
+    out: list[str] = []
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if _STARTS_BLOCK.match(chunk):
+            out.append(chunk)
+        else:
+            out.append("<p>" + re.sub(r"\s*\n\s*", "<br>\n", chunk) + "</p>")
+    return "\n".join(out)
+
+
+def wordpress_to_html(
+    content: str,
+    *,
+    base_url: str | None = None,
+    attachment_url: Callable[[str], str | None] | None = None,
+) -> RichTextResult:
+    """WordPress post content (classic or block editor) as Webflow rich text."""
+    has_blocks = "<!-- wp:" in content
+    text = _BLOCK_COMMENT.sub("", content)
+    protected: list[str] = []
+
+    def protect(match: re.Match[str]) -> str:
+        protected.append(match.group(0))
+        # <pre> is a block of its own for wpautop; inline <code> stays inside its paragraph.
+        mark = "\x00" if match.group(1).lower() != "code" else "\x01"
+        return f"{mark}{len(protected) - 1}{mark}"
+
+    text = _PROTECTED.sub(protect, text)
+    converter = _WordPressConverter(attachment_url, protected)
+    text = converter.shortcodes(text)
+    if not has_blocks:
+        text = _autop(text)
+    # Shortcode output can hold protected <code>, so restore until nothing is left to restore.
+    for _ in range(4):
+        restored = _PLACEHOLDER.sub(lambda m: protected[int(m.group(2))], text)
+        if restored == text:
+            break
+        text = restored
+    cleaned = sanitize_html(text, base_url=base_url)
+    cleaned = re.sub(r"<p>\s*</p>", "", cleaned)
+    return RichTextResult(cleaned, tuple(converter.warnings))

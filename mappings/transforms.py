@@ -1,0 +1,349 @@
+"""The transforms a job file can chain on a field: ``transforms = ["trim", {truncate = 120}]``.
+
+Each entry is built once, when the mapping is compiled, into a plain function of the value; a
+transform that cannot apply to the field's Webflow type (``markdown`` on a Number) is refused
+then, not on every record. Text transforms apply to each element of a list.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import nh3
+
+from mappings.paths import is_missing
+from mappings.results import MappingWarning
+from mappings.richtext import markdown_to_html, wordpress_to_html
+from mappings.slugs import webflow_slug
+from mappings.values import (
+    FieldValueError,
+    format_webflow_datetime,
+    load_zone,
+    parse_boolean,
+    parse_datetime,
+    parse_number,
+    parse_url,
+)
+from pipeline.webflow.models import FieldType
+
+__all__ = [
+    "TRANSFORMS",
+    "AttachmentLookup",
+    "Transform",
+    "TransformConfigError",
+    "TransformEnv",
+    "TransformRun",
+    "build_transform",
+]
+
+AttachmentLookup = Callable[[str], str | None]
+
+
+class TransformRun:
+    """Per-record scratch space: the field being mapped and the warnings gathered so far."""
+
+    __slots__ = ("field", "warnings")
+
+    def __init__(self) -> None:
+        self.field = ""
+        self.warnings: list[MappingWarning] = []
+
+    def warn(self, kind: str, message: str) -> None:
+        self.warnings.append(MappingWarning(self.field, kind, message))
+
+
+Transform = Callable[[Any, TransformRun], Any]
+
+
+class TransformConfigError(ValueError):
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class TransformEnv:
+    field_type: FieldType
+    base_url: str | None = None
+    attachment_url: AttachmentLookup | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+_TEXT_TYPES: Final[frozenset[FieldType]] = frozenset(
+    {"PlainText", "RichText", "Email", "Phone", "Link", "VideoLink", "Color", "Option"}
+)
+_URL_TYPES: Final[frozenset[FieldType]] = frozenset(
+    {"PlainText", "Link", "VideoLink", "Image", "File", "MultiImage", "ExtFileRef"}
+)
+_ANY: Final[frozenset[FieldType] | None] = None
+
+
+def _each(function: Callable[[str], Any]) -> Transform:
+    def apply(value: Any, run: TransformRun) -> Any:
+        if isinstance(value, str):
+            return function(value)
+        if isinstance(value, list | tuple):
+            return [function(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    return apply
+
+
+def _no_arg(name: str, arg: Any) -> None:
+    if arg is not None:
+        raise TransformConfigError(
+            f"transform {name!r} takes no argument", fix=f'write it as the bare string "{name}"'
+        )
+
+
+def _trim(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("trim", arg)
+    return _each(str.strip)
+
+
+def _lower(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("lower", arg)
+    return _each(str.lower)
+
+
+def _upper(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("upper", arg)
+    return _each(str.upper)
+
+
+def _default(arg: Any, env: TransformEnv) -> Transform:
+    if arg is None:
+        raise TransformConfigError("transform 'default' needs a value", fix='{default = "..."}')
+    return lambda value, run: arg if is_missing(value) else value
+
+
+def _constant(arg: Any, env: TransformEnv) -> Transform:
+    if arg is None:
+        raise TransformConfigError("transform 'constant' needs a value", fix='{constant = "..."}')
+    return lambda value, run: arg
+
+
+def _truncate(arg: Any, env: TransformEnv) -> Transform:
+    if not isinstance(arg, int) or isinstance(arg, bool) or arg < 1:
+        raise TransformConfigError(
+            f"transform 'truncate' needs a positive length, got {arg!r}", fix="{truncate = 256}"
+        )
+    return _each(lambda text: text[:arg].rstrip() if len(text) > arg else text)
+
+
+def _replace(arg: Any, env: TransformEnv) -> Transform:
+    if not isinstance(arg, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) for k, v in arg.items()
+    ):
+        raise TransformConfigError(
+            "transform 'replace' needs a table of old text -> new text",
+            fix='{replace = {"&nbsp;" = " "}}',
+        )
+    pairs = tuple(arg.items())
+
+    def replace(text: str) -> str:
+        for old, new in pairs:
+            text = text.replace(old, new)
+        return text
+
+    return _each(replace)
+
+
+def _split(arg: Any, env: TransformEnv) -> Transform:
+    if not isinstance(arg, str) or not arg:
+        raise TransformConfigError("transform 'split' needs a separator", fix='{split = ","}')
+
+    def split(value: Any, run: TransformRun) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(arg) if part.strip()]
+        return value
+
+    return split
+
+
+def _join(arg: Any, env: TransformEnv) -> Transform:
+    if not isinstance(arg, str):
+        raise TransformConfigError("transform 'join' needs a separator", fix='{join = ", "}')
+
+    def join(value: Any, run: TransformRun) -> Any:
+        if isinstance(value, list | tuple):
+            return arg.join(str(v) for v in value if not is_missing(v))
+        return value
+
+    return join
+
+
+def _map(arg: Any, env: TransformEnv) -> Transform:
+    if not isinstance(arg, Mapping) or not arg:
+        raise TransformConfigError(
+            "transform 'map' needs a table of source value -> new value",
+            fix='{map = {"publish" = "Published", "draft" = "Draft"}}',
+        )
+    table = {str(k): v for k, v in arg.items()}
+
+    def lookup(value: Any) -> Any:
+        key = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return table.get(key, value)
+
+    def apply(value: Any, run: TransformRun) -> Any:
+        if isinstance(value, list | tuple):
+            return [lookup(v) for v in value]
+        return None if value is None else lookup(value)
+
+    return apply
+
+
+def _html_unescape(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("html_unescape", arg)
+    return _each(html.unescape)
+
+
+def _strip_html(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("strip_html", arg)
+
+    def strip(text: str) -> str:
+        cleaned = nh3.clean(text, tags=set(), clean_content_tags={"script", "style"})
+        return " ".join(html.unescape(cleaned).split())
+
+    return _each(strip)
+
+
+def _markdown(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("markdown", arg)
+    base_url = env.base_url
+    return _each(lambda text: markdown_to_html(text, base_url=base_url))
+
+
+def _richtext_wordpress(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("richtext_wordpress", arg)
+    base_url = env.base_url
+    lookup = env.attachment_url
+
+    def convert(value: Any, run: TransformRun) -> Any:
+        if not isinstance(value, str):
+            return value
+        result = wordpress_to_html(value, base_url=base_url, attachment_url=lookup)
+        for kind, message in result.warnings:
+            run.warn(kind, message)
+        return result.html
+
+    return convert
+
+
+def _slugify(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("slugify", arg)
+    return _each(webflow_slug)
+
+
+def _datetime(arg: Any, env: TransformEnv) -> Transform:
+    options = {} if arg is None else arg
+    if not isinstance(options, Mapping) or set(options) - {"tz", "format", "dayfirst"}:
+        raise TransformConfigError(
+            f"transform 'datetime' takes a table with tz, format, dayfirst; got {arg!r}",
+            fix='{datetime = {tz = "Europe/Paris", format = "%d/%m/%Y %H:%M"}}',
+        )
+    try:
+        zone = load_zone(str(options.get("tz", "UTC")))
+    except FieldValueError as exc:
+        raise TransformConfigError(str(exc), fix='{datetime = {tz = "Europe/Paris"}}') from None
+    input_format = options.get("format")
+    dayfirst = bool(options.get("dayfirst", False))
+
+    def convert(value: Any, run: TransformRun) -> Any:
+        if is_missing(value):
+            return None
+        moment = parse_datetime(value, zone=zone, input_format=input_format, dayfirst=dayfirst)
+        return None if moment is None else format_webflow_datetime(moment)
+
+    return convert
+
+
+def _number(arg: Any, env: TransformEnv) -> Transform:
+    options = {} if arg is None else arg
+    if not isinstance(options, Mapping) or options.get("decimal", ".") not in (".", ","):
+        raise TransformConfigError(
+            f'transform \'number\' takes {{decimal = "."}} or {{decimal = ","}}; got {arg!r}',
+            fix='{number = {decimal = ","}}',
+        )
+    decimal = str(options.get("decimal", "."))
+
+    def convert(value: Any, run: TransformRun) -> Any:
+        return None if is_missing(value) else parse_number(value, decimal=decimal)
+
+    return convert
+
+
+def _boolean(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("boolean", arg)
+    return lambda value, run: None if is_missing(value) else parse_boolean(value)
+
+
+def _url(arg: Any, env: TransformEnv) -> Transform:
+    if arg not in (None, "absolute"):
+        raise TransformConfigError(
+            f"transform 'url' takes no argument or \"absolute\", got {arg!r}", fix='"url"'
+        )
+    base_url = env.base_url
+    schemes = frozenset({"http", "https", "mailto", "tel"})
+    return _each(lambda text: parse_url(text, base_url=base_url, schemes=schemes))
+
+
+def _first(arg: Any, env: TransformEnv) -> Transform:
+    _no_arg("first", arg)
+
+    def first(value: Any, run: TransformRun) -> Any:
+        if isinstance(value, list | tuple):
+            return next((v for v in value if not is_missing(v)), None)
+        return value
+
+    return first
+
+
+_Builder = Callable[[Any, TransformEnv], Transform]
+
+#: name -> (builder, Webflow field types it may feed; None for any).
+TRANSFORMS: Final[dict[str, tuple[_Builder, frozenset[FieldType] | None]]] = {
+    "trim": (_trim, _ANY),
+    "lower": (_lower, _ANY),
+    "upper": (_upper, _ANY),
+    "default": (_default, _ANY),
+    "constant": (_constant, _ANY),
+    "truncate": (_truncate, _TEXT_TYPES),
+    "replace": (_replace, _ANY),
+    "split": (_split, _ANY),
+    "join": (_join, _ANY),
+    "map": (_map, _ANY),
+    "html_unescape": (_html_unescape, _ANY),
+    "strip_html": (_strip_html, _ANY),
+    "markdown": (_markdown, frozenset({"RichText"})),
+    "richtext_wordpress": (_richtext_wordpress, frozenset({"RichText"})),
+    "slugify": (_slugify, frozenset({"PlainText", "Option"})),
+    "datetime": (_datetime, frozenset({"DateTime", "PlainText"})),
+    "number": (_number, frozenset({"Number", "PlainText"})),
+    "boolean": (_boolean, frozenset({"Switch"})),
+    "url": (_url, _URL_TYPES),
+    "first": (_first, _ANY),
+}
+
+
+def build_transform(spec: str | Mapping[str, Any], env: TransformEnv) -> Transform:
+    if isinstance(spec, str):
+        name, arg = spec, None
+    else:
+        ((name, arg),) = spec.items()
+    entry = TRANSFORMS.get(name)
+    if entry is None:
+        raise TransformConfigError(
+            f"unknown transform {name!r}",
+            fix="use one of " + ", ".join(sorted(TRANSFORMS)),
+        )
+    builder, fits = entry
+    if fits is not None and env.field_type not in fits:
+        raise TransformConfigError(
+            f"transform {name!r} does not fit a {env.field_type} field",
+            fix=f"{name!r} feeds only " + ", ".join(sorted(fits)) + " fields; remove it here",
+        )
+    return builder(arg, env)
