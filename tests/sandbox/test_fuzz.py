@@ -1,0 +1,220 @@
+"""Schemathesis, driven by Webflow's spec, throws generated requests at every CMS operation.
+
+The fuzzer reads :func:`normalized_spec` (the same reading of the spec the validator uses) and
+sends positive (schema-valid) and negative (schema-breaking) requests over real HTTP. Each answer
+must not be a 5xx, must use a documented status and content type, and must match the documented
+schema; the project's own validator checks it as well (rate headers, error bodies). Path ids are
+pinned to a seeded collection, item and field so the requests reach the handlers instead of 404.
+
+Bounded on purpose: derandomized (the same examples every run), no shrinking, a small
+``max_examples`` per operation and mode; destructive operations run last, on their own targets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import anyio.to_thread
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from .spec_validator import (
+    CMS_OPERATION_IDS,
+    ConformanceError,
+    normalized_spec,
+    require_spec,
+    spec_validator,
+)
+
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
+
+TOKEN = "fuzz-token"
+MAX_EXAMPLES = 12
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+# Run order: reads, then writes, then removals, so earlier operations still find their targets.
+METHOD_ORDER = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 2, "DELETE": 3}
+
+
+@dataclass(frozen=True)
+class Targets:
+    site_id: str
+    collection_id: str
+    field_id: str
+    item_id: str
+    live_item_id: str
+    doomed_collection_id: str
+    doomed_field_id: str
+    doomed_item_id: str
+
+    def path_parameters(self, operation_id: str, names: set[str]) -> dict[str, str]:
+        doomed = operation_id in {"delete-collection", "delete-field", "delete-item"}
+        collection = self.doomed_collection_id if operation_id == "delete-collection" else None
+        values = {
+            "site_id": self.site_id,
+            "collection_id": collection or self.collection_id,
+            "field_id": self.doomed_field_id if doomed else self.field_id,
+            "item_id": self.doomed_item_id if doomed else self.item_id,
+        }
+        if "live" in operation_id:
+            values["item_id"] = self.live_item_id
+        return {name: values[name] for name in names}
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: Any) -> Any:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with session.post(url, json=body, headers=headers) as response:
+        payload = await response.json()
+        assert response.status in (200, 202), (url, response.status, payload)
+        return payload
+
+
+async def _seed(base_url: str, site_id: str) -> Targets:
+    async with aiohttp.ClientSession() as session:
+        collection = await _post(
+            session,
+            f"{base_url}/sites/{site_id}/collections",
+            {"displayName": "Fuzzed", "singularName": "Fuzzed", "slug": "fuzzed"},
+        )
+        doomed_collection = await _post(
+            session,
+            f"{base_url}/sites/{site_id}/collections",
+            {"displayName": "Doomed", "singularName": "Doomed", "slug": "doomed"},
+        )
+        fields_url = f"{base_url}/collections/{collection['id']}/fields"
+        kept_field = await _post(session, fields_url, {"type": "PlainText", "displayName": "Kept"})
+        doomed_field = await _post(
+            session, fields_url, {"type": "PlainText", "displayName": "Gone"}
+        )
+        items_url = f"{base_url}/collections/{collection['id']}/items"
+        ids = []
+        for slug in ("staged", "live", "doomed"):
+            created = await _post(session, items_url, {"fieldData": {"name": slug, "slug": slug}})
+            ids.append(created["id"])
+        await _post(session, f"{items_url}/publish", {"itemIds": [ids[1]]})
+    return Targets(
+        site_id=site_id,
+        collection_id=collection["id"],
+        field_id=kept_field["id"],
+        item_id=ids[0],
+        live_item_id=ids[1],
+        doomed_collection_id=doomed_collection["id"],
+        doomed_field_id=doomed_field["id"],
+        doomed_item_id=ids[2],
+    )
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Any]:
+    require_spec()
+    from pipeline.sandbox import Sandbox, SandboxConfig
+
+    config = SandboxConfig(tokens=(TOKEN,), rate_limit=1_000_000, window_seconds=60.0, seed=0)
+    async with Sandbox(config) as running:
+        yield running
+
+
+def _fuzz_operation(
+    operation: Any,
+    mode: GenerationMode,
+    path_parameters: dict[str, str],
+    base_url: str,
+    http: requests.Session,
+) -> str | None:
+    validator = spec_validator()
+    strategy = operation.as_strategy(
+        generation_mode=mode,
+        path_parameters=path_parameters,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def exercise(case: Any) -> None:
+        response = case.call(base_url=base_url, session=http, timeout=10)
+        case.validate_response(response, checks=CHECKS)
+        # schemathesis keeps every header as a list of values; the spec knows one each.
+        headers = {
+            name: values[0] if isinstance(values, list) else values
+            for name, values in response.headers.items()
+        }
+        validator.assert_response(
+            case.method, case.formatted_path, response.status_code, headers, response.content
+        )
+
+    try:
+        exercise()
+    except Unsatisfiable:
+        # Negative mode on an operation with nothing to break (no body, query or free path
+        # parameter, since ids are pinned): there is no invalid request to send.
+        if mode is GenerationMode.NEGATIVE:
+            return None
+        raise
+    except (AssertionError, ConformanceError, schemathesis.errors.SchemathesisError) as exc:
+        return f"{mode.value} {operation.label}: {exc}"
+    except Exception as exc:  # a check failure group or a transport error: still a finding
+        return f"{mode.value} {operation.label}: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _run_fuzzer(base_url: str, targets: Targets) -> tuple[list[str], list[str]]:
+    schema = schemathesis.openapi.from_dict(json.loads(json.dumps(normalized_spec())))
+    operations = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        operations.append(operation)
+    operations.sort(
+        key=lambda op: (
+            METHOD_ORDER.get(op.method.upper(), 9),
+            op.definition.raw.get("operationId") == "delete-collection",
+            op.path,
+        )
+    )
+    failures: list[str] = []
+    covered: list[str] = []
+    with requests.Session() as http:
+        for operation in operations:
+            operation_id = operation.definition.raw.get("operationId", "")
+            names = {p.name for p in operation.path_parameters}
+            path_parameters = targets.path_parameters(operation_id, names)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                failure = _fuzz_operation(operation, mode, path_parameters, base_url, http)
+                if failure is not None:
+                    failures.append(failure)
+            covered.append(operation_id)
+    return failures, covered
+
+
+async def test_fuzzed_requests_get_documented_answers(sandbox: Any) -> None:
+    targets = await _seed(sandbox.base_url, sandbox.site_id)
+    run: Callable[[], tuple[list[str], list[str]]] = lambda: _run_fuzzer(  # noqa: E731
+        sandbox.base_url, targets
+    )
+    failures, covered = await anyio.to_thread.run_sync(run)
+    assert set(covered) == set(CMS_OPERATION_IDS)
+    assert failures == [], "\n\n".join(failures)
