@@ -1,0 +1,366 @@
+"""The ``flowport`` command.
+
+Exit codes (stable, for cron and CI)::
+
+    0  every item done
+    1  the run finished but some items failed (``flowport errors JOB`` lists them)
+    2  a bad job file or bad arguments; nothing was written
+    3  aborted: a fatal error, another run of the job holds its lock, or interrupted
+
+``run`` takes an exclusive ``fcntl.flock`` on ``<state dir>/lock``: the kernel drops it when the
+process dies, so even a SIGKILLed run never leaves the job locked. Human-facing errors go to
+stderr; with ``--log-format json`` the event stream goes to stdout (see ``pipeline.logging``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import errno
+import fcntl
+import inspect
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import __version__
+from pipeline.checkpoint import CheckpointLog
+from pipeline.errors import ConfigError, FatalError
+from pipeline.jobfile import Job, load_job
+from pipeline.logging import JsonLinesSink, RichProgressSink, redact
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "EXIT_ABORTED",
+    "EXIT_BAD_JOB",
+    "EXIT_FAILED_ITEMS",
+    "EXIT_OK",
+    "LOCK_FILE",
+    "JobLocked",
+    "app",
+    "job_lock",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_FAILED_ITEMS = 1
+EXIT_BAD_JOB = 2
+EXIT_ABORTED = 3
+
+#: Inside the job's state folder; the runner opens the same file.
+CHECKPOINT_FILE = "checkpoint.sqlite"
+LOCK_FILE = "lock"
+
+app = typer.Typer(
+    name="flowport",
+    help="Move content into the Webflow CMS: fast, exact, resumable.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_stderr = Console(stderr=True, highlight=False)
+_stdout = Console(highlight=False)
+
+
+class LogFormat(StrEnum):
+    auto = "auto"
+    json = "json"
+    text = "text"
+
+
+class ErrorFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+JobArgument = Annotated[
+    Path, typer.Argument(help="The job file (TOML).", show_default=False, dir_okay=False)
+]
+
+
+def _fail(code: int, text: str) -> NoReturn:
+    _stderr.print(redact(text), markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path) -> Job:
+    try:
+        return load_job(path)
+    except ConfigError as exc:
+        _fail(EXIT_BAD_JOB, f"error: {exc}")
+
+
+class JobLocked(FatalError):
+    def __init__(self, pid: str) -> None:
+        super().__init__(f"another run of this job is in progress (pid {pid or 'unknown'})")
+        self.pid = pid
+
+
+@contextlib.contextmanager
+def job_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the job's lock for the block, or raise :class:`JobLocked` at once."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            raise JobLocked(holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _open_checkpoint(job: Job) -> CheckpointLog | None:
+    path = job.state_dir / CHECKPOINT_FILE
+    if not path.exists():
+        return None
+    try:
+        return CheckpointLog.open(path)
+    except FatalError as exc:
+        _fail(EXIT_ABORTED, f"error: {exc}")
+
+
+@app.command()
+def run(
+    job_file: JobArgument,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="auto: a live display on a terminal, JSON lines otherwise.",
+            case_sensitive=False,
+        ),
+    ] = LogFormat.auto,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
+    ] = False,
+) -> None:
+    """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
+    job = _load(job_file)
+    use_json = log_format is LogFormat.json or (
+        log_format is LogFormat.auto and not sys.stdout.isatty()
+    )
+    try:
+        with job_lock(job.state_dir):
+            from pipeline.runner import run_job
+
+            if use_json:
+                json_sink = JsonLinesSink(sys.stdout, quiet=quiet)
+                summary = asyncio.run(run_job(job, progress=json_sink))
+                json_sink.emit("run_finished", **summary.as_dict())
+            else:
+                with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
+                    summary = asyncio.run(run_job(job, progress=rich_sink))
+                _print_summary(summary.as_dict())
+    except JobLocked as exc:
+        _fail(EXIT_ABORTED, f"error: {exc}")
+    except ConfigError as exc:
+        _fail(EXIT_BAD_JOB, f"error: {exc}")
+    except FatalError as exc:
+        _fail(EXIT_ABORTED, f"aborted: {exc}")
+    except KeyboardInterrupt:
+        _fail(EXIT_ABORTED, "interrupted; the next run resumes where this one stopped")
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"run of {summary.get('job', '')}", title_justify="left")
+    outcomes = sorted({o for per in summary.get("collections", {}).values() for o in per})
+    table.add_column("collection")
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right")
+    for name, per in summary.get("collections", {}).items():
+        table.add_row(name, *(str(per.get(o, 0)) for o in outcomes))
+    _stdout.print(table)
+    extras = {
+        k: v for k, v in summary.items() if k not in ("collections", "job") and v not in (None,)
+    }
+    _stdout.print(redact(" ".join(f"{k}={v}" for k, v in extras.items())), markup=False)
+
+
+@app.command()
+def status(job_file: JobArgument) -> None:
+    """Counts per collection and state, and the last run's summary."""
+    job = _load(job_file)
+    log = _open_checkpoint(job)
+    if log is None:
+        _stdout.print(f"{job_file}: no run yet (state folder {job.state_dir})", markup=False)
+        return
+    with log:
+        counts = log.counts()
+        last = log.last_run()
+    states = ("done", "staged", "sending", "failed")
+    table = Table(title=f"{job_file}", title_justify="left")
+    table.add_column("collection")
+    for state in states:
+        table.add_column(state, justify="right")
+    table.add_column("total", justify="right")
+    names = list(job.collections) + [n for n in counts if n not in job.collections]
+    for name in names:
+        per = counts.get(name, {})
+        table.add_row(name, *(str(per.get(s, 0)) for s in states), str(sum(per.values())))
+    _stdout.print(table)
+    if last is None:
+        _stdout.print("no run recorded yet")
+        return
+    finished = last["finished_at"] or "not finished (running, or killed)"
+    _stdout.print(
+        f"last run #{last['id']}: started {last['started_at']}, finished {finished}, "
+        f"outcome {last['outcome'] or 'unknown'}",
+        markup=False,
+    )
+    if last["summary"]:
+        _stdout.print(redact(json.dumps(last["summary"], indent=2, sort_keys=True)), markup=False)
+
+
+_ERROR_COLUMNS = ("collection", "key", "field", "kind", "reason", "state", "attempts", "updated_at")
+
+
+@app.command()
+def errors(
+    job_file: JobArgument,
+    output: Annotated[
+        ErrorFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+    ] = ErrorFormat.table,
+) -> None:
+    """Every per-item error: collection, source key, field, kind and reason."""
+    job = _load(job_file)
+    log = _open_checkpoint(job)
+    rows: Iterator[dict[str, Any]] = iter(())
+    if log is not None:
+        rows = (
+            {
+                "collection": item.collection,
+                "key": item.key,
+                "field": item.error_field,
+                "kind": item.error_kind,
+                "reason": redact(item.last_error or ""),
+                "state": item.state,
+                "attempts": item.attempts,
+                "updated_at": item.updated_at,
+            }
+            for item in log.errors()
+        )
+    try:
+        if output is ErrorFormat.csv:
+            writer = csv.DictWriter(sys.stdout, fieldnames=_ERROR_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        elif output is ErrorFormat.json:
+            sys.stdout.write("[")
+            for n, row in enumerate(rows):
+                sys.stdout.write(("," if n else "") + "\n  " + json.dumps(row, ensure_ascii=False))
+            sys.stdout.write("\n]\n")
+        else:
+            table = Table(title=f"errors in {job_file}", title_justify="left")
+            for column in _ERROR_COLUMNS[:6]:
+                table.add_column(column, overflow="fold")
+            count = 0
+            for row in rows:
+                count += 1
+                table.add_row(*(str(row[c] or "") for c in _ERROR_COLUMNS[:6]))
+            if count:
+                _stdout.print(table)
+            _stdout.print(f"{count} item error{'s' if count != 1 else ''}")
+    finally:
+        if log is not None:
+            log.close()
+
+
+async def _call(function: Callable[[Job], Any], job: Job) -> list[str]:
+    # validate_job may be sync or async; both are accepted.
+    result = function(job)
+    if inspect.isawaitable(result):
+        result = await result
+    return [str(problem) for problem in result]
+
+
+@app.command()
+def validate(
+    job_file: JobArgument,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Check the job file only; do not call the API.")
+    ] = False,
+) -> None:
+    """Check the job file, then (unless --offline) the target schema against the API."""
+    job = _load(job_file)
+    order = job.write_order()
+    _stdout.print(
+        f"{job_file}: job file OK, {len(job.collections)} collection(s), "
+        f"write order: {' → '.join(order)}",
+        markup=False,
+    )
+    for cycle in order.cycles:
+        fields = ", ".join(
+            f"{name}.{slug}" for name in cycle for slug in sorted(order.deferred.get(name, ()))
+        )
+        _stdout.print(f"  references in a cycle ({fields}) are set in a second pass", markup=False)
+    if offline:
+        return
+    try:
+        from pipeline.runner import validate_job
+
+        problems = asyncio.run(_call(validate_job, job))
+    except ConfigError as exc:
+        _fail(EXIT_BAD_JOB, f"error: {exc}")
+    except FatalError as exc:
+        _fail(EXIT_ABORTED, f"error: cannot check the target schema: {exc}")
+    except ImportError as exc:
+        _fail(EXIT_ABORTED, f"error: the online check is unavailable ({exc}); try --offline")
+    if problems:
+        for problem in problems:
+            _stderr.print(redact(f"problem: {problem}"), markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_JOB)
+    _stdout.print("target schema OK")
+
+
+@app.command()
+def version() -> None:
+    """Print flowport's version."""
+    _stdout.print(f"flowport {__version__} (Python {platform.python_version()})", markup=False)
+
+
+def _register_sandbox() -> None:
+    # The sandbox command is optional: the CLI works in an installation without it.
+    try:
+        from pipeline.sandbox.cli import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_sandbox()
+
+
+def main() -> None:
+    try:
+        app(prog_name="flowport")
+    except KeyboardInterrupt:
+        _stderr.print("interrupted")
+        sys.exit(EXIT_ABORTED)
+
+
+if __name__ == "__main__":
+    main()

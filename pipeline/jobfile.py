@@ -1,0 +1,717 @@
+"""Job files: one TOML file says where content comes from and where in Webflow it goes.
+
+``load_job(path)`` reads and validates the whole file before anything runs. Every problem is a
+:class:`JobFileError` (a :class:`pipeline.errors.ConfigError`) naming the file, the dotted key at
+fault (``collections.posts.source.path``) and a fix; raw pydantic output never reaches the user,
+and no value under a key that may hold a secret is ever echoed back.
+
+The token is never in the job file: ``token_env`` names an environment variable, ``token_file`` a
+file, and :meth:`Job.token` reads it at call time (registering it for redaction).
+
+The state folder of ``runs/demo.toml`` is ``runs/demo/``: it is created by a run, never by
+loading.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin, overload
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from connectors import Source
+from connectors.registry import SourceConfig, source_types
+from mappings import CollectionMapping, webflow_slug
+from mappings.slugs import is_webflow_slug
+from pipeline.errors import ConfigError
+from pipeline.logging import register_secret
+from pipeline.webflow.models import CollectionSchema, FieldType
+
+__all__ = [
+    "PLAN_RATE_LIMITS",
+    "CollectionJob",
+    "CollectionSchemaSpec",
+    "Destination",
+    "Job",
+    "JobFileError",
+    "RunOptions",
+    "SchemaField",
+    "WriteOrder",
+    "load_job",
+]
+
+#: Requests per minute Webflow grants each plan's API tokens.
+PLAN_RATE_LIMITS: Final[Mapping[str, int]] = types.MappingProxyType(
+    {"starter": 60, "basic": 60, "cms": 120, "business": 120}
+)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: Keys whose values are never repeated in an error message.
+_SENSITIVE = re.compile(r"token|password|secret|dsn|url|auth|key_file", re.IGNORECASE)
+_REFERENCE_TYPES: Final = ("Reference", "MultiReference")
+
+
+class JobFileError(ConfigError):
+    """A problem in a job file; ``str()`` is ``<file>: <key>: <what>`` plus a ``fix:`` line."""
+
+    def __init__(
+        self, file: Path, message: str, *, key: str | None = None, fix: str | None = None
+    ) -> None:
+        super().__init__(message, key=key, fix=fix)
+        self.file = file
+        self.reason = message
+        self.args = (f"{file}: {self.args[0]}",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Destination(_Strict):
+    api: str = Field(
+        default="sandbox",
+        description='"sandbox" for the embedded sandbox, or a base URL such as '
+        '"https://api.webflow.com/v2"',
+    )
+    site_id: str | None = Field(default=None, min_length=1)
+    token_env: str | None = Field(
+        default=None, description="the NAME of the environment variable holding the token"
+    )
+    token_file: Path | None = Field(
+        default=None, description="a file holding the token; relative to the job file"
+    )
+    plan: Literal["starter", "basic", "cms", "business"] = "cms"
+    rate_limit: int | None = Field(default=None, ge=1, le=100_000)
+    rate_window_seconds: float = Field(default=60.0, gt=0, le=3600)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("api")
+    @classmethod
+    def _sandbox_or_url(cls, value: str) -> str:
+        if value == "sandbox":
+            return value
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(
+                'must be "sandbox" or an http(s) base URL such as "https://api.webflow.com/v2"'
+            )
+        return value.rstrip("/")
+
+    @field_validator("token_env")
+    @classmethod
+    def _names_a_variable(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError(
+                "must be the NAME of an environment variable (like WEBFLOW_TOKEN), never the "
+                "token itself"
+            )
+        return value
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.api == "sandbox"
+
+    @property
+    def effective_rate_limit(self) -> int:
+        return self.rate_limit if self.rate_limit is not None else PLAN_RATE_LIMITS[self.plan]
+
+
+class RunOptions(_Strict):
+    mode: Literal["live", "staged", "draft"] = "live"
+    publish_site: bool = False
+    batch_size: int = Field(default=100, ge=1, le=100)
+
+
+class SchemaField(_Strict):
+    """A field a collection is created with when ``create_missing`` is on."""
+
+    type: FieldType
+    name: str | None = Field(default=None, min_length=1, description="display name")
+    collection: str | None = Field(
+        default=None, description="the job collection a Reference/MultiReference points to"
+    )
+    options: tuple[str, ...] | None = Field(default=None, description="an Option field's choices")
+    required: bool = False
+    help_text: str | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SchemaField:
+        if self.type in _REFERENCE_TYPES and not self.collection:
+            raise ValueError(f'a {self.type} field needs collection = "<job collection>"')
+        if self.collection is not None and self.type not in _REFERENCE_TYPES:
+            raise ValueError(f"collection only applies to Reference fields, not {self.type}")
+        if self.type == "Option" and not self.options:
+            raise ValueError('an Option field needs options = ["First", "Second", ...]')
+        if self.options is not None and self.type != "Option":
+            raise ValueError(f"options only apply to Option fields, not {self.type}")
+        return self
+
+
+class CollectionSchemaSpec(_Strict):
+    singular_name: str | None = Field(default=None, min_length=1)
+    slug: str | None = None
+    fields: dict[str, SchemaField] = Field(default_factory=dict)
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `bio = "RichText"` is short for `bio = { type = "RichText" }`.
+        if isinstance(value, Mapping):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _slugs(cls, value: dict[str, SchemaField]) -> dict[str, SchemaField]:
+        for slug in value:
+            if not is_webflow_slug(slug):
+                raise ValueError(
+                    f"'{slug}' is not a Webflow field slug (lowercase letters, digits and "
+                    f"hyphens, e.g. '{webflow_slug(slug) or 'my-field'}')"
+                )
+        return value
+
+
+def _display_name(slug: str) -> str:
+    # Webflow derives a field's slug from its display name, so "reading-time" must be created
+    # as "Reading Time" to come back as "reading-time".
+    return " ".join(part.capitalize() for part in slug.split("-"))
+
+
+class CollectionJob(CollectionMapping):
+    """One ``[collections.<name>]`` table: the mapping keys sit beside the ones below."""
+
+    target: str = Field(
+        default="", description="Webflow collection slug, display name or id (default: the name)"
+    )
+    create_missing: bool = False
+    external_key_field: str | None = Field(default=None, min_length=1)
+    source: SourceConfig
+    collection_schema: CollectionSchemaSpec | None = Field(default=None, alias="schema")
+
+    def mapping(self) -> CollectionMapping:
+        """The mapping part alone, as ``mappings.compile_mapping`` takes it."""
+        return CollectionMapping.model_construct(
+            **{name: getattr(self, name) for name in CollectionMapping.model_fields}
+        )
+
+    def references(self) -> dict[str, str]:
+        """Target field slug -> job collection it references, from the mapping and the schema."""
+        found = dict(self.reference_targets())
+        if self.collection_schema is not None:
+            for slug, spec in self.collection_schema.fields.items():
+                if spec.collection is not None:
+                    found.setdefault(slug, spec.collection)
+        return found
+
+    def schema_singular_name(self) -> str:
+        if self.collection_schema is not None and self.collection_schema.singular_name:
+            return self.collection_schema.singular_name
+        return (
+            self.target[:-1]
+            if self.target.endswith("s") and len(self.target) > 1
+            else (self.target)
+        )
+
+    def target_slug(self) -> str:
+        if self.collection_schema is not None and self.collection_schema.slug:
+            return self.collection_schema.slug
+        return webflow_slug(self.target)
+
+    def missing_fields(
+        self, schema: CollectionSchema, collection_ids: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        """Create-field bodies for the schema fields the collection lacks, in file order.
+
+        ``collection_ids`` maps job collection names to Webflow collection ids, for references.
+        """
+        if self.collection_schema is None:
+            return []
+        bodies: list[dict[str, Any]] = []
+        for slug, spec in self.collection_schema.fields.items():
+            if schema.field(slug) is not None:
+                continue
+            body: dict[str, Any] = {
+                "type": spec.type,
+                "displayName": spec.name or _display_name(slug),
+                "slug": slug,
+                "isRequired": spec.required,
+            }
+            if spec.help_text:
+                body["helpText"] = spec.help_text
+            if spec.collection is not None:
+                target_id = collection_ids.get(spec.collection)
+                if target_id is None:
+                    raise ConfigError(
+                        f"the referenced collection '{spec.collection}' has no Webflow id yet",
+                        key=f"schema.fields.{slug}.collection",
+                        fix="reference a collection of this job",
+                    )
+                body["metadata"] = {"collectionId": target_id}
+            if spec.options is not None:
+                body["metadata"] = {"options": [{"name": name} for name in spec.options]}
+            bodies.append(body)
+        return bodies
+
+
+class _JobFile(_Strict):
+    destination: Destination = Field(default_factory=Destination)
+    run: RunOptions = Field(default_factory=RunOptions)
+    collections: dict[str, CollectionJob] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOrder(Sequence[str]):
+    """Job collections in write order: every Reference target before what points to it.
+
+    ``cycles`` are groups that reference each other (or themselves); ``deferred`` names, per
+    collection, the reference fields whose target is written at the same time or later: the
+    runner writes items without them first and sets them in a second pass.
+    """
+
+    names: tuple[str, ...]
+    cycles: tuple[tuple[str, ...], ...] = ()
+    deferred: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self.names[index]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    path: Path
+    destination: Destination
+    run: RunOptions
+    collections: Mapping[str, CollectionJob]
+    _order: WriteOrder = field(repr=False)
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the job file (sources, token_file) are relative to this."""
+        return self.path.parent
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path.parent / self.path.stem
+
+    def write_order(self) -> WriteOrder:
+        return self._order
+
+    def rate_limit(self) -> int:
+        return self.destination.effective_rate_limit
+
+    def token(self) -> SecretStr:
+        """The API token, read now from the environment or the token file."""
+        destination = self.destination
+        if destination.token_env is not None:
+            value = os.environ.get(destination.token_env, "").strip()
+            if not value:
+                raise JobFileError(
+                    self.path,
+                    f"the environment variable {destination.token_env} is not set",
+                    key="destination.token_env",
+                    fix=f"set {destination.token_env} in the environment or use token_file",
+                )
+        elif destination.token_file is not None:
+            path = destination.token_file
+            path = path if path.is_absolute() else self.base_dir / path
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise JobFileError(
+                    self.path,
+                    f"cannot read the token file {path} ({exc.__class__.__name__})",
+                    key="destination.token_file",
+                    fix="create the file with the token on one line (mode 0600), or use token_env",
+                ) from None
+            if not value:
+                raise JobFileError(
+                    self.path,
+                    f"the token file {path} is empty",
+                    key="destination.token_file",
+                    fix="write the token into it, or use token_env",
+                )
+        else:
+            raise JobFileError(
+                self.path,
+                "no token is configured",
+                key="destination.token_env",
+                fix='set token_env = "WEBFLOW_TOKEN" (and export WEBFLOW_TOKEN) or token_file',
+            )
+        register_secret(value)
+        return SecretStr(value)
+
+    def open_source(self, collection: str) -> Source:
+        return self.collections[collection].source.open(base_dir=self.base_dir, env=os.environ)
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+
+def load_job(path: Path) -> Job:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise JobFileError(path, "no such job file", fix="check the path") from None
+    except OSError as exc:
+        raise JobFileError(path, f"cannot read the job file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise JobFileError(
+            path, f"not UTF-8 text (byte {exc.start})", fix="save the job file as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        position = f"line {where[1]}, column {where[2]}" if where else "see the message"
+        raise JobFileError(
+            path,
+            f"TOML syntax error: {exc}",
+            fix=f"correct the TOML syntax at {position}",
+        ) from None
+    try:
+        spec = _JobFile.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(path, exc) from None
+    _check_destination(path, spec.destination)
+    collections: dict[str, CollectionJob] = {}
+    for name, collection in spec.collections.items():
+        if not _COLLECTION_NAME.match(name):
+            raise JobFileError(
+                path,
+                f"'{name}' is not a usable collection name",
+                key=f"collections.{name}",
+                fix="use letters, digits, '-' and '_' (e.g. [collections.blog-posts])",
+            )
+        if not collection.target:
+            collection = collection.model_copy(update={"target": name})
+        if collection.create_missing and collection.collection_schema is None:
+            raise JobFileError(
+                path,
+                "create_missing = true needs a schema to create the collection from",
+                key=f"collections.{name}.schema",
+                fix=f"add [collections.{name}.schema] with singular_name and fields",
+            )
+        collections[name] = collection
+    order = _write_order(path, collections)
+    return Job(
+        path=path,
+        destination=spec.destination,
+        run=spec.run,
+        collections=types.MappingProxyType(collections),
+        _order=order,
+    )
+
+
+def _check_destination(path: Path, destination: Destination) -> None:
+    if destination.is_sandbox:
+        if destination.token_env is not None and destination.token_file is not None:
+            raise JobFileError(
+                path,
+                "token_env and token_file are both set",
+                key="destination.token_file",
+                fix="keep exactly one of them",
+            )
+        return
+    if destination.site_id is None:
+        raise JobFileError(
+            path,
+            f'site_id is required with api = "{destination.api}"',
+            key="destination.site_id",
+            fix='add site_id = "<your site id>" (Webflow: Site settings > General), or use '
+            'api = "sandbox"',
+        )
+    given = [k for k in ("token_env", "token_file") if getattr(destination, k) is not None]
+    if len(given) != 1:
+        raise JobFileError(
+            path,
+            "no token source is set" if not given else "token_env and token_file are both set",
+            key="destination.token_env",
+            fix='set exactly one: token_env = "WEBFLOW_TOKEN" (the variable\'s name) or '
+            'token_file = "<file holding the token>"',
+        )
+
+
+def _write_order(path: Path, collections: Mapping[str, CollectionJob]) -> WriteOrder:
+    names = list(collections)
+    edges: dict[str, list[tuple[str, str]]] = {name: [] for name in names}
+    for name, collection in collections.items():
+        sources = collection.reference_targets()
+        for slug, target in collection.references().items():
+            if target not in collections:
+                origin = "fields" if slug in sources else "schema.fields"
+                suffix = "reference" if slug in sources else "collection"
+                close = difflib.get_close_matches(target, names, n=1)
+                raise JobFileError(
+                    path,
+                    f"references '{target}', which is not a collection of this job",
+                    key=f"collections.{name}.{origin}.{slug}.{suffix}",
+                    fix=(f"did you mean '{close[0]}'? " if close else "")
+                    + f"job collections: {', '.join(names)}",
+                )
+            edges[name].append((slug, target))
+
+    # Tarjan's strongly connected components; each emitted component's dependencies come first.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for _, target in edges[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component: list[str] = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            components.append(sorted(component, key=names.index))
+
+    for name in names:
+        if name not in index:
+            visit(name)
+
+    order = [name for component in components for name in component]
+    position = {name: i for i, name in enumerate(order)}
+    cycles = tuple(
+        tuple(component)
+        for component in components
+        if len(component) > 1 or any(t == component[0] for _, t in edges[component[0]])
+    )
+    deferred = {
+        name: frozenset(slug for slug, target in edges[name] if position[target] >= position[name])
+        for name in order
+    }
+    return WriteOrder(
+        names=tuple(order),
+        cycles=cycles,
+        deferred=types.MappingProxyType({k: v for k, v in deferred.items() if v}),
+    )
+
+
+# ---- translating pydantic errors ------------------------------------------------------------
+
+
+def _unwrap(annotation: Any) -> Any:
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if _is_union(annotation):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0])
+    return annotation
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _tags(model: type[BaseModel]) -> tuple[Any, ...]:
+    type_field = model.model_fields.get("type")
+    return get_args(type_field.annotation) if type_field is not None else ()
+
+
+def _union_member(members: Sequence[Any], part: str | int) -> tuple[bool, Any]:
+    """Whether ``part`` is pydantic's label for a union branch, and the branch it names."""
+    if not isinstance(part, str):
+        return False, None
+    for member in members:
+        name = getattr(member, "__name__", None)
+        if name == part or (_is_model(member) and part in _tags(member)):
+            return True, member
+    if part.startswith(("function-", "json-or-python", "literal[", "list[", "dict[", "tuple[")):
+        models = [m for m in members if _is_model(m)]
+        return True, models[0] if models else None
+    return False, None
+
+
+def _model_field(model: type[BaseModel], name: str) -> Any:
+    for field_name, info in model.model_fields.items():
+        if (info.alias or field_name) == name:
+            return info
+    return None
+
+
+@dataclass
+class _Located:
+    key: str
+    parent: Any  # the type holding the last key, for suggestions
+    last: str | int | None
+    description: str | None
+    ended_on_label: bool
+
+
+def _locate(loc: tuple[str | int, ...]) -> _Located:
+    parts: list[str] = []
+    current: Any = _JobFile
+    parent: Any = None
+    description: str | None = None
+    ended_on_label = False
+    last: str | int | None = None
+    for part in loc:
+        current = _unwrap(current)
+        # A one-branch union collapses to its branch, but pydantic still names the tag.
+        branches = get_args(current) if _is_union(current) else (current,)
+        is_label, member = _union_member(branches, part)
+        if is_label and not (_is_model(current) and _model_field(current, str(part))):
+            current = member
+            ended_on_label = True
+            continue
+        ended_on_label = False
+        parent = current
+        last = part
+        description = None
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+            args = get_args(current)
+            current = args[0] if args else None
+        elif _is_model(current):
+            info = _model_field(current, part)
+            parts.append(part)
+            current = info.annotation if info is not None else None
+            description = info.description if info is not None else None
+        elif get_origin(current) is dict:
+            parts.append(part)
+            current = get_args(current)[1]
+        else:
+            parts.append(str(part))
+            current = None
+    key = ".".join(parts).replace(".[", "[")
+    return _Located(key, _unwrap(parent), last, description, ended_on_label)
+
+
+def _valid_keys(model: Any) -> list[str]:
+    if not _is_model(model):
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _shown(value: Any) -> str | None:
+    if isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
+        return repr(value)
+    return None
+
+
+def _describe(error: Mapping[str, Any], located: _Located) -> tuple[str, str | None]:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    last = located.last
+    sensitive = bool(_SENSITIVE.search(located.key))
+    if kind == "extra_forbidden":
+        if (
+            located.key.startswith("destination.")
+            and isinstance(last, str)
+            and ("token" in last or "secret" in last or "password" in last)
+        ):
+            return (
+                f"unknown key '{last}': the token never goes in the job file",
+                'set token_env = "WEBFLOW_TOKEN" (the NAME of the variable holding it) or '
+                'token_file = "<file holding it>"',
+            )
+        valid = _valid_keys(located.parent)
+        close = difflib.get_close_matches(str(last), valid, n=3, cutoff=0.5)
+        if close:
+            fix = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        elif valid:
+            fix = f"valid keys here: {', '.join(valid)}"
+        else:
+            fix = "remove it"
+        return f"unknown key '{last}'", fix
+    if kind == "missing" and located.key == "collections":
+        return "no collection to write", "add at least one [collections.<name>] table"
+    if kind == "missing":
+        about = f" ({located.description})" if located.description else ""
+        return "required key is missing", f"add {last} = …{about}"
+    if kind == "union_tag_invalid":
+        expected = (
+            ", ".join(source_types())
+            if located.key.endswith("source")
+            else str(ctx.get("expected_tags", ""))
+        )
+        tag = str(ctx.get("tag", ""))
+        close = difflib.get_close_matches(tag, [t.strip("' ") for t in expected.split(",")], n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown type '{tag}'", f"{hint}use one of: {expected}"
+    if kind == "union_tag_not_found":
+        expected = ", ".join(source_types()) if located.key.endswith("source") else ""
+        return "the table has no 'type' key", f"add type = one of: {expected}".rstrip(": ")
+    if kind == "literal_error":
+        expected_text = str(ctx.get("expected", ""))
+        choices = re.findall(r"'([^']*)'", expected_text)
+        given = error.get("input")
+        close = (
+            difflib.get_close_matches(str(given), choices, n=1) if isinstance(given, str) else []
+        )
+        got = "" if sensitive or _shown(given) is None else f" (got {_shown(given)})"
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"must be one of {expected_text}{got}", f"{hint}use one of: {', '.join(choices)}"
+    message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    given = error.get("input")
+    got = ""
+    if not sensitive and not kind.startswith("value_error") and _shown(given) is not None:
+        got = f" (got {_shown(given)})"
+    return f"{message}{got}", None
+
+
+def _translate(path: Path, exc: ValidationError) -> JobFileError:
+    errors = exc.errors(include_url=False)
+    located = [(error, _locate(tuple(error["loc"]))) for error in errors]
+    # A value that fits no branch of `FieldMapping | str` fails in each; the branch whose type
+    # does not even match is noise beside the one that explains the real problem.
+    meaningful = [
+        (error, where)
+        for error, where in located
+        if not (where.ended_on_label and str(error["type"]).endswith("_type"))
+    ] or located
+    # An unknown key usually explains the missing one next to it (a typo): show it first.
+    meaningful.sort(key=lambda pair: pair[0]["type"] != "extra_forbidden")
+    first_error, first_where = meaningful[0]
+    message, fix = _describe(first_error, first_where)
+    for error, where in meaningful[1:6]:
+        more, _ = _describe(error, where)
+        message += f"\n  also: {where.key or '(top level)'}: {more}"
+    if len(meaningful) > 6:
+        message += f"\n  and {len(meaningful) - 6} more"
+    return JobFileError(path, message, key=first_where.key or None, fix=fix)
