@@ -1,0 +1,506 @@
+"""CSV source: a file (optionally gzip-compressed) read row by row, values kept as text.
+
+The file is parsed with the standard library's ``csv`` module over a line iterator that counts
+physical lines, rather than with pandas: pandas' chunked reader cannot say on which line a record
+starts (its ``on_bad_lines`` callable gets the fields, not the line), and every record here carries
+its starting line as ``position``. Both stream; ``benchmarks/bench_csv_memory.py`` measures them.
+
+Decisions a job author may want to know:
+
+* Values stay text exactly as written: ``00123`` stays ``"00123"``, and an empty cell is ``""``
+  (CSV cannot tell an empty value from a missing one, so none is invented).
+* ``position`` is ``"line N"``: the physical line on which the record starts, counting LF line
+  breaks as editors and ``grep -n`` do. A lone CR inside a field does not start a line, except in a
+  file whose header line itself ends with a lone CR (classic Mac files), where CR is the line break.
+* A row with the wrong number of fields, an unterminated quote or a field over
+  ``MAX_FIELD_CHARS`` becomes a :class:`RecordError` for that row; reading goes on. So does a row
+  whose key is empty or repeats an earlier row's key (the first one wins). Blank lines are skipped.
+* ``encoding = "auto"``: a UTF-8 BOM is honoured and stripped (a UTF-16 BOM too); otherwise the file
+  is checked to be valid UTF-8 in bounded chunks before the first record is read, and if it is not,
+  it is read as cp1252, whose five undefined bytes become U+FFFD. Rows holding a U+FFFD produced
+  that way (or under ``"<codec>:replace"``) are counted in :attr:`CsvSource.damaged_rows` and
+  logged as a warning at the end of the read.
+* Duplicate header names are told apart the way pandas does it: ``name``, ``name.1``, ...
+* Remembering keys to refuse duplicates costs memory per distinct key (about 80 bytes plus the
+  key's length); everything else stays flat whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+import gzip
+import io
+import itertools
+import logging
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Literal, cast
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectors import RecordError, SourceItem, SourceRecord
+from pipeline.errors import ConfigError, SourceError
+
+__all__ = ["MAX_FIELD_CHARS", "CsvSource", "CsvSourceConfig"]
+
+logger = logging.getLogger(__name__)
+
+#: A field longer than this is almost always a quote that was never closed swallowing the file.
+MAX_FIELD_CHARS = 16 * 1024 * 1024
+
+_SNIFF_CHARS = 64 * 1024
+_SNIFF_DELIMITERS = ",;\t|"
+_UTF8_SCAN_CHUNK = 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_REPLACEMENT_CHAR = "\ufffd"
+
+
+def _parse_encoding(spec: str) -> tuple[str, str] | None:
+    """``"auto"`` -> None; ``"cp1252"`` -> ("cp1252", "strict"); ``"utf-8:replace"`` -> replace."""
+    if spec == "auto":
+        return None
+    codec, _, errors = spec.partition(":")
+    if errors not in ("", "strict", "replace"):
+        raise ValueError(f"unknown error mode {errors!r}: use '<codec>' or '<codec>:replace'")
+    try:
+        canonical = codecs.lookup(codec).name
+    except LookupError:
+        raise ValueError(f"unknown encoding {codec!r}") from None
+    if canonical == "utf-8":
+        # An explicit utf-8 still strips a BOM: a BOM glued to the first header breaks key lookup.
+        canonical = "utf-8-sig"
+    return canonical, errors or "strict"
+
+
+class CsvSourceConfig(BaseModel):
+    """A CSV file whose rows become items; values stay text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["csv"] = "csv"
+    path: Path = Field(
+        description="The CSV file; relative paths are resolved against the job file's folder."
+    )
+    key: str | tuple[str, ...] = Field(
+        description=(
+            "The header name of the column holding each row's stable key, or several names whose "
+            'values are joined with key_separator (e.g. ["InvoiceId", "InvoiceLineId"]).'
+        )
+    )
+    key_separator: str = Field(
+        default=":", min_length=1, description="Joins the values of a several-column key."
+    )
+    columns: tuple[str, ...] | None = Field(
+        default=None,
+        description=(
+            "The columns the mapping reads. Each must be in the header (else the read stops with "
+            "an error naming it) and only these are passed on. None passes every column."
+        ),
+    )
+    encoding: str = Field(
+        default="auto",
+        description=(
+            "'auto' (UTF-8, with or without BOM, else cp1252), a codec name such as 'cp1252' "
+            "or 'latin-1', or '<codec>:replace' to replace undecodable bytes with U+FFFD."
+        ),
+    )
+    delimiter: str | None = Field(
+        default=None,
+        description="The field delimiter; None sniffs it from the start of the file (, ; tab |).",
+    )
+    compression: Literal["auto", "gzip", "none"] = Field(
+        default="auto",
+        description="'auto' reads gzip when the name ends in .gz or the file starts like gzip.",
+    )
+    batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Rows parsed per trip to the worker thread; bounds memory held in flight.",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_names_present(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        names = (value,) if isinstance(value, str) else value
+        if not names or any(not name for name in names):
+            raise ValueError("key must name at least one column, and no name may be empty")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_known(cls, value: str) -> str:
+        _parse_encoding(value)
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter_single_char(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in '"\r\n'):
+            raise ValueError("delimiter must be one character other than a quote or line break")
+        return value
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return (self.key,) if isinstance(self.key, str) else self.key
+
+    def open(self, *, base_dir: Path, env: Mapping[str, str]) -> CsvSource:
+        path = self.path if self.path.is_absolute() else base_dir / self.path
+        return CsvSource(
+            path=path,
+            key_columns=self.key_columns,
+            key_separator=self.key_separator,
+            columns=self.columns,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+            compression=self.compression,
+            batch_size=self.batch_size,
+        )
+
+
+class CsvSource:
+    """Reads one CSV file; see the module docstring for what it decides and reports."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        key_columns: tuple[str, ...],
+        key_separator: str = ":",
+        columns: tuple[str, ...] | None = None,
+        encoding: str = "auto",
+        delimiter: str | None = None,
+        compression: Literal["auto", "gzip", "none"] = "auto",
+        batch_size: int = 1000,
+    ) -> None:
+        try:
+            self._codec = _parse_encoding(encoding)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="encoding") from None
+        self._path = path
+        self._key_columns = key_columns
+        self._key_separator = key_separator
+        self._columns = columns
+        self._delimiter = delimiter
+        self._compression = compression
+        self._batch_size = batch_size
+        self._damaged_rows = 0
+        self._encoding_used: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"csv:{self._path.name}"
+
+    @property
+    def incremental(self) -> bool:
+        return False
+
+    @property
+    def damaged_rows(self) -> int:
+        """Rows read so far holding a U+FFFD put there by decoding (undecodable bytes)."""
+        return self._damaged_rows
+
+    @property
+    def encoding_used(self) -> str | None:
+        """The codec the last read used, once it started (``"auto"`` resolved)."""
+        return self._encoding_used
+
+    def __repr__(self) -> str:
+        return f"CsvSource(path={str(self._path)!r}, key={self._key_columns!r})"
+
+    async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
+        if since is not None:
+            raise ConfigError(
+                f"{self.name} cannot read incrementally: a CSV file has no change cursor",
+                fix="drop `since` (or the job's incremental setting) for this source",
+            )
+        self._damaged_rows = 0
+        reader = await anyio.to_thread.run_sync(self._open_reader)
+        try:
+            self._encoding_used = reader.encoding
+            while True:
+                batch = await anyio.to_thread.run_sync(reader.read_batch, self._batch_size)
+                self._damaged_rows = reader.damaged_rows
+                if not batch:
+                    break
+                for item in batch:
+                    yield item
+        finally:
+            reader.close()
+        if reader.damaged_rows:
+            logger.warning(
+                "%s: %d row(s) held bytes not valid in %s; they were replaced with U+FFFD",
+                self.name,
+                reader.damaged_rows,
+                reader.encoding,
+            )
+
+    def _open_reader(self) -> _RowReader:
+        if not self._path.is_file():
+            what = "is a folder, not a file" if self._path.is_dir() else "does not exist"
+            raise SourceError(f"CSV file {self._path} {what}")
+        codec, errors = self._codec or self._detect_encoding()
+        delimiter = self._delimiter or self._sniff_delimiter(codec, errors)
+        return _RowReader(
+            open_text=lambda: self._open_text(codec, errors),
+            path=self._path,
+            label=self.name,
+            codec=codec,
+            errors=errors,
+            delimiter=delimiter,
+            key_columns=self._key_columns,
+            key_separator=self._key_separator,
+            columns=self._columns,
+        )
+
+    def _open_binary(self, stack: ExitStack) -> IO[bytes]:
+        try:
+            raw = stack.enter_context(self._path.open("rb"))
+            gzipped = self._compression == "gzip"
+            if self._compression == "auto":
+                gzipped = self._path.suffix.lower() == ".gz" or raw.peek(2)[:2] == _GZIP_MAGIC
+            if gzipped:
+                unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
+                stack.callback(unzipped.close)
+                return cast("IO[bytes]", unzipped)
+        except OSError as exc:
+            raise SourceError(f"cannot open CSV file {self._path}: {exc.strerror or exc}") from None
+        return raw
+
+    def _open_text(self, codec: str, errors: str) -> tuple[ExitStack, IO[str]]:
+        stack = ExitStack()
+        try:
+            binary = self._open_binary(stack)
+            text = io.TextIOWrapper(binary, encoding=codec, errors=errors, newline="")
+            stack.callback(text.detach)
+        except BaseException:
+            stack.close()
+            raise
+        return stack, text
+
+    def _detect_encoding(self) -> tuple[str, str]:
+        with ExitStack() as stack:
+            stream = self._open_binary(stack)
+            try:
+                data = stream.read(4)
+                if data.startswith(codecs.BOM_UTF8):
+                    return "utf-8-sig", "strict"
+                if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                    return "utf-16", "strict"
+                decoder = codecs.getincrementaldecoder("utf-8")()
+                while True:
+                    try:
+                        decoder.decode(data, final=not data)
+                    except UnicodeDecodeError:
+                        return "cp1252", "replace"
+                    if not data:
+                        return "utf-8", "strict"
+                    data = stream.read(_UTF8_SCAN_CHUNK)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise SourceError(f"cannot read {self._path}: {exc}") from None
+
+    def _sniff_delimiter(self, codec: str, errors: str) -> str:
+        stack, text = self._open_text(codec, errors)
+        with stack:
+            try:
+                sample = text.read(_SNIFF_CHARS)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise SourceError(f"cannot read {self._path}: {exc}") from None
+            except UnicodeDecodeError as exc:
+                raise _undecodable(self._path, codec, exc) from None
+        first_line = sample.splitlines()[0] if sample else ""
+        if len(sample) == _SNIFF_CHARS and "\n" in sample:
+            sample = sample[: sample.rindex("\n") + 1]
+        try:
+            sniffed = csv.Sniffer().sniff(sample, delimiters=_SNIFF_DELIMITERS).delimiter
+        except csv.Error:
+            sniffed = ""
+        if sniffed and sniffed in first_line:
+            return sniffed
+        # The header is the most regular line of a CSV: the candidate it holds most often wins.
+        counts = {candidate: first_line.count(candidate) for candidate in _SNIFF_DELIMITERS}
+        best = max(counts, key=lambda candidate: counts[candidate])
+        return best if counts[best] else ","
+
+
+def _undecodable(path: Path, codec: str, exc: UnicodeDecodeError, line: int = 0) -> SourceError:
+    where = f" after line {line}" if line else ""
+    bad = exc.object[exc.start : exc.end]
+    return SourceError(
+        f"{path} is not valid {codec}{where}: {exc.reason} (byte {bad!r});"
+        " set encoding to the file's codec (e.g. 'cp1252'), or '<codec>:replace' to read on"
+    )
+
+
+def _unique_headers(raw: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    headers: list[str] = []
+    for name in raw:
+        if name in seen:
+            seen[name] += 1
+            candidate = f"{name}.{seen[name]}"
+            while candidate in seen:
+                seen[name] += 1
+                candidate = f"{name}.{seen[name]}"
+            name = candidate
+        seen.setdefault(name, 0)
+        headers.append(name)
+    return headers
+
+
+class _RowReader:
+    """The blocking half: runs only in worker threads, one call at a time."""
+
+    def __init__(
+        self,
+        *,
+        open_text: Callable[[], tuple[ExitStack, IO[str]]],
+        path: Path,
+        label: str,
+        codec: str,
+        errors: str,
+        delimiter: str,
+        key_columns: tuple[str, ...],
+        key_separator: str,
+        columns: tuple[str, ...] | None,
+    ) -> None:
+        if csv.field_size_limit() < MAX_FIELD_CHARS:
+            csv.field_size_limit(MAX_FIELD_CHARS)
+        self._stack, self._text = open_text()
+        self._path = path
+        self._label = label
+        self.encoding = codec
+        self._count_damage = errors == "replace"
+        self._key_separator = key_separator
+        self.damaged_rows = 0
+        self._lines_done = 0
+        self._seen_keys: set[str] = set()
+        self._delimiter = delimiter
+        self._record_lines: list[str] = []
+        self._lines = self._physical_lines()
+        self._rows = csv.reader(self._lines, delimiter=delimiter, strict=True)
+        try:
+            self._headers = self._read_header()
+            self._key_indices = self._indices(key_columns, "key column")
+            self._selected = (
+                None if columns is None else self._indices(columns, "column listed in `columns`")
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def _physical_lines(self) -> Iterator[str]:
+        # newline="" hands every line over untranslated, split at CR, LF and CRLF alike; only the
+        # file's own line break (taken from the header line) advances the line count.
+        line_break = ""
+        for line in self._text:
+            if not line_break:
+                line_break = "\r" if line.endswith("\r") else "\n"
+            if line.endswith(line_break):
+                self._lines_done += 1
+            self._record_lines.append(line)
+            yield line
+
+    def _next_row(self) -> list[str] | None:
+        self._record_lines = []
+        try:
+            try:
+                return next(self._rows)
+            except csv.Error as exc:
+                if "expected after" not in str(exc):
+                    raise
+                return self._reparse_leniently()
+        except StopIteration:
+            return None
+        except UnicodeDecodeError as exc:
+            raise _undecodable(self._path, self.encoding, exc, self._lines_done) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SourceError(
+                f"{self._label}: reading stopped after line {self._lines_done}: {exc}"
+            ) from None
+
+    def _reparse_leniently(self) -> list[str]:
+        # Strict parsing refuses text after a closing quote (`"" ,"x"`, seen in real exports);
+        # read that one record again the lenient way, which keeps such text, then go on strictly.
+        # Strict stays the rule elsewhere: it is what reports a quote left open at the end.
+        seen = self._record_lines
+        lenient = csv.reader(itertools.chain(seen, self._lines), delimiter=self._delimiter)
+        return next(lenient)
+
+    def _read_header(self) -> list[str]:
+        while True:
+            try:
+                row = self._next_row()
+            except csv.Error as exc:
+                raise SourceError(
+                    f"{self._label}: the header row is not valid CSV: {exc}"
+                ) from None
+            if row is None:
+                raise SourceError(f"{self._label} is empty: there is no header row")
+            if row:
+                return _unique_headers(row)
+
+    def _indices(self, names: tuple[str, ...], role: str) -> list[int]:
+        indices: list[int] = []
+        for name in names:
+            if name not in self._headers:
+                close = difflib.get_close_matches(name, self._headers, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise SourceError(
+                    f"{self._label}: {role} {name!r} is not in the header{hint} "
+                    f"Headers found: {', '.join(repr(h) for h in self._headers)}"
+                )
+            indices.append(self._headers.index(name))
+        return indices
+
+    def read_batch(self, size: int) -> list[SourceItem]:
+        batch: list[SourceItem] = []
+        while len(batch) < size:
+            item = self._next_item()
+            if item is None:
+                break
+            batch.append(item)
+        return batch
+
+    def _next_item(self) -> SourceItem | None:
+        while True:
+            line = self._lines_done + 1
+            try:
+                row = self._next_row()
+            except csv.Error as exc:
+                return self._error(line, f"malformed CSV ({exc}); is a quote left open?")
+            if row is None:
+                return None
+            if row:
+                return self._to_item(row, line)
+
+    def _error(self, line: int, reason: str) -> RecordError:
+        return RecordError(key=f"line {line}", reason=reason, position=f"line {line}")
+
+    def _to_item(self, row: list[str], line: int) -> SourceItem:
+        headers = self._headers
+        if len(row) != len(headers):
+            return self._error(line, f"expected {len(headers)} fields, found {len(row)}")
+        key_parts = [row[index] for index in self._key_indices]
+        for index, part in zip(self._key_indices, key_parts, strict=True):
+            if not part:
+                return self._error(line, f"the key column {headers[index]!r} is empty")
+        key = self._key_separator.join(key_parts)
+        if key in self._seen_keys:
+            return self._error(line, f"duplicate key {key!r}: an earlier row has it; skipped")
+        self._seen_keys.add(key)
+        if self._count_damage and any(_REPLACEMENT_CHAR in value for value in row):
+            self.damaged_rows += 1
+        if self._selected is None:
+            fields = dict(zip(headers, row, strict=True))
+        else:
+            fields = {headers[index]: row[index] for index in self._selected}
+        return SourceRecord(key=key, fields=fields, position=f"line {line}")

@@ -1,0 +1,565 @@
+"""SQL source: a table or a SELECT read through SQLAlchemy's asyncio layer, streamed.
+
+Supported: SQLite (aiosqlite), PostgreSQL (asyncpg), MySQL and MariaDB (aiomysql). A URL naming
+only the backend (``postgresql://``, ``mysql://``, ``mariadb://``, ``sqlite://``) or another driver
+is read through the async driver above. The URL comes from an environment variable or a file whose
+name the job holds, never from the job itself; its password never appears in ``name``, ``repr``,
+logs or errors.
+
+Decisions a job author may want to know:
+
+* Rows come from a server-side cursor (``yield_per``), in a read-only transaction
+  (``SET TRANSACTION READ ONLY`` on PostgreSQL, ``START TRANSACTION READ ONLY`` on MySQL/MariaDB,
+  ``PRAGMA query_only`` on SQLite), ordered by the cursor column (if any) then the key, so two
+  reads give the same order. A ``query`` without a cursor column keeps the query's own order.
+* ``table`` is an identifier taken as written, case included (``Album`` is ``"Album"``):
+  ``schema.table``, with double quotes around a part holding a dot.
+* Values become JSON-like: ``Decimal`` -> exact text (``"0.99"``), date/time -> ISO 8601,
+  ``bytes`` -> base64 text (or refused, per ``binary``), UUID/IP/interval -> text, JSON and arrays
+  -> lists and dicts. A value of a type not listed makes that row a :class:`RecordError`.
+* ``cursor_column`` makes the source incremental: ``records(since=s)`` reads only rows whose cursor
+  is past ``s``; ``s`` is the text this source put in ``SourceRecord.cursor``, read back as the
+  column's type (learnt from one row), so comparisons are the database's own.
+* A row whose key is NULL or empty, or repeats an earlier row's key, is a :class:`RecordError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import enum
+import ipaddress
+import math
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import quoted_name
+
+from connectors import RecordError, SourceItem, SourceRecord
+from pipeline.errors import ConfigError, FlowportError, SourceError
+
+__all__ = ["SqlSource", "SqlSourceConfig", "parse_table_name"]
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mysql+aiomysql",
+}
+#: How long closing a cursor, connection or engine may take once a read ends or is cancelled.
+_CLEANUP_SECONDS = 10.0
+_QUERY_ALIAS = "flowport_query"
+_T = TypeVar("_T")
+
+
+def parse_table_name(text: str) -> tuple[str | None, str]:
+    """``Album`` -> (None, "Album"); ``public.Album`` or ``"my.schema"."Album"`` -> (schema, name)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    was_quoted = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quoted:
+            if char == '"' and text[index + 1 : index + 2] == '"':
+                current.append('"')
+                index += 1
+            elif char == '"':
+                quoted = False
+            else:
+                current.append(char)
+        elif char == '"' and not current and not was_quoted:
+            quoted = was_quoted = True
+        elif char == ".":
+            parts.append("".join(current))
+            current, was_quoted = [], False
+        elif was_quoted:
+            raise ValueError(f"unexpected {char!r} after a quoted part in table name {text!r}")
+        else:
+            current.append(char)
+        index += 1
+    if quoted:
+        raise ValueError(f"unterminated quote in table name {text!r}")
+    parts.append("".join(current))
+    if any(not part.strip() for part in parts) or len(parts) > 2:
+        raise ValueError(f"table must be 'table' or 'schema.table', got {text!r}")
+    return (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+
+
+class SqlSourceConfig(BaseModel):
+    """A database table or SELECT whose rows become items."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["sql"] = "sql"
+    url_env: str | None = Field(
+        default=None,
+        description=(
+            "Name of the environment variable holding the database URL, e.g. CHINOOK_URL "
+            "(postgresql://user:pass@host/db, mysql://..., sqlite:///file.db)."
+        ),
+    )
+    url_file: Path | None = Field(
+        default=None,
+        description="A file holding the database URL on its first line; relative to the job file.",
+    )
+    table: str | None = Field(
+        default=None,
+        description=(
+            "The table (or view) to read, as written, case included: 'Album', 'public.Album', "
+            '\'"my.schema"."Album"\'. Give either table or query.'
+        ),
+    )
+    query: str | None = Field(
+        default=None,
+        description="A SELECT (or WITH ... SELECT) statement to read. Give either table or query.",
+    )
+    key: str | tuple[str, ...] = Field(
+        description=(
+            "The column holding each row's stable key, or several columns whose values are "
+            'joined with key_separator (e.g. ["PlaylistId", "TrackId"]).'
+        )
+    )
+    key_separator: str = Field(
+        default=":", min_length=1, description="Joins the values of a several-column key."
+    )
+    cursor_column: str | None = Field(
+        default=None,
+        description=(
+            "A column that grows when a row changes (updated_at, a version number); enables "
+            "incremental reads of rows past the last cursor seen."
+        ),
+    )
+    binary: Literal["base64", "refuse"] = Field(
+        default="base64",
+        description="Binary values become base64 text, or make their row a per-item error.",
+    )
+    batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows fetched per round trip (yield_per)."
+    )
+    connect_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=600, description="How long to wait for the database to answer."
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_names_present(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        names = (value,) if isinstance(value, str) else value
+        if not names or any(not name for name in names):
+            raise ValueError("key must name at least one column, and no name may be empty")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _table_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_table_name(value)
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _query_is_one_select(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        statement = value.strip().rstrip(";").strip()
+        first_word = statement.split(None, 1)[0].upper() if statement else ""
+        if first_word not in ("SELECT", "WITH"):
+            raise ValueError("query must be a single SELECT (or WITH ... SELECT) statement")
+        if ";" in statement:
+            raise ValueError("query must be a single statement: remove the ';' inside it")
+        return statement
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> SqlSourceConfig:
+        if (self.url_env is None) == (self.url_file is None):
+            raise ValueError("give exactly one of url_env (an env var name) or url_file")
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        return self
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return (self.key,) if isinstance(self.key, str) else self.key
+
+    def open(self, *, base_dir: Path, env: Mapping[str, str]) -> SqlSource:
+        return SqlSource(
+            url=_async_url(self._read_url(base_dir, env), base_dir),
+            table=parse_table_name(self.table) if self.table is not None else None,
+            query=self.query,
+            key_columns=self.key_columns,
+            key_separator=self.key_separator,
+            cursor_column=self.cursor_column,
+            binary=self.binary,
+            batch_size=self.batch_size,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+        )
+
+    def _read_url(self, base_dir: Path, env: Mapping[str, str]) -> URL:
+        if self.url_env is not None:
+            raw = env.get(self.url_env, "").strip()
+            if not raw:
+                raise ConfigError(
+                    f"the environment variable {self.url_env} is not set or empty",
+                    key="url_env",
+                    fix=f"export {self.url_env}='postgresql://user:password@host/database'",
+                )
+            origin = f"the environment variable {self.url_env}"
+        else:
+            assert self.url_file is not None
+            path = self.url_file if self.url_file.is_absolute() else base_dir / self.url_file
+            try:
+                lines = path.read_text(encoding="utf-8").strip().splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    f"cannot read the URL file {path}: {exc}", key="url_file"
+                ) from None
+            raw = lines[0].strip() if lines else ""
+            origin = f"the file {path}"
+        try:
+            return make_url(raw)
+        except ArgumentError:
+            # SQLAlchemy's message repeats the URL, password included: say where it came from.
+            raise ConfigError(
+                f"{origin} does not hold a database URL",
+                fix="write it as backend://user:password@host:port/database",
+            ) from None
+
+
+def _async_url(url: URL, base_dir: Path) -> URL:
+    backend = url.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ConfigError(
+            f"unsupported database {backend!r}: flowport reads sqlite, postgresql, mysql, mariadb",
+            key="url",
+        )
+    url = url.set(drivername=_ASYNC_DRIVERS[backend])
+    if backend == "sqlite" and url.database and url.database != ":memory:":
+        database = Path(url.database)
+        if not database.is_absolute():
+            url = url.set(database=str(base_dir / database))
+    return url
+
+
+def _scrub(text: str, url: URL) -> str:
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+def _describe(exc: BaseException, url: URL) -> str:
+    # A DBAPIError's text carries the whole statement and its parameters; the driver's own
+    # message is the part that says what went wrong.
+    original = getattr(exc, "orig", None)
+    cause = original if isinstance(original, BaseException) else exc
+    message = str(cause).strip() or type(cause).__name__
+    return _scrub(f"{type(cause).__name__}: {message}", url)
+
+
+class _Unconvertible(Exception):
+    pass
+
+
+def _json_value(value: Any, binary: str) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f") if value.is_finite() else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return _iso_duration(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        if binary == "refuse":
+            raise _Unconvertible("binary data (the job sets binary = 'refuse')")
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return _json_value(value.value, binary)
+    if isinstance(value, Mapping):
+        return {str(key): _json_value(item, binary) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item, binary) for item in value]
+    raise _Unconvertible(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
+
+
+def _iso_duration(value: dt.timedelta) -> str:
+    sign = "-" if value < dt.timedelta(0) else ""
+    value = abs(value)
+    seconds = value.seconds + value.microseconds / 1_000_000
+    return f"{sign}P{value.days}DT{seconds:g}S"
+
+
+def _since_value(since: str, sample: Any, column: str) -> Any:
+    """Read ``since`` back as the type the cursor column holds, so the database compares it."""
+    try:
+        if isinstance(sample, bool):
+            raise _Unconvertible("bool")
+        if isinstance(sample, int):
+            return int(since)
+        if isinstance(sample, decimal.Decimal):
+            return decimal.Decimal(since)
+        if isinstance(sample, float):
+            return float(since)
+        if isinstance(sample, dt.datetime):
+            moment = dt.datetime.fromisoformat(since)
+            if (moment.tzinfo is None) != (sample.tzinfo is None):
+                raise ValueError("one has a UTC offset and the other has none")
+            return moment
+        if isinstance(sample, dt.date):
+            return dt.date.fromisoformat(since)
+        if isinstance(sample, dt.time):
+            return dt.time.fromisoformat(since)
+        if isinstance(sample, str):
+            return since
+        raise _Unconvertible(type(sample).__name__)
+    except _Unconvertible as exc:
+        raise ConfigError(
+            f"cursor_column {column!r} holds {exc} values, which cannot order incremental reads",
+            key="cursor_column",
+        ) from None
+    except (ValueError, decimal.InvalidOperation) as exc:
+        raise ConfigError(
+            f"since={since!r} does not read as a {type(sample).__name__} like the values of "
+            f"cursor_column {column!r}: {exc}"
+        ) from None
+
+
+class SqlSource:
+    """Reads one table or query; see the module docstring for what it decides."""
+
+    def __init__(
+        self,
+        *,
+        url: URL,
+        table: tuple[str | None, str] | None = None,
+        query: str | None = None,
+        key_columns: tuple[str, ...],
+        key_separator: str = ":",
+        cursor_column: str | None = None,
+        binary: Literal["base64", "refuse"] = "base64",
+        batch_size: int = 1000,
+        connect_timeout_seconds: float = 15.0,
+    ) -> None:
+        if (table is None) == (query is None):
+            raise ConfigError("give exactly one of table or query")
+        self._url = url
+        self._table = table
+        self._query = query
+        self._key_columns = key_columns
+        self._key_separator = key_separator
+        self._cursor_column = cursor_column
+        self._binary = binary
+        self._batch_size = batch_size
+        self._connect_timeout = connect_timeout_seconds
+
+    @property
+    def name(self) -> str:
+        where = self._url.set(query={}).render_as_string(hide_password=True)
+        if self._table is not None:
+            schema, table = self._table
+            what = f"{schema}.{table}" if schema else table
+        else:
+            what = "query"
+        return f"sql:{where}#{what}"
+
+    @property
+    def incremental(self) -> bool:
+        return self._cursor_column is not None
+
+    def __repr__(self) -> str:
+        return f"SqlSource({self.name!r})"
+
+    async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
+        if since is not None and self._cursor_column is None:
+            raise ConfigError(
+                f"{self.name} cannot read incrementally: it has no cursor_column",
+                key="cursor_column",
+                fix="name a column that grows when a row changes, e.g. updated_at",
+            )
+        await self._check_sqlite_file()
+        engine = create_async_engine(
+            self._url, poolclass=NullPool, connect_args=self._connect_args()
+        )
+        try:
+            connection = await self._run("connect", engine.connect())
+            try:
+                await self._run("start a read-only transaction", self._read_only(connection))
+                statement = await self._run("prepare the read", self._statement(connection, since))
+                if statement is None:
+                    return
+                result = await self._run("run the read", connection.stream(statement))
+                try:
+                    async for item in self._items(result):
+                        yield item
+                finally:
+                    with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                        await result.close()
+            finally:
+                with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                    await connection.close()
+        finally:
+            with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                await engine.dispose()
+
+    async def _run(self, doing: str, step: Awaitable[_T]) -> _T:
+        try:
+            return await step
+        except FlowportError:
+            raise
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise SourceError(f"{self.name}: cannot {doing}: {_describe(exc, self._url)}") from None
+
+    async def _check_sqlite_file(self) -> None:
+        # SQLite creates a missing file on connect: refuse before it does, it is surely a typo.
+        database = self._url.database
+        if self._url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return
+        if not await anyio.Path(database).is_file():
+            raise SourceError(f"{self.name}: the SQLite file {database} does not exist")
+
+    def _connect_args(self) -> dict[str, Any]:
+        backend = self._url.get_backend_name()
+        if backend == "postgresql":
+            return {"timeout": self._connect_timeout}
+        if backend in ("mysql", "mariadb"):
+            return {"connect_timeout": self._connect_timeout}
+        return {}
+
+    async def _read_only(self, connection: AsyncConnection) -> None:
+        dialect = connection.dialect.name
+        if dialect == "sqlite":
+            await connection.exec_driver_sql("PRAGMA query_only = ON")
+        elif dialect == "postgresql":
+            await connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        elif dialect in ("mysql", "mariadb"):
+            await connection.exec_driver_sql("START TRANSACTION READ ONLY")
+
+    def _from_clause(self) -> sa.FromClause:
+        if self._table is not None:
+            schema, table = self._table
+            return sa.table(
+                quoted_name(table, quote=True),
+                schema=quoted_name(schema, quote=True) if schema else None,
+            )
+        assert self._query is not None
+        return sa.text(self._query).columns().subquery(_QUERY_ALIAS)
+
+    async def _statement(
+        self, connection: AsyncConnection, since: str | None
+    ) -> sa.Executable | None:
+        options = {"yield_per": self._batch_size}
+        if self._query is not None and self._cursor_column is None:
+            return sa.text(self._query).execution_options(**options)
+        source = self._from_clause()
+        order = [_column(name) for name in self._key_columns]
+        statement: sa.Select[Any] = sa.select(sa.literal_column("*")).select_from(source)
+        if self._cursor_column is not None:
+            cursor = _column(self._cursor_column)
+            order.insert(0, cursor)
+            if since is not None:
+                probe = sa.select(cursor).select_from(source).where(cursor.is_not(None)).limit(1)
+                sample = (await connection.execute(probe)).scalar()
+                if sample is None:
+                    return None
+                threshold = _since_value(since, sample, self._cursor_column)
+                statement = statement.where(cursor > sa.bindparam("since", threshold))
+        return statement.order_by(*order).execution_options(**options)
+
+    async def _items(self, result: Any) -> AsyncIterator[SourceItem]:
+        columns = list(result.keys())
+        self._require_columns(columns)
+        key_indices = [columns.index(name) for name in self._key_columns]
+        cursor_index = (
+            columns.index(self._cursor_column) if self._cursor_column is not None else None
+        )
+        seen_keys: set[str] = set()
+        row_number = 0
+        partitions = result.partitions()
+        while True:
+            try:
+                rows = await anext(partitions)
+            except StopAsyncIteration:
+                return
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                raise SourceError(
+                    f"{self.name}: reading stopped after row {row_number}: "
+                    f"{_describe(exc, self._url)}"
+                ) from None
+            for row in rows:
+                row_number += 1
+                yield self._to_item(row, row_number, columns, key_indices, cursor_index, seen_keys)
+
+    def _require_columns(self, columns: Sequence[str]) -> None:
+        wanted = [*self._key_columns]
+        if self._cursor_column is not None:
+            wanted.append(self._cursor_column)
+        for name in wanted:
+            if name not in columns:
+                raise SourceError(
+                    f"{self.name}: column {name!r} is not in the result. "
+                    f"Columns found: {', '.join(repr(column) for column in columns)}"
+                )
+
+    def _to_item(
+        self,
+        row: Sequence[Any],
+        row_number: int,
+        columns: list[str],
+        key_indices: list[int],
+        cursor_index: int | None,
+        seen_keys: set[str],
+    ) -> SourceItem:
+        position = f"row {row_number}"
+        parts: list[str] = []
+        for index in key_indices:
+            value = row[index]
+            text = "" if value is None else str(_json_value(value, "base64"))
+            if not text:
+                state = "NULL" if value is None else "empty"
+                return RecordError(
+                    key=position,
+                    reason=f"the key column {columns[index]!r} is {state}",
+                    position=position,
+                )
+            parts.append(text)
+        key = self._key_separator.join(parts)
+        if key in seen_keys:
+            return RecordError(
+                key=position,
+                reason=f"duplicate key {key!r}: an earlier row has it; skipped",
+                position=position,
+            )
+        seen_keys.add(key)
+        fields: dict[str, Any] = {}
+        for name, value in zip(columns, row, strict=True):
+            try:
+                fields[name] = _json_value(value, self._binary)
+            except _Unconvertible as exc:
+                return RecordError(
+                    key=key, reason=f"column {name!r} holds {exc}", position=position
+                )
+        cursor = None
+        if cursor_index is not None and row[cursor_index] is not None:
+            cursor = str(fields[columns[cursor_index]])
+        return SourceRecord(key=key, fields=fields, cursor=cursor, position=position)
+
+
+def _column(name: str) -> sa.ColumnClause[Any]:
+    return sa.column(quoted_name(name, quote=True))
