@@ -57,6 +57,8 @@ class ItemVariant:
     is_draft: bool
     field_data: dict[str, Any]
     live: dict[str, Any] | None = None
+    # the slug under which the collection's slug index holds this variant (edits happen in place)
+    indexed_slug: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def slug(self) -> str:
@@ -336,17 +338,22 @@ class SandboxCore:
             variants = collection.items[variant.id] = {}
             self.sites[collection.site_id].item_count += 1
         old = variants.get(variant.locale)
-        if old is not None and collection.slugs.get((old.locale, old.slug)) == old.id:
-            del collection.slugs[(old.locale, old.slug)]
+        previous = old.indexed_slug if old is not None else None
+        if previous is not None and previous != variant.slug:
+            stale = (variant.locale, previous)
+            if collection.slugs.get(stale) == variant.id:
+                del collection.slugs[stale]
         variants[variant.locale] = variant
         collection.slugs[(variant.locale, variant.slug)] = variant.id
+        variant.indexed_slug = variant.slug
         self._record(variant.to_record(collection.id))
 
     def _drop_variant(self, collection: _Collection, item_id: str, locale: str) -> None:
         variants = collection.items[item_id]
         variant = variants.pop(locale)
-        if collection.slugs.get((locale, variant.slug)) == item_id:
-            del collection.slugs[(locale, variant.slug)]
+        slug_key = (locale, variant.indexed_slug or variant.slug)
+        if collection.slugs.get(slug_key) == item_id:
+            del collection.slugs[slug_key]
         if not variants:
             del collection.items[item_id]
             self.sites[collection.site_id].item_count -= 1

@@ -92,7 +92,8 @@ async def test_collection_create_adds_name_and_slug_fields(sandbox: Sandbox, api
     assert created.body["slug"] == "blog-posts"
     fields = {f["slug"]: f for f in created.body["fields"]}
     assert list(fields) == ["name", "slug", "sub-title"]
-    assert fields["name"]["isRequired"] and fields["name"]["type"] == "PlainText"
+    assert fields["name"]["isRequired"]
+    assert fields["name"]["type"] == "PlainText"
     assert fields["slug"]["isRequired"]
     listed = await api.get(f"/sites/{sandbox.site_id}/collections")
     assert [c["id"] for c in listed.body["collections"]] == [created.body["id"]]
@@ -133,7 +134,8 @@ async def test_fields_create_update_delete(api: Api) -> None:
     )
     assert option.status == 200
     options = option.body["validations"]["options"]
-    assert options[0]["name"] == "News" and OBJECT_ID.fullmatch(options[0]["id"])
+    assert options[0]["name"] == "News"
+    assert OBJECT_ID.fullmatch(options[0]["id"])
     reference = await api.post(
         f"/collections/{collection_id}/fields",
         {"type": "Reference", "displayName": "Author", "metadata": {"collectionId": target}},
@@ -241,8 +243,6 @@ async def test_bulk_delete_removes_listed_items(api: Api) -> None:
     assert answer.status == 204
     listed = await api.get(f"/collections/{collection_id}/items")
     assert [item["id"] for item in listed.body["items"]] == [ids[1]]
-    unknown = await api.delete(
-        f"/collections/{collection_id}/items", {"items": [{"id": ids[0]}]}
-    )
+    unknown = await api.delete(f"/collections/{collection_id}/items", {"items": [{"id": ids[0]}]})
     assert unknown.status == 404
     assert_error_shape(unknown.body, "item_not_found")

@@ -1,0 +1,13 @@
+"""``python -m pipeline.sandbox --port 0``: the sandbox command on its own."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.sandbox.cli import register
+
+app = typer.Typer(add_completion=False)
+register(app)
+
+if __name__ == "__main__":
+    app()
