@@ -61,7 +61,8 @@ def sanitize_html(html: str, *, base_url: str | None = None) -> str:
         html,
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(_DROPPED_WITH_CONTENT),
-        attributes={tag: set(names) for tag, names in _ATTRIBUTES.items()},
+        # "*" must be given, or ammonia keeps its default lang/title on every element.
+        attributes={"*": set(), **{tag: set(names) for tag, names in _ATTRIBUTES.items()}},
         attribute_filter=_absolute_urls(base_url),
         url_schemes=set(_URL_SCHEMES),
         link_rel=None,
@@ -93,7 +94,10 @@ _BLOCK_TAGS: Final = (
     "form|h[1-6]|header|hr|li|main|nav|ol|p|pre|section|summary|table|tbody|td|tfoot|th|thead|"
     "tr|ul"
 )
-_BLOCK_BOUNDARY: Final = re.compile(rf"(</?(?:{_BLOCK_TAGS})\b[^>]*>)", re.I)
+_BLOCK_OPEN: Final = re.compile(rf"(<(?:{_BLOCK_TAGS})\b[^>]*>)", re.I)
+_BLOCK_CLOSE: Final = re.compile(rf"(</(?:{_BLOCK_TAGS})>)", re.I)
+_PRE_BLOCK: Final = re.compile(r"(<pre\b.*?</pre>)", re.S | re.I)
+_BLANK_BETWEEN_TAGS: Final = re.compile(r">\s*\n\s*\n\s*<")
 _STARTS_BLOCK: Final = re.compile(rf"^(?:</?(?:{_BLOCK_TAGS})\b|\x00\d+\x00$)", re.I)
 _PLACEHOLDER: Final = re.compile(r"([\x00\x01])(\d+)\1")
 _MEDIA_KEYS: Final = ("src", "mp4", "m4v", "webm", "ogv", "wmv", "flv", "mp3", "ogg", "wav", "m4a")
@@ -268,7 +272,8 @@ class _WordPressConverter:
 def _autop(text: str) -> str:
     """WordPress's wpautop, simplified: blank lines make paragraphs, single newlines <br>."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _BLOCK_BOUNDARY.sub(r"\n\n\1\n\n", text)
+    text = _BLOCK_OPEN.sub(r"\n\n\1", text)
+    text = _BLOCK_CLOSE.sub(r"\1\n\n", text)
     text = re.sub(r"(\x00\d+\x00)", r"\n\n\1\n\n", text)
     chunks = [chunk.strip() for chunk in re.split(r"\n\s*\n", text)]
     out: list[str] = []
@@ -312,4 +317,10 @@ def wordpress_to_html(
         text = restored
     cleaned = sanitize_html(text, base_url=base_url)
     cleaned = re.sub(r"<p>\s*</p>", "", cleaned)
+    # Dropped scripts and comments leave blank lines behind; code keeps its own.
+    parts = _PRE_BLOCK.split(cleaned)
+    cleaned = "".join(
+        part if index % 2 else _BLANK_BETWEEN_TAGS.sub(">\n<", part)
+        for index, part in enumerate(parts)
+    ).strip()
     return RichTextResult(cleaned, tuple(converter.warnings))

@@ -94,13 +94,16 @@ class CollectionMapping(_Spec):
         }
 
 
+_UNION_BRANCHES = frozenset({"FieldMapping", "StatusMapping", "str"})
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in loc:
         if isinstance(part, int):
             parts.append(f"[{part}]")
-        elif part in {"FieldMapping", "str", "function-after[_exactly_one_origin()]"}:
-            continue
+        elif part in _UNION_BRANCHES or part.startswith(("function-", "json-or-python")):
+            continue  # pydantic's names for union branches and validators, not job-file keys
         else:
             parts.append(f".{part}" if parts else part)
     return "".join(parts)
