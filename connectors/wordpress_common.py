@@ -34,7 +34,8 @@ sanitized here; the mapping does that. Titles and names are ``html.unescape``-d.
 
 In ``author``, ``id`` is the source site's user id (not stable across sites), ``login`` and
 ``email`` are None when the source does not show them (anonymous REST). In term references
-``id`` is None for WXR (export term ids mean nothing on another site). ``featured_image.url``
+``id`` is None for WXR (export term ids mean nothing on another site); ``slug`` and ``name`` are
+None only when a REST answer lacks ``_embedded`` terms (the reader always asks for them). ``featured_image.url``
 is None when the attachment it points to is not in the source.
 
 Fields of a **media** item (post type ``attachment``; REST resource ``media``)::
@@ -109,8 +110,8 @@ class AuthorRef(TypedDict):
 
 class TermRef(TypedDict):
     id: int | None
-    slug: str
-    name: str
+    slug: str | None
+    name: str | None
 
 
 class FeaturedImage(TypedDict):

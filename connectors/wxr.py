@@ -539,7 +539,10 @@ def _item_record(element: etree._Element, scan: _Scan) -> _Item:
     if post_id is None and guid is None:
         return _Item(None, post_type, None, None)
     meta = _meta(element, "postmeta", "meta_key", "meta_value")
-    modified_gmt = gmt_iso(_get(parts, "wp:post_modified_gmt"))
+    # Exports before WXR 1.2 have no modified date: such a post was last saved when published.
+    modified_gmt = gmt_iso(_get(parts, "wp:post_modified_gmt")) or gmt_iso(
+        _get(parts, "wp:post_date_gmt")
+    )
     title = decode_text(_get(parts, ":title"))
     slug = decode_slug((_get(parts, "wp:post_name") or "").strip())
     status = (_get(parts, "wp:status") or "").strip()
@@ -583,7 +586,8 @@ def _item_record(element: etree._Element, scan: _Scan) -> _Item:
     if thumbnail_id:
         url, alt = scan.attachments.get(thumbnail_id, (None, None))
         featured = FeaturedImage(id=thumbnail_id, url=url, alt=alt)
-    post_format = terms.get("post_format", [])
+    # The format is its own field (as in REST), not one more taxonomy.
+    post_format = terms.pop("post_format", [])
     password = _get(parts, "wp:post_password") or ""
     post = PostRecord(
         id=post_id,
@@ -609,11 +613,16 @@ def _item_record(element: etree._Element, scan: _Scan) -> _Item:
         meta=meta,
         sticky=(_get(parts, "wp:is_sticky") or "").strip() == "1",
         password_protected=bool(password),
-        format=post_format[0]["slug"].removeprefix("post-format-") if post_format else "standard",
+        format=_post_format(post_format),
         comment_status=(_get(parts, "wp:comment_status") or "").strip() or None,
         ping_status=(_get(parts, "wp:ping_status") or "").strip() or None,
     )
     return _Item(post_id, post_type, post, modified_gmt)
+
+
+def _post_format(refs: list[TermRef]) -> str:
+    slug = refs[0]["slug"] if refs else None
+    return slug.removeprefix("post-format-") if slug else "standard"
 
 
 def _digest(fields: Mapping[str, Any]) -> bytes:
