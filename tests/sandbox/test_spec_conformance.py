@@ -11,12 +11,14 @@ import copy
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jsonschema
 import pytest
 
+from . import spec_validator as spec_validator_module
 from .spec_validator import (
     CMS_OPERATION_IDS,
     ERRATA,
@@ -72,6 +74,18 @@ def _response_examples(media: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 # ---- the validator can tell good from bad ----------------------------------------------------
+
+
+def test_a_missing_spec_skips_outside_ci_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(spec_validator_module, "SPEC_PATH", tmp_path / "absent" / "v2.yml")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="OpenAPI spec is not at"):
+        require_spec()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true forbids skipping"):
+        require_spec()
 
 
 def test_finds_the_most_literal_route(validator: SpecValidator) -> None:
@@ -135,6 +149,11 @@ def test_edge_statuses_need_only_an_error_body(validator: SpecValidator) -> None
     path = "/v2/collections/580e63fc8c9a982ac9b8b745"
     good = json.dumps({"code": "service_unavailable", "message": "later"}).encode()
     assert validator.response_violations("GET", path, 503, JSON_OK, good) == []
+    # site-publish documents no 500 at all.
+    publish = "/v2/sites/580e63e98c9a982ac9b8b741/publish"
+    assert validator.response_violations("POST", publish, 500, JSON_OK, good) == []
+    not_error_body = json.dumps({"oops": True}).encode()
+    assert validator.response_violations("POST", publish, 500, JSON_OK, not_error_body) != []
     assert validator.response_violations("GET", path, 418, JSON_OK, good) != []
 
 
@@ -616,4 +635,68 @@ async def test_rate_limited_answers_conform(validator: SpecValidator) -> None:
         ]
     assert statuses[:3] == [200, 200, 200]
     assert statuses[3:] == [429, 429]
+    assert client.failures == [], "\n\n".join(client.failures)
+
+
+async def test_malformed_requests_get_documented_errors(
+    sandbox: Any, client: CheckedClient
+) -> None:
+    site_id = sandbox.site_id
+    collection = (
+        await client.call(
+            "POST",
+            f"/sites/{site_id}/collections",
+            body={"displayName": "Probes", "singularName": "Probe"},
+            expect=200,
+        )
+    ).json()
+    items_path = f"/collections/{collection['id']}/items"
+    # Not JSON at all, JSON that is not an object, an id that is not an ObjectId.
+    async with client.session.post(
+        client.base_url + items_path,
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    ) as response:
+        body = await response.read()
+        assert response.status == 400, body
+        client.validator.assert_response(
+            "POST", client.base_url + items_path, response.status, dict(response.headers), body
+        )
+    await client.call("POST", items_path, body=["a", "list"], expect=400, check_request=False)
+    await client.call("GET", f"{items_path}/not-an-object-id", expect=(400, 404))
+    await client.call("GET", items_path, params={"offset": "-1"}, expect=400)
+    await client.call("GET", items_path, params={"limit": "zero"}, expect=400)
+    await client.call("PUT", items_path, expect=(404, 405))
+    assert client.failures == [], "\n\n".join(client.failures)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [{"error_rate": 1.0}, {"burst_429_rate": 1.0, "burst_429_length": 3}],
+    ids=["server-errors", "429-bursts"],
+)
+async def test_injected_faults_still_conform(
+    validator: SpecValidator, faults: dict[str, Any]
+) -> None:
+    from pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+
+    config = SandboxConfig(
+        tokens=(TOKEN,), rate_limit=100_000, seed=0, faults=FaultConfig(**faults)
+    )
+    async with Sandbox(config) as running, aiohttp.ClientSession() as session:
+        client = CheckedClient(session=session, base_url=running.base_url, validator=validator)
+        site = running.site_id
+        calls = [
+            ("GET", "/sites", None),
+            ("GET", f"/sites/{site}/collections", None),
+            ("POST", f"/sites/{site}/collections", {"displayName": "F", "singularName": "F"}),
+            ("POST", f"/sites/{site}/publish", {"publishToWebflowSubdomain": True}),
+            ("GET", f"/collections/{UNKNOWN_ID}/items", None),
+            ("POST", f"/collections/{UNKNOWN_ID}/items/publish", {"itemIds": [UNKNOWN_ID]}),
+        ]
+        statuses = [
+            (await client.call(method, path, body=body, expect=(429, 500, 502, 503, 504))).status
+            for method, path, body in calls
+        ]
+    assert all(status >= 429 for status in statuses)
     assert client.failures == [], "\n\n".join(client.failures)
