@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -35,7 +36,7 @@ from rich.table import Table
 
 from pipeline import __version__
 from pipeline.checkpoint import CheckpointLog
-from pipeline.errors import ConfigError, FatalError
+from pipeline.errors import ConfigError, FatalError, FlowportError
 from pipeline.jobfile import Job, load_job
 from pipeline.logging import JsonLinesSink, RichProgressSink, redact
 
@@ -182,6 +183,10 @@ def run(
         _fail(EXIT_ABORTED, f"aborted: {exc}")
     except KeyboardInterrupt:
         _fail(EXIT_ABORTED, "interrupted; the next run resumes where this one stopped")
+    except FlowportError as exc:
+        _fail(EXIT_ABORTED, f"aborted: {exc}")
+    except Exception:
+        _fail(EXIT_ABORTED, f"aborted by an unexpected error:\n{traceback.format_exc()}")
     raise typer.Exit(summary.exit_code)
 
 

@@ -240,6 +240,8 @@ class CollectionJob(CollectionMapping):
         """Create-field bodies for the schema fields the collection lacks, in file order.
 
         ``collection_ids`` maps job collection names to Webflow collection ids, for references.
+        The API takes no slug: Webflow derives it from ``displayName``, which is why the default
+        display name is the slug's words capitalised ("reading-time" -> "Reading Time").
         """
         if self.collection_schema is None:
             return []
@@ -250,7 +252,6 @@ class CollectionJob(CollectionMapping):
             body: dict[str, Any] = {
                 "type": spec.type,
                 "displayName": spec.name or _display_name(slug),
-                "slug": slug,
                 "isRequired": spec.required,
             }
             if spec.help_text:
