@@ -93,9 +93,16 @@ def _rich_text(field: FieldSchema, base_url: str | None) -> Coercer:
     max_length = rules.get("maxLength")
 
     def coerce(value: Any, run: TransformRun) -> Any:
-        html = sanitize_html(_as_text(value), base_url=base_url)
+        relative: list[str] = []
+        html = sanitize_html(_as_text(value), base_url=base_url, relative=relative)
         if not html:
             return None
+        if relative:
+            run.warn(
+                "relative_url",
+                f"{len(relative)} relative link(s) or image(s) such as {relative[0][:60]!r} "
+                "will not resolve on Webflow; set base_url",
+            )
         if "<pre" in html or "<code" in html:
             run.warn(
                 "code_block",

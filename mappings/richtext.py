@@ -40,14 +40,22 @@ _DROPPED_WITH_CONTENT: Final = frozenset(
 )
 
 
-def _absolute_urls(base_url: str | None) -> Callable[[str, str, str], str | None]:
+_ABSOLUTE: Final = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|//|#)")
+
+
+def _absolute_urls(
+    base_url: str | None, relative: list[str] | None
+) -> Callable[[str, str, str], str | None]:
     def keep(tag: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src"):
             value = value.strip()
             if not value:
                 return None
-            if base_url and not value.startswith(("#", "mailto:", "tel:")):
-                return urljoin(base_url, value)
+            if not _ABSOLUTE.match(value):
+                if base_url:
+                    return urljoin(base_url, value)
+                if relative is not None:
+                    relative.append(value)
         if tag == "a" and attribute == "target" and value not in ("_blank", "_self"):
             return None
         return value
@@ -55,15 +63,21 @@ def _absolute_urls(base_url: str | None) -> Callable[[str, str, str], str | None
     return keep
 
 
-def sanitize_html(html: str, *, base_url: str | None = None) -> str:
-    """Only what Webflow rich text keeps; no scripts, event handlers, styles or unsafe URLs."""
+def sanitize_html(
+    html: str, *, base_url: str | None = None, relative: list[str] | None = None
+) -> str:
+    """Only what Webflow rich text keeps; no scripts, event handlers, styles or unsafe URLs.
+
+    Relative links and sources are joined to ``base_url``; without one they are kept and, when
+    ``relative`` is given, listed there so the caller can warn.
+    """
     return nh3.clean(
         html,
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(_DROPPED_WITH_CONTENT),
         # "*" must be given, or ammonia keeps its default lang/title on every element.
         attributes={"*": set(), **{tag: set(names) for tag, names in _ATTRIBUTES.items()}},
-        attribute_filter=_absolute_urls(base_url),
+        attribute_filter=_absolute_urls(base_url, relative),
         url_schemes=set(_URL_SCHEMES),
         link_rel=None,
         strip_comments=True,

@@ -13,11 +13,12 @@ Decisions worth knowing:
   number, or 9 to 10 digits) and, last, dateutil's parser; a value without a zone is read in the
   configured zone (UTC unless told). WordPress's ``0000-00-00 00:00:00`` means "no date".
 * Phones are not reformatted (a country cannot be guessed): kept as written, with 7 to 15 digits
-  (E.164's bounds) and only ``+ - . ( ) /``, spaces and an ``ext``/``x`` extension.
+  (E.164's bounds) and only ``+ - . ( ) /`` and spaces; an extension is refused with a reason.
 """
 
 from __future__ import annotations
 
+import colorsys
 import email.utils
 import math
 import re
@@ -338,7 +339,8 @@ def parse_email(value: Any) -> str:
     return f"{local}@{domain.lower()}"
 
 
-_PHONE_CHARS = re.compile(r"^\+?[0-9 ().\-/]+(?:\s*(?:ext\.?|x|#)\s*\d{1,6})?$", re.IGNORECASE)
+_PHONE_CHARS = re.compile(r"^\+?[0-9 ().\-/]+$")
+_EXTENSION = re.compile(r"\s*(?:ext\.?|x|#)\s*\d{1,6}$", re.IGNORECASE)
 
 
 def parse_phone(value: Any) -> str:
@@ -349,12 +351,16 @@ def parse_phone(value: Any) -> str:
     text = " ".join(value.strip().split())
     if text.lower().startswith("tel:"):
         text = text[4:].strip()
-    main = re.split(r"\s*(?:ext\.?|x|#)\s*", text, maxsplit=1, flags=re.IGNORECASE)[0]
-    digits = sum(c.isdigit() for c in main)
+    if _EXTENSION.search(text) and _PHONE_CHARS.match(_EXTENSION.sub("", text)):
+        raise FieldValueError(
+            f"{_describe(value)} has an extension, which a Phone field does not take "
+            "(map it to a PlainText field)"
+        )
+    digits = sum(c.isdigit() for c in text)
     if not _PHONE_CHARS.match(text) or not 7 <= digits <= 15:
         raise FieldValueError(
             f"{_describe(value)} is not a phone number (7 to 15 digits, optional +, "
-            "spaces, dashes, dots, parentheses and an extension)"
+            "spaces, dashes, dots, slashes and parentheses)"
         )
     return text
 
@@ -387,6 +393,39 @@ _FUNCTIONAL = re.compile(
 )
 
 
+def _component(text: str, scale: float, original: Any) -> float:
+    """A CSS colour component as a fraction of ``scale`` (0..1), percentages included."""
+    text = text.strip()
+    number = float(text[:-1]) / 100 if text.endswith("%") else float(text) / scale
+    if not 0 <= number <= 1:
+        raise FieldValueError(f"{_describe(original)} has a component out of range")
+    return number
+
+
+def _functional_to_hex(match: re.Match[str], original: Any) -> str | None:
+    # rgb()/hsl() become hex: every reader of the item (and Webflow's own editor) takes hex.
+    name = match.group(1).lower()
+    parts = [g for g in match.groups()[1:] if g is not None]
+    if name.startswith("rgb"):
+        red, green, blue = (_component(p, 255, original) for p in parts[:3])
+    else:
+        hue_text = parts[0].strip()
+        if hue_text.endswith("%"):
+            return None
+        hue = (float(hue_text) % 360) / 360
+        saturation = _component(parts[1], 100, original) if parts[1].strip().endswith("%") else -1
+        lightness = _component(parts[2], 100, original) if parts[2].strip().endswith("%") else -1
+        if saturation < 0 or lightness < 0:
+            return None
+        red, green, blue = colorsys.hls_to_rgb(hue, lightness, saturation)
+    channels = [round(c * 255) for c in (red, green, blue)]
+    if len(parts) == 4:
+        alpha = _component(parts[3], 1, original)
+        if alpha < 1:
+            channels.append(round(alpha * 255))
+    return "#" + "".join(f"{c:02x}" for c in channels)
+
+
 def parse_color(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldValueError(f"{_describe(value)} is not a colour")
@@ -400,10 +439,9 @@ def parse_color(value: Any) -> str:
         return text.lower()
     functional = _FUNCTIONAL.match(text)
     if functional:
-        name = functional.group(1).lower()
-        numbers = [g.strip() for g in functional.groups()[1:] if g is not None]
-        if len(numbers) == (4 if name.endswith("a") else 3):
-            return f"{name}({','.join(numbers)})"
+        hex_color = _functional_to_hex(functional, value)
+        if hex_color is not None:
+            return hex_color
     raise FieldValueError(
         f"{_describe(value)} is not a colour (#rgb, #rrggbb, #rrggbbaa, rgb(), rgba(), hsl(), "
         "hsla() or a CSS colour name)"

@@ -124,7 +124,7 @@ VALID: list[tuple[str, Any, Any]] = [
     ("phone", "424-242-4242", "424-242-4242"),
     ("phone", "+33 (0)1 23  45 67 89", "+33 (0)1 23 45 67 89"),
     ("phone", "tel:+14155550123", "+14155550123"),
-    ("phone", "555-0100 ext. 12", "555-0100 ext. 12"),
+    ("phone", "030/123 4567", "030/123 4567"),
     ("phone", 4155550123, "4155550123"),
     # Number
     ("amount", "42", 42),
@@ -169,8 +169,12 @@ VALID: list[tuple[str, Any, Any]] = [
     ("tint", "db4b68", "#db4b68"),
     ("tint", "Orchid", "orchid"),
     ("tint", "transparent", "transparent"),
-    ("tint", "rgb(10, 20, 30)", "rgb(10,20,30)"),
-    ("tint", "hsla(120, 50%, 50%, 0.3)", "hsla(120,50%,50%,0.3)"),
+    ("tint", "rgb(10, 20, 30)", "#0a141e"),
+    ("tint", "rgba(255,0,0,0.5)", "#ff000080"),
+    ("tint", "rgba(255,0,0,1)", "#ff0000"),
+    ("tint", "rgb(100%, 0%, 50%)", "#ff0080"),
+    ("tint", "hsl(120, 100%, 25%)", "#008000"),
+    ("tint", "hsla(0, 100%, 50%, 0.3)", "#ff00004c"),
     # Option
     ("kind", "News", OPTION_NEWS),
     ("kind", " review ", OPTION_REVIEW),
@@ -207,6 +211,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("contact", "a..b@example.com", "not an e-mail address"),
     ("contact", "a@b", "not an e-mail address"),
     ("phone", "12345", "not a phone number"),
+    ("phone", "555-0100 ext. 12", "has an extension"),
     ("phone", "call me maybe", "not a phone number"),
     ("phone", "+1 234 567 890 123 456 789", "not a phone number"),
     ("amount", "abc", "is not a number"),
@@ -231,6 +236,8 @@ INVALID: list[tuple[str, Any, str]] = [
     ("tint", "#12", "is not a colour"),
     ("tint", "blurple", "is not a colour"),
     ("tint", "123", "is not a colour"),
+    ("tint", "rgb(300, 0, 0)", "component out of range"),
+    ("tint", "hsl(10, 50, 50)", "is not a colour"),
     ("kind", "Opinion", "'Opinion' is not one of the options ('News', 'Review')"),
 ]
 
@@ -300,3 +307,13 @@ def test_code_blocks_in_rich_text_are_kept_but_flagged() -> None:
     item = mapped(MAPPER, {"title": "T", "body": "<pre><code>x = a[0]</code></pre>"})
     assert item.field_data["body"] == "<pre><code>x = a[0]</code></pre>"
     assert [w.kind for w in item.warnings] == ["code_block"]
+
+
+def test_relative_links_in_rich_text_without_base_url_are_flagged() -> None:
+    mapper = compile_spec(
+        {"fields": {"name": "title", "body": "body"}, "slug_from": "name"}, TARGET
+    )
+    item = mapped(mapper, {"title": "T", "body": '<a href="/about">a</a><img src="x.png">'})
+    assert item.field_data["body"] == '<a href="/about">a</a><img src="x.png">'
+    assert [(w.field, w.kind) for w in item.warnings] == [("body", "relative_url")]
+    assert "2 relative link(s)" in item.warnings[0].message

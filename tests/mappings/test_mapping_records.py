@@ -15,7 +15,7 @@ from mapping_helpers import (
     schema,
 )
 
-from mappings import SkippedRecord
+from mappings import RecordMapper, SkippedRecord
 
 POST_ID = "64a1b2c3d4e5f6a7b8c9d0f1"
 TARGET = schema(
@@ -263,7 +263,7 @@ class TestSourcesAndTemplates:
 
 
 class TestTransforms:
-    def make(self, slug: str, transforms: list[object]) -> object:
+    def make(self, slug: str, transforms: list[object]) -> RecordMapper:
         spec = {
             "fields": {"name": "title", slug: {"source": "v", "transforms": transforms}},
             "slug_from": "name",
@@ -344,15 +344,15 @@ class TestTransforms:
     def test_transform_results(
         self, slug: str, transforms: list[object], given: object, expected: object
     ) -> None:
-        item = mapped(self.make(slug, transforms), {"title": "T", "v": given})  # type: ignore[arg-type]
+        item = mapped(self.make(slug, transforms), {"title": "T", "v": given})
         assert item.field_data[slug] == expected
 
     def test_transform_errors_are_per_item_failures(self) -> None:
         failure = failed(
             self.make("published", [{"datetime": {"format": "%Y"}}]), {"title": "T", "v": "x"}
-        )  # type: ignore[arg-type]
+        )
         assert failure.reason == "field published: 'x' does not match the format '%Y'"
         failure = failed(
             self.make("views", [{"number": {"decimal": ","}}]), {"title": "T", "v": "1.5"}
-        )  # type: ignore[arg-type]
+        )
         assert "not a number with ',' as decimal mark" in failure.reason
