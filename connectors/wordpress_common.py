@@ -35,8 +35,8 @@ sanitized here; the mapping does that. Titles and names are ``html.unescape``-d.
 In ``author``, ``id`` is the source site's user id (not stable across sites), ``login`` and
 ``email`` are None when the source does not show them (anonymous REST). In term references
 ``id`` is None for WXR (export term ids mean nothing on another site); ``slug`` and ``name`` are
-None only when a REST answer lacks ``_embedded`` terms (the reader always asks for them). ``featured_image.url``
-is None when the attachment it points to is not in the source.
+None only when a REST answer lacks ``_embedded`` terms (the reader always asks for them).
+``featured_image.url`` is None when the attachment it points to is not in the source.
 
 Fields of a **media** item (post type ``attachment``; REST resource ``media``)::
 
@@ -60,8 +60,10 @@ Fields of a **user**::
 Meta values are kept as text (serialized PHP stays serialized); a key repeated on one post
 becomes a list of its values in order.
 
-Cursors: records of post types carry ``modified_gmt`` as their cursor; ``since`` keeps the ones
-modified strictly after it. Terms and users have no modification date and read in full.
+Cursors: records of post types carry ``modified_gmt`` as their cursor (WXR files older than 1.2
+have none: their ``post_date_gmt`` stands in); ``since`` keeps the ones modified strictly after
+it, and a record with no date at all only comes with full reads. Terms and users have no
+modification date: they read in full and refuse ``since``.
 """
 
 from __future__ import annotations
@@ -283,12 +285,13 @@ def parse_since(since: str) -> datetime:
 
 
 def is_after(cursor: str | None, since: datetime) -> bool:
-    # A record with no modification date cannot be proven unchanged, so it is read again.
+    # An incremental read yields only records it can place after ``since``: one with no date
+    # (an export without post dates) is read by full reads only.
     if cursor is None:
-        return True
+        return False
     parsed = _parse_datetime(cursor)
     if parsed is None:
-        return True
+        return False
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed > since

@@ -564,7 +564,7 @@ class WordPressRestSource:
         since_at = parse_since(since) if since is not None else None
         if since_at is not None and not self.incremental:
             raise ConfigError(
-                f"{self.name} has no modification dates: it cannot read only changes",
+                f"{self.name} is not incremental: it has no modification dates to read changes by",
                 key="since",
                 fix="run it without --since (terms and users are read in full)",
             )
@@ -581,7 +581,7 @@ class WordPressRestSource:
             shape, taxonomy = await self._resolve(api)
             if since_at is not None and shape in ("term", "user"):
                 raise ConfigError(
-                    f"{self.name} is a {shape} resource, without modification dates",
+                    f"{self.name} is not incremental: {shape}s have no modification dates",
                     key="since",
                 )
             route = f"/wp/v2/{config.resource}"

@@ -340,7 +340,7 @@ class _Parse:
                             _refuse_entities(element, self.label)
                         elif depth == 2:
                             in_channel = _name(element)[1] == "channel"
-                        elif depth == 3 and _name(element)[0] == "wp":
+                        elif self.wp_elements == 0 and _name(element)[0] == "wp":
                             self.wp_elements += 1
                         continue
                     if depth == 3:
@@ -666,7 +666,10 @@ class _Dedup:
 class WxrSource:
     """Records of one kind from one WXR file; see the module docstring."""
 
-    def __init__(self, path: Path, *, kind: str = "post", repair: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, kind: str = "post", repair: bool = True, batch: int = _BATCH
+    ) -> None:
+        self._batch = batch
         self._path = path
         self._kind = kind
         self._repair = repair
@@ -807,7 +810,7 @@ class WxrSource:
         since_at = parse_since(since) if since is not None else None
         if since_at is not None and not self.incremental:
             raise ConfigError(
-                f"{self.name} has no modification dates: it cannot read only changes",
+                f"{self.name} is not incremental: it has no modification dates to read changes by",
                 key="since",
                 fix="run it without --since (terms and authors are read in full)",
             )
@@ -820,7 +823,7 @@ class WxrSource:
             self.notes.append(note)
             log.warning(note)
         reader = self._read(scan)
-        take: Callable[[], list[SourceItem]] = lambda: list(islice(reader, _BATCH))  # noqa: E731
+        take: Callable[[], list[SourceItem]] = lambda: list(islice(reader, self._batch))  # noqa: E731
         try:
             while batch := await anyio.to_thread.run_sync(take):
                 for item in batch:

@@ -1,0 +1,292 @@
+"""WordPress for the tests: a real WordPress (wp-local.sh) and a small real REST fixture server.
+
+``ensure_wordpress`` starts one real WordPress per test session (its own database and a free
+port, seeded with the theme unit test export) and stops it when the session ends; the
+``wordpress_site`` fixture and the conformance cases share it. Outside CI, no root or no script
+skips with the reason; with ``CI=true`` it fails instead.
+
+``FixtureWordPress`` serves recorded REST answers (the acceptance fixtures) from a real aiohttp
+server on 127.0.0.1, in a thread of its own so sync case factories can use it too. It computes
+``X-WP-Total``/``X-WP-TotalPages`` like WordPress, honours ``per_page``/``page``/``orderby=id``/
+``modified_after``/``_fields``/``include``, checks Basic auth on ``users/me``, can hide
+``/wp-json/`` (plain permalinks) and can fail chosen requests with 503 to exercise retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shlex
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from .conftest import ACCEPTANCE, SHARED, unavailable
+
+__all__ = [
+    "CORE_FIXTURES",
+    "GHOST_REST",
+    "THEME_UNIT_TEST",
+    "WXR_GHOST",
+    "WXR_IMPORTER",
+    "WXR_THEME",
+    "FixtureWordPress",
+    "WordPressSite",
+    "ensure_wordpress",
+    "fixture_wordpress",
+    "load_json",
+    "wordpress_site",
+]
+
+WXR_THEME = ACCEPTANCE / "wxr-theme-unit-test"
+WXR_IMPORTER = ACCEPTANCE / "wxr-wordpress-importer-tests"
+WXR_GHOST = ACCEPTANCE / "wxr-ghost-migrate-fixtures"
+CORE_FIXTURES = ACCEPTANCE / "wp-rest-api-core-fixtures"
+GHOST_REST = ACCEPTANCE / "wp-rest-api-ghost-migrate-fixtures"
+THEME_UNIT_TEST = WXR_THEME / "themeunittestdata.wordpress.xml"
+WP_LOCAL = SHARED / "wordpress" / "wp-local.sh"
+WP_TEST_DB = "flowport_wp_test"
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# The real WordPress
+
+
+@dataclass(frozen=True)
+class WordPressSite:
+    base_url: str
+    user: str
+    app_password: str = field(repr=False)
+
+    def env(self) -> dict[str, str]:
+        return {"WP_USER": self.user, "WP_APP_PASSWORD": self.app_password}
+
+
+_SITE_KEY = pytest.StashKey[WordPressSite]()
+
+
+def _parse_env(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        words = shlex.split(line)
+        if words[:1] == ["export"]:
+            for word in words[1:]:
+                name, _, value = word.partition("=")
+                values[name] = value
+    return values
+
+
+def ensure_wordpress(config: pytest.Config) -> WordPressSite:
+    """The session's real WordPress, started on first use and stopped when the session ends."""
+    site = config.stash.get(_SITE_KEY, None)
+    if site is not None:
+        return site
+    if not WP_LOCAL.exists():
+        unavailable(f"wp-local.sh not found at {WP_LOCAL.resolve()}")
+    if os.geteuid() != 0:
+        unavailable("wp-local.sh needs root (it installs PHP with apt and runs php -S)")
+    port = _free_port()
+    command = ["bash", str(WP_LOCAL), "start", "--db", WP_TEST_DB, "--port", str(port)]
+    command += ["--wxr", str(THEME_UNIT_TEST)]
+    started = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+
+    def stop() -> None:
+        subprocess.run(
+            ["bash", str(WP_LOCAL), "stop", "--db", WP_TEST_DB],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+
+    config.add_cleanup(stop)
+    if started.returncode != 0:
+        unavailable(f"wp-local.sh start failed: {(started.stdout + started.stderr)[-800:]}")
+    printed = subprocess.run(
+        ["bash", str(WP_LOCAL), "env", "--db", WP_TEST_DB],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    values = _parse_env(printed.stdout)
+    site = WordPressSite(values["WP_BASE_URL"], values["WP_USER"], values["WP_APP_PASSWORD"])
+    config.stash[_SITE_KEY] = site
+    return site
+
+
+@pytest.fixture(scope="session")
+def wordpress_site(pytestconfig: pytest.Config) -> WordPressSite:
+    return ensure_wordpress(pytestconfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# The REST fixture server
+
+
+def _item_modified(item: Mapping[str, Any]) -> str:
+    return str(item.get("modified") or item.get("modified_gmt") or "")
+
+
+@dataclass
+class FixtureWordPress:
+    """Recorded REST answers, served for real; see the module docstring."""
+
+    collections: dict[str, list[dict[str, Any]]]
+    pretty_permalinks: bool = True
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: route → how many of its next requests answer 503 before the real answer
+    failures: dict[str, int] = field(default_factory=dict)
+    #: (route, query) of every request, in order
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    base_url: str = ""
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _runner: web.AppRunner | None = None
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.user is None or self.password is None:
+            return False
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return request.headers.get("Authorization") == f"Basic {token}"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        if request.path.startswith("/wp-json") and self.pretty_permalinks:
+            route = request.path.removeprefix("/wp-json") or "/"
+        elif request.path == "/" and "rest_route" in query:
+            route = query.pop("rest_route")
+        else:
+            return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
+        self.requests.append((route, query))
+        key = f"{route}?page={query.get('page', '1')}"
+        for failing in (key, route):
+            if self.failures.get(failing, 0) > 0:
+                self.failures[failing] -= 1
+                return web.json_response({"code": "busy", "message": "try later"}, status=503)
+        if route == "/":
+            return web.json_response({"name": "fixture", "namespaces": ["wp/v2"]})
+        if route == "/wp/v2/users/me":
+            if not self._authorized(request):
+                return web.json_response(
+                    {"code": "rest_not_logged_in", "message": "You are not currently logged in."},
+                    status=401,
+                )
+            return web.json_response({"id": 1, "username": self.user})
+        if route == "/wp/v2/types":
+            return web.json_response(
+                {
+                    slug: {"slug": slug, "rest_base": slug}
+                    for slug in self.collections
+                    if slug not in ("categories", "tags", "users")
+                }
+            )
+        if route == "/wp/v2/taxonomies":
+            return web.json_response({})
+        resource = route.removeprefix("/wp/v2/")
+        if resource not in self.collections:
+            return web.json_response(
+                {"code": "rest_no_route", "message": "No route was found."}, status=404
+            )
+        if ("status" in query or query.get("context") == "edit") and not self._authorized(request):
+            return web.json_response(
+                {"code": "rest_forbidden_context", "message": "Sorry, you are not allowed."},
+                status=401,
+            )
+        return self._collection(self.collections[resource], query)
+
+    def _collection(self, items: list[dict[str, Any]], query: dict[str, str]) -> web.Response:
+        chosen = list(items)
+        if "modified_after" in query:
+            chosen = [item for item in chosen if _item_modified(item) > query["modified_after"]]
+        if "include" in query:
+            wanted = {int(value) for value in query["include"].split(",")}
+            chosen = [item for item in chosen if item.get("id") in wanted]
+        if query.get("orderby") == "id":
+            chosen.sort(key=lambda item: int(item.get("id") or 0))
+        per_page = int(query.get("per_page", "10"))
+        page = int(query.get("page", "1"))
+        total_pages = max(1, -(-len(chosen) // per_page))
+        if page > total_pages:
+            return web.json_response(
+                {"code": "rest_post_invalid_page_number", "message": "Too far."}, status=400
+            )
+        window = chosen[(page - 1) * per_page : page * per_page]
+        if "_fields" in query:
+            names = query["_fields"].split(",")
+            window = [{name: item[name] for name in names if name in item} for item in window]
+        headers = {"X-WP-Total": str(len(chosen)), "X-WP-TotalPages": str(total_pages)}
+        return web.json_response(window, headers=headers)
+
+    def start(self) -> FixtureWordPress:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_route("GET", "/{tail:.*}", self._handle)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            server = site._server
+            assert server is not None
+            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            self.base_url = f"http://127.0.0.1:{port}"
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(serve())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="fixture-wordpress", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+
+@pytest.fixture
+def fixture_wordpress() -> Iterator[type[FixtureWordPress]]:
+    """``fixture_wordpress(collections, ...)`` gives a started server, stopped after the test."""
+    started: list[FixtureWordPress] = []
+
+    class _Started(FixtureWordPress):
+        def __post_init__(self) -> None:
+            self.start()
+            started.append(self)
+
+    yield _Started
+    for server in started:
+        server.stop()
