@@ -64,7 +64,7 @@ _T = TypeVar("_T")
 
 
 def parse_table_name(text: str) -> tuple[str | None, str]:
-    """``Album`` -> (None, "Album"); ``public.Album`` or ``"my.schema"."Album"`` -> (schema, name)."""
+    """``Album`` -> (None, "Album"); ``s.Album`` or ``"my.schema"."Album"`` -> (schema, name)."""
     parts: list[str] = []
     current: list[str] = []
     quoted = False
