@@ -12,7 +12,7 @@ work (pandas, lxml, drivers without async) runs in worker threads, never on the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -62,6 +62,6 @@ class Source(Protocol):
         """True when ``records(since=...)`` reads only what changed after ``since``."""
         ...
 
-    def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
+    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
         """Stream every record, or with ``since`` only those whose cursor is past it."""
         ...

@@ -14,8 +14,10 @@ Webflow's reason; the good ones go through.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -32,7 +34,7 @@ from pipeline.retry import RetryPolicy, call_with_retries
 from pipeline.webflow.client import WebflowClient
 from pipeline.webflow.models import Item
 
-__all__ = ["Batch", "PendingItem", "Target", "Writer", "WriterStats"]
+__all__ = ["Batch", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
 
 Target = Literal["live", "staged", "draft"]
 Operation = Literal["create", "update"]
@@ -109,7 +111,17 @@ class Writer:
 
     # -- entry points ----------------------------------------------------------------------------
 
-    async def write(self, batch: Batch) -> None:
+    async def write(self, batch: Batch) -> tuple[int, int]:
+        """Write one batch; return how many of its items were done and how many failed."""
+        outcome = [0, 0]
+        token = _current_outcome.set(outcome)
+        try:
+            await self._write(batch)
+        finally:
+            _current_outcome.reset(token)
+        return outcome[0], outcome[1]
+
+    async def _write(self, batch: Batch) -> None:
         if batch.operation == "create":
             await self._create(batch)
         else:
@@ -144,9 +156,10 @@ class Writer:
             try:
                 created = await self._retrying(
                     batch.collection,
-                    lambda items=remaining: self.client.create_items(
+                    functools.partial(
+                        self.client.create_items,
                         batch.collection_id,
-                        [i.field_data for i in items],
+                        [i.field_data for i in remaining],
                         live=batch.target == "live",
                         is_draft=batch.target == "draft",
                     ),
@@ -169,6 +182,7 @@ class Writer:
             return
         # Still unknown after every round: leave them 'sending'; the next run reconciles them.
         self.stats.failed += len(remaining)
+        _tally(failed=len(remaining))
 
     def _acknowledge_created(
         self, batch: Batch, batch_id: int, sent: Sequence[PendingItem], created: Sequence[Item]
@@ -188,11 +202,13 @@ class Writer:
         self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
         self.checkpoint.close_batch(batch_id, "ok", http_status=202)
         self.stats.created += len(acks)
+        _tally(done=len(acks))
         self.stats.count(batch.collection, "created", len(acks))
         if unmatched:
             # Acknowledged without them: record a reason rather than lose them silently.
             # Left 'sending': the next run reads them back instead of guessing.
             self.stats.failed += len(unmatched)
+            _tally(failed=len(unmatched))
             self.stats.count(batch.collection, "unresolved", len(unmatched))
 
     def _ack(self, batch: Batch, pending: PendingItem, item: Item) -> Acknowledged:
@@ -225,11 +241,11 @@ class Writer:
             self.checkpoint.close_batch(batch_id, "failed", detail=f"{len(named)} items rejected")
             good = tuple(item for index, item in enumerate(items) if index not in named)
             if good:
-                await self.write(replace(batch, items=good))
+                await self._write(replace(batch, items=good))
             return
         middle = len(items) // 2
         for half in (items[:middle], items[middle:]):
-            await self.write(replace(batch, items=tuple(half)))
+            await self._write(replace(batch, items=tuple(half)))
 
     async def _reconcile(
         self, batch: Batch, sent: Sequence[PendingItem], *, since: datetime
@@ -244,6 +260,7 @@ class Writer:
             self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
             self.checkpoint.close_batch(batch_id, "ok")
             self.stats.created += len(acks)
+            _tally(done=len(acks))
             self.stats.reconciled += len(acks)
             self.stats.count(batch.collection, "created", len(acks))
         missing = [p for p in sent if p.key not in found]
@@ -279,7 +296,8 @@ class Writer:
                 found[key] = item
                 if len(found) == len(wanted):
                     break
-            if horizon is not None and _created(item) is not None and _created(item) < horizon:
+            created_on = _created(item)
+            if horizon is not None and created_on is not None and created_on < horizon:
                 break
         return found
 
@@ -288,8 +306,12 @@ class Writer:
         while True:
             page = await self._retrying(
                 collection,
-                lambda o=offset: self.client.list_items(
-                    collection_id, offset=o, sort_by="createdOn", sort_order="desc"
+                functools.partial(
+                    self.client.list_items,
+                    collection_id,
+                    offset=offset,
+                    sort_by="createdOn",
+                    sort_order="desc",
                 ),
                 idempotent=True,
             )
@@ -342,6 +364,7 @@ class Writer:
         self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
         self.checkpoint.close_batch(batch_id, "ok", http_status=200)
         self.stats.updated += len(acks)
+        _tally(done=len(acks))
         self.stats.count(batch.collection, "updated", len(acks))
 
     # -- publishing --------------------------------------------------------------------------------
@@ -421,6 +444,7 @@ class Writer:
         failures = [ItemFailure(key=i.key, field=field, reason=reason, kind=kind) for i in items]
         self.checkpoint.record_failures(batch.collection, batch_id, failures)
         self.stats.failed += len(failures)
+        _tally(failed=len(failures))
         self.stats.count(batch.collection, "failed", len(failures))
 
     async def _retrying(
@@ -441,6 +465,17 @@ class Writer:
             idempotent=idempotent,
             on_retry=note,
         )
+
+
+#: The outcome of the batch the current task is writing: [done, failed].
+_current_outcome: ContextVar[list[int] | None] = ContextVar("_current_outcome", default=None)
+
+
+def _tally(*, done: int = 0, failed: int = 0) -> None:
+    outcome = _current_outcome.get()
+    if outcome is not None:
+        outcome[0] += done
+        outcome[1] += failed
 
 
 def _created(item: Item) -> datetime | None:
