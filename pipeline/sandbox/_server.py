@@ -87,6 +87,7 @@ class Sandbox:
         self._runner: web.AppRunner | None = None
         self._core: SandboxCore | None = None
         self._port: int | None = None
+        self._closed = False
 
     # ---- lifetime -------------------------------------------------------------------------
 
@@ -102,6 +103,7 @@ class Sandbox:
         if self.config.state_file is not None:
             journal = Journal(self.config.state_file, fsync=self.config.fsync)
         self._core = SandboxCore(self.config, journal)
+        self._closed = False
         runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.config.host, self.config.port)
@@ -119,7 +121,8 @@ class Sandbox:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
-        if self._core is not None:
+        if self._core is not None and not self._closed:
+            self._closed = True
             self._core.close()
 
     # ---- public surface -------------------------------------------------------------------
