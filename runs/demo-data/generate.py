@@ -17,28 +17,32 @@ HERE = Path(__file__).resolve().parent
 AUTHORS = 40
 POSTS = 300
 
-FIRST = [
-    "Zoë", "José", "Łukasz", "Søren", "Ana María", "Chloé", "Björn", "Małgorzata", "Nguyễn Thị",
-    "Amélie", "Jürgen", "Siobhán", "François", "Dvořák", "İlkay", "Ramón", "Mei", "Aarav",
-    "Grace", "Oliver", "Priya", "Tomás", "Fatima", "Kenji", "Leah", "Marcus", "Noor", "Ingrid",
-    "Samuel", "Hannah", "Yusuf", "Elena", "Kofi", "Astrid", "Diego", "Sakura", "Olu", "Rosa",
-]
-LAST = [
-    "Østergaard", "Núñez", "Wójcik", "Kierkegård", "Ibáñez", "Lefèvre", "Ångström", "Dąbrowska",
-    "Lan", "Poulain", "Müller", "O'Connor", "Dupont", "Novák", "Gündoğan", "García", "Chen",
-    "Sharma", "Hopper", "Bennett", "Iyer", "Herrera", "Haddad", "Tanaka", "Goldberg", "Reed",
-    "Rahman", "Lindqvist", "Adeyemi", "Schmidt", "Demir", "Petrova", "Mensah", "Berg", "Ortega",
-]
-ROLES = [
-    "backend engineer", "product designer", "data journalist", "developer advocate",
-    "technical writer", "engineering manager", "SRE", "front-end developer", "researcher",
-    "content strategist",
-]
-TOPICS = [
-    "distributed systems", "typography", "accessibility", "PostgreSQL", "rate limiting",
-    "static sites", "design tokens", "observability", "CSV files that lie", "content migrations",
-    "search relevance", "image pipelines", "API versioning", "on-call culture", "i18n",
-]
+
+def _choices(text: str) -> list[str]:
+    return text.split("|")
+
+
+FIRST = _choices(
+    "Zoë|José|Łukasz|Søren|Ana María|Chloé|Björn|Małgorzata|Nguyễn Thị|Amélie|Jürgen|"
+    "Siobhán|François|Dvořák|İlkay|Ramón|Mei|Aarav|Grace|Oliver|Priya|Tomás|Fatima|Kenji|"
+    "Leah|Marcus|Noor|Ingrid|Samuel|Hannah|Yusuf|Elena|Kofi|Astrid|Diego|Sakura|Olu|Rosa"
+)
+LAST = _choices(
+    "Østergaard|Núñez|Wójcik|Kierkegård|Ibáñez|Lefèvre|Ångström|Dąbrowska|Lan|Poulain|"
+    "Müller|O'Connor|Dupont|Novák|Gündoğan|García|Chen|Sharma|Hopper|Bennett|Iyer|Herrera|"
+    "Haddad|Tanaka|Goldberg|Reed|Rahman|Lindqvist|Adeyemi|Schmidt|Demir|Petrova|Mensah|"
+    "Berg|Ortega"
+)
+ROLES = _choices(
+    "backend engineer|product designer|data journalist|developer advocate|"
+    "technical writer|engineering manager|SRE|front-end developer|researcher|"
+    "content strategist"
+)
+TOPICS = _choices(
+    "distributed systems|typography|accessibility|PostgreSQL|rate limiting|static sites|"
+    "design tokens|observability|CSV files that lie|content migrations|search relevance|"
+    "image pipelines|API versioning|on-call culture|i18n"
+)
 CATEGORIES = ["Engineering", "Design", "Product", "Culture", "Tutorials", "News"]
 TITLE_PATTERNS = [
     "How we {verb} {topic}",
