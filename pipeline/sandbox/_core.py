@@ -931,10 +931,7 @@ class SandboxCore:
         variants = self._write_drafts(collection, drafts, live=live)
         if not many:
             return variants[0].staged()
-        answer: dict[str, Any] = {"items": [v.staged() for v in variants]}
-        if details:
-            answer["errors"] = details
-        return answer
+        return _items_answer([v.staged() for v in variants], details)
 
     def create_items_bulk(
         self, collection_id: str, body: object, *, skip_invalid_files: bool | None = None
@@ -979,10 +976,7 @@ class SandboxCore:
                 drafts.append(draft)
         self._settle(site, details, drafts)
         variants = self._write_drafts(collection, drafts, live=False)
-        answer: dict[str, Any] = {"items": [v.staged() for v in variants]}
-        if details:
-            answer["errors"] = details
-        return answer
+        return _items_answer([v.staged() for v in variants], details)
 
     def _draft(
         self,
@@ -1167,10 +1161,7 @@ class SandboxCore:
         rendered = [variant.staged() for variant, _, _ in changes]
         if not many:
             return rendered[0]
-        answer: dict[str, Any] = {"items": rendered}
-        if details:
-            answer["errors"] = details
-        return answer
+        return _items_answer(rendered, details)
 
     def delete_item(
         self, collection_id: str, item_id: str, locale: str | None = None, *, live: bool = False
@@ -1308,6 +1299,14 @@ def format_seconds(seconds: float) -> str:
     if seconds >= 10:
         return str(int(-(-seconds // 1)))
     return f"{seconds:.3f}".rstrip("0").rstrip(".")
+
+
+def _items_answer(rendered: list[dict[str, Any]], details: list[dict[str, Any]]) -> dict[str, Any]:
+    # ``errors`` only appears in bulk_invalid="partial" mode, listing the items left out.
+    answer: dict[str, Any] = {"items": rendered}
+    if details:
+        answer["errors"] = details
+    return answer
 
 
 def _detail(param: str, description: str, index: int | None) -> dict[str, Any]:
