@@ -169,20 +169,8 @@ def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 def _item(row: tuple[Any, ...]) -> ItemState:
-    return ItemState(
-        collection=row[0],
-        key=row[1],
-        webflow_id=row[2],
-        slug=row[3],
-        content_hash=row[4],
-        state=cast("State", row[5]),
-        last_error=row[6],
-        error_field=row[7],
-        error_kind=row[8],
-        attempts=row[9],
-        batch_id=row[10],
-        updated_at=row[11],
-    )
+    # The row's columns are _ITEM_COLUMNS, in ItemState's field order.
+    return ItemState(*row)
 
 
 def _create_private(path: Path) -> None:
