@@ -33,6 +33,12 @@ from .conftest import (
     require_shared,
     run_async_in_thread,
 )
+from .wordpress_fixture import (
+    rest_fixture_posts_case,
+    rest_wordpress_posts_case,
+    wxr_categories_case,
+    wxr_posts_case,
+)
 
 __all__ = ["CASES", "ConnectorCase", "ReleaseCheck"]
 
@@ -262,5 +268,13 @@ CASES: list[Any] = [
         mariadb_invoice_incremental,
         id="mariadb-invoice",
         marks=[pytest.mark.shared, pytest.mark.mariadb],
+    ),
+    pytest.param(wxr_posts_case, id="wxr-theme-posts", marks=pytest.mark.shared),
+    pytest.param(wxr_categories_case, id="wxr-theme-categories", marks=pytest.mark.shared),
+    pytest.param(rest_fixture_posts_case, id="wordpress-rest-fixture", marks=pytest.mark.shared),
+    pytest.param(
+        rest_wordpress_posts_case,
+        id="wordpress-rest-real",
+        marks=[pytest.mark.shared, pytest.mark.wordpress],
     ),
 ]

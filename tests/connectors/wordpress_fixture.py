@@ -22,7 +22,7 @@ import shlex
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,15 +278,135 @@ class FixtureWordPress:
 
 
 @pytest.fixture
-def fixture_wordpress() -> Iterator[type[FixtureWordPress]]:
+def fixture_wordpress() -> Iterator[Callable[..., FixtureWordPress]]:
     """``fixture_wordpress(collections, ...)`` gives a started server, stopped after the test."""
     started: list[FixtureWordPress] = []
 
-    class _Started(FixtureWordPress):
-        def __post_init__(self) -> None:
-            self.start()
-            started.append(self)
+    def start(*args: Any, **kwargs: Any) -> FixtureWordPress:
+        server = FixtureWordPress(*args, **kwargs).start()
+        started.append(server)
+        return server
 
-    yield _Started
+    yield start
     for server in started:
         server.stop()
+
+
+# ----------------------------------------------------------------------------------------------
+# Conformance cases (listed in cases.py). Expected figures come from a plain lxml parse of the
+# export, never from the connectors.
+
+_WP12 = "{https://wordpress.org/export/1.2/}"
+CASE_SINCE = "2020-01-01T00:00:00Z"
+
+
+def _plain_posts(path: Path, post_type: str) -> dict[str, str | None]:
+    """post id → modified_gmt (post_date_gmt when absent) as ISO 8601 UTC, first occurrence."""
+    from lxml import etree
+
+    found: dict[str, str | None] = {}
+    for item in etree.parse(str(path)).iter("item"):
+        if item.findtext(f"{_WP12}post_type") != post_type:
+            continue
+        raw = item.findtext(f"{_WP12}post_modified_gmt") or item.findtext(f"{_WP12}post_date_gmt")
+        stamp = raw.replace(" ", "T") + "Z" if raw and not raw.startswith("0000") else None
+        found.setdefault(item.findtext(f"{_WP12}post_id") or "", stamp)
+    return found
+
+
+def _count_after(stamps: dict[str, str | None], since: str) -> int:
+    return sum(1 for stamp in stamps.values() if stamp is not None and stamp > since)
+
+
+def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
+    from connectors.wxr import WxrSourceConfig
+
+    from .cases import ConnectorCase
+    from .conftest import open_descriptors_to, require_shared
+
+    path = tmp / "theme.xml"
+    path.write_bytes(require_shared(THEME_UNIT_TEST).read_bytes())
+    stamps = _plain_posts(path, "post")
+
+    async def released() -> None:
+        assert open_descriptors_to(path) == [], f"{path} is still open after an early close"
+
+    return ConnectorCase(
+        source=WxrSourceConfig(path=Path("theme.xml")).open(base_dir=tmp, env={}),
+        expected_records=len(stamps),
+        sample_key="1241",
+        sample_fields={"slug": "template-sticky", "sticky": True, "type": "post"},
+        since=CASE_SINCE,
+        expected_since_records=_count_after(stamps, CASE_SINCE),
+        release_check=released,
+    )
+
+
+def wxr_categories_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
+    from lxml import etree
+
+    from connectors.wxr import WxrSourceConfig
+
+    from .cases import ConnectorCase
+    from .conftest import require_shared
+
+    path = require_shared(THEME_UNIT_TEST)
+    slugs = {
+        el.findtext(f"{_WP12}category_nicename")
+        for el in etree.parse(str(path)).iter(f"{_WP12}category")
+    }
+    return ConnectorCase(
+        source=WxrSourceConfig(path=path, kind="category").open(base_dir=tmp, env={}),
+        expected_records=len(slugs),
+        sample_key="category:child-2",
+        sample_fields={"parent": "child-1", "name": "Child 2", "taxonomy": "category"},
+    )
+
+
+def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
+    from connectors.wordpress_rest import WordPressRestConfig
+
+    from .cases import ConnectorCase
+    from .conftest import require_shared
+
+    template = load_json(require_shared(GHOST_REST) / "single-post.json")
+    posts = []
+    for number in range(1, 231):  # three pages of 100
+        post = json.loads(json.dumps(template))
+        post["id"] = number
+        post["modified"] = post["modified_gmt"] = f"20{10 + number % 15:02d}-05-01T08:00:00"
+        posts.append(post)
+    server = FixtureWordPress({"posts": posts}).start()
+    request.addfinalizer(server.stop)
+    since = "2018-01-01T00:00:00Z"
+    expected_since = sum(1 for post in posts if post["modified_gmt"] + "Z" > since)
+    return ConnectorCase(
+        source=WordPressRestConfig(base_url=server.base_url).open(base_dir=tmp, env={}),
+        expected_records=len(posts),
+        sample_key="7",
+        sample_fields={"slug": template["slug"], "title": "My Awesome Post"},
+        since=since,
+        expected_since_records=expected_since,
+    )
+
+
+def rest_wordpress_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
+    from connectors.wordpress_rest import WordPressRestConfig
+
+    from .cases import ConnectorCase
+    from .conftest import require_shared
+
+    site = ensure_wordpress(request.config)
+    stamps = _plain_posts(require_shared(THEME_UNIT_TEST), "post")
+    config = WordPressRestConfig(
+        base_url=site.base_url, user_env="WP_USER", password_env="WP_APP_PASSWORD", status="any"
+    )
+    return ConnectorCase(
+        source=config.open(base_dir=tmp, env=site.env()),
+        expected_records=len(stamps),  # status=any: drafts and scheduled posts too
+        sample_key="1241",
+        sample_fields={"slug": "template-sticky", "sticky": True, "content_format": "raw"},
+        since=CASE_SINCE,
+        expected_since_records=_count_after(stamps, CASE_SINCE),
+        secrets=(site.app_password,),
+    )
