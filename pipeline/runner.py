@@ -9,6 +9,7 @@ skipped, or failed with a reason in the checkpoint log.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import time
@@ -43,6 +44,8 @@ __all__ = ["RunSummary", "run_job", "validate_job"]
 
 #: Records looked up in the checkpoint log in one query.
 LOOKUP_CHUNK = 500
+#: Marks the stored hash of an item whose deferred references are not set yet.
+REFERENCES_PENDING = "~references-pending"
 #: Batches waiting for a worker: small, so memory stays flat and backpressure reaches the source.
 BATCH_BUFFER = 2
 
@@ -171,14 +174,20 @@ async def run_job(job: Job, progress: ProgressSink | None = None) -> RunSummary:
                     on_retry=lambda collection, error: _note_retry(sink, collection, error),
                 )
                 schemas = await _prepare_collections(
-                    job, client, destination.site_id, checkpoint, sink
+                    job, writer, destination.site_id, checkpoint, sink
                 )
+                second_pass: list[_DeferredItem] = []
                 for name in job.write_order():
                     await _run_collection(
-                        job, name, schemas[name], writer, checkpoint, summary, sink
+                        job, name, schemas[name], writer, checkpoint, summary, sink, second_pass
                     )
+                await _set_deferred_references(
+                    job, second_pass, schemas, writer, checkpoint, summary
+                )
                 if job.run.publish_site and summary.exit_code == 0:
-                    await client.publish_site(destination.site_id)
+                    await writer.call(
+                        "", functools.partial(client.publish_site, destination.site_id)
+                    )
                     summary.site_published = True
     except FatalError as error:
         summary.aborted = str(error)
@@ -256,13 +265,14 @@ def _find_collection(existing: Sequence[CollectionSchema], target: str) -> Colle
 
 async def _prepare_collections(
     job: Job,
-    client: WebflowClient,
+    writer: Writer,
     site_id: str,
     checkpoint: CheckpointLog,
     sink: ProgressSink,
 ) -> dict[str, CollectionSchema]:
     """Find (or, when asked, create) each target collection and its fields; read its schema."""
-    existing = await client.list_collections(site_id)
+    client = writer.client
+    existing = await writer.call("", functools.partial(client.list_collections, site_id))
     ids: dict[str, str] = {}
     for name in job.write_order():
         collection = job.collections[name]
@@ -275,32 +285,52 @@ async def _prepare_collections(
                     fix="create it in Webflow, or set create_missing = true with a schema",
                 )
             sink.message("info", f"creating collection {collection.target}")
-            found = await client.create_collection(
-                site_id,
-                display_name=collection.target,
-                singular_name=collection.schema_singular_name(),
-                slug=collection.target_slug(),
+            found = await writer.call(
+                name,
+                functools.partial(
+                    client.create_collection,
+                    site_id,
+                    display_name=collection.target,
+                    singular_name=collection.schema_singular_name(),
+                    slug=collection.target_slug(),
+                ),
+                idempotent=False,
             )
         ids[name] = found.id
     schemas: dict[str, CollectionSchema] = {}
     for name in job.write_order():
         collection = job.collections[name]
-        schema = await client.get_collection(ids[name])
+        read_schema = functools.partial(client.get_collection, ids[name])
+        schema = await writer.call(name, read_schema)
         if collection.create_missing:
             for definition in collection.missing_fields(schema, ids):
                 sink.message("info", f"creating field {definition.get('displayName')} in {name}")
-                await client.create_field(schema.id, definition)
-            schema = await client.get_collection(ids[name])
+                await writer.call(
+                    name,
+                    functools.partial(client.create_field, schema.id, definition),
+                    idempotent=False,
+                )
+            schema = await writer.call(name, read_schema)
         checkpoint.set_collection_id(name, schema.id)
         schemas[name] = schema
     return schemas
 
 
 class _CheckpointReferences:
-    def __init__(self, checkpoint: CheckpointLog) -> None:
+    """Source key -> Webflow id, from the checkpoint log.
+
+    References into ``deferred`` collections (a cycle, or the collection itself) are never
+    resolved in the first pass, even when the target happens to exist already: the item's hash
+    then depends only on its source, and the second pass sets them the same way every run.
+    """
+
+    def __init__(self, checkpoint: CheckpointLog, deferred: frozenset[str] = frozenset()) -> None:
         self.checkpoint = checkpoint
+        self.deferred = deferred
 
     def webflow_id(self, collection: str, source_key: str) -> str | None:
+        if collection in self.deferred:
+            return None
         state = self.checkpoint.lookup(collection, [source_key]).get(source_key)
         if state is None or state.state not in ("done", "staged"):
             return None
@@ -355,18 +385,24 @@ async def _run_collection(
     checkpoint: CheckpointLog,
     summary: RunSummary,
     sink: ProgressSink,
+    second_pass: list[_DeferredItem],
 ) -> None:
     collection = job.collections[name]
     sink.collection_started(name, None)
     await _reconcile_leftovers(name, schema.id, writer, checkpoint, summary)
     foreign = await _foreign_slugs(name, schema.id, writer, checkpoint)
     slugs = _CheckpointSlugs(checkpoint, name, foreign)
+    references = collection.references()
+    deferred_targets = frozenset(
+        references[f] for f in job.write_order().deferred.get(name, frozenset()) if f in references
+    )
     mapper = compile_mapping(
         collection.mapping(),
         schema,
         collection=name,
-        resolver=_CheckpointReferences(checkpoint),
+        resolver=_CheckpointReferences(checkpoint, deferred_targets),
         slugs=slugs,
+        deferrable=deferred_targets,
     )
     source = collection.source.open(base_dir=job.path.parent, env=_environ())
     batch_size = job.run.batch_size
@@ -425,23 +461,33 @@ async def _run_collection(
                 if isinstance(result, SkippedRecord):
                     summary.count(name, "skipped")
                     continue
+                for warning in result.warnings:
+                    summary.count(name, f"warning:{warning.kind}")
                 target = _target_of(job, result)
-                digest = content_hash(result.field_data, target)
+                digest = _digest(result, target)
+                stored = digest + REFERENCES_PENDING if result.deferred_references else digest
                 state = states.get(record.key)
-                if (
-                    state is not None
-                    and state.webflow_id
-                    and state.content_hash == digest
-                    and state.state in ("done", "staged")
-                ):
-                    summary.count(name, "unchanged")
-                    sink.advanced(name, unchanged=1)
-                    continue
+                deferred = (
+                    _DeferredItem(name, record.key, target, digest, result.deferred_references)
+                    if result.deferred_references
+                    else None
+                )
+                if state is not None and state.webflow_id and state.state in ("done", "staged"):
+                    if state.content_hash == digest:
+                        summary.count(name, "unchanged")
+                        sink.advanced(name, unchanged=1)
+                        continue
+                    if state.content_hash == stored and deferred is not None:
+                        # Written, but the run stopped before its references were set.
+                        second_pass.append(deferred)
+                        continue
+                if deferred is not None:
+                    second_pass.append(deferred)
                 pending = PendingItem(
                     key=record.key,
                     field_data=result.field_data,
                     slug=str(result.field_data.get("slug", "")),
-                    content_hash=digest,
+                    content_hash=stored,
                     target=target,
                     webflow_id=state.webflow_id if state is not None else None,
                 )
@@ -534,12 +580,14 @@ async def _foreign_slugs(
     name: str, collection_id: str, writer: Writer, checkpoint: CheckpointLog
 ) -> set[str]:
     """Slugs of items in the collection that this job did not write, so ours avoid them."""
-    page = await writer.client.list_items(collection_id, limit=1)
+    page = await writer.call(
+        name, functools.partial(writer.client.list_items, collection_id, limit=1)
+    )
     ours = sum(checkpoint.counts().get(name, {}).get(s, 0) for s in ("done", "staged"))
     if page.pagination.total <= ours:
         return set()
     slugs: set[str] = set()
-    async for item in writer.client.iter_items(collection_id):
+    async for item in writer.iter_items(name, collection_id):
         if item.slug:
             slugs.add(item.slug)
     return slugs - _our_slugs(checkpoint, name)
@@ -558,6 +606,94 @@ async def _publish_staged(
     staged = [(s.key, s.webflow_id) for s in checkpoint.in_state(name, "staged") if s.webflow_id]
     if staged:
         await writer.publish(name, collection_id, [(k, i) for k, i in staged if i])
+
+
+@dataclass(frozen=True, slots=True)
+class _DeferredItem:
+    collection: str
+    key: str
+    target: Target
+    digest: str
+    references: Mapping[str, tuple[str, ...]]
+
+
+def _digest(result: MappedItem, target: Target) -> str:
+    if not result.deferred_references:
+        return content_hash(result.field_data, target)
+    # Deferred references count by their source keys: the hash depends on the source alone.
+    deferred = {field: list(keys) for field, keys in sorted(result.deferred_references.items())}
+    return content_hash({**result.field_data, "\u0000deferred": deferred}, target)
+
+
+async def _set_deferred_references(
+    job: Job,
+    deferred: Sequence[_DeferredItem],
+    schemas: Mapping[str, CollectionSchema],
+    writer: Writer,
+    checkpoint: CheckpointLog,
+    summary: RunSummary,
+) -> None:
+    """The second pass: set the references of a cycle once every item of it exists."""
+    by_lane: dict[tuple[str, Target], list[PendingItem]] = {}
+    for item in deferred:
+        state = checkpoint.lookup(item.collection, [item.key]).get(item.key)
+        if state is None or not state.webflow_id:
+            continue  # the item itself failed; its error is already logged
+        references = job.collections[item.collection].references()
+        schema = schemas[item.collection]
+        field_data: dict[str, Any] = {}
+        missing: list[str] = []
+        for field_slug, keys in item.references.items():
+            target = references.get(field_slug, item.collection)
+            ids = []
+            for key in keys:
+                found = checkpoint.lookup(target, [key]).get(key)
+                if found is None or not found.webflow_id or found.state == "failed":
+                    missing.append(f"{field_slug}: no item for source key {key!r} in {target}")
+                else:
+                    ids.append(found.webflow_id)
+            definition = schema.field(field_slug)
+            if definition is not None and definition.type == "Reference":
+                if ids:
+                    field_data[field_slug] = ids[0]
+            else:
+                field_data[field_slug] = ids
+        if missing:
+            checkpoint.record_failures(
+                item.collection,
+                None,
+                [
+                    ItemFailure(
+                        key=item.key,
+                        field=missing[0].split(":", 1)[0],
+                        reason="; ".join(missing),
+                        kind="reference",
+                    )
+                ],
+            )
+            summary.count(item.collection, "failed")
+            continue
+        by_lane.setdefault((item.collection, item.target), []).append(
+            PendingItem(
+                key=item.key,
+                field_data=field_data,
+                slug=state.slug or "",
+                content_hash=item.digest,
+                target=item.target,
+                webflow_id=state.webflow_id,
+            )
+        )
+    for (collection, target), items in by_lane.items():
+        for start in range(0, len(items), job.run.batch_size):
+            chunk = tuple(items[start : start + job.run.batch_size])
+            done, failed = await writer.write(
+                Batch(collection, schemas[collection].id, "update", target, chunk)
+            )
+            summary.count(collection, "references_set", done)
+            if failed:
+                summary.count(collection, "failed", failed)
+        if target == "staged":
+            await _publish_staged(collection, schemas[collection].id, writer, checkpoint)
 
 
 def _positioned(reason: str, position: str | None) -> str:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pipeline import crashpoints
 from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
@@ -36,6 +36,7 @@ from pipeline.webflow.models import Item
 
 __all__ = ["Batch", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
 
+T = TypeVar("T")
 Target = Literal["live", "staged", "draft"]
 Operation = Literal["create", "update"]
 
@@ -300,6 +301,27 @@ class Writer:
             if horizon is not None and created_on is not None and created_on < horizon:
                 break
         return found
+
+    async def call(
+        self, collection: str, operation: Callable[[], Awaitable[T]], *, idempotent: bool = True
+    ) -> T:
+        """Any other API call the run makes, under the same retries and counters."""
+        result: T = await self._retrying(collection, operation, idempotent=idempotent)
+        return result
+
+    async def iter_items(self, collection: str, collection_id: str) -> AsyncIterator[Item]:
+        offset = 0
+        while True:
+            page = await self._retrying(
+                collection,
+                functools.partial(self.client.list_items, collection_id, offset=offset),
+                idempotent=True,
+            )
+            for item in page.items:
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.pagination.total:
+                return
 
     async def _newest_first(self, collection: str, collection_id: str) -> AsyncIterator[Item]:
         offset = 0

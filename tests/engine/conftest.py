@@ -51,18 +51,16 @@ async def sandbox_stats(sandbox: Sandbox) -> dict[str, Any]:
 
 
 async def set_faults(sandbox: Sandbox, faults: FaultConfig) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{sandbox.root_url}/_sandbox/faults", json=faults.model_dump()
-        ) as response:
-            response.raise_for_status()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{sandbox.root_url}/_sandbox/faults", json=faults.model_dump()) as response,
+    ):
+        response.raise_for_status()
 
 
 async def make_collection(client: WebflowClient, site_id: str, name: str = "Posts") -> str:
     collection = await client.create_collection(
         site_id, display_name=name, singular_name=name.rstrip("s")
     )
-    await client.create_field(
-        collection.id, {"type": "Email", "displayName": "Contact"}
-    )
+    await client.create_field(collection.id, {"type": "Email", "displayName": "Contact"})
     return collection.id

@@ -64,7 +64,8 @@ async def test_batch_with_three_invalid_items_creates_the_other_97(
     for state in failed.values():
         assert state.state == "failed"
         assert state.error_field == "contact"
-        assert state.last_error and "contact" in state.last_error
+        assert state.last_error
+        assert "contact" in state.last_error
     done = checkpoint.counts()["posts"]["done"]
     assert done == 97
     # One rejected request, then either one resend of the good ones (details name the items)

@@ -1,0 +1,225 @@
+"""The runner end to end, in-process, against a real sandbox over loopback."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.checkpoint import CheckpointLog
+from pipeline.jobfile import load_job
+from pipeline.runner import run_job
+from pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+from tests.engine.conftest import TOKEN, sandbox_stats, set_faults
+
+CATEGORIES = [
+    # id, name, parent
+    ("1", "News", ""),
+    ("2", "World", "1"),
+    ("3", "Europe", "2"),
+    ("4", "Sport", ""),
+    ("5", "Tennis", "4"),
+    ("6", "Clay courts", "5"),
+    ("7", "Asia", "2"),
+]
+
+
+def write_csv(path: Path, header: list[str], rows: list[tuple[str, ...]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def job_text(
+    base_url: str,
+    site_id: str,
+    *,
+    rate_limit: int = 100_000,
+    window: float = 60.0,
+    concurrency: int = 4,
+) -> str:
+    return f"""
+[destination]
+api = "{base_url}"
+site_id = "{site_id}"
+token_env = "FLOWPORT_TEST_TOKEN"
+rate_limit = {rate_limit}
+rate_window_seconds = {window}
+concurrency = {concurrency}
+
+[run]
+mode = "live"
+
+[collections.categories]
+target = "Categories"
+create_missing = true
+source = {{ type = "csv", path = "categories.csv", key = "id" }}
+slug_from = "name"
+
+[collections.categories.fields]
+name = "name"
+parent = {{ source = "parent", reference = "categories" }}
+
+[collections.categories.schema]
+singular_name = "Category"
+fields = {{ parent = {{ type = "Reference", collection = "categories" }} }}
+
+[collections.posts]
+target = "Posts"
+create_missing = true
+source = {{ type = "csv", path = "posts.csv", key = "id" }}
+slug_from = "name"
+
+[collections.posts.fields]
+name = "title"
+category = {{ source = "category", reference = "categories" }}
+words = {{ source = "words", transforms = ["number"] }}
+
+[collections.posts.schema]
+singular_name = "Post"
+fields = {{ category = {{ type = "Reference", collection = "categories" }}, words = "Number" }}
+"""
+
+
+def posts(n: int, *, changed: frozenset[int] = frozenset()) -> list[tuple[str, ...]]:
+    return [
+        (
+            str(i),
+            f"Post number {i}{' (revised)' if i in changed else ''}",
+            CATEGORIES[i % len(CATEGORIES)][0],
+            str(100 + i),
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxConfig(tokens=(TOKEN,), rate_limit=100_000)) as running:
+        yield running
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
+    write_csv(tmp_path / "categories.csv", ["id", "name", "parent"], CATEGORIES)
+    write_csv(tmp_path / "posts.csv", ["id", "title", "category", "words"], posts(500))
+    return tmp_path
+
+
+async def live_items(sandbox: Sandbox, collection_id: str) -> list[dict[str, Any]]:
+    from pydantic import SecretStr
+
+    from pipeline.webflow.client import WebflowClient
+
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        return [
+            i.model_dump(by_alias=True) async for i in client.iter_items(collection_id, live=True)
+        ]
+
+
+async def writes(sandbox: Sandbox) -> int:
+    stats = await sandbox_stats(sandbox)
+    return int(stats["totals"]["writes"])
+
+
+async def test_self_references_are_set_in_a_second_pass_and_a_rerun_sends_nothing(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id))
+    summary = await run_job(load_job(path))
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["categories"]["created"] == 7
+    assert summary.collections["categories"]["references_set"] == 5
+    assert summary.collections["posts"]["created"] == 500
+
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        ids = {s.key: s.webflow_id for s in log.in_state("categories", "done")}
+        post_ids = {s.key: s.webflow_id for s in log.in_state("posts", "done")}
+        categories_id = log.collection_id("categories")
+        posts_id = log.collection_id("posts")
+    assert categories_id
+    assert posts_id
+    by_id = {i["id"]: i for i in await live_items(sandbox, categories_id)}
+    for key, name, parent in CATEGORIES:
+        item = by_id[ids[key] or ""]
+        assert item["fieldData"]["name"] == name
+        assert item["fieldData"].get("parent") == (ids[parent] if parent else None)
+    stored_posts = {i["id"]: i for i in await live_items(sandbox, posts_id)}
+    assert len(stored_posts) == 500
+    for key, _title, category, _words in posts(500):
+        assert stored_posts[post_ids[key] or ""]["fieldData"]["category"] == ids[category]
+
+    before = await writes(sandbox)
+    again = await run_job(load_job(path))
+    assert again.exit_code == 0
+    assert await writes(sandbox) == before
+    assert again.collections == {"categories": {"unchanged": 7}, "posts": {"unchanged": 500}}
+
+
+async def test_a_one_percent_change_sends_only_those_updates(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id))
+    assert (await run_job(load_job(path))).exit_code == 0
+    changed = frozenset(range(0, 500, 100))
+    write_csv(
+        job_dir / "posts.csv", ["id", "title", "category", "words"], posts(500, changed=changed)
+    )
+    stats_before = await sandbox_stats(sandbox)
+
+    summary = await run_job(load_job(path))
+
+    stats_after = await sandbox_stats(sandbox)
+    assert summary.collections["posts"] == {"unchanged": 495, "updated": 5}
+    assert stats_after["totals"]["writes"] - stats_before["totals"]["writes"] == 1
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        posts_id = log.collection_id("posts")
+    assert posts_id
+    names = {i["fieldData"]["name"] for i in await live_items(sandbox, posts_id)}
+    assert {f"Post number {i} (revised)" for i in changed} <= names
+
+
+async def test_a_server_limit_lower_than_the_plan_slows_the_pace_instead_of_429s(
+    job_dir: Path,
+) -> None:
+    # The server allows 20 requests per 0.5 s; the job believes it may send ten times that.
+    config = SandboxConfig(tokens=(TOKEN,), rate_limit=20, window_seconds=0.5)
+    async with Sandbox(config) as sandbox:
+        path = job_dir / "job.toml"
+        path.write_text(
+            job_text(sandbox.base_url, sandbox.site_id, rate_limit=200, window=0.5, concurrency=8)
+        )
+        write_csv(job_dir / "posts.csv", ["id", "title", "category", "words"], posts(3000))
+        summary = await run_job(load_job(path))
+        stats = await sandbox_stats(sandbox)
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["posts"]["created"] == 3000
+    # At most the first answer's worth of requests can outrun the correction.
+    assert stats["totals"]["rateLimited"] <= 8
+
+
+async def test_429_bursts_pause_every_worker_and_nothing_is_lost(job_dir: Path) -> None:
+    faults = FaultConfig(burst_429_rate=0.05, burst_429_length=3)
+    config = SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, faults=faults, seed=11)
+    async with Sandbox(config) as sandbox:
+        path = job_dir / "job.toml"
+        path.write_text(job_text(sandbox.base_url, sandbox.site_id, concurrency=8))
+        write_csv(job_dir / "posts.csv", ["id", "title", "category", "words"], posts(5000))
+        summary = await run_job(load_job(path))
+        stats = await sandbox_stats(sandbox)
+        await set_faults(sandbox, FaultConfig())
+        posts_id = CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite").collection_id("posts")
+        assert posts_id
+        stored = await live_items(sandbox, posts_id)
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["posts"]["created"] == 5000
+    assert summary.rate_limited > 0
+    assert stats["totals"]["rateLimited"] == summary.rate_limited
+    assert len({i["fieldData"]["slug"] for i in stored}) == len(stored) == 5000
