@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -34,28 +33,12 @@ def checkpoint(tmp_path: Path) -> CheckpointLog:
     return CheckpointLog.open(tmp_path / "state" / "checkpoint.sqlite")
 
 
-async def sandbox_state(sandbox: Sandbox) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{sandbox.root_url}/_sandbox/state") as response:
-            response.raise_for_status()
-            body: dict[str, Any] = await response.json()
-            return body
-
-
 async def sandbox_stats(sandbox: Sandbox) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{sandbox.root_url}/_sandbox/stats") as response:
-            response.raise_for_status()
-            body: dict[str, Any] = await response.json()
-            return body
+    return sandbox.stats()
 
 
 async def set_faults(sandbox: Sandbox, faults: FaultConfig) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{sandbox.root_url}/_sandbox/faults", json=faults.model_dump()) as response,
-    ):
-        response.raise_for_status()
+    sandbox.set_faults(faults)
 
 
 async def make_collection(client: WebflowClient, site_id: str, name: str = "Posts") -> str:
