@@ -1,0 +1,131 @@
+"""SIGKILL the CLI at each dangerous point, rerun it, and find every item exactly once.
+
+The CLI runs as a real process against a sandbox in its own process (which survives the kill, as
+Webflow would). ``FLOWPORT_CRASH_AT`` makes the CLI kill itself at a named point on its n-th
+visit; the random cases kill it from outside after a seeded delay, several times in a row.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.checkpoint import CheckpointLog
+from tests.crash.harness import (
+    EXIT_ABORTED,
+    EXIT_FAILED_ITEMS,
+    EXIT_OK,
+    KILLED,
+    kill_after,
+    make_dataset,
+    run_flowport,
+    run_until_done,
+    sandbox_process,
+    summary_of,
+    verify_end_state,
+    write_job,
+)
+
+AUTHORS = 60
+POSTS = 540  # 600 items: 7 create batches of up to 100, and as many publish requests when staged
+
+
+@dataclass(frozen=True)
+class KillCase:
+    point: str
+    count: int
+    mode: str = "live"
+    slow: bool = False
+    bad_share: float = 0.0
+
+    @property
+    def crash_at(self) -> str:
+        # In flight: the kill lands 0.2 s after the request left, inside a 0.5 s answer.
+        return f"{self.point}:{self.count}:0.2" if self.point == "in-flight" else (
+            f"{self.point}:{self.count}"
+        )
+
+    def __str__(self) -> str:
+        bad = "-with-bad-rows" if self.bad_share else ""
+        return f"{self.point}:{self.count}-{self.mode}{bad}"
+
+
+CASES = [
+    *(KillCase("before-send", n) for n in (1, 2, 5)),
+    *(KillCase("in-flight", n, slow=True) for n in (1, 2, 5)),
+    *(KillCase("after-answer", n) for n in (1, 2, 5)),
+    KillCase("after-answer", 3, mode="staged"),
+    KillCase("after-answer", 4, bad_share=0.05),
+    *(KillCase("before-publish", n, mode="staged") for n in (1, 2, 5)),
+    *(KillCase("after-publish", n, mode="staged") for n in (1, 2, 5)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_a_kill_at_a_named_point_costs_nothing(tmp_path: Path, case: KillCase) -> None:
+    slow = {"slow_rate": 1.0, "slow_seconds": 0.5} if case.slow else {}
+    with sandbox_process(seed=case.count, **slow) as sandbox:
+        data = make_dataset(
+            tmp_path, authors=AUTHORS, posts=POSTS, bad_share=case.bad_share, seed=case.count
+        )
+        job = write_job(tmp_path, sandbox, mode=case.mode)
+
+        crashed = run_flowport(job, crash_at=case.crash_at, timeout=120)
+        assert crashed.returncode == KILLED, (
+            f"the run was not killed at {case.crash_at}: exit {crashed.returncode}, "
+            f"{summary_of(crashed)}"
+        )
+        if case.slow:
+            sandbox.set_faults()  # the rerun needs no slow answers; the kill already landed
+
+        expected = EXIT_FAILED_ITEMS if data.bad["authors"] or data.bad["posts"] else EXIT_OK
+        reruns = run_until_done(job, expected_exit=expected)
+        assert len(reruns) == 1, f"{len(reruns)} reruns were needed after {case.crash_at}"
+        verify_end_state(sandbox, job, data, mode=case.mode)
+
+        # A run after the finished one has nothing left to do and writes nothing.
+        writes = sandbox.stats()["totals"]["writes"]
+        again = run_flowport(job, timeout=120)
+        assert again.returncode == expected, summary_of(again)
+        assert sandbox.stats()["totals"]["writes"] == writes
+        verify_end_state(sandbox, job, data, mode=case.mode)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_kills_from_outside_at_random_moments(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    # Some slow answers stretch the run so the kills land in the middle of it.
+    with sandbox_process(seed=seed, slow_rate=0.3, slow_seconds=0.2) as sandbox:
+        data = make_dataset(tmp_path, authors=AUTHORS, posts=POSTS, seed=seed)
+        job = write_job(tmp_path, sandbox, mode=rng.choice(("live", "staged")), concurrency=2)
+        codes = [kill_after(job, rng.uniform(0.3, 2.0)) for _ in range(4)]
+        assert set(codes) <= {KILLED, EXIT_OK}, codes
+        assert KILLED in codes, f"no kill landed inside a run: {codes}"
+        mode = "staged" if "staged" in job.read_text() else "live"
+        run_until_done(job, expected_exit=EXIT_OK)
+        verify_end_state(sandbox, job, data, mode=mode)
+
+
+def test_an_aborted_rerun_after_a_kill_changes_nothing(tmp_path: Path) -> None:
+    with sandbox_process(seed=5) as sandbox:
+        data = make_dataset(tmp_path, authors=AUTHORS, posts=POSTS, seed=5)
+        job = write_job(tmp_path, sandbox)
+        assert run_flowport(job, crash_at="after-answer:3").returncode == KILLED
+        log = CheckpointLog.open(job.parent / job.stem / "checkpoint.sqlite")
+        before = log.counts()
+        log.close()
+        writes = sandbox.stats()["totals"]["writes"]
+
+        refused = run_flowport(job, env={"CRASH_TEST_WEBFLOW_TOKEN": "not-the-token"})
+        assert refused.returncode == EXIT_ABORTED, refused.stderr
+        assert "not-the-token" not in refused.stdout + refused.stderr
+        assert sandbox.stats()["totals"]["writes"] == writes
+        log = CheckpointLog.open(job.parent / job.stem / "checkpoint.sqlite")
+        assert log.counts() == before
+        log.close()
+
+        run_until_done(job, expected_exit=EXIT_OK, attempts=1)
+        verify_end_state(sandbox, job, data, mode="live")
