@@ -1,0 +1,428 @@
+"""Shared parts of the benchmarks: a sandbox in its own process, generated CSVs, job files, and
+the real ``flowport`` CLI run as a child whose own CPU time and peak RSS come from ``wait4``.
+
+Everything listens on 127.0.0.1 and lives in a temporary folder; nothing is written to the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BENCH_TOKEN_ENV",
+    "CHILD_PYTHON",
+    "FLOWPORT",
+    "REPO",
+    "TOKEN",
+    "UNLIMITED",
+    "CliRun",
+    "PreparedJob",
+    "SandboxProcess",
+    "StatsPoller",
+    "hot_spots",
+    "item_write_requests",
+    "prepared_job",
+    "print_json",
+    "run_flowport",
+    "sandbox_process",
+    "scratch_dir",
+    "write_csv",
+    "write_job",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD_PYTHON = str(REPO / ".venv" / "bin" / "python")
+FLOWPORT = str(REPO / ".venv" / "bin" / "flowport")
+TOKEN = "bench-token"
+BENCH_TOKEN_ENV = "FLOWPORT_BENCH_TOKEN"
+#: Routes whose successful answers write items (the steady-state traffic, not setup).
+ITEM_WRITE_ROUTES = (
+    "/v2/collections/{collection_id}/items",
+    "/v2/collections/{collection_id}/items/live",
+    "/v2/collections/{collection_id}/items/publish",
+    "/v2/collections/{collection_id}/items/bulk",
+)
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=f"flowport-bench-{prefix}-") as folder:
+        yield Path(folder)
+
+
+@dataclass
+class SandboxProcess:
+    process: subprocess.Popen[str]
+    base_url: str
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.removesuffix("/v2")
+
+    def inspect(self, route: str) -> Any:
+        with urllib.request.urlopen(f"{self.root_url}{route}", timeout=60) as answer:
+            return json.loads(answer.read())
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.inspect("/_sandbox/stats")
+        return result
+
+    def state(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.inspect("/_sandbox/state")
+        return result
+
+    def set_faults(self, faults: dict[str, float]) -> None:
+        request = urllib.request.Request(
+            f"{self.root_url}/_sandbox/faults",
+            data=json.dumps(faults).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            answer.read()
+
+    def site_id(self) -> str:
+        request = urllib.request.Request(
+            f"{self.base_url}/sites", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return str(json.loads(answer.read())["sites"][0]["id"])
+
+
+@contextmanager
+def sandbox_process(
+    *,
+    rate_limit: int,
+    window_seconds: float,
+    item_limit: int,
+    seed: int = 0,
+    faults: dict[str, float | str] | None = None,
+) -> Iterator[SandboxProcess]:
+    """A sandbox in its own process (so its CPU is not the pipeline's), stopped on exit."""
+    command = [
+        CHILD_PYTHON, "-m", "pipeline.sandbox", "--host", "127.0.0.1", "--port", "0",
+        "--rate-limit", str(rate_limit), "--window-seconds", str(window_seconds),
+        "--item-limit", str(item_limit), "--seed", str(seed),
+    ]  # fmt: skip
+    for name, value in (faults or {}).items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    env = {**os.environ, "FLOWPORT_SANDBOX_TOKEN": TOKEN}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        if not base_url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the sandbox did not start (printed {base_url!r})")
+        yield SandboxProcess(process, base_url)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def item_write_requests(stats: dict[str, Any]) -> tuple[int, int]:
+    """(item-write requests, all other requests) counted by the sandbox, any status."""
+    items = other = 0
+    for row in stats["endpoints"]:
+        if row["method"] in ("POST", "PATCH") and row["route"] in ITEM_WRITE_ROUTES:
+            items += row["count"]
+        else:
+            other += row["count"]
+    return items, other
+
+
+@dataclass
+class StatsPoller:
+    """Samples the sandbox's item-write request count every ``interval`` s in a thread, so the
+    steady-state rate is read between the first and the last item write, setup excluded."""
+
+    sandbox: SandboxProcess
+    interval: float = 0.05
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> StatsPoller:
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        writes, _ = item_write_requests(self.sandbox.stats())
+        self.samples.append((time.perf_counter(), writes))
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def steady_state(self) -> tuple[int, float]:
+        """(item-write requests, seconds) between the first sample that saw an item write and
+        the first sample that saw the final count: setup before and the tail after stay out."""
+        first = next((s for s in self.samples if s[1] > 0), None)
+        if first is None:
+            return 0, 0.0
+        final = self.samples[-1][1]
+        last = next(s for s in self.samples if s[1] == final)
+        return last[1] - first[1], last[0] - first[0]
+
+    def halves(self) -> tuple[float, float]:
+        """Item-write requests per second in the first and the second half of the item writes:
+        a pipeline that slows down as the run grows shows a lower second figure."""
+        first = next((s for s in self.samples if s[1] > 0), None)
+        if first is None:
+            return 0.0, 0.0
+        final = self.samples[-1][1]
+        last = next(s for s in self.samples if s[1] == final)
+        middle = next(s for s in self.samples if s[1] >= first[1] + (final - first[1]) / 2)
+        early = (middle[1] - first[1]) / (middle[0] - first[0]) if middle[0] > first[0] else 0.0
+        late = (last[1] - middle[1]) / (last[0] - middle[0]) if last[0] > middle[0] else 0.0
+        return early, late
+
+
+def write_csv(path: Path, rows: int) -> None:
+    """Blog-post-like rows: a title, a short body, a number, a flag and a date."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("id,title,summary,score,featured,published_at\n")
+        for n in range(rows):
+            handle.write(
+                f"{n},Post number {n},A short summary of post {n} with a few words,"
+                f"{n % 997}.5,{'true' if n % 3 == 0 else 'false'},"
+                f"2024-{n % 12 + 1:02d}-{n % 28 + 1:02d}T10:00:00Z\n"
+            )
+
+
+def write_job(
+    path: Path,
+    *,
+    api: str,
+    site_id: str,
+    csv_path: Path,
+    rate_limit: int,
+    window_seconds: float,
+    mode: str = "live",
+    concurrency: int = 4,
+) -> None:
+    path.write_text(
+        f"""[destination]
+api = "{api}"
+site_id = "{site_id}"
+token_env = "{BENCH_TOKEN_ENV}"
+rate_limit = {rate_limit}
+rate_window_seconds = {window_seconds}
+concurrency = {concurrency}
+
+[run]
+mode = "{mode}"
+batch_size = 100
+
+[collections.posts]
+target = "Posts"
+create_missing = true
+external_key_field = "source-key"
+source = {{ type = "csv", path = "{csv_path}", key = "id" }}
+slug_from = "name"
+
+[collections.posts.fields]
+name = "title"
+source-key = "id"
+summary = "summary"
+score = {{ source = "score", transforms = ["number"] }}
+featured = {{ source = "featured", transforms = ["boolean"] }}
+published-at = {{ source = "published_at", transforms = ["datetime"] }}
+
+[collections.posts.schema]
+singular_name = "Post"
+
+[collections.posts.schema.fields]
+source-key = "PlainText"
+summary = "PlainText"
+score = "Number"
+featured = "Switch"
+published-at = {{ type = "DateTime", name = "Published At" }}
+""",
+        encoding="utf-8",
+    )
+
+
+@dataclass
+class CliRun:
+    exit_code: int
+    wall_seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    events: list[dict[str, Any]]
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def processed(self) -> int:
+        """Records the run got through: the summary's counts, else the last progress event."""
+        for event in reversed(self.events):
+            if event.get("event") == "run_finished":
+                return sum(sum(per.values()) for per in event.get("collections", {}).values())
+            if event.get("event") == "progress":
+                return int(event["done"]) + int(event["failed"]) + int(event["unchanged"])
+        return 0
+
+    @property
+    def finished(self) -> dict[str, Any]:
+        for event in reversed(self.events):
+            if event.get("event") == "run_finished":
+                return event
+        raise RuntimeError(f"flowport printed no run_finished event:\n{self.stderr[-2000:]}")
+
+
+def run_flowport(
+    *args: str, folder: Path, profile: Path | None = None, timeout: float | None = None
+) -> CliRun:
+    """Run the real CLI as a child; its CPU time and peak RSS are its own (``os.wait4``).
+
+    Past ``timeout`` seconds the child gets SIGTERM (SIGKILL 30 s later): the benchmark always
+    stops, and the figures up to that point are still read (``timed_out`` says so).
+    """
+    command = [FLOWPORT, *args]
+    if profile is not None:
+        # cProfile (stdlib: no new dependency) around the same entry point; its overhead
+        # inflates the CPU figure, so a profiled run is never the one reported.
+        command = [CHILD_PYTHON, "-m", "cProfile", "-o", str(profile), FLOWPORT, *args]
+    env = {**os.environ, BENCH_TOKEN_ENV: TOKEN}
+    stdout_path, stderr_path = folder / "cli.stdout", folder / "cli.stderr"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        began = time.perf_counter()
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=err)
+        stopped = threading.Event()
+        watchdog = threading.Thread(
+            target=_stop_after, args=(process.pid, timeout, stopped), daemon=True
+        )
+        if timeout is not None:
+            watchdog.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        stopped.set()
+        wall = time.perf_counter() - began
+        process.returncode = os.waitstatus_to_exitcode(status)
+    events = []
+    for line in stdout_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    # ru_maxrss is in KiB on Linux.
+    return CliRun(
+        exit_code=process.returncode,
+        wall_seconds=wall,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        events=events,
+        stderr=stderr_path.read_text(encoding="utf-8", errors="replace"),
+        timed_out=timeout is not None and wall >= timeout,
+    )
+
+
+def _stop_after(pid: int, timeout: float, finished: threading.Event) -> None:
+    if finished.wait(timeout):
+        return
+    os.kill(pid, signal.SIGTERM)
+    if not finished.wait(30):
+        os.kill(pid, signal.SIGKILL)
+
+
+def print_json(figures: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+
+
+@dataclass
+class PreparedJob:
+    folder: Path
+    sandbox: SandboxProcess
+    rows: int
+
+    def run(self, *, timeout: float | None = None, profile: Path | None = None) -> CliRun:
+        return run_flowport(
+            "run", "job.toml", "--log-format", "json",
+            folder=self.folder, timeout=timeout, profile=profile,
+        )  # fmt: skip
+
+
+#: Requests per window that no run here comes near: "no rate limit".
+UNLIMITED = 100_000_000
+
+
+@contextmanager
+def prepared_job(
+    rows: int,
+    *,
+    rate_limit: int = UNLIMITED,
+    window_seconds: float = 60.0,
+    mode: str = "live",
+    concurrency: int = 4,
+    faults: dict[str, float | str] | None = None,
+    seed: int = 0,
+) -> Iterator[PreparedJob]:
+    """A generated CSV of ``rows`` rows and a job file, aimed at a fresh sandbox process."""
+    with (
+        scratch_dir(f"{rows}") as folder,
+        sandbox_process(
+            rate_limit=rate_limit,
+            window_seconds=window_seconds,
+            item_limit=rows + 1000,
+            faults=faults,
+            seed=seed,
+        ) as sandbox,
+    ):
+        write_csv(folder / "posts.csv", rows)
+        write_job(
+            folder / "job.toml",
+            api=sandbox.base_url,
+            site_id=sandbox.site_id(),
+            csv_path=folder / "posts.csv",
+            rate_limit=min(rate_limit, 100_000),
+            window_seconds=window_seconds,
+            mode=mode,
+            concurrency=concurrency,
+        )
+        yield PreparedJob(folder, sandbox, rows)
+
+
+def hot_spots(profile: Path, limit: int = 12) -> list[dict[str, Any]]:
+    """The functions with the most own time in a cProfile file."""
+    import pstats
+
+    stats = pstats.Stats(str(profile))
+    rows = []
+    for (filename, line, name), (_cc, calls, own, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{Path(filename).name}:{line}({name})",
+                "calls": calls,
+                "own_s": round(own, 3),
+                "cumulative_s": round(cumulative, 3),
+            }
+        )
+    rows.sort(key=lambda row: row["own_s"], reverse=True)
+    return rows[:limit]
