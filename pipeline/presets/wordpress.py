@@ -1,0 +1,952 @@
+"""The WordPress → Webflow preset: learn a site, write a ready job file and a redirects CSV.
+
+    profile = scan_wxr(Path("export.xml"))            # or: await scan_rest("https://blog.example")
+    Path("wordpress.toml").write_text(job_toml(profile, job_dir=Path(".")))
+    rows = await redirect_rows(load_job(Path("wordpress.toml")))
+    write_redirects_csv(Path("redirects.csv"), rows)
+
+Scanning reads only what the job needs to know: the site's address, the post types present, the
+permalink pattern (learned from item links) and whether there are attachments. A WXR file is
+streamed with ``lxml.etree.iterparse`` (no DTD, no entities, no network; elements cleared as they
+go); a live site answers through its REST index, types and one page of posts. Credentials are
+only ever env var NAMES, written into the job file; their values are read by the connector.
+
+Redirect rows come from the job itself: each collection's records are read through the same
+connector and mapped by the same compiled mapping the run uses, so a row's new slug is the slug
+the run will claim (on a fresh target; a target that already holds items with those slugs makes
+the run pick ``-2`` suffixes the CSV cannot know about).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from lxml import etree
+
+from connectors import SourceRecord
+from mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
+from pipeline.errors import ConfigError, SourceError
+from pipeline.jobfile import CollectionJob, Job
+from pipeline.webflow.models import CollectionSchema, FieldSchema
+
+__all__ = [
+    "BUILTIN_POST_TYPES",
+    "PostType",
+    "Redirect",
+    "RedirectReport",
+    "SiteProfile",
+    "job_toml",
+    "redirect_rows",
+    "scan_rest",
+    "scan_wxr",
+    "write_redirects_csv",
+]
+
+log = logging.getLogger("flowport.presets.wordpress")
+
+#: Post types WordPress itself keeps for its own machinery: never content to migrate.
+BUILTIN_POST_TYPES: Final = frozenset(
+    {
+        "attachment",
+        "nav_menu_item",
+        "revision",
+        "custom_css",
+        "customize_changeset",
+        "oembed_cache",
+        "user_request",
+        "wp_block",
+        "wp_template",
+        "wp_template_part",
+        "wp_global_styles",
+        "wp_navigation",
+        "wp_font_family",
+        "wp_font_face",
+        "feedback",
+        "jp_pay_order",
+        "jp_pay_product",
+    }
+)
+#: Job collections the preset always names this way; a custom post type never takes one.
+_RESERVED: Final = ("posts", "pages", "categories", "tags", "authors")
+_USER_AGENT: Final = "flowport-init"
+
+
+@dataclass(frozen=True, slots=True)
+class PostType:
+    """A post type present on the site, and the job collection it becomes."""
+
+    name: str  # the WordPress post type ("post", "page", "book")
+    resource: str  # its REST base ("posts", "pages", "books")
+    collection: str  # the job collection name, also the Webflow collection slug
+    label: str  # the Webflow collection's display name
+    singular: str
+    count: int | None = None  # items seen in a WXR file; None from REST
+
+
+@dataclass(frozen=True, slots=True)
+class SiteProfile:
+    origin: Literal["wxr", "rest"]
+    location: str  # the WXR file (absolute) or the site's base URL
+    site_url: str  # where the old permalinks live, e.g. https://blog.example.com
+    title: str
+    post_types: tuple[PostType, ...]
+    has_attachments: bool
+    permalink_structure: str | None  # "/%year%/%monthnum%/%day%/%postname%/", None if unknown
+    category_base: str = "category"
+    tag_base: str = "tag"
+    user_env: str | None = None
+    password_env: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    old_path: str
+    new_path: str
+    collection: str
+    key: str
+
+
+@dataclass(slots=True)
+class RedirectReport:
+    rows: list[Redirect] = field(default_factory=list)
+    #: collection -> records without a row, by reason ("draft", "skipped", "mapping failed").
+    left_out: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def leave_out(self, collection: str, reason: str) -> None:
+        self.left_out.setdefault(collection, Counter())[reason] += 1
+
+
+# ---- naming ---------------------------------------------------------------------------------
+
+
+def _builtin_type(name: str) -> PostType | None:
+    if name == "post":
+        return PostType("post", "posts", "posts", "Posts", "Post")
+    if name == "page":
+        return PostType("page", "pages", "pages", "Pages", "Page")
+    return None
+
+
+def _custom_type(name: str, resource: str, label: str | None, taken: set[str]) -> PostType:
+    collection = webflow_slug(resource or name) or "type"
+    if collection in taken:
+        collection = f"{collection}-{webflow_slug(name) or 'type'}"
+    taken.add(collection)
+    shown = (label or name.replace("_", " ").replace("-", " ").title()).strip() or collection
+    singular = shown[:-1] if shown.endswith("s") and len(shown) > 1 else shown
+    return PostType(name, resource or name, collection, shown, singular)
+
+
+def _post_types(found: Mapping[str, tuple[str, str | None, int | None]]) -> tuple[PostType, ...]:
+    """``found``: post type -> (rest base, label, count); built-ins first, then custom types."""
+    types: list[PostType] = []
+    taken = set(_RESERVED)
+    for name in ("post", "page"):
+        builtin = _builtin_type(name)
+        if builtin is not None and name in found:
+            types.append(_with_count(builtin, found[name][2]))
+    for name, (resource, label, count) in sorted(found.items()):
+        if name in ("post", "page") or name in BUILTIN_POST_TYPES:
+            continue
+        types.append(_with_count(_custom_type(name, resource, label, taken), count))
+    return tuple(types)
+
+
+def _with_count(post_type: PostType, count: int | None) -> PostType:
+    return PostType(
+        post_type.name,
+        post_type.resource,
+        post_type.collection,
+        post_type.label,
+        post_type.singular,
+        count,
+    )
+
+
+# ---- permalinks -----------------------------------------------------------------------------
+
+
+def _site_path(site_url: str) -> str:
+    return urlsplit(site_url).path.rstrip("/")
+
+
+def _permalink_pattern(link: str, site_url: str, date: str | None, slug: str, post_id: str) -> str:
+    parts = urlsplit(link)
+    if parts.query and parts.path.rstrip("/") == _site_path(site_url):
+        return "/?p=%post_id%" if re.search(r"(^|&)p=\d+", parts.query) else "/?" + parts.query
+    path = parts.path
+    prefix = _site_path(site_url)
+    if prefix and path.startswith(prefix):
+        path = path[len(prefix) :]
+    year, month, day = (date[0:4], date[5:7], date[8:10]) if date else ("", "", "")
+    encoded = {slug, quote(slug, safe="-_.~").lower(), quote(slug, safe="-_.~")}
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment and segment in encoded:
+            segments.append("%postname%")
+        elif segment and segment == post_id:
+            segments.append("%post_id%")
+        elif segment and segment == year:
+            segments.append("%year%")
+        elif segment and segment == month and "%year%" in segments:
+            segments.append("%monthnum%")
+        elif segment and segment == day and "%monthnum%" in segments:
+            segments.append("%day%")
+        else:
+            segments.append(segment)
+    return "/".join(segments) or "/"
+
+
+def _most_common(patterns: Counter[str]) -> str | None:
+    return patterns.most_common(1)[0][0] if patterns else None
+
+
+def _old_path(url: str, site_url: str) -> str | None:
+    """The path (and query, for plain permalinks) of an old URL on the old site's host."""
+    parts = urlsplit(url.strip())
+    if parts.scheme and parts.netloc:
+        site = urlsplit(site_url)
+        if parts.hostname and site.hostname and parts.hostname.lower() != site.hostname.lower():
+            return None
+    # Some exports double a slash ("https://site.example//greek/..."); WordPress serves the
+    # single-slash path, which is what visitors and search engines hold.
+    path = re.sub(r"/{2,}", "/", "/" + (parts.path or ""))
+    # Webflow matches the path as typed; keep WordPress's percent-encoding, encode anything raw.
+    path = quote(path, safe="/%-_.~!$&'()*+,;=:@")
+    if parts.query:
+        path += "?" + quote(parts.query, safe="=&%-_.~")
+    return path
+
+
+# ---- scanning a WXR file --------------------------------------------------------------------
+
+
+def _local(tag: object) -> tuple[str, str]:
+    if not isinstance(tag, str):
+        return "", ""
+    if tag.startswith("{"):
+        namespace, _, local = tag[1:].partition("}")
+        return namespace, local
+    return "", tag
+
+
+def _is_wp(namespace: str) -> bool:
+    return re.match(r"^https?://wordpress\.org/export/1\.\d+/$", namespace) is not None
+
+
+def _child_texts(item: etree._Element) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for child in item:
+        namespace, local = _local(child.tag)
+        key = f"wp:{local}" if _is_wp(namespace) else local
+        if key not in texts:
+            texts[key] = (child.text or "").strip()
+    return texts
+
+
+def scan_wxr(path: Path) -> SiteProfile:
+    """Learn a WXR export's site address, post types, permalinks and attachments."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}", key="source", fix="check the WXR file's path")
+    try:
+        return _scan_wxr(path, recover=False)
+    except etree.XMLSyntaxError as exc:
+        log.warning("%s is not well-formed XML (%s); scanning it leniently", path.name, exc)
+        try:
+            profile = _scan_wxr(path, recover=True)
+        except etree.XMLSyntaxError as again:
+            raise SourceError(f"{path}: not a readable WXR file: {again}") from None
+        note = (
+            f"{path.name} is not well-formed XML (line {exc.lineno}: {exc.msg}); the connector "
+            "repairs bare '&' and refuses anything else"
+        )
+        return _replace_notes(profile, (*profile.notes, note))
+
+
+def _replace_notes(profile: SiteProfile, notes: tuple[str, ...]) -> SiteProfile:
+    values = {name: getattr(profile, name) for name in SiteProfile.__dataclass_fields__}
+    values["notes"] = notes
+    return SiteProfile(**values)
+
+
+def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
+    channel_link = blog_url = site_url = title = ""
+    is_wxr = False
+    counts: Counter[str] = Counter()
+    patterns: Counter[str] = Counter()
+    with path.open("rb") as stream:
+        events = etree.iterparse(
+            stream,
+            events=("end",),
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=False,
+            recover=recover,
+        )
+        for _, element in events:
+            namespace, local = _local(element.tag)
+            parent = element.getparent()
+            in_channel = parent is not None and _local(parent.tag)[1] == "channel"
+            if local == "item" and not namespace:
+                texts = _child_texts(element)
+                post_type = texts.get("wp:post_type") or "post"
+                counts[post_type] += 1
+                link = texts.get("link", "")
+                if post_type == "post" and link and texts.get("wp:status") == "publish":
+                    patterns[
+                        _permalink_pattern(
+                            link,
+                            channel_link or blog_url or site_url,
+                            texts.get("wp:post_date"),
+                            texts.get("wp:post_name", ""),
+                            texts.get("wp:post_id", ""),
+                        )
+                    ] += 1
+                element.clear(keep_tail=False)
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
+            elif in_channel:
+                text = (element.text or "").strip()
+                if local == "link" and not namespace:
+                    channel_link = text
+                elif local == "title" and not namespace:
+                    title = text
+                elif _is_wp(namespace):
+                    is_wxr = True
+                    if local == "base_blog_url":
+                        blog_url = text
+                    elif local == "base_site_url":
+                        site_url = text
+                if local not in ("item", "channel"):
+                    element.clear(keep_tail=False)
+    if not is_wxr:
+        raise SourceError(
+            f"{path}: not a WordPress export (no wordpress.org/export namespace in <channel>)"
+        )
+    # The channel <link> and base_blog_url are the blog; base_site_url can be the network's
+    # root (wordpress.com exports say https://wordpress.com/ there).
+    address = (channel_link or blog_url or site_url).rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", address):
+        raise SourceError(f"{path}: the export names no site address (<link>, base_blog_url)")
+    structure = _most_common(patterns)
+    found = {name: (_rest_base(name), None, n) for name, n in counts.items()}
+    return SiteProfile(
+        origin="wxr",
+        location=str(path),
+        site_url=address,
+        title=title,
+        post_types=_post_types(found),
+        has_attachments=counts.get("attachment", 0) > 0,
+        permalink_structure=structure,
+    )
+
+
+def _rest_base(post_type: str) -> str:
+    builtin = _builtin_type(post_type)
+    return builtin.resource if builtin is not None else post_type
+
+
+# ---- scanning a live site -------------------------------------------------------------------
+
+
+class _Rest:
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        self.session = session
+        self.base_url = base_url
+        self.pretty = True
+
+    def _url(self, route: str) -> tuple[str, dict[str, str]]:
+        if self.pretty:
+            return f"{self.base_url}/wp-json{route}", {}
+        return f"{self.base_url}/", {"rest_route": route}
+
+    async def get(
+        self, route: str, params: Mapping[str, str] | None = None
+    ) -> tuple[Any, Mapping[str, str]]:
+        url, query = self._url(route)
+        query.update(params or {})
+        async with self.session.get(url, params=query) as response:
+            text = await response.text()
+            if response.status >= 400:
+                raise _RestRefused(response.status, f"GET {route}: HTTP {response.status}")
+            try:
+                return json.loads(text), response.headers
+            except json.JSONDecodeError:
+                raise _RestRefused(
+                    response.status, f"GET {route}: the answer is not JSON"
+                ) from None
+
+
+class _RestRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def scan_rest(
+    base_url: str,
+    *,
+    user_env: str | None = None,
+    password_env: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_seconds: float = 30.0,
+) -> SiteProfile:
+    """Learn a live site's address, post types, permalinks and attachments from its REST API."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        raise ConfigError(
+            f"not a site address: {base_url!r}",
+            key="source",
+            fix="pass the site's http(s) address, e.g. https://blog.example.com (no credentials)",
+        )
+    base = base_url.strip().rstrip("/")
+    if base.endswith("/wp-json"):
+        base = base[: -len("/wp-json")]
+    auth = _auth(user_env, password_env, env or {})
+    timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+    headers = {"User-Agent": _USER_AGENT}
+    try:
+        async with aiohttp.ClientSession(timeout=timeout, headers=headers, auth=auth) as session:
+            api = _Rest(session, base)
+            index = await _index(api)
+            types = await _rest_types(api, index)
+            media = await _total(api, "/wp/v2/media")
+            posts, _ = await api.get(
+                "/wp/v2/posts", {"per_page": "20", "_fields": "id,link,slug,date"}
+            )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise SourceError(f"{base}: cannot reach the site ({exc.__class__.__name__})") from None
+    except _RestRefused as exc:
+        raise SourceError(f"{base}: {exc}") from None
+    site_url = str(index.get("home") or index.get("url") or base).rstrip("/")
+    patterns: Counter[str] = Counter()
+    for post in posts if isinstance(posts, list) else []:
+        if isinstance(post, Mapping) and isinstance(post.get("link"), str):
+            patterns[
+                _permalink_pattern(
+                    str(post["link"]),
+                    site_url,
+                    str(post.get("date") or ""),
+                    str(post.get("slug") or ""),
+                    str(post.get("id") or ""),
+                )
+            ] += 1
+    return SiteProfile(
+        origin="rest",
+        location=base,
+        site_url=site_url,
+        title=str(index.get("name") or ""),
+        post_types=types,
+        has_attachments=bool(media),
+        permalink_structure=_most_common(patterns),
+        user_env=user_env,
+        password_env=password_env,
+    )
+
+
+def _auth(
+    user_env: str | None, password_env: str | None, env: Mapping[str, str]
+) -> aiohttp.BasicAuth | None:
+    if (user_env is None) != (password_env is None):
+        raise ConfigError(
+            "the user and password env vars go together",
+            key="source",
+            fix="pass both --user-env and --password-env (an application password), or neither",
+        )
+    if user_env is None or password_env is None:
+        return None
+    user, password = env.get(user_env), env.get(password_env)
+    if not user or not password:
+        missing = user_env if not user else password_env
+        raise ConfigError(
+            f"environment variable {missing} is not set",
+            key="source",
+            fix=f"export {missing}=... (the password is an application password)",
+        )
+    return aiohttp.BasicAuth(user, password)
+
+
+async def _index(api: _Rest) -> Mapping[str, Any]:
+    try:
+        index, _ = await api.get("/")
+    except _RestRefused as exc:
+        if exc.status != 404 and exc.status < 500 and exc.status != 200:
+            raise
+        api.pretty = False  # plain permalinks: /wp-json/ is not routed, ?rest_route= is
+        index, _ = await api.get("/")
+    if not isinstance(index, Mapping) or "wp/v2" not in (index.get("namespaces") or ()):
+        raise _RestRefused(200, "GET /wp-json/: no wp/v2 namespace; is this a WordPress site?")
+    return index
+
+
+async def _rest_types(api: _Rest, index: Mapping[str, Any]) -> tuple[PostType, ...]:
+    routes = index.get("routes") or {}
+    found: dict[str, tuple[str, str | None, int | None]] = {}
+    if isinstance(routes, Mapping) and "/wp/v2/types" not in routes:
+        found = {"post": ("posts", None, None), "page": ("pages", None, None)}
+        return _post_types(found)
+    answer, _ = await api.get("/wp/v2/types")
+    for name, info in answer.items() if isinstance(answer, Mapping) else ():
+        if not isinstance(info, Mapping) or not info.get("rest_base"):
+            continue
+        namespace = info.get("rest_namespace") or "wp/v2"
+        if namespace != "wp/v2":
+            continue  # the wordpress connector reads /wp/v2/<rest_base> only
+        found[str(name)] = (str(info["rest_base"]), str(info.get("name") or "") or None, None)
+    return _post_types(found)
+
+
+async def _total(api: _Rest, route: str) -> int:
+    try:
+        _, headers = await api.get(route, {"per_page": "1", "_fields": "id"})
+    except _RestRefused:
+        return 0
+    try:
+        return int(headers.get("X-WP-Total", "0"))
+    except ValueError:
+        return 0
+
+
+# ---- the job file ---------------------------------------------------------------------------
+
+
+def _toml(value: str) -> str:
+    # A JSON string is a valid TOML basic string (same escapes), non-ASCII kept readable.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _source_table(profile: SiteProfile, job_dir: Path, *, kind: str, resource: str) -> str:
+    if profile.origin == "wxr":
+        wxr = Path(profile.location)
+        try:
+            shown = str(wxr.relative_to(job_dir.resolve()))
+        except ValueError:
+            shown = str(wxr)
+        return f'{{ type = "wxr", path = {_toml(shown)}, kind = {_toml(kind)} }}'
+    parts = ['type = "wordpress"', f"base_url = {_toml(profile.location)}"]
+    parts.append(f"resource = {_toml(resource)}")
+    if profile.user_env and profile.password_env:
+        if resource not in ("categories", "tags", "users"):
+            parts.append('status = "any"')
+        parts.append(f"user_env = {_toml(profile.user_env)}")
+        parts.append(f"password_env = {_toml(profile.password_env)}")
+    return "{ " + ", ".join(parts) + " }"
+
+
+_STATUS_BLOCK = """\
+# WordPress status -> Webflow: publish is live, draft/pending/future are drafts, the rest
+# (private, trash, inherit, auto-draft) is left out and counted as skipped.
+[collections.{name}.status]
+source = "status"
+values = {{ publish = "live", draft = "draft", pending = "draft", future = "draft", \
+private = "skip", trash = "skip", inherit = "skip", auto-draft = "skip" }}
+default = "skip"
+"""
+
+
+def _post_collection(
+    profile: SiteProfile, post_type: PostType, job_dir: Path, *, with_terms: bool
+) -> str:
+    name = post_type.collection
+    site = profile.site_url
+    source = _source_table(profile, job_dir, kind=post_type.name, resource=post_type.resource)
+    count = f" ({post_type.count} in the export)" if post_type.count is not None else ""
+    lines = [
+        f"# WordPress post type '{post_type.name}'{count} -> Webflow collection '{name}'.",
+        f"[collections.{name}]",
+        f"target = {_toml(post_type.label)}",
+        "create_missing = true",
+        "# The WordPress key (the post id) is kept in a field so a lost answer can be matched.",
+        'external_key_field = "wordpress-id"',
+        f"source = {source}",
+        "# WordPress slugs (percent-encoded Greek included) become Webflow slugs; an empty one",
+        "# (drafts have none) is made from the name.",
+        'slug_from = "name"',
+        "# Relative links and images in the content are made absolute against the old site.",
+        f"base_url = {_toml(site + '/')}",
+        "",
+        f"[collections.{name}.fields]",
+        'name = { source = "title", transforms = ["strip_html", "html_unescape", '
+        '{ default = "(no title)" }] }',
+        'slug = "slug"',
+        'wordpress-id = { template = "{id}" }',
+        'old-url = "link"',
+        "# Gutenberg comments and known shortcodes are converted, scripts and on* handlers",
+        "# removed; what cannot be converted is dropped with a warning.",
+        'body = { source = "content", transforms = ["richtext_wordpress"] }',
+        'excerpt = { source = "excerpt", transforms = ["strip_html", "html_unescape"] }',
+        "# GMT dates; WordPress's zero dates (unsaved drafts) are left empty.",
+        'published-on = { source = "date_gmt", transforms = ["datetime"] }',
+        'updated-on = { source = "modified_gmt", transforms = ["datetime"] }',
+        'author = { source = "author.slug", reference = "authors" }',
+    ]
+    if with_terms:
+        lines += [
+            "# Term keys are '<taxonomy>:<slug>': prefix each slug (slugs never hold a comma).",
+            'categories = { template = "category:{categories[].slug}", transforms = '
+            '[{ replace = { ", " = ",category:" } }, { split = "," }], reference = "categories" }',
+            'tags = { template = "post_tag:{tags[].slug}", transforms = '
+            '[{ replace = { ", " = ",post_tag:" } }, { split = "," }], reference = "tags" }',
+        ]
+    if post_type.name == "page":
+        lines += [
+            "# A page's parent page, set in a second pass (pages reference pages).",
+            f'parent-page = {{ source = "parent", reference = "{name}" }}',
+        ]
+    if profile.has_attachments:
+        lines += [
+            "# The featured image's URL as the connector resolved it from the attachments.",
+            'featured-image = "featured_image.url"',
+            'featured-image-alt = "featured_image.alt"',
+        ]
+    lines += ["", _STATUS_BLOCK.format(name=name).rstrip("\n"), ""]
+    lines += [
+        f"[collections.{name}.schema]",
+        f"singular_name = {_toml(post_type.singular)}",
+        f"slug = {_toml(name)}",
+        "",
+        f"[collections.{name}.schema.fields]",
+        'wordpress-id = { type = "PlainText", name = "WordPress ID" }',
+        'old-url = { type = "PlainText", name = "Old URL", help_text = "The WordPress permalink" }',
+        'body = "RichText"',
+        'excerpt = "PlainText"',
+        'published-on = { type = "DateTime", name = "Published On" }',
+        'updated-on = { type = "DateTime", name = "Updated On" }',
+        'author = { type = "Reference", collection = "authors" }',
+    ]
+    if with_terms:
+        lines += [
+            'categories = { type = "MultiReference", collection = "categories" }',
+            'tags = { type = "MultiReference", collection = "tags" }',
+        ]
+    if post_type.name == "page":
+        lines.append(
+            f'parent-page = {{ type = "Reference", collection = "{name}", name = "Parent Page" }}'
+        )
+    if profile.has_attachments:
+        lines += [
+            'featured-image = { type = "Image", name = "Featured Image" }',
+            'featured-image-alt = { type = "PlainText", name = "Featured Image Alt" }',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _term_collection(
+    profile: SiteProfile, job_dir: Path, *, taxonomy: Literal["category", "post_tag"]
+) -> str:
+    if taxonomy == "category":
+        name, label, singular, kind, resource = (
+            "categories",
+            "Categories",
+            "Category",
+            "category",
+            "categories",
+        )
+        base = profile.category_base
+    else:
+        name, label, singular, kind, resource = (
+            "tags",
+            "Tags",
+            "Tag",
+            "tag",
+            "tags",
+        )
+        base = profile.tag_base
+    source = _source_table(profile, job_dir, kind=kind, resource=resource)
+    old_url = (
+        'old-url = "link"'
+        if profile.origin == "rest"
+        else f"old-url = {{ template = {_toml(f'{profile.site_url}/{base}/{{slug}}/')} }}"
+    )
+    lines = [
+        f"# WordPress {'categories' if taxonomy == 'category' else 'tags'} -> '{name}'.",
+        f"[collections.{name}]",
+        f"target = {_toml(label)}",
+        "create_missing = true",
+        'external_key_field = "wordpress-id"',
+        f"source = {source}",
+        'slug_from = "name"',
+        "",
+        f"[collections.{name}.fields]",
+        'name = { source = "name", transforms = ["strip_html", "html_unescape", '
+        '{ default = "(no name)" }] }',
+        'slug = "slug"',
+        f'wordpress-id = {{ template = "{taxonomy}:{{slug}}" }}',
+        old_url,
+        'description = { source = "description", transforms = ["strip_html", "html_unescape"] }',
+    ]
+    if taxonomy == "category":
+        lines += [
+            "# The parent category: a reference into this same collection, set in a second pass.",
+            'parent = { template = "category:{parent}", reference = "categories" }',
+        ]
+    lines += [
+        "",
+        f"[collections.{name}.schema]",
+        f"singular_name = {_toml(singular)}",
+        f"slug = {_toml(name)}",
+        "",
+        f"[collections.{name}.schema.fields]",
+        'wordpress-id = { type = "PlainText", name = "WordPress ID" }',
+        'old-url = { type = "PlainText", name = "Old URL" }',
+        'description = "PlainText"',
+    ]
+    if taxonomy == "category":
+        lines.append('parent = { type = "Reference", collection = "categories" }')
+    return "\n".join(lines) + "\n"
+
+
+def _author_collection(profile: SiteProfile, job_dir: Path) -> str:
+    source = _source_table(profile, job_dir, kind="author", resource="users")
+    old_url = (
+        'old-url = "link"'
+        if profile.origin == "rest"
+        else f"old-url = {{ template = {_toml(profile.site_url + '/author/{slug}/')} }}"
+    )
+    lines = [
+        "# WordPress users -> 'authors'. E-mail addresses are not copied: the CMS is public.",
+        "[collections.authors]",
+        'target = "Authors"',
+        "create_missing = true",
+        'external_key_field = "wordpress-id"',
+        f"source = {source}",
+        'slug_from = "name"',
+        "",
+        "[collections.authors.fields]",
+        'name = { source = "name", transforms = ["strip_html", "html_unescape", '
+        '{ default = "(no name)" }] }',
+        'slug = "slug"',
+        'wordpress-id = { template = "{slug}" }',
+        old_url,
+        'bio = { source = "description", transforms = ["strip_html", "html_unescape"] }',
+        "",
+        "[collections.authors.schema]",
+        'singular_name = "Author"',
+        'slug = "authors"',
+        "",
+        "[collections.authors.schema.fields]",
+        'wordpress-id = { type = "PlainText", name = "WordPress ID" }',
+        'old-url = { type = "PlainText", name = "Old URL" }',
+        'bio = "PlainText"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _destination(target_api: str, site_id: str | None, token_env: str) -> str:
+    if target_api == "sandbox":
+        return "\n".join(
+            [
+                "[destination]",
+                'api = "sandbox"          # the embedded sandbox: try the migration safely first.',
+                '# For Webflow: api = "https://api.webflow.com/v2", site_id = "...",',
+                '# token_env = "WEBFLOW_TOKEN" (the NAME of the variable holding the token).',
+                'plan = "cms"',
+                "concurrency = 4",
+            ]
+        )
+    lines = ["[destination]", f"api = {_toml(target_api)}"]
+    lines.append(
+        f"site_id = {_toml(site_id)}"
+        if site_id
+        else '# site_id = "<your site id>"   # required: Site settings > General'
+    )
+    lines += [
+        f"token_env = {_toml(token_env)}     # the NAME of the variable holding the token",
+        'plan = "cms"',
+        "concurrency = 4",
+    ]
+    return "\n".join(lines)
+
+
+def job_toml(
+    profile: SiteProfile,
+    *,
+    job_dir: Path,
+    target_api: str = "sandbox",
+    site_id: str | None = None,
+    token_env: str = "WEBFLOW_TOKEN",  # noqa: S107 (a variable name, not a token)
+) -> str:
+    """The job file's text for ``profile``; relative source paths start at ``job_dir``."""
+    kinds = {t.name for t in profile.post_types}
+    header = [
+        f"# WordPress -> Webflow, written by `flowport init wordpress` from {profile.location}",
+        f"# Site: {profile.site_url}" + (f" ({profile.title})" if profile.title else ""),
+        "# Permalinks: " + (profile.permalink_structure or "unknown (no published post seen)"),
+        "# Post types: " + (", ".join(sorted(kinds)) or "none"),
+        "# Attachments: "
+        + ("present (featured images are mapped)" if profile.has_attachments else "none"),
+        *(f"# Note: {note}" for note in profile.notes),
+        "#",
+        "#   flowport validate JOB --offline && flowport run JOB",
+        "#",
+        "# Write order: authors, tags and categories first; then the post types pointing at them.",
+        "# Category parents and page parents point into their own collection: the runner sets",
+        "# them in a second pass.",
+        "",
+        _destination(target_api, site_id, token_env),
+        "",
+        "[run]",
+        'mode = "live"',
+        "publish_site = false",
+        "batch_size = 100",
+        "",
+    ]
+    parts = [
+        "\n".join(header),
+        _author_collection(profile, job_dir),
+        _term_collection(profile, job_dir, taxonomy="category"),
+        _term_collection(profile, job_dir, taxonomy="post_tag"),
+    ]
+    for post_type in profile.post_types:
+        parts.append(
+            _post_collection(profile, post_type, job_dir, with_terms=post_type.name != "page")
+        )
+    return "\n".join(parts)
+
+
+# ---- redirects ------------------------------------------------------------------------------
+
+
+class _AnyReference:
+    # Redirects need slugs and statuses, not ids: every reference resolves to a placeholder.
+    def webflow_id(self, collection: str, source_key: str) -> str | None:
+        return "0" * 24
+
+
+def _planned_schema(name: str, collection: CollectionJob) -> CollectionSchema:
+    fields = []
+    spec = collection.collection_schema
+    for slug, field_spec in spec.fields.items() if spec is not None else ():
+        fields.append(
+            FieldSchema.model_validate(
+                {
+                    "id": slug,
+                    "slug": slug,
+                    "displayName": field_spec.name or slug,
+                    "type": field_spec.type,
+                    "isRequired": field_spec.required,
+                    "validations": (
+                        {"options": [{"name": o, "id": o} for o in field_spec.options]}
+                        if field_spec.options
+                        else None
+                    ),
+                }
+            )
+        )
+    return CollectionSchema.model_validate(
+        {
+            "id": name,
+            "displayName": collection.target,
+            "slug": collection.target_slug(),
+            "fields": [f.model_dump(by_alias=True) for f in fields],
+        }
+    )
+
+
+def _term_path(record: SourceRecord, base: str, parents: Mapping[str, str | None]) -> str:
+    slugs = [str(record.fields.get("slug") or "")]
+    seen = {slugs[0]}
+    parent = record.fields.get("parent")
+    while isinstance(parent, str) and parent and parent not in seen:
+        slugs.append(parent)
+        seen.add(parent)
+        parent = parents.get(parent)
+    encoded = "/".join(quote(s, safe="-_.~").lower() for s in reversed(slugs))
+    return f"/{base}/{encoded}/"
+
+
+async def redirect_rows(job: Job, profile: SiteProfile) -> RedirectReport:
+    """One row per item the run writes live: old permalink path -> /<collection slug>/<slug>."""
+    report = RedirectReport()
+    seen: set[str] = set()
+    for name in job.collections:
+        collection = job.collections[name]
+        schema = _planned_schema(name, collection)
+        mapper = compile_mapping(
+            collection.mapping(),
+            schema,
+            collection=name,
+            resolver=_AnyReference(),
+            slugs=InMemorySlugClaims(),
+        )
+        records: list[SourceRecord] = []
+        source = job.open_source(name)
+        async with aclosing(source.records()) as stream:
+            async for item in stream:
+                if isinstance(item, SourceRecord):
+                    records.append(item)
+                else:
+                    report.leave_out(name, "unreadable in the source")
+        parents = {
+            str(r.fields.get("slug")): r.fields.get("parent")
+            for r in records
+            if "taxonomy" in r.fields
+        }
+        for record in records:
+            outcome = mapper.map(record)
+            if not isinstance(outcome, MappedItem):
+                reason = "mapping failed" if hasattr(outcome, "field") else "skipped"
+                report.leave_out(name, reason)
+                continue
+            if outcome.status == "draft" or job.run.mode == "draft":
+                report.leave_out(name, "draft")
+                continue
+            old = _record_old_path(record, name, profile, parents)
+            if old is None:
+                report.leave_out(name, "no old URL on the site")
+                continue
+            new = f"/{collection.target_slug()}/{outcome.field_data['slug']}"
+            if old.rstrip("/") == new or old in seen:
+                report.leave_out(name, "same or repeated old path")
+                continue
+            seen.add(old)
+            report.rows.append(Redirect(old, new, name, record.key))
+    return report
+
+
+def _record_old_path(
+    record: SourceRecord,
+    collection: str,
+    profile: SiteProfile,
+    parents: Mapping[str, Any],
+) -> str | None:
+    fields = record.fields
+    link = fields.get("link")
+    if isinstance(link, str) and link.strip():
+        path = _old_path(link, profile.site_url)
+    elif fields.get("taxonomy") == "category":
+        path = _site_path(profile.site_url) + _term_path(record, profile.category_base, parents)
+    elif fields.get("taxonomy") == "post_tag":
+        path = _site_path(profile.site_url) + _term_path(record, profile.tag_base, {})
+    elif collection == "authors" and fields.get("slug"):
+        slug = quote(str(fields["slug"]), safe="-_.~").lower()
+        path = f"{_site_path(profile.site_url)}/author/{slug}/"
+    else:
+        return None
+    if path is None or path in ("", "/"):
+        return None  # the front page stays where it is
+    return path
+
+
+def write_redirects_csv(path: Path, rows: Sequence[Redirect]) -> None:
+    """Webflow's 301 import: a ``source,target`` header, then old path, new path per row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["source", "target"])
+        for row in rows:
+            writer.writerow([row.old_path, row.new_path])
