@@ -35,6 +35,7 @@ import aiohttp
 from lxml import etree
 
 from connectors import SourceRecord
+from connectors.wordpress_common import decode_slug
 from mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
 from pipeline.errors import ConfigError, SourceError
 from pipeline.jobfile import CollectionJob, Job
@@ -77,6 +78,9 @@ BUILTIN_POST_TYPES: Final = frozenset(
         "jp_pay_product",
     }
 )
+#: WXR item term domains and channel term elements -> taxonomy.
+_TERM_DOMAINS: Final = {"category": "category", "post_tag": "post_tag", "tag": "post_tag"}
+_SLUG_TAG: Final = {"category": "category_nicename", "tag": "tag_slug"}
 #: Job collections the preset always names this way; a custom post type never takes one.
 _RESERVED: Final = ("posts", "pages", "categories", "tags", "authors")
 _USER_AGENT: Final = "flowport-init"
@@ -287,6 +291,8 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
     is_wxr = False
     counts: Counter[str] = Counter()
     patterns: Counter[str] = Counter()
+    used: dict[str, set[str]] = {"category": set(), "post_tag": set()}
+    declared: dict[str, set[str]] = {"category": set(), "post_tag": set()}
     with path.open("rb") as stream:
         events = etree.iterparse(
             stream,
@@ -305,6 +311,12 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
                 texts = _child_texts(element)
                 post_type = texts.get("wp:post_type") or "post"
                 counts[post_type] += 1
+                for child in element:
+                    if _local(child.tag) == ("", "category"):
+                        domain = _TERM_DOMAINS.get(str(child.get("domain") or ""))
+                        nicename = child.get("nicename")
+                        if domain is not None and nicename:
+                            used[domain].add(nicename)
                 link = texts.get("link", "")
                 if post_type == "post" and link and texts.get("wp:status") == "publish":
                     patterns[
@@ -327,6 +339,10 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
                     title = text
                 elif _is_wp(namespace):
                     is_wxr = True
+                    if local in ("category", "tag"):
+                        slug = _child_texts(element).get(f"wp:{_SLUG_TAG[local]}")
+                        if slug:
+                            declared[_TERM_DOMAINS[local]].add(slug)
                     if local == "base_blog_url":
                         blog_url = text
                     elif local == "base_site_url":
@@ -344,6 +360,16 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
         raise SourceError(f"{path}: the export names no site address (<link>, base_blog_url)")
     structure = _most_common(patterns)
     found = {name: (_rest_base(name), None, n) for name, n in counts.items()}
+    notes: list[str] = []
+    for taxonomy, slugs in used.items():
+        undeclared = sorted(decode_slug(s) for s in slugs - declared[taxonomy])
+        if undeclared:
+            shown = ", ".join(undeclared[:10]) + (" ..." if len(undeclared) > 10 else "")
+            notes.append(
+                f"items use {len(undeclared)} {taxonomy} term(s) the export does not declare "
+                f"({shown}); the {taxonomy} source does not yield them, so items pointing at "
+                "them fail with 'no item for source key' until they exist"
+            )
     return SiteProfile(
         origin="wxr",
         location=str(path),
@@ -352,6 +378,7 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
         post_types=_post_types(found),
         has_attachments=counts.get("attachment", 0) > 0,
         permalink_structure=structure,
+        notes=tuple(notes),
     )
 
 

@@ -1,0 +1,372 @@
+"""`flowport init wordpress` on the theme unit test export, run end to end into the sandbox.
+
+Expected numbers come from a plain lxml parse of the export here, never from the connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from lxml import etree
+from pydantic import SecretStr
+from typer import Typer
+from typer.testing import CliRunner
+
+from pipeline.jobfile import load_job
+from pipeline.presets.cli import register
+from pipeline.ratebudget import RateBudget
+from pipeline.runner import RunSummary, run_job
+from pipeline.sandbox import Sandbox, SandboxConfig
+from pipeline.webflow.client import WebflowClient
+from pipeline.webflow.models import Item
+
+from .conftest import THEME_UNIT_TEST, require
+
+pytestmark = pytest.mark.shared
+
+REPO = Path(__file__).resolve().parents[2]
+LIVE, DRAFT = {"publish"}, {"draft", "pending", "future"}
+
+
+def _cli() -> Typer:
+    app = Typer()
+
+    @app.callback()
+    def main() -> None:
+        pass
+
+    register(app)
+    return app
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(_cli(), list(args), catch_exceptions=False)
+
+
+# ---- what the export holds, read with plain lxml -------------------------------------------
+
+
+@dataclass
+class Export:
+    items: dict[str, list[dict[str, Any]]]  # post type -> items
+    categories: dict[str, str | None]  # slug -> parent slug
+    tags: set[str]
+    authors: set[str]
+
+
+def _text(element: etree._Element, name: str, ns: dict[str, str]) -> str:
+    found = element.find(name, ns)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def read_export(path: Path) -> Export:
+    root = etree.parse(str(path), etree.XMLParser(resolve_entities=False, no_network=True))
+    wp = next(
+        u
+        for u in root.getroot().nsmap.values()
+        if re.match(r"https?://wordpress\.org/export/1\.\d/$", u)
+    )
+    ns = {"wp": wp, "dc": "http://purl.org/dc/elements/1.1/"}
+    channel = root.getroot().find("channel")
+    assert channel is not None
+    categories = {
+        unquote(_text(c, "wp:category_nicename", ns)): (
+            unquote(_text(c, "wp:category_parent", ns)) or None
+        )
+        for c in channel.findall("wp:category", ns)
+    }
+    tags = {unquote(_text(t, "wp:tag_slug", ns)) for t in channel.findall("wp:tag", ns)}
+    authors = {_text(a, "wp:author_login", ns).lower() for a in channel.findall("wp:author", ns)}
+    items: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for item in channel.findall("item"):
+        post_id = _text(item, "wp:post_id", ns)
+        if post_id in seen:  # the export repeats some menu items
+            continue
+        seen.add(post_id)
+        terms: dict[str, list[str]] = {"category": [], "post_tag": []}
+        for term in item.findall("category"):
+            domain = term.get("domain")
+            if domain in terms:
+                terms[domain].append(unquote(term.get("nicename") or ""))
+        items.setdefault(_text(item, "wp:post_type", ns), []).append(
+            {
+                "id": post_id,
+                "status": _text(item, "wp:status", ns),
+                "creator": _text(item, "dc:creator", ns).lower(),
+                "link": _text(item, "link", ns),
+                "categories": terms["category"],
+                "tags": terms["post_tag"],
+            }
+        )
+    return Export(items, categories, tags, authors)
+
+
+@pytest.fixture(scope="module")
+def export() -> Export:
+    return read_export(require(THEME_UNIT_TEST))
+
+
+def test_export_counts_match_the_acceptance_readme(export: Export) -> None:
+    assert len(export.items["post"]) == 58
+    assert len(export.items["page"]) == 21
+    assert len(export.categories) == 68
+    assert len(export.tags) == 110
+
+
+# ---- init, then a real run into the embedded sandbox ----------------------------------------
+
+
+@dataclass
+class Migrated:
+    job_path: Path
+    redirects: Path
+    summary: RunSummary
+    items: dict[str, list[Item]]  # job collection -> items
+    ids: dict[str, dict[str, str]]  # job collection -> source key -> Webflow id
+    init_output: str
+
+
+async def _read_back(job_path: Path) -> dict[str, list[Item]]:
+    job = load_job(job_path)
+    token = secrets.token_hex(8)
+    config = SandboxConfig(
+        tokens=(token,), rate_limit=100_000, state_file=job.state_dir / "sandbox-state.jsonl"
+    )
+    found: dict[str, list[Item]] = {}
+    async with (
+        Sandbox(config) as sandbox,
+        WebflowClient(
+            sandbox.base_url, SecretStr(token), budget=RateBudget(100_000, 60.0)
+        ) as client,
+    ):
+        schemas = {c.slug: c for c in await client.list_collections(sandbox.site_id)}
+        for name, collection in job.collections.items():
+            schema = schemas[collection.target_slug()]
+            found[name] = [item async for item in client.iter_items(schema.id)]
+    return found
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
+    folder = tmp_path_factory.mktemp("wordpress-preset")
+    job_path = folder / "wordpress.toml"
+    result = invoke("init", "wordpress", str(require(THEME_UNIT_TEST)), "--out", str(job_path))
+    assert result.exit_code == 0, result.output
+    # The sandbox enforces the plan's 120 requests a minute like Webflow; lift it so the test
+    # does not sleep through the 40-odd field creations. Nothing else of the job is touched.
+    text = job_path.read_text(encoding="utf-8")
+    job_path.write_text(text.replace('plan = "cms"', 'plan = "cms"\nrate_limit = 100000', 1))
+    summary = asyncio.run(run_job(load_job(job_path)))
+    items = asyncio.run(_read_back(job_path))
+    ids = {
+        name: {str(i.field_data["wordpress-id"]): i.id for i in listed}
+        for name, listed in items.items()
+    }
+    return Migrated(
+        job_path, folder / "wordpress-redirects.csv", summary, items, ids, result.output
+    )
+
+
+def test_the_generated_job_validates_offline(migrated: Migrated) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "validate", str(migrated.job_path), "--offline"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    said = " ".join(checked.stdout.split())  # rich wraps lines at the terminal width
+    assert "job file OK, 5 collection(s)" in said
+    assert "categories.parent" in said  # the self-reference is written in two passes
+
+
+def test_the_job_file_is_commented_and_names_no_secret(migrated: Migrated) -> None:
+    text = migrated.job_path.read_text(encoding="utf-8")
+    assert "# Permalinks: /%year%/%monthnum%/%day%/%postname%/" in text
+    assert "https://wpthemetestdata.wordpress.com" in text
+    assert 'api = "sandbox"' in text
+    assert "password" not in text.lower().replace("password_env", "")
+
+
+def _undeclared_posts(export: Export) -> dict[str, list[str]]:
+    # The export's items use terms its term lists never declare; see the report in
+    # pipeline/presets: the WXR tag/category sources do not yield them (yet).
+    missing: dict[str, list[str]] = {}
+    for post in export.items["post"]:
+        unknown = [f"post_tag:{t}" for t in post["tags"] if t not in export.tags] + [
+            f"category:{c}" for c in post["categories"] if c not in export.categories
+        ]
+        if unknown and post["status"] in LIVE | DRAFT:
+            missing[post["id"]] = unknown
+    return missing
+
+
+def test_every_kind_is_migrated_with_the_exact_status_split(
+    migrated: Migrated, export: Export
+) -> None:
+    undeclared = _undeclared_posts(export)
+    assert len(undeclared) == 11  # the 4 undeclared tags: columns, content, sample, test-tag
+    for kind, name in (("post", "posts"), ("page", "pages")):
+        expected_live = {p["id"] for p in export.items[kind] if p["status"] in LIVE}
+        expected_draft = {p["id"] for p in export.items[kind] if p["status"] in DRAFT}
+        skipped = {p["id"] for p in export.items[kind]} - expected_live - expected_draft
+        by_key = {str(i.field_data["wordpress-id"]): i for i in migrated.items[name]}
+        assert {k for k, i in by_key.items() if not i.is_draft} == expected_live - set(undeclared)
+        assert {k for k, i in by_key.items() if i.is_draft} == expected_draft - set(undeclared)
+        assert not skipped & set(by_key)
+    assert len(expected_live_posts := [p for p in export.items["post"] if p["status"] in LIVE])
+    assert len(expected_live_posts) == 56
+    counts = migrated.summary.collections
+    assert counts["posts"].get("failed", 0) == len(undeclared)
+    assert counts["pages"].get("failed", 0) == 0
+    assert {i.field_data["wordpress-id"] for i in migrated.items["categories"]} == {
+        f"category:{slug}" for slug in export.categories
+    }
+    assert {i.field_data["wordpress-id"] for i in migrated.items["tags"]} == {
+        f"post_tag:{slug}" for slug in export.tags
+    }
+    assert {i.field_data["wordpress-id"] for i in migrated.items["authors"]} == export.authors
+
+
+def test_references_point_at_the_right_items(migrated: Migrated, export: Export) -> None:
+    categories, tags, authors = (
+        migrated.ids["categories"],
+        migrated.ids["tags"],
+        migrated.ids["authors"],
+    )
+    posts = {str(i.field_data["wordpress-id"]): i for i in migrated.items["posts"]}
+    checked = 0
+    for post in export.items["post"]:
+        item = posts.get(post["id"])
+        if item is None:
+            continue
+        want_categories = {categories[f"category:{c}"] for c in post["categories"]}
+        want_tags = {tags[f"post_tag:{t}"] for t in post["tags"]}
+        assert set(item.field_data.get("categories", [])) == want_categories, post["id"]
+        assert set(item.field_data.get("tags", [])) == want_tags, post["id"]
+        assert item.field_data.get("author") == authors[post["creator"]], post["id"]
+        checked += bool(want_categories)
+    assert checked > 40
+    by_key = {str(i.field_data["wordpress-id"]): i for i in migrated.items["categories"]}
+    with_parent = {slug: parent for slug, parent in export.categories.items() if parent}
+    assert len(with_parent) >= 10
+    for slug, parent in with_parent.items():
+        assert (
+            by_key[f"category:{slug}"].field_data.get("parent") == categories[f"category:{parent}"]
+        ), slug
+    for slug, parent in export.categories.items():
+        if parent is None:
+            assert "parent" not in by_key[f"category:{slug}"].field_data, slug
+
+
+_SHORTCODE = re.compile(r"\[/?(caption|gallery|audio|video|embed|playlist)\b")
+_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
+
+
+def test_rich_text_is_clean(migrated: Migrated) -> None:
+    bodies = [
+        str(item.field_data["body"])
+        for name in ("posts", "pages")
+        for item in migrated.items[name]
+        if item.field_data.get("body")
+    ]
+    assert len(bodies) > 50
+    for body in bodies:
+        assert "<!-- wp:" not in body
+        assert "<!--" not in body
+        assert _SHORTCODE.search(body) is None, body[:200]
+        assert "<script" not in body.lower()
+        assert _HANDLER.search(body) is None, body[:200]
+
+
+def test_the_summary_counts_mapping_warnings_by_kind(migrated: Migrated) -> None:
+    warnings = {
+        outcome: n
+        for per in migrated.summary.collections.values()
+        for outcome, n in per.items()
+        if outcome.startswith("warning:")
+    }
+    # The export's [gallery] shortcodes name attachment ids; the runner gives the mapping no
+    # attachment lookup, so each gallery is reported, not silently dropped.
+    assert warnings.get("warning:gallery_unresolved", 0) > 0
+    assert all(n > 0 for n in warnings.values())
+
+
+def test_redirects_cover_every_live_post_page_and_category(
+    migrated: Migrated, export: Export
+) -> None:
+    with migrated.redirects.open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["source", "target"]
+    pairs = {r[0]: r[1] for r in rows[1:]}
+    assert len(pairs) == len(rows) - 1  # no old path twice
+    for old, new in pairs.items():
+        assert old.startswith("/"), old
+        assert "//" not in old, old
+        assert " " not in old, old
+        assert "://" not in old
+        assert re.fullmatch(r"/[a-z0-9-]+/[a-z0-9]+(-[a-z0-9]+)*", new), new
+    slugs = {
+        name: {str(i.field_data["wordpress-id"]): str(i.field_data["slug"]) for i in listed}
+        for name, listed in migrated.items.items()
+    }
+    for kind, name in (("post", "posts"), ("page", "pages")):
+        for post in export.items[kind]:
+            if post["status"] not in LIVE:
+                continue
+            old = re.sub(r"/{2,}", "/", urlsplit(post["link"]).path)
+            assert old in pairs, (kind, post["id"], old)
+            if post["id"] in slugs[name]:  # not the posts the undeclared tags make fail
+                assert pairs[old] == f"/{name}/{slugs[name][post['id']]}"
+    assert pairs["/2013/01/11/markup-html-tags-and-formatting/"] == (
+        "/posts/markup-html-tags-and-formatting"
+    )
+    for slug, parent in export.categories.items():
+        chain = [slug]
+        while parent:
+            chain.insert(0, parent)
+            parent = export.categories[parent]
+        old = "/category/" + "/".join(chain) + "/"
+        assert pairs[old] == f"/categories/{slugs['categories'][f'category:{slug}']}", old
+    assert pairs["/category/parent/child-1/child-2/"] == "/categories/child-2"
+    greek = [old for old in pairs if "%ce%b5" in old]
+    assert greek
+    assert all(pairs[o].startswith("/pages/epipedo") for o in greek)
+    drafts = {p["link"] for p in export.items["post"] if p["status"] in DRAFT}
+    assert not {urlsplit(link).path for link in drafts if link} & set(pairs)
+
+
+def test_init_refuses_to_overwrite_and_names_bad_sources(tmp_path: Path) -> None:
+    existing = tmp_path / "job.toml"
+    existing.write_text("# mine\n")
+    result = invoke("init", "wordpress", str(require(THEME_UNIT_TEST)), "--out", str(existing))
+    assert result.exit_code == 2
+    assert "exists" in result.output
+    assert existing.read_text() == "# mine\n"
+    missing = invoke("init", "wordpress", str(tmp_path / "nope.xml"), "--out", str(tmp_path / "a"))
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output
+    not_wxr = tmp_path / "feed.xml"
+    not_wxr.write_text("<rss><channel><title>x</title></channel></rss>")
+    refused = invoke("init", "wordpress", str(not_wxr), "--out", str(tmp_path / "b.toml"))
+    assert refused.exit_code == 3
+    assert "not a WordPress export" in refused.output
+    assert not (tmp_path / "b.toml").exists()
+    secret = invoke(
+        "init", "wordpress", "https://example.com", "--user-env", "hunter2 secret", "--out", "x"
+    )
+    assert secret.exit_code == 2
+    assert "NAME of an environment variable" in secret.output

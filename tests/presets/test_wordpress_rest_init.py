@@ -1,0 +1,119 @@
+"""`flowport init wordpress URL` against a real local server serving WordPress's REST fixtures."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from typer import Typer
+from typer.testing import CliRunner
+
+from pipeline.jobfile import load_job
+from pipeline.presets.cli import register
+from tests.connectors.wordpress_fixture import FixtureWordPress, load_json
+
+from .conftest import CORE_FIXTURES, require
+
+pytestmark = pytest.mark.shared
+
+
+@dataclass
+class _Site(FixtureWordPress):
+    """The fixture server, plus the REST index and post types WordPress core's tests recorded."""
+
+    index: dict[str, Any] | None = None
+    types: dict[str, Any] | None = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path in ("/wp-json", "/wp-json/") and self.index is not None:
+            return web.json_response(self.index)
+        if request.path == "/wp-json/wp/v2/types" and self.types is not None:
+            self.requests.append(("/wp/v2/types", dict(request.query)))
+            return web.json_response(self.types)
+        return await super()._handle(request)
+
+
+@pytest.fixture
+def site() -> Iterator[_Site]:
+    folder = require(CORE_FIXTURES)
+    server = _Site(
+        collections={
+            "posts": load_json(folder / "PostsCollection.json"),
+            "pages": load_json(folder / "PagesCollection.json"),
+            "media": load_json(folder / "MediaCollection.json"),
+            "categories": load_json(folder / "CategoriesCollection.json"),
+            "tags": load_json(folder / "TagsCollection.json"),
+            "users": load_json(folder / "UsersCollection.json"),
+        },
+        index=load_json(folder / "Schema.json"),
+        types=load_json(folder / "TypesCollection.json"),
+    ).start()
+    yield server
+    server.stop()
+
+
+def _invoke(*args: str) -> Any:
+    app = Typer()
+
+    @app.callback()
+    def main() -> None:
+        pass
+
+    register(app)
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_init_on_a_rest_url_writes_a_job_reading_the_site(site: _Site, tmp_path: Path) -> None:
+    job_path = tmp_path / "site.toml"
+    result = _invoke(
+        "init", "wordpress", site.base_url, "--out", str(job_path),
+        "--target-api", "https://api.webflow.com/v2", "--site-id", "5f0c8c9e1c9d440000e8d8c3",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job = load_job(job_path)
+    assert list(job.collections) == ["authors", "categories", "tags", "posts", "pages"]
+    assert job.destination.token_env == "WEBFLOW_TOKEN"
+    for collection in job.collections.values():
+        source = collection.source.model_dump()
+        assert source["type"] == "wordpress"
+        assert source["base_url"] == site.base_url
+        assert source["user_env"] is None  # anonymous: no status=any, no credentials
+    resources = {name: c.source.model_dump()["resource"] for name, c in job.collections.items()}
+    assert resources == {
+        "authors": "users", "categories": "categories", "tags": "tags",
+        "posts": "posts", "pages": "pages",
+    }  # fmt: skip
+    text = job_path.read_text(encoding="utf-8")
+    assert "# Site: http://example.org (Test Blog)" in text
+    assert "Attachments: present" in text  # the media route has items
+    routes = [route for route, _ in site.requests]
+    assert "/wp/v2/types" in routes
+    # The redirects come from the same reads the run makes: every published post and page,
+    # every category and tag, keyed by its old path on http://example.org.
+    with (tmp_path / "site-redirects.csv").open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert rows[0] == ["source", "target"]
+    targets = {row[1].split("/")[1] for row in rows[1:]}
+    published = list(load_json(CORE_FIXTURES / "PostsCollection.json"))
+    assert all(row[0].startswith("/") for row in rows[1:])
+    assert len(rows) - 1 >= len(published)
+    assert {"posts", "categories", "tags"} <= targets
+
+
+def test_credentials_are_env_var_names_and_missing_ones_are_named(
+    site: _Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WP_TEST_USER", raising=False)
+    monkeypatch.delenv("WP_TEST_PASSWORD", raising=False)
+    result = _invoke(
+        "init", "wordpress", site.base_url, "--out", str(tmp_path / "a.toml"),
+        "--user-env", "WP_TEST_USER", "--password-env", "WP_TEST_PASSWORD",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "WP_TEST_USER is not set" in result.output
+    assert not (tmp_path / "a.toml").exists()
