@@ -46,8 +46,8 @@ __all__ = [
     "State",
 ]
 
-State = Literal["sending", "staged", "done", "failed"]
-STATES: Final = ("sending", "staged", "done", "failed")
+State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
+STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
 SCHEMA_VERSION: Final = 1
 
@@ -87,7 +87,9 @@ CREATE TABLE IF NOT EXISTS items (
     webflow_id TEXT,
     slug TEXT,
     content_hash TEXT,
-    state TEXT NOT NULL CHECK (state IN ('sending', 'staged', 'done', 'failed')),
+    state TEXT NOT NULL CHECK (
+        state IN ('sending', 'staged', 'done', 'failed', 'archived', 'unpublished')
+    ),
     last_error TEXT,
     error_field TEXT,
     error_kind TEXT,
@@ -569,6 +571,21 @@ class CheckpointLog:
             "UPDATE items SET last_error = NULL, error_field = NULL, error_kind = NULL, "
             "updated_at = ? WHERE collection = ? AND key = ? AND last_error IS NOT NULL",
             [(now, collection, key) for key in keys],
+        )
+
+    def mark_removed(
+        self,
+        collection: str,
+        batch_id: int,
+        keys: Sequence[str],
+        state: Literal["archived", "unpublished"],
+    ) -> None:
+        """The source record is gone and its item was archived or unpublished in Webflow."""
+        now = _now()
+        self._write_many(
+            "UPDATE items SET state = ?, batch_id = ?, updated_at = ? "
+            "WHERE collection = ? AND key = ?",
+            [(state, batch_id, now, collection, key) for key in keys],
         )
 
     def forget(self, collection: str, keys: Sequence[str]) -> None:

@@ -203,6 +203,21 @@ class CollectionJob(CollectionMapping):
     create_missing: bool = False
     external_key_field: str | None = Field(default=None, min_length=1)
     source: SourceConfig
+    incremental: bool = Field(
+        default=False,
+        description="read only what changed since the last successful run (SQL cursor_column, "
+        "WordPress modified_after); deletions are not detected on such runs",
+    )
+    deletions: Literal["keep", "archive", "unpublish", "delete"] = Field(
+        default="keep",
+        description="what happens to items whose source record disappeared, on full reads",
+    )
+    max_delete_share: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="refuse to remove more than this share of the collection's items in one run",
+    )
     collection_schema: CollectionSchemaSpec | None = Field(default=None, alias="schema")
 
     def mapping(self) -> CollectionMapping:

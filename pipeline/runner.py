@@ -2,20 +2,31 @@
 
 Stages are joined by small bounded streams and every task is owned by one task group per
 collection, so a slow Webflow slows the source down instead of filling memory. Collections are
-written in the order their references need. Every record ends as created, updated, unchanged,
-skipped, or failed with a reason in the checkpoint log.
+written in the order their references need; reference cycles in two passes. Every record ends as
+created, updated, unchanged, skipped, or failed with a reason in the checkpoint log.
+
+A record not yet in the checkpoint log whose external key or slug matches an item someone else
+put in the collection is adopted: compared by content, then left alone or PATCHed, never
+duplicated. On a full read, items whose source record disappeared are kept, archived, unpublished
+or deleted as the job says, and never more than ``max_delete_share`` of them in one run.
+
+The same path, with ``dry_run=True``, is ``flowport plan``: it reads and maps everything and says
+what a run would do, writing nothing to Webflow or to the checkpoint log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import secrets
+import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -32,12 +43,12 @@ from mappings import (
 )
 from mappings.slugs import slug_with_suffix
 from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure, ItemState
-from pipeline.errors import ConfigError, FatalError, RetriableError
-from pipeline.jobfile import Job
+from pipeline.errors import ConfigError, FatalError, RequestRejected, RetriableError
+from pipeline.jobfile import CollectionJob, Job
 from pipeline.logging import ProgressSink
 from pipeline.ratebudget import RateBudget
 from pipeline.webflow.client import WebflowClient
-from pipeline.webflow.models import CollectionSchema
+from pipeline.webflow.models import CollectionSchema, Item
 from pipeline.writer import Batch, Operation, PendingItem, Target, Writer
 
 __all__ = ["RunSummary", "run_job", "validate_job"]
@@ -48,11 +59,18 @@ LOOKUP_CHUNK = 500
 REFERENCES_PENDING = "~references-pending"
 #: Batches waiting for a worker: small, so memory stays flat and backpressure reaches the source.
 BATCH_BUFFER = 2
+#: Field-level differences a plan shows per collection.
+PLAN_SAMPLES = 3
+#: A plan's stand-in id for an item this run would create (ids are 24 hex characters).
+PLANNED_ID = "f" * 24
+
+_ItemsRemoved = ("archived", "unpublished")
 
 
 @dataclass(slots=True)
 class RunSummary:
     job: str
+    dry_run: bool = False
     collections: dict[str, dict[str, int]] = field(default_factory=dict)
     aborted: str | None = None
     requests: int = 0
@@ -60,10 +78,13 @@ class RunSummary:
     rate_limited: int = 0
     seconds: float = 0.0
     site_published: bool = False
+    notes: list[str] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
-        per = self.collections.setdefault(collection, {})
-        per[outcome] = per.get(outcome, 0) + n
+        if n:
+            per = self.collections.setdefault(collection, {})
+            per[outcome] = per.get(outcome, 0) + n
 
     def total(self, outcome: str) -> int:
         return sum(per.get(outcome, 0) for per in self.collections.values())
@@ -72,12 +93,13 @@ class RunSummary:
     def exit_code(self) -> int:
         if self.aborted is not None:
             return 3
-        if self.total("failed") or self.total("publish_failed") or self.total("unresolved"):
+        troubles = ("failed", "publish_failed", "unresolved", "deletions_refused")
+        if any(self.total(outcome) for outcome in troubles):
             return 1
         return 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "job": self.job,
             "exit_code": self.exit_code,
             "aborted": self.aborted,
@@ -88,6 +110,12 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "site_published": self.site_published,
         }
+        if self.dry_run:
+            result["dry_run"] = True
+            result["samples"] = self.samples
+        if self.notes:
+            result["notes"] = self.notes
+        return result
 
 
 class _NullProgress:
@@ -125,6 +153,7 @@ async def _destination(job: Job) -> AsyncIterator[_Destination]:
         from pipeline.sandbox import Sandbox, SandboxConfig
 
         token = secrets.token_hex(16)
+        job.state_dir.mkdir(parents=True, exist_ok=True)
         config = SandboxConfig(
             tokens=(token,),
             rate_limit=job.rate_limit(),
@@ -144,64 +173,73 @@ async def _destination(job: Job) -> AsyncIterator[_Destination]:
     yield _Destination(str(destination.api), job.token(), site_id)
 
 
-async def run_job(job: Job, progress: ProgressSink | None = None) -> RunSummary:
-    sink: ProgressSink = progress or _NullProgress()
-    summary = RunSummary(job=job.path.stem)
-    started = time.perf_counter()
+@contextlib.contextmanager
+def _checkpoint_for(job: Job, *, dry_run: bool) -> Iterator[CheckpointLog]:
+    path = job.state_dir / "checkpoint.sqlite"
+    if dry_run and not path.exists():
+        # A plan never creates the job's state: an empty log in a throwaway folder stands in.
+        with tempfile.TemporaryDirectory(prefix="flowport-plan-") as scratch:
+            log = CheckpointLog.open(Path(scratch) / "checkpoint.sqlite")
+            try:
+                yield log
+            finally:
+                log.close()
+        return
     job.state_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = CheckpointLog.open(job.state_dir / "checkpoint.sqlite")
-    run_id = checkpoint.begin_run()
-    writer: Writer | None = None
+    log = CheckpointLog.open(path)
     try:
-        async with _destination(job) as destination:
-            budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
-            async with WebflowClient(
-                destination.base_url,
-                destination.token,
-                budget=budget,
-                timeout_seconds=job.destination.timeout_seconds,
-                max_connections=job.destination.concurrency,
-            ) as client:
-                writer = Writer(
-                    client,
-                    checkpoint,
-                    run_id,
-                    external_key_fields={
-                        name: c.external_key_field
-                        for name, c in job.collections.items()
-                        if c.external_key_field
-                    },
-                    on_retry=lambda collection, error: _note_retry(sink, collection, error),
-                )
-                schemas = await _prepare_collections(
-                    job, writer, destination.site_id, checkpoint, sink
-                )
-                second_pass: list[_DeferredItem] = []
-                for name in job.write_order():
-                    await _run_collection(
-                        job, name, schemas[name], writer, checkpoint, summary, sink, second_pass
-                    )
-                await _set_deferred_references(
-                    job, second_pass, schemas, writer, checkpoint, summary
-                )
-                if job.run.publish_site and summary.exit_code == 0:
-                    await writer.call(
-                        "", functools.partial(client.publish_site, destination.site_id)
-                    )
-                    summary.site_published = True
-    except FatalError as error:
-        summary.aborted = str(error)
-        sink.message("error", f"run stopped: {error}")
+        yield log
     finally:
-        # Synchronous on purpose: a cancellation cannot interrupt the final flush.
-        if writer is not None:
-            summary.requests = writer.stats.requests
-            summary.retries = writer.stats.retries
-            summary.rate_limited = writer.stats.rate_limited
-        summary.seconds = time.perf_counter() - started
-        outcome = "aborted" if summary.aborted else ("partial" if summary.exit_code else "ok")
-        checkpoint.finish_run(run_id, outcome, summary.as_dict())
-        checkpoint.close()
+        log.close()
+
+
+async def run_job(
+    job: Job, progress: ProgressSink | None = None, *, dry_run: bool = False
+) -> RunSummary:
+    sink: ProgressSink = progress or _NullProgress()
+    summary = RunSummary(job=job.path.stem, dry_run=dry_run)
+    started = time.perf_counter()
+    with _checkpoint_for(job, dry_run=dry_run) as checkpoint:
+        run_id = 0 if dry_run else checkpoint.begin_run()
+        writer: Writer | None = None
+        try:
+            async with _destination(job) as destination:
+                budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
+                async with WebflowClient(
+                    destination.base_url,
+                    destination.token,
+                    budget=budget,
+                    timeout_seconds=job.destination.timeout_seconds,
+                    max_connections=job.destination.concurrency,
+                ) as client:
+                    writer = Writer(
+                        client,
+                        checkpoint,
+                        run_id,
+                        external_key_fields={
+                            name: c.external_key_field
+                            for name, c in job.collections.items()
+                            if c.external_key_field
+                        },
+                        on_retry=lambda collection, error: _note_retry(sink, collection, error),
+                    )
+                    run = _Run(job, writer, checkpoint, summary, sink, dry_run=dry_run)
+                    await run.execute(destination.site_id)
+        except FatalError as error:
+            summary.aborted = str(error)
+            sink.message("error", f"run stopped: {error}")
+        finally:
+            # Synchronous on purpose: a cancellation cannot interrupt the final flush.
+            if writer is not None:
+                summary.requests = writer.stats.requests
+                summary.retries = writer.stats.retries
+                summary.rate_limited = writer.stats.rate_limited
+            summary.seconds = time.perf_counter() - started
+            if not dry_run:
+                outcome = (
+                    "aborted" if summary.aborted else ("partial" if summary.exit_code else "ok")
+                )
+                checkpoint.finish_run(run_id, outcome, summary.as_dict())
     return summary
 
 
@@ -263,57 +301,44 @@ def _find_collection(existing: Sequence[CollectionSchema], target: str) -> Colle
     return None
 
 
-async def _prepare_collections(
-    job: Job,
-    writer: Writer,
-    site_id: str,
-    checkpoint: CheckpointLog,
-    sink: ProgressSink,
-) -> dict[str, CollectionSchema]:
-    """Find (or, when asked, create) each target collection and its fields; read its schema."""
-    client = writer.client
-    existing = await writer.call("", functools.partial(client.list_collections, site_id))
-    ids: dict[str, str] = {}
-    for name in job.write_order():
-        collection = job.collections[name]
-        found = _find_collection(existing, collection.target)
-        if found is None:
-            if not collection.create_missing:
-                raise ConfigError(
-                    f"no collection '{collection.target}' on site {site_id}",
-                    key=f"collections.{name}.target",
-                    fix="create it in Webflow, or set create_missing = true with a schema",
-                )
-            sink.message("info", f"creating collection {collection.target}")
-            found = await writer.call(
-                name,
-                functools.partial(
-                    client.create_collection,
-                    site_id,
-                    display_name=collection.target,
-                    singular_name=collection.schema_singular_name(),
-                    slug=collection.target_slug(),
-                ),
-                idempotent=False,
-            )
-        ids[name] = found.id
-    schemas: dict[str, CollectionSchema] = {}
-    for name in job.write_order():
-        collection = job.collections[name]
-        read_schema = functools.partial(client.get_collection, ids[name])
-        schema = await writer.call(name, read_schema)
-        if collection.create_missing:
-            for definition in collection.missing_fields(schema, ids):
-                sink.message("info", f"creating field {definition.get('displayName')} in {name}")
-                await writer.call(
-                    name,
-                    functools.partial(client.create_field, schema.id, definition),
-                    idempotent=False,
-                )
-            schema = await writer.call(name, read_schema)
-        checkpoint.set_collection_id(name, schema.id)
-        schemas[name] = schema
-    return schemas
+def _planned_schema(name: str, collection: CollectionJob) -> CollectionSchema:
+    """What a collection the run would create will look like, for mapping it in a plan."""
+    fields: list[dict[str, Any]] = [
+        {
+            "id": "name",
+            "slug": "name",
+            "displayName": "Name",
+            "type": "PlainText",
+            "isRequired": True,
+        },
+        {
+            "id": "slug",
+            "slug": "slug",
+            "displayName": "Slug",
+            "type": "PlainText",
+            "isRequired": True,
+        },
+    ]
+    spec = collection.collection_schema
+    for slug, definition in spec.fields.items() if spec is not None else ():
+        validations: dict[str, Any] | None = None
+        if definition.options is not None:
+            validations = {"options": [{"name": o, "id": o} for o in definition.options]}
+        elif definition.collection is not None:
+            validations = {"collectionId": definition.collection}
+        fields.append(
+            {
+                "id": slug,
+                "slug": slug,
+                "displayName": definition.name or slug,
+                "type": definition.type,
+                "isRequired": definition.required,
+                "validations": validations,
+            }
+        )
+    return CollectionSchema.model_validate(
+        {"id": f"planned-{name}", "displayName": collection.target, "fields": fields}
+    )
 
 
 class _CheckpointReferences:
@@ -322,28 +347,39 @@ class _CheckpointReferences:
     References into ``deferred`` collections (a cycle, or the collection itself) are never
     resolved in the first pass, even when the target happens to exist already: the item's hash
     then depends only on its source, and the second pass sets them the same way every run.
+    In a plan, keys that this run would create resolve to a stand-in id.
     """
 
-    def __init__(self, checkpoint: CheckpointLog, deferred: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        checkpoint: CheckpointLog,
+        deferred: frozenset[str] = frozenset(),
+        planned: Mapping[str, set[str]] | None = None,
+    ) -> None:
         self.checkpoint = checkpoint
         self.deferred = deferred
+        self.planned = planned
 
     def webflow_id(self, collection: str, source_key: str) -> str | None:
         if collection in self.deferred:
             return None
         state = self.checkpoint.lookup(collection, [source_key]).get(source_key)
-        if state is None or state.state not in ("done", "staged"):
-            return None
-        return state.webflow_id
+        if state is not None and state.state in ("done", "staged") and state.webflow_id:
+            return state.webflow_id
+        if self.planned is not None and source_key in self.planned.get(collection, ()):
+            return PLANNED_ID
+        return None
 
 
 class _CheckpointSlugs:
-    """Slug claims kept in the checkpoint log: the same key keeps its slug across runs."""
+    """Slug claims kept in the checkpoint log: the same key keeps its slug across runs.
 
-    def __init__(self, checkpoint: CheckpointLog, collection: str, foreign: set[str]) -> None:
+    A slug held by an item someone else made is free to claim: the runner adopts that item.
+    """
+
+    def __init__(self, checkpoint: CheckpointLog, collection: str) -> None:
         self.checkpoint = checkpoint
         self.collection = collection
-        self.foreign = foreign
         self.known: dict[str, str] = {}
         self.claimed_now: dict[str, str] = {}
 
@@ -362,13 +398,42 @@ class _CheckpointSlugs:
         return candidate
 
     def _free(self, slug: str, key: str) -> bool:
-        if slug in self.foreign:
-            return False
         holder = self.claimed_now.get(slug)
         if holder is not None and holder != key:
             return False
         stored = self.checkpoint.slug_holder(self.collection, slug)
         return stored is None or stored == key
+
+
+@dataclass(slots=True)
+class _Foreign:
+    """Items in the collection that this job's log does not know, by slug and external key."""
+
+    by_slug: dict[str, Item] = field(default_factory=dict)
+    by_key: dict[str, Item] = field(default_factory=dict)
+
+    def adopt(self, key: str, slug: str) -> Item | None:
+        item = self.by_key.get(key) or self.by_slug.get(slug)
+        if item is not None:
+            # One item, one record: it cannot be adopted twice.
+            self.by_slug.pop(item.slug or "", None)
+            for other_key, other in list(self.by_key.items()):
+                if other.id == item.id:
+                    del self.by_key[other_key]
+        return item
+
+
+def _same_content(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
+    """Whether an item already holds every value we would send (Webflow adds file ids)."""
+    return all(_comparable(value) == _comparable(theirs.get(slug)) for slug, value in ours.items())
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _comparable(v) for k, v in value.items() if k != "fileId"}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
 
 
 def _target_of(job: Job, mapped: MappedItem) -> Target:
@@ -377,235 +442,33 @@ def _target_of(job: Job, mapped: MappedItem) -> Target:
     return "live" if job.run.mode == "live" else "staged"
 
 
-async def _run_collection(
-    job: Job,
-    name: str,
-    schema: CollectionSchema,
-    writer: Writer,
-    checkpoint: CheckpointLog,
-    summary: RunSummary,
-    sink: ProgressSink,
-    second_pass: list[_DeferredItem],
-) -> None:
-    collection = job.collections[name]
-    sink.collection_started(name, None)
-    await _reconcile_leftovers(name, schema.id, writer, checkpoint, summary)
-    foreign = await _foreign_slugs(name, schema.id, writer, checkpoint)
-    slugs = _CheckpointSlugs(checkpoint, name, foreign)
-    references = collection.references()
-    deferred_targets = frozenset(
-        references[f] for f in job.write_order().deferred.get(name, frozenset()) if f in references
-    )
-    mapper = compile_mapping(
-        collection.mapping(),
-        schema,
-        collection=name,
-        resolver=_CheckpointReferences(checkpoint, deferred_targets),
-        slugs=slugs,
-        deferrable=deferred_targets,
-    )
-    source = collection.source.open(base_dir=job.path.parent, env=_environ())
-    batch_size = job.run.batch_size
-    send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)
-    before = dict(writer.stats.by_collection.get(name, {}))
-
-    async def produce() -> None:
-        seen: set[str] = set()
-        lanes: dict[tuple[str, Target], list[PendingItem]] = {}
-
-        async def flush(lane: tuple[str, Target]) -> None:
-            items = lanes.pop(lane, [])
-            if items:
-                operation: Operation = "create" if lane[0] == "create" else "update"
-                await send.send(Batch(name, schema.id, operation, lane[1], tuple(items)))
-
-        async def handle_chunk(chunk: list[SourceItem]) -> None:
-            keys = [r.key for r in chunk if isinstance(r, SourceRecord)]
-            states = checkpoint.lookup(name, keys)
-            slugs.remember(states)
-            failures: list[ItemFailure] = []
-            for record in chunk:
-                if isinstance(record, RecordError):
-                    failures.append(
-                        ItemFailure(
-                            key=record.key,
-                            field=None,
-                            kind="source",
-                            reason=_positioned(record.reason, record.position),
-                        )
-                    )
-                    continue
-                if record.key in seen:
-                    failures.append(
-                        ItemFailure(
-                            key=record.key,
-                            field=None,
-                            kind="source",
-                            reason=_positioned(
-                                "duplicate key in the source; the first record "
-                                "with this key was kept",
-                                record.position,
-                            ),
-                        )
-                    )
-                    continue
-                seen.add(record.key)
-                result = mapper.map(record)
-                if isinstance(result, MappingFailure):
-                    failures.append(
-                        ItemFailure(
-                            key=result.key, field=result.field, kind="mapping", reason=result.reason
-                        )
-                    )
-                    continue
-                if isinstance(result, SkippedRecord):
-                    summary.count(name, "skipped")
-                    continue
-                for warning in result.warnings:
-                    summary.count(name, f"warning:{warning.kind}")
-                target = _target_of(job, result)
-                digest = _digest(result, target)
-                stored = digest + REFERENCES_PENDING if result.deferred_references else digest
-                state = states.get(record.key)
-                deferred = (
-                    _DeferredItem(name, record.key, target, digest, result.deferred_references)
-                    if result.deferred_references
-                    else None
-                )
-                if state is not None and state.webflow_id and state.state in ("done", "staged"):
-                    if state.content_hash == digest:
-                        summary.count(name, "unchanged")
-                        sink.advanced(name, unchanged=1)
-                        continue
-                    if state.content_hash == stored and deferred is not None:
-                        # Written, but the run stopped before its references were set.
-                        second_pass.append(deferred)
-                        continue
-                if deferred is not None:
-                    second_pass.append(deferred)
-                pending = PendingItem(
-                    key=record.key,
-                    field_data=result.field_data,
-                    slug=str(result.field_data.get("slug", "")),
-                    content_hash=stored,
-                    target=target,
-                    webflow_id=state.webflow_id if state is not None else None,
-                )
-                lane = ("update" if pending.webflow_id else "create", target)
-                lanes.setdefault(lane, []).append(pending)
-                if len(lanes[lane]) >= batch_size:
-                    await flush(lane)
-            if failures:
-                checkpoint.record_failures(name, None, failures)
-                summary.count(name, "failed", len(failures))
-                sink.advanced(name, failed=len(failures))
-
-        async with send, contextlib.aclosing(source.records()) as records:
-            chunk: list[SourceItem] = []
-            async for record in records:
-                chunk.append(record)
-                if len(chunk) >= LOOKUP_CHUNK:
-                    await handle_chunk(chunk)
-                    chunk = []
-            if chunk:
-                await handle_chunk(chunk)
-            for lane in list(lanes):
-                await flush(lane)
-
-    async def consume(stream: ObjectReceiveStream[Batch]) -> None:
-        async with stream:
-            async for batch in stream:
-                done, failed = await writer.write(batch)
-                sink.advanced(name, done=done, failed=failed)
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(produce)
-        for _ in range(job.destination.concurrency):
-            group.start_soon(consume, receive.clone())
-        receive.close()
-
-    await _publish_staged(name, schema.id, writer, checkpoint)
-    after = writer.stats.by_collection.get(name, {})
-    for outcome, value in after.items():
-        delta = value - before.get(outcome, 0)
-        if delta:
-            summary.count(name, outcome, delta)
-    sink.collection_finished(name, summary.collections.get(name, {}))
+def _later_cursor(current: str | None, candidate: str | None) -> str | None:
+    """The later of two cursor values: as dates, as numbers, or as text, whichever they are."""
+    if candidate is None:
+        return current
+    if current is None:
+        return candidate
+    for parse in (_as_time, _as_number):
+        left, right = parse(current), parse(candidate)
+        if left is not None and right is not None:
+            return candidate if right > left else current
+    return max(current, candidate)
 
 
-async def _reconcile_leftovers(
-    name: str, collection_id: str, writer: Writer, checkpoint: CheckpointLog, summary: RunSummary
-) -> None:
-    """Creates an earlier run sent without hearing back: read them back before sending again."""
-    leftovers = list(checkpoint.in_state(name, "sending"))
-    if not leftovers:
-        return
-    pending = [
-        PendingItem(
-            key=s.key,
-            field_data={},
-            slug=s.slug or "",
-            content_hash=s.content_hash or "",
-            target="live",
-        )
-        for s in leftovers
-    ]
-    since = min(_parse_time(s.updated_at) for s in leftovers)
-    found = await writer.find_existing(name, collection_id, pending, since=since)
-    batch_id = checkpoint.open_batch(writer.run_id, name, "reconcile", len(leftovers))
-    checkpoint.record_acknowledged(
-        name,
-        batch_id,
-        [
-            Acknowledged(
-                key=p.key,
-                webflow_id=found[p.key].id,
-                slug=found[p.key].slug or p.slug,
-                content_hash=p.content_hash,
-                # Whether it was published is read from Webflow, not assumed.
-                state="done" if found[p.key].last_published or found[p.key].is_draft else "staged",
-            )
-            for p in pending
-            if p.key in found
-        ],
-    )
-    checkpoint.forget(name, [p.key for p in pending if p.key not in found])
-    checkpoint.close_batch(
-        batch_id, "ok", detail=f"{len(found)} found, {len(leftovers) - len(found)} not sent"
-    )
-    summary.count(name, "reconciled", len(found))
+def _as_time(value: str) -> float | None:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-async def _foreign_slugs(
-    name: str, collection_id: str, writer: Writer, checkpoint: CheckpointLog
-) -> set[str]:
-    """Slugs of items in the collection that this job did not write, so ours avoid them."""
-    page = await writer.call(
-        name, functools.partial(writer.client.list_items, collection_id, limit=1)
-    )
-    ours = sum(checkpoint.counts().get(name, {}).get(s, 0) for s in ("done", "staged"))
-    if page.pagination.total <= ours:
-        return set()
-    slugs: set[str] = set()
-    async for item in writer.iter_items(name, collection_id):
-        if item.slug:
-            slugs.add(item.slug)
-    return slugs - _our_slugs(checkpoint, name)
-
-
-def _our_slugs(checkpoint: CheckpointLog, name: str) -> set[str]:
-    slugs: set[str] = set()
-    for state in ("done", "staged"):
-        slugs.update(s.slug for s in checkpoint.in_state(name, state) if s.slug)
-    return slugs
-
-
-async def _publish_staged(
-    name: str, collection_id: str, writer: Writer, checkpoint: CheckpointLog
-) -> None:
-    staged = [(s.key, s.webflow_id) for s in checkpoint.in_state(name, "staged") if s.webflow_id]
-    if staged:
-        await writer.publish(name, collection_id, [(k, i) for k, i in staged if i])
+def _as_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,79 +484,8 @@ def _digest(result: MappedItem, target: Target) -> str:
     if not result.deferred_references:
         return content_hash(result.field_data, target)
     # Deferred references count by their source keys: the hash depends on the source alone.
-    deferred = {field: list(keys) for field, keys in sorted(result.deferred_references.items())}
+    deferred = {f: list(keys) for f, keys in sorted(result.deferred_references.items())}
     return content_hash({**result.field_data, "\u0000deferred": deferred}, target)
-
-
-async def _set_deferred_references(
-    job: Job,
-    deferred: Sequence[_DeferredItem],
-    schemas: Mapping[str, CollectionSchema],
-    writer: Writer,
-    checkpoint: CheckpointLog,
-    summary: RunSummary,
-) -> None:
-    """The second pass: set the references of a cycle once every item of it exists."""
-    by_lane: dict[tuple[str, Target], list[PendingItem]] = {}
-    for item in deferred:
-        state = checkpoint.lookup(item.collection, [item.key]).get(item.key)
-        if state is None or not state.webflow_id:
-            continue  # the item itself failed; its error is already logged
-        references = job.collections[item.collection].references()
-        schema = schemas[item.collection]
-        field_data: dict[str, Any] = {}
-        missing: list[str] = []
-        for field_slug, keys in item.references.items():
-            target = references.get(field_slug, item.collection)
-            ids = []
-            for key in keys:
-                found = checkpoint.lookup(target, [key]).get(key)
-                if found is None or not found.webflow_id or found.state == "failed":
-                    missing.append(f"{field_slug}: no item for source key {key!r} in {target}")
-                else:
-                    ids.append(found.webflow_id)
-            definition = schema.field(field_slug)
-            if definition is not None and definition.type == "Reference":
-                if ids:
-                    field_data[field_slug] = ids[0]
-            else:
-                field_data[field_slug] = ids
-        if missing:
-            checkpoint.record_failures(
-                item.collection,
-                None,
-                [
-                    ItemFailure(
-                        key=item.key,
-                        field=missing[0].split(":", 1)[0],
-                        reason="; ".join(missing),
-                        kind="reference",
-                    )
-                ],
-            )
-            summary.count(item.collection, "failed")
-            continue
-        by_lane.setdefault((item.collection, item.target), []).append(
-            PendingItem(
-                key=item.key,
-                field_data=field_data,
-                slug=state.slug or "",
-                content_hash=item.digest,
-                target=item.target,
-                webflow_id=state.webflow_id,
-            )
-        )
-    for (collection, target), items in by_lane.items():
-        for start in range(0, len(items), job.run.batch_size):
-            chunk = tuple(items[start : start + job.run.batch_size])
-            done, failed = await writer.write(
-                Batch(collection, schemas[collection].id, "update", target, chunk)
-            )
-            summary.count(collection, "references_set", done)
-            if failed:
-                summary.count(collection, "failed", failed)
-        if target == "staged":
-            await _publish_staged(collection, schemas[collection].id, writer, checkpoint)
 
 
 def _positioned(reason: str, position: str | None) -> str:
@@ -708,5 +500,538 @@ def _parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _environ() -> Mapping[str, str]:
-    return os.environ
+class _Run:
+    """One run (or plan) of a job: the collections in write order, then the second pass."""
+
+    def __init__(
+        self,
+        job: Job,
+        writer: Writer,
+        checkpoint: CheckpointLog,
+        summary: RunSummary,
+        sink: ProgressSink,
+        *,
+        dry_run: bool,
+    ) -> None:
+        self.job = job
+        self.writer = writer
+        self.client = writer.client
+        self.checkpoint = checkpoint
+        self.summary = summary
+        self.sink = sink
+        self.dry_run = dry_run
+        self.schemas: dict[str, CollectionSchema] = {}
+        self.second_pass: list[_DeferredItem] = []
+        #: In a plan: the keys each collection would hold, so references to them resolve.
+        self.planned: dict[str, set[str]] | None = {} if dry_run else None
+
+    async def execute(self, site_id: str) -> None:
+        await self.prepare_collections(site_id)
+        for name in self.job.write_order():
+            await self.run_collection(name)
+        await self.set_deferred_references()
+        if self.job.run.publish_site and self.summary.exit_code == 0 and not self.dry_run:
+            await self.writer.call("", functools.partial(self.client.publish_site, site_id))
+            self.summary.site_published = True
+
+    # -- collections and their schemas -----------------------------------------------------------
+
+    async def prepare_collections(self, site_id: str) -> None:
+        """Find (or, when asked, create) each target collection and its fields; read its schema."""
+        writer, client, job = self.writer, self.client, self.job
+        existing = await writer.call("", functools.partial(client.list_collections, site_id))
+        ids: dict[str, str] = {}
+        for name in job.write_order():
+            collection = job.collections[name]
+            found = _find_collection(existing, collection.target)
+            if found is None:
+                if not collection.create_missing:
+                    raise ConfigError(
+                        f"no collection '{collection.target}' on site {site_id}",
+                        key=f"collections.{name}.target",
+                        fix="create it in Webflow, or set create_missing = true with a schema",
+                    )
+                if self.dry_run:
+                    self.summary.notes.append(f"would create collection {collection.target}")
+                    self.schemas[name] = _planned_schema(name, collection)
+                    continue
+                self.sink.message("info", f"creating collection {collection.target}")
+                found = await writer.call(
+                    name,
+                    functools.partial(
+                        client.create_collection,
+                        site_id,
+                        display_name=collection.target,
+                        singular_name=collection.schema_singular_name(),
+                        slug=collection.target_slug(),
+                    ),
+                    idempotent=False,
+                )
+            ids[name] = found.id
+        for name in job.write_order():
+            if name not in ids:
+                continue
+            collection = job.collections[name]
+            read_schema = functools.partial(client.get_collection, ids[name])
+            schema = await writer.call(name, read_schema)
+            if collection.create_missing:
+                for definition in collection.missing_fields(schema, ids):
+                    label = definition.get("displayName")
+                    if self.dry_run:
+                        self.summary.notes.append(f"would create field {label} in {name}")
+                        continue
+                    self.sink.message("info", f"creating field {label} in {name}")
+                    await writer.call(
+                        name,
+                        functools.partial(client.create_field, schema.id, definition),
+                        idempotent=False,
+                    )
+                if not self.dry_run:
+                    schema = await writer.call(name, read_schema)
+            if not self.dry_run:
+                self.checkpoint.set_collection_id(name, schema.id)
+            self.schemas[name] = schema
+
+    # -- one collection --------------------------------------------------------------------------
+
+    async def run_collection(self, name: str) -> None:
+        job, checkpoint, summary, sink = self.job, self.checkpoint, self.summary, self.sink
+        collection = job.collections[name]
+        schema = self.schemas[name]
+        exists = not schema.id.startswith("planned-")
+        sink.collection_started(name, None)
+        if exists and not self.dry_run:
+            await self.reconcile_leftovers(name, schema.id)
+        foreign = await self.foreign_items(name, schema.id) if exists else _Foreign()
+        slugs = _CheckpointSlugs(checkpoint, name)
+        references = collection.references()
+        deferred_targets = frozenset(
+            references[f]
+            for f in job.write_order().deferred.get(name, frozenset())
+            if f in references
+        )
+        mapper = compile_mapping(
+            collection.mapping(),
+            schema,
+            collection=name,
+            resolver=_CheckpointReferences(checkpoint, deferred_targets, self.planned),
+            slugs=slugs,
+            deferrable=deferred_targets,
+        )
+        source = collection.source.open(base_dir=job.path.parent, env=os.environ)
+        since = checkpoint.cursor(name) if collection.incremental else None
+        batch_size = job.run.batch_size
+        send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)
+        before = dict(self.writer.stats.by_collection.get(name, {}))
+        seen: set[str] = set()
+        unreadable = 0
+        cursor: str | None = since
+        planned_keys = self.planned.setdefault(name, set()) if self.planned is not None else None
+
+        async def produce() -> None:
+            nonlocal unreadable, cursor
+            lanes: dict[tuple[Operation, Target], list[PendingItem]] = {}
+
+            async def flush(lane: tuple[Operation, Target]) -> None:
+                items = lanes.pop(lane, [])
+                if items:
+                    await send.send(Batch(name, schema.id, lane[0], lane[1], tuple(items)))
+
+            async def handle_chunk(chunk: list[SourceItem]) -> None:
+                nonlocal unreadable, cursor
+                keys = [r.key for r in chunk if isinstance(r, SourceRecord)]
+                states = checkpoint.lookup(name, keys)
+                slugs.remember(states)
+                failures: list[ItemFailure] = []
+                adopted: list[Acknowledged] = []
+                for record in chunk:
+                    if isinstance(record, RecordError):
+                        unreadable += 1
+                        failures.append(
+                            ItemFailure(
+                                key=record.key,
+                                field=None,
+                                kind="source",
+                                reason=_positioned(record.reason, record.position),
+                            )
+                        )
+                        continue
+                    if record.key in seen:
+                        failures.append(
+                            ItemFailure(
+                                key=record.key,
+                                field=None,
+                                kind="source",
+                                reason=_positioned(
+                                    "duplicate key in the source; the first record with this "
+                                    "key was kept",
+                                    record.position,
+                                ),
+                            )
+                        )
+                        continue
+                    seen.add(record.key)
+                    cursor = _later_cursor(cursor, record.cursor)
+                    result = mapper.map(record)
+                    if isinstance(result, MappingFailure):
+                        failures.append(
+                            ItemFailure(
+                                key=result.key,
+                                field=result.field,
+                                kind="mapping",
+                                reason=result.reason,
+                            )
+                        )
+                        continue
+                    if isinstance(result, SkippedRecord):
+                        summary.count(name, "skipped")
+                        continue
+                    if planned_keys is not None:
+                        planned_keys.add(record.key)
+                    for warning in result.warnings:
+                        summary.count(name, f"warning:{warning.kind}")
+                    target = _target_of(job, result)
+                    digest = _digest(result, target)
+                    stored = digest + REFERENCES_PENDING if result.deferred_references else digest
+                    deferred = (
+                        _DeferredItem(name, record.key, target, digest, result.deferred_references)
+                        if result.deferred_references
+                        else None
+                    )
+                    slug = str(result.field_data.get("slug", ""))
+                    state = states.get(record.key)
+                    webflow_id = state.webflow_id if state is not None else None
+                    if state is not None and webflow_id and state.state in ("done", "staged"):
+                        if state.content_hash == digest:
+                            summary.count(name, "unchanged")
+                            sink.advanced(name, unchanged=1)
+                            continue
+                        if state.content_hash == stored and deferred is not None:
+                            # Written, but the run stopped before its references were set.
+                            self.second_pass.append(deferred)
+                            continue
+                    if state is not None and state.state in _ItemsRemoved:
+                        # Back in the source: bring it back through staging and publishing.
+                        target = "draft" if target == "draft" else "staged"
+                    if not webflow_id:
+                        item = foreign.adopt(record.key, slug)
+                        if item is not None:
+                            webflow_id = item.id
+                            summary.count(name, "adopted")
+                            if _same_content(result.field_data, item.field_data) and not deferred:
+                                published = bool(item.last_published) or target == "draft"
+                                adopted.append(
+                                    Acknowledged(
+                                        key=record.key,
+                                        webflow_id=item.id,
+                                        slug=item.slug or slug,
+                                        content_hash=stored,
+                                        state="done" if published else "staged",
+                                    )
+                                )
+                                summary.count(name, "unchanged")
+                                sink.advanced(name, unchanged=1)
+                                continue
+                    if deferred is not None:
+                        self.second_pass.append(deferred)
+                    pending = PendingItem(
+                        key=record.key,
+                        field_data=result.field_data,
+                        slug=slug,
+                        content_hash=stored,
+                        target=target,
+                        webflow_id=webflow_id,
+                    )
+                    lane: tuple[Operation, Target] = (
+                        "update" if webflow_id else "create",
+                        target,
+                    )
+                    lanes.setdefault(lane, []).append(pending)
+                    if len(lanes[lane]) >= batch_size:
+                        await flush(lane)
+                if failures:
+                    summary.count(name, "failed", len(failures))
+                    sink.advanced(name, failed=len(failures))
+                    if self.dry_run:
+                        self.summary.notes.extend(
+                            f"{name} {f.key}: {f.reason}" for f in failures[:PLAN_SAMPLES]
+                        )
+                    else:
+                        checkpoint.record_failures(name, None, failures)
+                if adopted and not self.dry_run:
+                    batch_id = checkpoint.open_batch(
+                        self.writer.run_id, name, "adopt", len(adopted)
+                    )
+                    checkpoint.record_acknowledged(name, batch_id, adopted)
+                    checkpoint.close_batch(batch_id, "ok")
+
+            async with send, contextlib.aclosing(source.records(since=since)) as records:
+                chunk: list[SourceItem] = []
+                async for record in records:
+                    chunk.append(record)
+                    if len(chunk) >= LOOKUP_CHUNK:
+                        await handle_chunk(chunk)
+                        chunk = []
+                if chunk:
+                    await handle_chunk(chunk)
+                for lane in list(lanes):
+                    await flush(lane)
+
+        async def consume(stream: ObjectReceiveStream[Batch]) -> None:
+            async with stream:
+                async for batch in stream:
+                    if self.dry_run:
+                        await self.plan_batch(batch)
+                        continue
+                    done, failed = await self.writer.write(batch)
+                    sink.advanced(name, done=done, failed=failed)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce)
+            for _ in range(job.destination.concurrency):
+                group.start_soon(consume, receive.clone())
+            receive.close()
+
+        if since is None:
+            await self.remove_vanished(name, schema.id, seen, unreadable)
+        if not self.dry_run:
+            await self.publish_staged(name, schema.id)
+            after = self.writer.stats.by_collection.get(name, {})
+            for outcome, value in after.items():
+                summary.count(name, outcome, value - before.get(outcome, 0))
+            per = summary.collections.get(name, {})
+            if collection.incremental and cursor is not None and not per.get("failed"):
+                checkpoint.set_cursor(name, cursor)
+        sink.collection_finished(name, summary.collections.get(name, {}))
+
+    async def plan_batch(self, batch: Batch) -> None:
+        outcome = "would_create" if batch.operation == "create" else "would_update"
+        self.summary.count(batch.collection, outcome, len(batch.items))
+        if batch.operation != "update":
+            return
+        shown = sum(1 for s in self.summary.samples if s["collection"] == batch.collection)
+        for pending in batch.items[: max(0, PLAN_SAMPLES - shown)]:
+            if pending.webflow_id is None:
+                continue
+            current = await self.writer.call(
+                batch.collection,
+                functools.partial(self.client.get_item, batch.collection_id, pending.webflow_id),
+            )
+            changes = {
+                slug: {"from": current.field_data.get(slug), "to": value}
+                for slug, value in pending.field_data.items()
+                if _comparable(value) != _comparable(current.field_data.get(slug))
+            }
+            self.summary.samples.append(
+                {"collection": batch.collection, "key": pending.key, "changes": changes}
+            )
+
+    async def reconcile_leftovers(self, name: str, collection_id: str) -> None:
+        """Creates an earlier run sent without hearing back: read them back before resending."""
+        checkpoint = self.checkpoint
+        leftovers = list(checkpoint.in_state(name, "sending"))
+        if not leftovers:
+            return
+        pending = [
+            PendingItem(
+                key=s.key,
+                field_data={},
+                slug=s.slug or "",
+                content_hash=s.content_hash or "",
+                target="live",
+            )
+            for s in leftovers
+        ]
+        since = min(_parse_time(s.updated_at) for s in leftovers)
+        found = await self.writer.find_existing(name, collection_id, pending, since=since)
+        batch_id = checkpoint.open_batch(self.writer.run_id, name, "reconcile", len(leftovers))
+        checkpoint.record_acknowledged(
+            name,
+            batch_id,
+            [
+                Acknowledged(
+                    key=p.key,
+                    webflow_id=found[p.key].id,
+                    slug=found[p.key].slug or p.slug,
+                    content_hash=p.content_hash,
+                    # Whether it was published is read from Webflow, not assumed.
+                    state=(
+                        "done" if found[p.key].last_published or found[p.key].is_draft else "staged"
+                    ),
+                )
+                for p in pending
+                if p.key in found
+            ],
+        )
+        checkpoint.forget(name, [p.key for p in pending if p.key not in found])
+        checkpoint.close_batch(
+            batch_id, "ok", detail=f"{len(found)} found, {len(leftovers) - len(found)} not sent"
+        )
+        self.summary.count(name, "reconciled", len(found))
+
+    async def foreign_items(self, name: str, collection_id: str) -> _Foreign:
+        """Items in the collection this job did not write, to adopt instead of duplicating."""
+        page = await self.writer.call(
+            name, functools.partial(self.client.list_items, collection_id, limit=1)
+        )
+        counts = self.checkpoint.counts().get(name, {})
+        ours = sum(counts.get(s, 0) for s in ("done", "staged", "archived", "unpublished"))
+        foreign = _Foreign()
+        if page.pagination.total <= ours:
+            return foreign
+        key_field = self.job.collections[name].external_key_field
+        async for item in self.writer.iter_items(name, collection_id):
+            if self.checkpoint.by_webflow_ids(name, [item.id]):
+                continue
+            if item.slug:
+                foreign.by_slug[item.slug] = item
+            if key_field is not None and item.field_data.get(key_field) is not None:
+                foreign.by_key[str(item.field_data[key_field])] = item
+        return foreign
+
+    async def remove_vanished(
+        self, name: str, collection_id: str, seen: set[str], unreadable: int
+    ) -> None:
+        """Items whose source record is gone, handled as the job says, within the safety cap."""
+        collection = self.job.collections[name]
+        policy = collection.deletions
+        if policy == "keep":
+            return
+        known = [
+            s
+            for state in ("done", "staged")
+            for s in self.checkpoint.in_state(name, state)
+            if s.webflow_id
+        ]
+        gone = [s for s in known if s.key not in seen]
+        if not gone:
+            return
+        if unreadable:
+            self.summary.notes.append(
+                f"{name}: {unreadable} source records could not be read, so {len(gone)} "
+                "missing records were not treated as deleted"
+            )
+            return
+        limit = math.floor(collection.max_delete_share * len(known))
+        if len(gone) > limit:
+            self.summary.count(name, "deletions_refused", len(gone))
+            message = (
+                f"{name}: {len(gone)} of {len(known)} items are gone from the source, more than "
+                f"max_delete_share = {collection.max_delete_share} allows ({limit}); nothing was "
+                "removed. If the source is right, raise max_delete_share for one run."
+            )
+            self.summary.notes.append(message)
+            self.sink.message("error", message)
+            return
+        outcome = {"archive": "archived", "unpublish": "unpublished", "delete": "deleted"}[policy]
+        if self.dry_run:
+            self.summary.count(name, f"would_{policy}", len(gone))
+            return
+        for start in range(0, len(gone), 100):
+            chunk = gone[start : start + 100]
+            ids = [s.webflow_id or "" for s in chunk]
+            batch_id = self.checkpoint.open_batch(self.writer.run_id, name, policy, len(chunk))
+            operation: Callable[[], Awaitable[Any]]
+            if policy == "archive":
+                operation = functools.partial(
+                    self.client.update_items,
+                    collection_id,
+                    [{"id": i, "isArchived": True} for i in ids],
+                    live=False,
+                )
+            else:
+                operation = functools.partial(
+                    self.client.delete_items, collection_id, ids, live=policy == "unpublish"
+                )
+            try:
+                await self.writer.call(name, operation)
+            except RequestRejected as error:
+                if error.code != "item_not_found":
+                    self.checkpoint.close_batch(batch_id, "rejected", detail=str(error))
+                    self.summary.notes.append(f"{name}: could not {policy} items: {error}")
+                    continue
+            keys = [s.key for s in chunk]
+            if policy == "delete":
+                self.checkpoint.forget(name, keys)
+            else:
+                self.checkpoint.mark_removed(
+                    name, batch_id, keys, "archived" if policy == "archive" else "unpublished"
+                )
+            self.checkpoint.close_batch(batch_id, "ok")
+            self.summary.count(name, outcome, len(chunk))
+
+    async def publish_staged(self, name: str, collection_id: str) -> None:
+        staged = [
+            (s.key, s.webflow_id) for s in self.checkpoint.in_state(name, "staged") if s.webflow_id
+        ]
+        if staged:
+            await self.writer.publish(name, collection_id, [(k, i) for k, i in staged if i])
+
+    # -- the second pass -------------------------------------------------------------------------
+
+    async def set_deferred_references(self) -> None:
+        """Set the references of a cycle once every item of it exists."""
+        job, checkpoint, summary = self.job, self.checkpoint, self.summary
+        by_lane: dict[tuple[str, Target], list[PendingItem]] = {}
+        for item in self.second_pass:
+            if self.dry_run:
+                summary.count(item.collection, "would_set_references")
+                continue
+            state = checkpoint.lookup(item.collection, [item.key]).get(item.key)
+            if state is None or not state.webflow_id:
+                continue  # the item itself failed; its error is already logged
+            references = job.collections[item.collection].references()
+            schema = self.schemas[item.collection]
+            field_data: dict[str, Any] = {}
+            missing: list[str] = []
+            for field_slug, keys in item.references.items():
+                target = references.get(field_slug, item.collection)
+                ids = []
+                for key in keys:
+                    found = checkpoint.lookup(target, [key]).get(key)
+                    if found is None or not found.webflow_id or found.state == "failed":
+                        missing.append(f"{field_slug}: no item for source key {key!r} in {target}")
+                    else:
+                        ids.append(found.webflow_id)
+                definition = schema.field(field_slug)
+                if definition is not None and definition.type == "Reference":
+                    if ids:
+                        field_data[field_slug] = ids[0]
+                else:
+                    field_data[field_slug] = ids
+            if missing:
+                checkpoint.record_failures(
+                    item.collection,
+                    None,
+                    [
+                        ItemFailure(
+                            key=item.key,
+                            field=missing[0].split(":", 1)[0],
+                            reason="; ".join(missing),
+                            kind="reference",
+                        )
+                    ],
+                )
+                summary.count(item.collection, "failed")
+                continue
+            by_lane.setdefault((item.collection, item.target), []).append(
+                PendingItem(
+                    key=item.key,
+                    field_data=field_data,
+                    slug=state.slug or "",
+                    content_hash=item.digest,
+                    target=item.target,
+                    webflow_id=state.webflow_id,
+                )
+            )
+        for (collection, target), items in by_lane.items():
+            collection_id = self.schemas[collection].id
+            for start in range(0, len(items), job.run.batch_size):
+                chunk = tuple(items[start : start + job.run.batch_size])
+                done, failed = await self.writer.write(
+                    Batch(collection, collection_id, "update", target, chunk)
+                )
+                summary.count(collection, "references_set", done)
+                summary.count(collection, "failed", failed)
+            if target == "staged":
+                await self.publish_staged(collection, collection_id)

@@ -233,6 +233,11 @@ class WebflowClient:
             pagination=Pagination.model_validate(body.get("pagination") or {}),
         )
 
+    async def get_item(self, collection_id: str, item_id: str, *, live: bool = False) -> Item:
+        suffix = "/live" if live else ""
+        response = await self.send("GET", f"/collections/{collection_id}/items/{item_id}{suffix}")
+        return Item.model_validate(response.body)
+
     async def iter_items(
         self,
         collection_id: str,

@@ -1,0 +1,271 @@
+"""Nightly runs: adopting items made by others, deletions within a cap, incremental reads, plans."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from pipeline.checkpoint import CheckpointLog
+from pipeline.jobfile import load_job
+from pipeline.runner import run_job
+from pipeline.sandbox import Sandbox, SandboxConfig
+from pipeline.webflow.client import WebflowClient
+from tests.engine.conftest import TOKEN, sandbox_stats
+
+
+def job_text(base_url: str, site_id: str, source: str, *, extra: str = "") -> str:
+    return f"""
+[destination]
+api = "{base_url}"
+site_id = "{site_id}"
+token_env = "FLOWPORT_TEST_TOKEN"
+rate_limit = 100000
+
+[run]
+mode = "live"
+
+[collections.books]
+target = "Books"
+create_missing = true
+external_key_field = "source-key"
+source = {source}
+slug_from = "name"
+{extra}
+
+[collections.books.fields]
+name = "title"
+source-key = "id"
+pages = {{ source = "pages", transforms = ["number"] }}
+
+[collections.books.schema]
+singular_name = "Book"
+fields = {{ source-key = "PlainText", pages = "Number" }}
+"""
+
+
+CSV_SOURCE = '{ type = "csv", path = "books.csv", key = "id" }'
+
+
+def write_books(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "title", "pages"])
+        writer.writerows(rows)
+
+
+def books(n: int, *, start: int = 0) -> list[tuple[str, str, str]]:
+    return [(str(i), f"Book {i}", str(100 + i)) for i in range(start, start + n)]
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(SandboxConfig(tokens=(TOKEN,), rate_limit=100_000)) as running:
+        yield running
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
+    return tmp_path
+
+
+async def items(sandbox: Sandbox, collection_id: str, *, live: bool = False) -> list[Any]:
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        return [i async for i in client.iter_items(collection_id, live=live)]
+
+
+def collection_id(job_dir: Path) -> str:
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        found = log.collection_id("books")
+    assert found
+    return found
+
+
+async def writes(sandbox: Sandbox) -> int:
+    return int((await sandbox_stats(sandbox))["totals"]["writes"])
+
+
+async def test_items_made_by_someone_else_are_adopted_not_duplicated(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    write_books(job_dir / "books.csv", books(3))
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    # Someone adds items by hand; then the job is set up afresh (its state folder lost).
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        await client.create_items(
+            target,
+            [
+                {"name": "Book 3", "slug": "book-3", "source-key": "3", "pages": 103},
+                {"name": "Old title", "slug": "book-4", "pages": 1},
+            ],
+            live=True,
+        )
+    write_books(job_dir / "books.csv", books(6))
+    import shutil
+
+    shutil.rmtree(job_dir / "job")
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 0, summary.as_dict()
+    stored = await items(sandbox, target)
+    assert sorted(i.field_data["slug"] for i in stored) == [f"book-{i}" for i in range(6)]
+    per = summary.collections["books"]
+    assert per["adopted"] == 5  # three of its own earlier items, two made by hand
+    assert per["created"] == 1  # book-5 only
+    assert per["updated"] == 1  # book-4 held other values
+    assert per["unchanged"] == 4
+    by_slug = {i.field_data["slug"]: i.field_data for i in stored}
+    assert by_slug["book-4"]["name"] == "Book 4"
+    assert by_slug["book-4"]["pages"] == 104
+
+
+async def test_vanished_records_are_archived_within_the_cap_and_come_back(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(
+        job_text(
+            sandbox.base_url,
+            sandbox.site_id,
+            CSV_SOURCE,
+            extra='deletions = "archive"\nmax_delete_share = 0.1',
+        )
+    )
+    write_books(job_dir / "books.csv", books(100))
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+
+    # Half the source is gone: a broken export. Nothing may be removed.
+    write_books(job_dir / "books.csv", books(50))
+    refused = await run_job(load_job(path))
+    assert refused.exit_code == 1
+    assert refused.collections["books"]["deletions_refused"] == 50
+    assert any("max_delete_share" in note for note in refused.notes)
+    assert len(await items(sandbox, target, live=True)) == 100
+
+    # Five records really went away.
+    write_books(job_dir / "books.csv", books(95))
+    archived = await run_job(load_job(path))
+    assert archived.exit_code == 0, archived.as_dict()
+    assert archived.collections["books"]["archived"] == 5
+    live = await items(sandbox, target, live=True)
+    assert sorted(int(i.field_data["source-key"]) for i in live) == list(range(95))
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        assert log.counts()["books"] == {"done": 95, "archived": 5}
+
+    # One comes back.
+    write_books(job_dir / "books.csv", books(96))
+    back = await run_job(load_job(path))
+    assert back.exit_code == 0, back.as_dict()
+    live = await items(sandbox, target, live=True)
+    assert len(live) == 96
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        assert log.counts()["books"] == {"done": 96, "archived": 4}
+
+
+async def test_delete_policy_removes_items_and_an_unreadable_source_removes_nothing(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(
+        job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, extra='deletions = "delete"')
+    )
+    write_books(job_dir / "books.csv", books(40))
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+
+    # A malformed row: its key is unknown, so nothing missing may be taken as deleted.
+    with (job_dir / "books.csv").open("a", encoding="utf-8") as handle:
+        handle.write('41,"unterminated\n')
+    rows = books(38)
+    text = (job_dir / "books.csv").read_text(encoding="utf-8").splitlines()
+    (job_dir / "books.csv").write_text("\n".join(text[:1] + text[1:39] + text[-1:]) + "\n")
+    assert len(rows) == 38
+    careful = await run_job(load_job(path))
+    assert careful.collections["books"].get("deleted", 0) == 0
+    assert any("could not be read" in note for note in careful.notes)
+    assert len(await items(sandbox, target)) == 40
+
+    write_books(job_dir / "books.csv", books(38))
+    removed = await run_job(load_job(path))
+    assert removed.collections["books"]["deleted"] == 2
+    assert len(await items(sandbox, target)) == 38
+
+
+async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful_run(
+    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = job_dir / "books.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "CREATE TABLE books (id TEXT PRIMARY KEY, title TEXT, pages TEXT, updated_at TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO books VALUES (?, ?, ?, ?)",
+            [(k, t, p, f"2026-01-01T00:00:{int(k) % 60:02d}") for k, t, p in books(60)],
+        )
+    monkeypatch.setenv("BOOKS_URL", f"sqlite+aiosqlite:///{database}")
+    source = (
+        '{ type = "sql", url_env = "BOOKS_URL", table = "books", key = "id", '
+        'cursor_column = "updated_at" }'
+    )
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, extra="incremental = true"))
+    first = await run_job(load_job(path))
+    assert first.collections["books"]["created"] == 60
+
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "UPDATE books SET title = 'Book 7, revised', updated_at = "
+            "'2026-02-01T00:00:00' WHERE id = '7'"
+        )
+        db.execute("INSERT INTO books VALUES ('60', 'Book 60', '160', '2026-02-01T00:00:01')")
+    second = await run_job(load_job(path))
+    assert second.collections["books"] == {"updated": 1, "created": 1}
+
+    third = await run_job(load_job(path))
+    assert third.collections.get("books", {}) == {}
+
+
+async def test_plan_says_what_a_run_would_do_and_writes_nothing(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    write_books(job_dir / "books.csv", books(250))
+
+    plan = await run_job(load_job(path), dry_run=True)
+    assert plan.exit_code == 0, plan.as_dict()
+    assert plan.collections["books"] == {"would_create": 250}
+    assert "would create collection Books" in plan.notes
+    assert await writes(sandbox) == 0
+    assert not (job_dir / "job").exists()
+
+    assert (await run_job(load_job(path))).exit_code == 0
+    changed = books(250)
+    changed[10] = ("10", "Book ten", "999")
+    write_books(job_dir / "books.csv", changed)
+    before = await writes(sandbox)
+    plan = await run_job(load_job(path), dry_run=True)
+    assert plan.collections["books"] == {"unchanged": 249, "would_update": 1}
+    assert plan.samples == [
+        {
+            "collection": "books",
+            "key": "10",
+            "changes": {
+                "name": {"from": "Book 10", "to": "Book ten"},
+                "pages": {"from": 110, "to": 999},
+            },
+        }
+    ]
+    assert await writes(sandbox) == before
