@@ -206,6 +206,41 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 @app.command()
+def plan(
+    job_file: JobArgument,
+    output: Annotated[
+        str, typer.Option("--format", help="table or json.", case_sensitive=False)
+    ] = "table",
+) -> None:
+    """Say what a run would create, update, leave unchanged and remove; write nothing."""
+    if output not in ("table", "json"):
+        _fail(EXIT_BAD_JOB, "error: --format takes table or json")
+    job = _load(job_file)
+    from pipeline.runner import run_job
+
+    try:
+        summary = asyncio.run(run_job(job, dry_run=True))
+    except ConfigError as exc:
+        _fail(EXIT_BAD_JOB, f"error: {exc}")
+    except FlowportError as exc:
+        _fail(EXIT_ABORTED, f"aborted: {exc}")
+    result = summary.as_dict()
+    if output == "json":
+        _stdout.print_json(data=result)
+        raise typer.Exit(summary.exit_code)
+    _print_summary({k: v for k, v in result.items() if k not in ("samples", "notes")})
+    for note in summary.notes:
+        _stdout.print(redact(f"note: {note}"), markup=False)
+    for sample in summary.samples:
+        _stdout.print(f"{sample['collection']} {sample['key']} would change:", markup=False)
+        for field_slug, change in sample["changes"].items():
+            _stdout.print(
+                redact(f"  {field_slug}: {change['from']!r} -> {change['to']!r}"), markup=False
+            )
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
 def status(job_file: JobArgument) -> None:
     """Counts per collection and state, and the last run's summary."""
     job = _load(job_file)
@@ -356,7 +391,14 @@ def _register_sandbox() -> None:
     register(app)
 
 
+def _register_presets() -> None:
+    from pipeline.presets.cli import register
+
+    register(app)
+
+
 _register_sandbox()
+_register_presets()
 
 
 def main() -> None:

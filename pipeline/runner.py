@@ -145,20 +145,24 @@ class _Destination:
 
 
 @contextlib.asynccontextmanager
-async def _destination(job: Job) -> AsyncIterator[_Destination]:
+async def _destination(job: Job, *, dry_run: bool = False) -> AsyncIterator[_Destination]:
     destination = job.destination
     if destination.api == "sandbox":
         # The embedded sandbox keeps its state beside the checkpoint log, so a rerun sees what
-        # the last run wrote, exactly as a real site would.
+        # the last run wrote, exactly as a real site would. A plan leaves no state behind.
         from pipeline.sandbox import Sandbox, SandboxConfig
 
         token = secrets.token_hex(16)
-        job.state_dir.mkdir(parents=True, exist_ok=True)
+        state_file: Path | None = job.state_dir / "sandbox-state.jsonl"
+        if dry_run and not (state_file and state_file.exists()):
+            state_file = None
+        else:
+            job.state_dir.mkdir(parents=True, exist_ok=True)
         config = SandboxConfig(
             tokens=(token,),
             rate_limit=job.rate_limit(),
             window_seconds=destination.rate_window_seconds,
-            state_file=job.state_dir / "sandbox-state.jsonl",
+            state_file=state_file,
         )
         async with Sandbox(config) as sandbox:
             yield _Destination(sandbox.base_url, SecretStr(token), sandbox.site_id)
@@ -203,7 +207,7 @@ async def run_job(
         run_id = 0 if dry_run else checkpoint.begin_run()
         writer: Writer | None = None
         try:
-            async with _destination(job) as destination:
+            async with _destination(job, dry_run=dry_run) as destination:
                 budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
                 async with WebflowClient(
                     destination.base_url,
@@ -252,7 +256,7 @@ async def validate_job(job: Job) -> list[str]:
     problems: list[str] = []
     budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
     async with (
-        _destination(job) as destination,
+        _destination(job, dry_run=True) as destination,
         WebflowClient(destination.base_url, destination.token, budget=budget) as client,
     ):
         existing = await client.list_collections(destination.site_id)
