@@ -1,0 +1,272 @@
+"""Every benchmark in one command: a table on stdout, the figures in benchmarks/results/latest.json.
+
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME ...] [--profile]
+
+``--quick`` runs reduced sizes as a smoke check (a minute or two); the full run takes much longer
+(see benchmarks/README.md). Every server is a local process on 127.0.0.1 and every generated file
+lives in a temporary folder. The benchmarks measure, they do not assert: a missed target shows
+as ``no`` in the table and the run still completes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_memory
+import bench_rerun
+import bench_saturation
+import bench_sdk
+import bench_throughput
+from _harness import CHILD_PYTHON, REPO, prepared_job
+
+__all__ = ["BENCHMARKS", "main"]
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+Row = tuple[str, str, str, str]
+
+
+def _throughput_and_rerun(quick: bool, profile: bool) -> dict[str, Any]:
+    # One 100,000-row job serves both: its first run is the throughput figure (and the memory
+    # figure at that size, the same command), its second run is the nothing-to-do rerun.
+    rows = 10_000 if quick else 100_000
+    timeout = 300.0 if quick else 1800.0
+    with prepared_job(rows) as job:
+        first = job.run(timeout=timeout)
+        throughput = bench_throughput.figures(job, first)
+        rerun = (
+            bench_rerun.measure_rerun(job, timeout, profile)
+            if first.exit_code == 0
+            else {"skipped": "the first run did not finish", "exit_code": first.exit_code}
+        )
+    if profile:
+        throughput["hot_spots"] = bench_throughput.profile_run(min(rows, 20_000), timeout)
+    return {"throughput": throughput, "rerun": rerun}
+
+
+def _memory(quick: bool, reuse: dict[str, Any] | None) -> dict[str, Any]:
+    small, large = (10_000, 30_000) if quick else (100_000, 1_000_000)
+    timeout = 120.0 if quick else float(os.environ.get("FLOWPORT_BENCH_MEMORY_TIMEOUT", "900"))
+    use_plan = bench_memory.has_plan_command()
+    if reuse is not None and not use_plan and reuse["rows"] == small:
+        first = {
+            "rows": small,
+            "command": "flowport run (writer included)",
+            "exit_code": reuse["exit_code"],
+            "timed_out": reuse["timed_out"],
+            "processed": reuse["processed"],
+            "wall_seconds": reuse["wall_seconds"],
+            "cpu_seconds": reuse["cpu_seconds"],
+            "peak_rss_mb": reuse["peak_rss_mb"],
+            "note": "the throughput run's figures (the same command on the same rows)",
+        }
+    else:
+        first = bench_memory.measure(small, timeout, use_plan)
+    second = bench_memory.measure(large, timeout, use_plan)
+    return {
+        "sizes": [first, second],
+        "growth_largest_over_smallest": round(second["peak_rss_mb"] / first["peak_rss_mb"], 2),
+        "target_peak_mb": bench_memory.TARGET_PEAK_MB,
+        "target_growth": bench_memory.TARGET_GROWTH,
+        "complete": not (first["timed_out"] or second["timed_out"]),
+    }
+
+
+def _script(name: str, *args: str) -> dict[str, Any]:
+    # Benchmarks owned by others, run as they are and their output kept verbatim.
+    began = time.perf_counter()
+    answer = subprocess.run(
+        [CHILD_PYTHON, str(REPO / "benchmarks" / name), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    return {
+        "command": f"benchmarks/{name} {' '.join(args)}".strip(),
+        "exit_code": answer.returncode,
+        "seconds": round(time.perf_counter() - began, 1),
+        "output": answer.stdout.strip().splitlines(),
+        "errors": answer.stderr.strip().splitlines()[-5:],
+    }
+
+
+BENCHMARKS: dict[str, Callable[[bool, bool, dict[str, Any]], dict[str, Any]]] = {
+    "saturation": lambda quick, _p, _r: bench_saturation.run(quick),
+    "sdk": lambda quick, _p, _r: bench_sdk.run(quick),
+    "throughput_rerun": lambda quick, profile, _r: _throughput_and_rerun(quick, profile),
+    "memory": lambda quick, _p, results: _memory(
+        quick, results.get("throughput_rerun", {}).get("throughput")
+    ),
+    "sandbox": lambda quick, _p, _r: _script(
+        "bench_sandbox.py", "--items", "2000" if quick else "20000"
+    ),
+    "csv_memory": lambda quick, _p, _r: _script(
+        "bench_csv_memory.py", *(["20000"] if quick else [])
+    ),
+}
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "NO"
+
+
+def table(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    saturation = results.get("saturation")
+    if saturation:
+        for mode in saturation["modes"]:
+            rows.append(
+                (
+                    f"saturation {mode['mode']} ({mode['rows']:,} items)",
+                    f"{mode['share_of_ceiling']:.3f} of ceiling "
+                    f"({mode['items_per_real_minute']:,}/{mode['ceiling_items_per_real_minute']:,}"
+                    f" items/min); halves {mode['share_of_ceiling_first_half']:.2f}"
+                    f"/{mode['share_of_ceiling_second_half']:.2f}",
+                    ">= 0.95",
+                    _yes(mode["share_of_ceiling"] >= 0.95),
+                )
+            )
+            rows.append(
+                (
+                    f"  429s {mode['mode']}",
+                    f"{mode['rate_limited_429']} of {mode['requests']} requests "
+                    f"({mode['share_429']:.2%}); setup/reads {mode['setup_and_read_requests']}",
+                    "<= 1%",
+                    _yes(mode["share_429"] <= 0.01),
+                )
+            )
+    sdk = results.get("sdk")
+    if sdk:
+        for label in ("clean", "faulty"):
+            for way in ("sdk_one_by_one", "sdk_bulk", "flowport"):
+                figures = sdk[label][way]
+                rows.append(
+                    (
+                        f"sdk {label}: {way} ({sdk['rows']:,} items)",
+                        f"{figures['seconds']:.1f} s, lost {figures['lost']}, "
+                        f"duplicated {figures['duplicated']}",
+                        "lost 0, dup 0",
+                        _yes(figures["lost"] == 0 and figures["duplicated"] == 0),
+                    )
+                )
+    both = results.get("throughput_rerun")
+    if both:
+        throughput = both["throughput"]
+        per_1000 = throughput["cpu_seconds_per_1000_items"]
+        rows.append(
+            (
+                f"throughput ({throughput['rows']:,} rows)",
+                f"{throughput['items_per_second']:,} items/s, {per_1000} CPU s/1,000 items"
+                + (" (timed out)" if throughput["timed_out"] else ""),
+                "<= 0.05 CPU s/1,000",
+                _yes(per_1000 is not None and per_1000 <= 0.05 and not throughput["timed_out"]),
+            )
+        )
+        rerun = both["rerun"]
+        if "skipped" in rerun:
+            rows.append(("rerun, nothing to do", rerun["skipped"], ">= 100,000/s", "NO"))
+        else:
+            in_runner = rerun["items_checked_per_second_in_runner"] or 0
+            rows.append(
+                (
+                    f"rerun, nothing to do ({rerun['rows']:,})",
+                    f"{in_runner:,}/s in the runner, "
+                    f"{rerun['items_checked_per_second_end_to_end']:,}/s end to end",
+                    ">= 100,000/s",
+                    _yes(in_runner >= 100_000),
+                )
+            )
+    memory = results.get("memory")
+    if memory:
+        for size in memory["sizes"]:
+            done = (
+                f" (stopped at the time limit after {size['processed']:,} rows)"
+                if size["timed_out"]
+                else ""
+            )
+            rows.append(
+                (
+                    f"peak RSS, {size['rows']:,} rows",
+                    f"{size['peak_rss_mb']:.0f} MB{done}",
+                    "<= 250 MB",
+                    _yes(size["peak_rss_mb"] <= 250 and not size["timed_out"]),
+                )
+            )
+        rows.append(
+            (
+                "  growth, largest / smallest",
+                f"{memory['growth_largest_over_smallest']}",
+                "<= 1.3",
+                _yes(memory["complete"] and memory["growth_largest_over_smallest"] <= 1.3),
+            )
+        )
+    for name in ("sandbox", "csv_memory"):
+        script = results.get(name)
+        if script:
+            rows.append(
+                (
+                    f"{script['command']}",
+                    f"exit {script['exit_code']}, {script['seconds']} s (output in the JSON)",
+                    "-",
+                    "-",
+                )
+            )
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    header: Row = ("benchmark", "figure", "target", "met")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = [
+        " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
+    ]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes: a smoke check")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=None)
+    parser.add_argument("--profile", action="store_true", help="add cProfile hot spots")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    results: dict[str, Any] = {}
+    for name in args.only or list(BENCHMARKS):
+        sys.stderr.write(f"[{time.perf_counter() - began:7.1f} s] {name} ...\n")
+        sys.stderr.flush()
+        results[name] = BENCHMARKS[name](args.quick, args.profile, results)
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "total_seconds": round(time.perf_counter() - began, 1),
+        "results": results,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"flowport benchmarks, {report['date']}, {report['cores']} cores"
+        f"{' (quick)' if args.quick else ''}"
+    )
+    print(render(table(results)))
+    print(f"figures: {RESULTS.relative_to(REPO)} ({report['total_seconds']} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
