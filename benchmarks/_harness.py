@@ -284,7 +284,7 @@ class CliRun:
         """Records the run got through: the summary's counts, else the last progress event."""
         for event in reversed(self.events):
             if event.get("event") == "run_finished":
-                return sum(sum(per.values()) for per in event.get("collections", {}).values())
+                return int(sum(sum(per.values()) for per in event.get("collections", {}).values()))
             if event.get("event") == "progress":
                 return int(event["done"]) + int(event["failed"]) + int(event["unchanged"])
         return 0
@@ -293,7 +293,7 @@ class CliRun:
     def finished(self) -> dict[str, Any]:
         for event in reversed(self.events):
             if event.get("event") == "run_finished":
-                return event
+                return dict(event)
         raise RuntimeError(f"flowport printed no run_finished event:\n{self.stderr[-2000:]}")
 
 
@@ -325,7 +325,7 @@ def run_flowport(
         stopped.set()
         wall = time.perf_counter() - began
         process.returncode = os.waitstatus_to_exitcode(status)
-    events = []
+    events: list[dict[str, Any]] = []
     for line in stdout_path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("{"):
             try:

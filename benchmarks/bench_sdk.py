@@ -24,7 +24,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +157,7 @@ async def _user_loop(units: list[int], create: Callable[[int], Awaitable[None]])
 
 
 def _measure_sdk(
-    script: Callable[[SandboxProcess, int], Awaitable[dict[str, Any]]],
+    script: Callable[[SandboxProcess, int], Coroutine[Any, Any, dict[str, Any]]],
     rows: int,
     faults: dict[str, float | str],
 ) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def figures(job: PreparedJob, result: CliRun) -> dict[str, Any]:
     }
 
 
-def profile_run(rows: int, timeout: float) -> list[dict[str, Any]]:
+def profile_run(rows: int, timeout: float) -> dict[str, list[dict[str, Any]]]:
     with prepared_job(rows) as job, tempfile.TemporaryDirectory() as folder:
         profile = Path(folder) / "run.prof"
         job.run(timeout=timeout, profile=profile)
