@@ -36,19 +36,20 @@ __all__ = [
     "check_error_rows",
     "error_rows",
     "kill_after",
+    "log_counts",
     "make_dataset",
     "run_flowport",
     "run_until_done",
-    "summary_of",
     "sandbox_process",
     "start_flowport",
+    "summary_of",
     "verify_end_state",
     "write_job",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "CRASH_TEST_WEBFLOW_TOKEN"
-_TOKEN = "crash-test-token-3f9a1c"  # noqa: S105 - a token the local sandbox accepts, nothing more
+_TOKEN = "crash-test-token-3f9a1c"
 
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1
@@ -265,7 +266,10 @@ def write_job(
             source = {{ type = "csv", path = "authors.csv", key = "id" }}
             slug_from = "name"
             fields = {{ name = "name", source-key = "id", email = "email" }}
-            schema = {{ singular_name = "Author", fields = {{ source-key = "PlainText", email = "Email" }} }}
+
+            [collections.authors.schema]
+            singular_name = "Author"
+            fields = {{ source-key = "PlainText", email = "Email" }}
 
             [collections.posts]
             target = "Posts"
@@ -380,7 +384,7 @@ def _explain(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}; summary {summary_of(result)}; stderr {result.stderr[-2000:]}"
 
 
-# ---- the end state --------------------------------------------------------------------------------
+# ---- the end state ------------------------------------------------------------------------------
 
 
 def verify_end_state(sandbox: SandboxProcess, job: Path, data: Dataset, *, mode: str) -> None:
@@ -442,8 +446,10 @@ def _check_collection(
         for slug, value in expected.items():
             if slug == "author":
                 continue  # checked against the author's id by the caller
-            actual = options.get(fields.get(slug), fields.get(slug)) if slug == "category" else (
-                fields.get(slug)
+            actual = (
+                options.get(fields.get(slug), fields.get(slug))
+                if slug == "category"
+                else (fields.get(slug))
             )
             assert actual == value, f"{name} {key}: {slug} is {actual!r}, expected {value!r}"
     if mode in ("live", "staged"):
@@ -455,7 +461,7 @@ def _check_collection(
         for key in good
         if (s := states.get(key)) is None or s.state != "done" or s.webflow_id != by_key[key]["id"]
     }
-    assert not wrong, f"{name}: checkpoint disagrees with the sandbox for {len(wrong)}: {_head(wrong)}"
+    assert not wrong, f"{name}: the log disagrees with the sandbox on {len(wrong)}: {_head(wrong)}"
     return {key: item["id"] for key, item in by_key.items()}
 
 
@@ -491,6 +497,21 @@ def _option_names(collection: Mapping[str, Any]) -> dict[Any, str]:
 
 def _head(mapping: Mapping[str, Any], n: int = 5) -> dict[str, Any]:
     return dict(list(mapping.items())[:n])
+
+
+def log_counts(job: Path) -> dict[str, int]:
+    """Items per state in the job's checkpoint log, over all collections."""
+    path = job.parent / job.stem / "checkpoint.sqlite"
+    if not path.exists():
+        return {}
+    log = CheckpointLog.open(path)
+    try:
+        totals: Counter[str] = Counter()
+        for per in log.counts().values():
+            totals.update(per)
+        return dict(totals)
+    finally:
+        log.close()
 
 
 def error_rows(job: Path) -> list[dict[str, Any]]:
