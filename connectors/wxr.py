@@ -387,6 +387,8 @@ class _Scan:
     repaired: bool = False
     repairs: int = 0
     first_repair_line: int | None = None
+    #: (taxonomy, slug) -> name of every term an item uses, declared or not.
+    item_terms: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def _int(value: str | None) -> int | None:
@@ -732,6 +734,10 @@ class WxrSource:
         creator = (_get(parts, "dc:creator") or "").strip()
         if creator:
             creators.setdefault(creator, None)
+        for taxonomy, refs in _item_terms(element).items():
+            for ref in refs:
+                if ref["slug"]:
+                    scan.item_terms.setdefault((taxonomy, ref["slug"]), ref["name"] or ref["slug"])
         if _post_type_of(parts) != "attachment":
             return
         post_id = _int(_get(parts, "wp:post_id"))
@@ -748,6 +754,7 @@ class WxrSource:
         taxonomy = taxonomy_of(self._kind.removeprefix("term:")) if shape == "term" else ""
         items = 0
         authors_seen = False
+        declared: set[str] = set()
         for family, local, element in parse.children():
             position = f"line {element.sourceline}"
             if local == "item":
@@ -775,12 +782,42 @@ class WxrSource:
                     )
                 elif term["taxonomy"] == taxonomy:
                     key = term_key(taxonomy, term["slug"])
+                    declared.add(term["slug"])
                     checked = dedup.check(key, term, position, ignore=("id",))
                     if checked is not None:
                         yield checked
-        if shape == "author" and not authors_seen:
-            # WXR 1.0 has no author list: the authors are the items' dc:creator logins.
+        if shape == "term":
+            # Items may use terms the export never declares; WordPress's importer creates them,
+            # so they are records too, or every item using one would lose its reference.
+            for (term_taxonomy, slug), name in scan.item_terms.items():
+                if term_taxonomy != taxonomy or slug in declared:
+                    continue
+                declared.add(slug)
+                yield SourceRecord(
+                    term_key(taxonomy, slug),
+                    TermRecord(
+                        id=None,
+                        taxonomy=taxonomy,
+                        slug=slug,
+                        name=name,
+                        description="",
+                        parent=None,
+                        link=None,
+                        meta={},
+                    ),
+                    None,
+                    "used by an item, not declared",
+                )
+        if shape == "author":
+            # WXR 1.0 has no author list, and real exports credit logins the list lacks (typos
+            # such as "themereviewteam>"): every dc:creator login is an author, as WordPress's
+            # importer makes it one, or the items it wrote would lose their author.
+            # A login that normalizes to a declared author's slug is that author.
+            slugs = {user_slug(login) for login in scan.authors} if authors_seen else set()
             for login in scan.creators:
+                if user_slug(login) in slugs:
+                    continue
+                slugs.add(user_slug(login))
                 record = _user_record(_Author(None, login, login, None, None, None))
                 checked = dedup.check(record["slug"], record, "dc:creator")
                 if checked is not None:

@@ -154,7 +154,7 @@ async def _destination(job: Job, *, dry_run: bool = False) -> AsyncIterator[_Des
 
         token = secrets.token_hex(16)
         state_file: Path | None = job.state_dir / "sandbox-state.jsonl"
-        if dry_run and not (state_file and state_file.exists()):
+        if dry_run and not await anyio.Path(job.state_dir / "sandbox-state.jsonl").exists():
             state_file = None
         else:
             job.state_dir.mkdir(parents=True, exist_ok=True)

@@ -367,8 +367,8 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
             shown = ", ".join(undeclared[:10]) + (" ..." if len(undeclared) > 10 else "")
             notes.append(
                 f"items use {len(undeclared)} {taxonomy} term(s) the export does not declare "
-                f"({shown}); the {taxonomy} source does not yield them, so items pointing at "
-                "them fail with 'no item for source key' until they exist"
+                f"({shown}); they are migrated as terms of their own, as WordPress's importer "
+                "creates them"
             )
     return SiteProfile(
         origin="wxr",

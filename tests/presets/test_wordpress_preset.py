@@ -103,7 +103,9 @@ def read_export(path: Path) -> Export:
             {
                 "id": post_id,
                 "status": _text(item, "wp:status", ns),
-                "creator": _text(item, "dc:creator", ns).lower(),
+                # Two items credit "themereviewteam>" and ">themereviewteam": typos of a
+                # declared login, which WordPress's user slugs normalize away.
+                "creator": _text(item, "dc:creator", ns).lower().strip("<>"),
                 "link": _text(item, "link", ns),
                 "categories": terms["category"],
                 "tags": terms["post_tag"],
@@ -202,8 +204,8 @@ def test_the_job_file_is_commented_and_names_no_secret(migrated: Migrated) -> No
 
 
 def _undeclared_posts(export: Export) -> dict[str, list[str]]:
-    # The export's items use terms its term lists never declare; see the report in
-    # pipeline/presets: the WXR tag/category sources do not yield them (yet).
+    # The export's items use terms its term lists never declare; the WXR term sources yield
+    # them as WordPress's importer creates them, so these posts migrate like the others.
     missing: dict[str, list[str]] = {}
     for post in export.items["post"]:
         unknown = [f"post_tag:{t}" for t in post["tags"] if t not in export.tags] + [
@@ -224,19 +226,21 @@ def test_every_kind_is_migrated_with_the_exact_status_split(
         expected_draft = {p["id"] for p in export.items[kind] if p["status"] in DRAFT}
         skipped = {p["id"] for p in export.items[kind]} - expected_live - expected_draft
         by_key = {str(i.field_data["wordpress-id"]): i for i in migrated.items[name]}
-        assert {k for k, i in by_key.items() if not i.is_draft} == expected_live - set(undeclared)
-        assert {k for k, i in by_key.items() if i.is_draft} == expected_draft - set(undeclared)
+        assert {k for k, i in by_key.items() if not i.is_draft} == expected_live
+        assert {k for k, i in by_key.items() if i.is_draft} == expected_draft
         assert not skipped & set(by_key)
     assert len(expected_live_posts := [p for p in export.items["post"] if p["status"] in LIVE])
     assert len(expected_live_posts) == 56
     counts = migrated.summary.collections
-    assert counts["posts"].get("failed", 0) == len(undeclared)
+    assert counts["posts"].get("failed", 0) == 0
     assert counts["pages"].get("failed", 0) == 0
     assert {i.field_data["wordpress-id"] for i in migrated.items["categories"]} == {
         f"category:{slug}" for slug in export.categories
     }
+    used_tags = {t.split(":", 1)[1] for ts in undeclared.values() for t in ts}
+    assert used_tags == {"columns", "content", "sample", "test-tag"}
     assert {i.field_data["wordpress-id"] for i in migrated.items["tags"]} == {
-        f"post_tag:{slug}" for slug in export.tags
+        f"post_tag:{slug}" for slug in set(export.tags) | used_tags
     }
     assert {i.field_data["wordpress-id"] for i in migrated.items["authors"]} == export.authors
 
@@ -329,8 +333,7 @@ def test_redirects_cover_every_live_post_page_and_category(
                 continue
             old = re.sub(r"/{2,}", "/", urlsplit(post["link"]).path)
             assert old in pairs, (kind, post["id"], old)
-            if post["id"] in slugs[name]:  # not the posts the undeclared tags make fail
-                assert pairs[old] == f"/{name}/{slugs[name][post['id']]}"
+            assert pairs[old] == f"/{name}/{slugs[name][post['id']]}"
     assert pairs["/2013/01/11/markup-html-tags-and-formatting/"] == (
         "/posts/markup-html-tags-and-formatting"
     )
