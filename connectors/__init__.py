@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["RecordError", "Source", "SourceItem", "SourceRecord"]
+__all__ = ["AttachmentSource", "RecordError", "Source", "SourceItem", "SourceRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +65,10 @@ class Source(Protocol):
     def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
         """Stream every record, or with ``since`` only those whose cursor is past it."""
         ...
+
+
+@runtime_checkable
+class AttachmentSource(Protocol):
+    """A source that also knows its site's attachments (a WXR file): id -> URL."""
+
+    def attachment_url(self, attachment_id: str) -> str | None: ...

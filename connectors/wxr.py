@@ -674,12 +674,19 @@ class WxrSource:
         self._batch = batch
         self._path = path
         self._kind = kind
+        self._attachments: dict[int, tuple[str | None, str]] = {}
         self._repair = repair
         self._label = path.name
         self.notes: list[str] = []
 
     def __repr__(self) -> str:
         return f"WxrSource({str(self._path)!r}, kind={self._kind!r})"
+
+    def attachment_url(self, attachment_id: str) -> str | None:
+        """An attachment's URL by its post id, for ``[gallery ids=...]``, once reading began."""
+        number = _int(attachment_id)
+        found = self._attachments.get(number) if number is not None else None
+        return found[0] if found else None
 
     @property
     def name(self) -> str:
@@ -852,6 +859,7 @@ class WxrSource:
                 fix="run it without --since (terms and authors are read in full)",
             )
         scan = await anyio.to_thread.run_sync(self._scan)
+        self._attachments = scan.attachments
         if scan.repaired:
             note = (
                 f"{self._label}: not well-formed XML; repaired {scan.repairs} bare '&' or HTML "

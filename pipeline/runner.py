@@ -33,7 +33,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from pydantic import SecretStr
 
-from connectors import RecordError, SourceItem, SourceRecord
+from connectors import AttachmentSource, RecordError, SourceItem, SourceRecord
 from mappings import (
     MappedItem,
     MappingFailure,
@@ -614,6 +614,7 @@ class _Run:
             for f in job.write_order().deferred.get(name, frozenset())
             if f in references
         )
+        source = collection.source.open(base_dir=job.path.parent, env=os.environ)
         mapper = compile_mapping(
             collection.mapping(),
             schema,
@@ -621,8 +622,10 @@ class _Run:
             resolver=_CheckpointReferences(checkpoint, deferred_targets, self.planned),
             slugs=slugs,
             deferrable=deferred_targets,
+            attachment_url=(
+                source.attachment_url if isinstance(source, AttachmentSource) else None
+            ),
         )
-        source = collection.source.open(base_dir=job.path.parent, env=os.environ)
         since = checkpoint.cursor(name) if collection.incremental else None
         batch_size = job.run.batch_size
         send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)

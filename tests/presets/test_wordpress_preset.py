@@ -303,10 +303,18 @@ def test_the_summary_counts_mapping_warnings_by_kind(migrated: Migrated) -> None
         for outcome, n in per.items()
         if outcome.startswith("warning:")
     }
-    # The export's [gallery] shortcodes name attachment ids; the runner gives the mapping no
-    # attachment lookup, so each gallery is reported, not silently dropped.
+    # Sixteen of the export's [gallery] shortcodes name no ids (a post's own attachments):
+    # each is reported, not silently dropped.
     assert warnings.get("warning:gallery_unresolved", 0) > 0
     assert all(n > 0 for n in warnings.values())
+
+
+def test_galleries_that_name_attachment_ids_become_images(migrated: Migrated) -> None:
+    # [gallery columns=2 ids="770,771"]: attachments that come later in the file.
+    bodies = [str(i.field_data.get("body", "")) for i in migrated.items["posts"]]
+    with_both = [b for b in bodies if "2008/06/img_0767.jpg" in b and "2008/06/img_8399.jpg" in b]
+    assert with_both
+    assert all("<img" in b and "[gallery" not in b for b in with_both)
 
 
 def test_redirects_cover_every_live_post_page_and_category(
