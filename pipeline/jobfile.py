@@ -36,7 +36,7 @@ from pydantic import (
 
 from connectors import Source
 from connectors.registry import SourceConfig, source_types
-from mappings import CollectionMapping, webflow_slug
+from mappings import CollectionMapping, FieldMapping, webflow_slug
 from mappings.slugs import is_webflow_slug
 from pipeline.errors import ConfigError
 from pipeline.logging import register_secret
@@ -207,6 +207,11 @@ class CollectionJob(CollectionMapping):
         default=False,
         description="read only what changed since the last successful run (SQL cursor_column, "
         "WordPress modified_after); deletions are not detected on such runs",
+    )
+    locales: dict[str, dict[str, FieldMapping | str]] = Field(
+        default_factory=dict,
+        description="secondary locales to write, by locale tag (e.g. fr-FR): each maps the "
+        "fields whose value differs in that locale; the others take the primary's value",
     )
     deletions: Literal["keep", "archive", "unpublish", "delete"] = Field(
         default="keep",

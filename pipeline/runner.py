@@ -37,7 +37,9 @@ from connectors import AttachmentSource, RecordError, SourceItem, SourceRecord
 from mappings import (
     MappedItem,
     MappingFailure,
+    RecordMapper,
     SkippedRecord,
+    SlugClaims,
     compile_mapping,
     content_hash,
 )
@@ -484,12 +486,28 @@ class _DeferredItem:
     references: Mapping[str, tuple[str, ...]]
 
 
-def _digest(result: MappedItem, target: Target) -> str:
-    if not result.deferred_references:
-        return content_hash(result.field_data, target)
-    # Deferred references count by their source keys: the hash depends on the source alone.
-    deferred = {f: list(keys) for f, keys in sorted(result.deferred_references.items())}
-    return content_hash({**result.field_data, "\u0000deferred": deferred}, target)
+def _digest(
+    result: MappedItem, target: Target, locales: Mapping[str, Mapping[str, Any]] | None = None
+) -> str:
+    data: dict[str, Any] = dict(result.field_data)
+    if result.deferred_references:
+        # Deferred references count by their source keys: the hash depends on the source alone.
+        data["\u0000deferred"] = {
+            f: list(keys) for f, keys in sorted(result.deferred_references.items())
+        }
+    if locales:
+        data["\u0000locales"] = {k: dict(v) for k, v in sorted(locales.items())}
+    return content_hash(data, target)
+
+
+class _PrimarySlugs:
+    """Locale variants take the slug their primary item got in this run."""
+
+    def __init__(self, primary: Mapping[str, str]) -> None:
+        self.primary = primary
+
+    def claim(self, source_key: str, wanted: str) -> str:
+        return self.primary.get(source_key, wanted)
 
 
 def _positioned(reason: str, position: str | None) -> str:
@@ -528,6 +546,8 @@ class _Run:
         self.second_pass: list[_DeferredItem] = []
         #: In a plan: the keys each collection would hold, so references to them resolve.
         self.planned: dict[str, set[str]] | None = {} if dry_run else None
+        #: The site's locales: tag (lowercase) -> cmsLocaleId; the primary's under "".
+        self.locales: dict[str, str] = {}
 
     async def execute(self, site_id: str) -> None:
         await self.prepare_collections(site_id)
@@ -543,6 +563,15 @@ class _Run:
     async def prepare_collections(self, site_id: str) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""
         writer, client, job = self.writer, self.client, self.job
+        if any(c.locales for c in job.collections.values()):
+            site = await writer.call("", functools.partial(client.get_site, site_id))
+            if site.locales.primary is not None:
+                self.locales[""] = site.locales.primary.cms_locale_id
+            for locale in (site.locales.primary, *site.locales.secondary):
+                if locale is not None:
+                    self.locales[locale.tag.lower()] = locale.cms_locale_id
+            for name, collection in job.collections.items():
+                self.locale_ids(name, collection)  # a wrong tag stops the run before any write
         existing = await writer.call("", functools.partial(client.list_collections, site_id))
         ids: dict[str, str] = {}
         for name in job.write_order():
@@ -626,8 +655,21 @@ class _Run:
                 source.attachment_url if isinstance(source, AttachmentSource) else None
             ),
         )
+        locale_ids, locale_mappers, primary_slugs = self.locale_mappers(
+            name,
+            collection,
+            schema,
+            mapper_options={
+                "resolver": _CheckpointReferences(checkpoint, deferred_targets, self.planned),
+                "deferrable": deferred_targets,
+                "attachment_url": (
+                    source.attachment_url if isinstance(source, AttachmentSource) else None
+                ),
+            },
+        )
         since = checkpoint.cursor(name) if collection.incremental else None
-        batch_size = job.run.batch_size
+        # Each locale of an item counts toward the 100 items a request may hold.
+        batch_size = max(1, job.run.batch_size // max(len(locale_ids), 1))
         send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)
         before = dict(self.writer.stats.by_collection.get(name, {}))
         seen: set[str] = set()
@@ -642,7 +684,9 @@ class _Run:
             async def flush(lane: tuple[Operation, Target]) -> None:
                 items = lanes.pop(lane, [])
                 if items:
-                    await send.send(Batch(name, schema.id, lane[0], lane[1], tuple(items)))
+                    await send.send(
+                        Batch(name, schema.id, lane[0], lane[1], tuple(items), locale_ids)
+                    )
 
             async def handle_chunk(chunk: list[SourceItem]) -> None:
                 nonlocal unreadable, cursor
@@ -698,7 +742,32 @@ class _Run:
                     for warning in result.warnings:
                         summary.count(name, f"warning:{warning.kind}")
                     target = _target_of(job, result)
-                    digest = _digest(result, target)
+                    locale_values: dict[str, Mapping[str, Any]] = {}
+                    if locale_mappers:
+                        # Localized items are created staged in every locale, then published.
+                        target = "draft" if target == "draft" else "staged"
+                        primary_slugs[record.key] = str(result.field_data.get("slug", ""))
+                        problem: MappingFailure | None = None
+                        for locale_id, tag, locale_mapper in locale_mappers:
+                            variant = locale_mapper.map(record)
+                            if isinstance(variant, MappingFailure):
+                                problem = MappingFailure(
+                                    variant.key, variant.field, f"locale {tag}: {variant.reason}"
+                                )
+                                break
+                            if isinstance(variant, MappedItem):
+                                locale_values[locale_id] = variant.field_data
+                        if problem is not None:
+                            failures.append(
+                                ItemFailure(
+                                    key=problem.key,
+                                    field=problem.field,
+                                    kind="mapping",
+                                    reason=problem.reason,
+                                )
+                            )
+                            continue
+                    digest = _digest(result, target, locale_values)
                     stored = digest + REFERENCES_PENDING if result.deferred_references else digest
                     deferred = (
                         _DeferredItem(name, record.key, target, digest, result.deferred_references)
@@ -748,6 +817,7 @@ class _Run:
                         content_hash=stored,
                         target=target,
                         webflow_id=webflow_id,
+                        locales=locale_values,
                     )
                     lane: tuple[Operation, Target] = (
                         "update" if webflow_id else "create",
@@ -802,7 +872,7 @@ class _Run:
         if since is None:
             await self.remove_vanished(name, schema.id, seen, unreadable)
         if not self.dry_run:
-            await self.publish_staged(name, schema.id)
+            await self.publish_staged(name, schema.id, locale_ids)
             after = self.writer.stats.by_collection.get(name, {})
             for outcome, value in after.items():
                 summary.count(name, outcome, value - before.get(outcome, 0))
@@ -967,12 +1037,74 @@ class _Run:
             self.checkpoint.close_batch(batch_id, "ok")
             self.summary.count(name, outcome, len(chunk))
 
-    async def publish_staged(self, name: str, collection_id: str) -> None:
+    async def publish_staged(
+        self, name: str, collection_id: str, locale_ids: Sequence[str] = ()
+    ) -> None:
         staged = [
             (s.key, s.webflow_id) for s in self.checkpoint.in_state(name, "staged") if s.webflow_id
         ]
         if staged:
-            await self.writer.publish(name, collection_id, [(k, i) for k, i in staged if i])
+            await self.writer.publish(
+                name, collection_id, [(k, i) for k, i in staged if i], locale_ids=locale_ids
+            )
+
+    def locale_mappers(
+        self,
+        name: str,
+        collection: CollectionJob,
+        schema: CollectionSchema,
+        *,
+        mapper_options: Mapping[str, Any],
+    ) -> tuple[tuple[str, ...], list[tuple[str, str, RecordMapper]], dict[str, str]]:
+        """A mapper per secondary locale: the primary's fields, overridden where the job says.
+
+        Locale variants keep the primary's slug unless the job maps ``slug`` for the locale.
+        """
+        primary_slugs: dict[str, str] = {}
+        if not collection.locales:
+            return (), [], primary_slugs
+        ids = self.locale_ids(name, collection)
+        mappers: list[tuple[str, str, RecordMapper]] = []
+        base = collection.mapping()
+        for (tag, overrides), locale_id in zip(collection.locales.items(), ids[1:], strict=True):
+            slugs: SlugClaims = (
+                _CheckpointSlugs(self.checkpoint, name)
+                if "slug" in overrides
+                else _PrimarySlugs(primary_slugs)
+            )
+            mapper = compile_mapping(
+                base.model_copy(update={"fields": {**base.fields, **overrides}}),
+                schema,
+                collection=name,
+                slugs=slugs,
+                **mapper_options,
+            )
+            mappers.append((locale_id, tag, mapper))
+        return ids, mappers, primary_slugs
+
+    def locale_ids(self, name: str, collection: CollectionJob) -> tuple[str, ...]:
+        """The primary cmsLocaleId, then one per locale the job writes, in its order."""
+        if not collection.locales:
+            return ()
+        primary = self.locales.get("")
+        if primary is None:
+            raise ConfigError(
+                "the site lists no locales",
+                key=f"collections.{name}.locales",
+                fix="enable localization on the site, or remove the locales table",
+            )
+        ids = [primary]
+        for tag in collection.locales:
+            locale_id = self.locales.get(tag.lower())
+            if locale_id is None or locale_id == primary:
+                known = sorted(t for t, i in self.locales.items() if t and i != primary)
+                raise ConfigError(
+                    f"'{tag}' is not a secondary locale of the site",
+                    key=f"collections.{name}.locales.{tag}",
+                    fix=f"use one of: {', '.join(known) or '(the site has no secondary locale)'}",
+                )
+            ids.append(locale_id)
+        return tuple(ids)
 
     # -- the second pass -------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ class PendingItem:
     content_hash: str
     target: Target
     webflow_id: str | None = None
+    #: Secondary locales' own values: cmsLocaleId -> fieldData.
+    locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class Batch:
     operation: Operation
     target: Target
     items: tuple[PendingItem, ...]
+    #: For a localized collection: the primary cmsLocaleId first, then the secondary ones.
+    locale_ids: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -129,12 +133,21 @@ class Writer:
             await self._update(batch)
 
     async def publish(
-        self, collection: str, collection_id: str, items: Sequence[tuple[str, str]]
+        self,
+        collection: str,
+        collection_id: str,
+        items: Sequence[tuple[str, str]],
+        *,
+        locale_ids: Sequence[str] = (),
     ) -> None:
-        """Publish staged items, given as (source key, webflow id); ≤ 100 per request."""
-        for start in range(0, len(items), 100):
-            chunk = items[start : start + 100]
-            await self._publish_chunk(collection, collection_id, chunk)
+        """Publish staged items, given as (source key, webflow id), in every given locale.
+
+        At most 100 items a request, each locale counting as one.
+        """
+        size = 100 // max(len(locale_ids), 1)
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            await self._publish_chunk(collection, collection_id, chunk, locale_ids)
 
     # -- creates ---------------------------------------------------------------------------------
 
@@ -149,23 +162,30 @@ class Writer:
             self.checkpoint.record_intent(
                 batch.collection,
                 batch_id,
-                [(i.key, i.slug, i.content_hash) for i in remaining],
+                [(i.key, i.slug, _intended_hash(batch, i)) for i in remaining],
             )
             sent_at = self._now()
             crashpoints.reach("before-send")
             crashpoints.reach_in_flight("in-flight")
-            try:
-                created = await self._retrying(
-                    batch.collection,
-                    functools.partial(
-                        self.client.create_items,
-                        batch.collection_id,
-                        [i.field_data for i in remaining],
-                        live=batch.target == "live",
-                        is_draft=batch.target == "draft",
-                    ),
-                    idempotent=False,
+            create: Callable[[], Awaitable[list[Item]]]
+            if batch.locale_ids:
+                create = functools.partial(
+                    self.client.create_items_in_locales,
+                    batch.collection_id,
+                    [i.field_data for i in remaining],
+                    cms_locale_ids=batch.locale_ids,
+                    is_draft=batch.target == "draft",
                 )
+            else:
+                create = functools.partial(
+                    self.client.create_items,
+                    batch.collection_id,
+                    [i.field_data for i in remaining],
+                    live=batch.target == "live",
+                    is_draft=batch.target == "draft",
+                )
+            try:
+                created = await self._retrying(batch.collection, create, idempotent=False)
             except (OutcomeUnknown, ServerError) as error:
                 self.checkpoint.close_batch(
                     batch_id, "unknown", http_status=error.status, detail=str(error)
@@ -179,11 +199,38 @@ class Writer:
                 await self._isolate(replace(batch, items=tuple(remaining)), error)
                 return
             crashpoints.reach("after-answer")
+            if batch.locale_ids:
+                primary = batch.locale_ids[0]
+                created = [i for i in created if i.cms_locale_id in (None, primary)]
+                await self._set_locale_values(batch, remaining, created)
             self._acknowledge_created(batch, batch_id, remaining, created)
             return
         # Still unknown after every round: leave them 'sending'; the next run reconciles them.
         self.stats.failed += len(remaining)
         _tally(failed=len(remaining))
+
+    async def _set_locale_values(
+        self, batch: Batch, sent: Sequence[PendingItem], created: Sequence[Item]
+    ) -> None:
+        """Give each secondary locale of new items its own values (a create copies the primary)."""
+        by_slug = {item.slug: item.id for item in created}
+        updates = [
+            {"id": by_slug[pending.slug], "cmsLocaleId": locale_id, "fieldData": dict(values)}
+            for pending in sent
+            if pending.slug in by_slug
+            for locale_id, values in pending.locales.items()
+        ]
+        for start in range(0, len(updates), 100):
+            await self._retrying(
+                batch.collection,
+                functools.partial(
+                    self.client.update_items,
+                    batch.collection_id,
+                    updates[start : start + 100],
+                    live=False,
+                ),
+                idempotent=True,
+            )
 
     def _acknowledge_created(
         self, batch: Batch, batch_id: int, sent: Sequence[PendingItem], created: Sequence[Item]
@@ -253,6 +300,9 @@ class Writer:
     ) -> list[PendingItem]:
         """Read back what a lost request may have created; return what is truly missing."""
         found = await self.find_existing(batch.collection, batch.collection_id, sent, since=since)
+        if found and batch.locale_ids:
+            landed = [p for p in sent if p.key in found]
+            await self._set_locale_values(batch, landed, [found[p.key] for p in landed])
         if found:
             batch_id = self.checkpoint.open_batch(
                 self.run_id, batch.collection, "reconcile", len(found)
@@ -349,15 +399,21 @@ class Writer:
         batch_id = self.checkpoint.open_batch(
             self.run_id, batch.collection, f"update-{batch.target}", len(batch.items)
         )
-        updates = [
-            {
+        updates: list[dict[str, Any]] = []
+        for item in batch.items:
+            primary: dict[str, Any] = {
                 "id": item.webflow_id,
                 "isArchived": False,
                 "isDraft": item.target == "draft",
                 "fieldData": dict(item.field_data),
             }
-            for item in batch.items
-        ]
+            if batch.locale_ids:
+                primary["cmsLocaleId"] = batch.locale_ids[0]
+            updates.append(primary)
+            updates.extend(
+                {"id": item.webflow_id, "cmsLocaleId": locale_id, "fieldData": dict(values)}
+                for locale_id, values in item.locales.items()
+            )
         try:
             returned = await self._retrying(
                 batch.collection,
@@ -373,7 +429,8 @@ class Writer:
             await self._isolate(batch, error)
             return
         crashpoints.reach("after-answer")
-        by_id = {item.id: item for item in returned}
+        primary_ids = batch.locale_ids[:1]
+        by_id = {item.id: item for item in returned if item.cms_locale_id in (None, *primary_ids)}
         acks = [
             self._ack(
                 batch,
@@ -392,7 +449,11 @@ class Writer:
     # -- publishing --------------------------------------------------------------------------------
 
     async def _publish_chunk(
-        self, collection: str, collection_id: str, chunk: Sequence[tuple[str, str]]
+        self,
+        collection: str,
+        collection_id: str,
+        chunk: Sequence[tuple[str, str]],
+        locale_ids: Sequence[str],
     ) -> None:
         batch_id = self.checkpoint.open_batch(self.run_id, collection, "publish", len(chunk))
         ids = [webflow_id for _, webflow_id in chunk]
@@ -400,7 +461,9 @@ class Writer:
         try:
             result = await self._retrying(
                 collection,
-                lambda: self.client.publish_items(collection_id, ids),
+                functools.partial(
+                    self.client.publish_items, collection_id, ids, cms_locale_ids=locale_ids
+                ),
                 idempotent=True,
             )
         except RequestRejected as error:
@@ -498,6 +561,15 @@ def _tally(*, done: int = 0, failed: int = 0) -> None:
     if outcome is not None:
         outcome[0] += done
         outcome[1] += failed
+
+
+#: Marks an intent whose secondary locales are not set yet: a lost answer is read back as
+#: "changed", so the next run sets them.
+LOCALES_PENDING = "~locales-pending"
+
+
+def _intended_hash(batch: Batch, pending: PendingItem) -> str:
+    return pending.content_hash + LOCALES_PENDING if batch.locale_ids else pending.content_hash
 
 
 def _created(item: Item) -> datetime | None:

@@ -163,6 +163,10 @@ class WebflowClient:
         sites = response.body.get("sites", []) if isinstance(response.body, Mapping) else []
         return [Site.model_validate(s) for s in sites]
 
+    async def get_site(self, site_id: str) -> Site:
+        response = await self.send("GET", f"/sites/{site_id}")
+        return Site.model_validate(response.body)
+
     async def publish_site(
         self, site_id: str, *, custom_domains: Sequence[str] = (), webflow_subdomain: bool = True
     ) -> Response:
@@ -276,6 +280,30 @@ class WebflowClient:
         )
         return [Item.model_validate(i) for i in _items_of(response.body)]
 
+    async def create_items_in_locales(
+        self,
+        collection_id: str,
+        field_data: Sequence[Mapping[str, Any]],
+        *,
+        cms_locale_ids: Sequence[str],
+        is_draft: bool = False,
+    ) -> list[Item]:
+        """``/items/bulk``: each item created in every locale, one answer entry per variant."""
+        if len(field_data) * max(len(cms_locale_ids), 1) > MAX_ITEMS_PER_REQUEST:
+            raise ValueError("items times locales exceeds the 100 a request may hold")
+        _check_batch(field_data)
+        response = await self.send(
+            "POST",
+            f"/collections/{collection_id}/items/bulk",
+            body={
+                "cmsLocaleIds": list(cms_locale_ids),
+                "isArchived": False,
+                "isDraft": is_draft,
+                "fieldData": [dict(fd) for fd in field_data],
+            },
+        )
+        return [Item.model_validate(i) for i in _items_of(response.body)]
+
     async def update_items(
         self,
         collection_id: str,
@@ -305,12 +333,21 @@ class WebflowClient:
             body={"items": [{"id": i} for i in item_ids]},
         )
 
-    async def publish_items(self, collection_id: str, item_ids: Sequence[str]) -> PublishResult:
+    async def publish_items(
+        self,
+        collection_id: str,
+        item_ids: Sequence[str],
+        *,
+        cms_locale_ids: Sequence[str] = (),
+    ) -> PublishResult:
         _check_batch(item_ids)
+        body: dict[str, Any] = (
+            {"items": [{"id": i, "cmsLocaleIds": list(cms_locale_ids)} for i in item_ids]}
+            if cms_locale_ids
+            else {"itemIds": list(item_ids)}
+        )
         response = await self.send(
-            "POST",
-            f"/collections/{collection_id}/items/publish",
-            body={"itemIds": list(item_ids)},
+            "POST", f"/collections/{collection_id}/items/publish", body=body
         )
         return PublishResult.model_validate(response.body or {})
 

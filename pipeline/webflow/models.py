@@ -11,9 +11,11 @@ __all__ = [
     "FieldSchema",
     "FieldType",
     "Item",
+    "Locale",
     "Pagination",
     "PublishResult",
     "Site",
+    "SiteLocales",
 ]
 
 FieldType = Literal[
@@ -41,11 +43,25 @@ class _ApiModel(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
 
 
+class Locale(_ApiModel):
+    id: str = ""
+    cms_locale_id: str = Field(alias="cmsLocaleId")
+    tag: str = ""
+    display_name: str = Field(default="", alias="displayName")
+    enabled: bool = True
+
+
+class SiteLocales(_ApiModel):
+    primary: Locale | None = None
+    secondary: tuple[Locale, ...] = ()
+
+
 class Site(_ApiModel):
     id: str
     display_name: str = Field(default="", alias="displayName")
     short_name: str = Field(default="", alias="shortName")
     last_published: str | None = Field(default=None, alias="lastPublished")
+    locales: SiteLocales = Field(default_factory=SiteLocales)
 
 
 class FieldSchema(_ApiModel):

@@ -1,0 +1,161 @@
+"""Localized collections: each locale gets its own values, counted toward the 100-item limit."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from pipeline.checkpoint import CheckpointLog
+from pipeline.jobfile import load_job
+from pipeline.runner import run_job
+from pipeline.sandbox import Sandbox, SandboxConfig
+from pipeline.webflow.client import WebflowClient
+from tests.engine.conftest import TOKEN, sandbox_stats
+
+JOB = """
+[destination]
+api = "{base_url}"
+site_id = "{site_id}"
+token_env = "FLOWPORT_TEST_TOKEN"
+rate_limit = 100000
+
+[run]
+mode = "live"
+
+[collections.products]
+target = "Products"
+create_missing = true
+source = {{ type = "csv", path = "products.csv", key = "sku" }}
+slug_from = "name"
+
+[collections.products.fields]
+name = "name_en"
+blurb = "blurb_en"
+price = {{ source = "price", transforms = ["number"] }}
+
+[collections.products.locales.{tag}]
+name = "name_fr"
+blurb = "blurb_fr"
+
+[collections.products.schema]
+singular_name = "Product"
+fields = {{ blurb = "PlainText", price = "Number" }}
+"""
+
+
+def write_products(path: Path, n: int, *, revised: frozenset[int] = frozenset()) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sku", "name_en", "name_fr", "blurb_en", "blurb_fr", "price"])
+        for i in range(n):
+            french = f"Produit {i}" + (" (révisé)" if i in revised else "")
+            writer.writerow(
+                [
+                    f"SKU{i}",
+                    f"Product {i}",
+                    french,
+                    f"A fine thing {i}",
+                    f"Une belle chose {i}",
+                    str(10 + i),
+                ]
+            )
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    config = SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, locales=("en", "fr-FR"))
+    async with Sandbox(config) as running:
+        yield running
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
+    return tmp_path
+
+
+async def variants(
+    sandbox: Sandbox, collection_id: str, locale_id: str, *, live: bool
+) -> dict[str, dict[str, Any]]:
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        found: dict[str, dict[str, Any]] = {}
+        offset = 0
+        while True:
+            response = await client.send(
+                "GET",
+                f"/collections/{collection_id}/items{'/live' if live else ''}",
+                params={"cmsLocaleId": locale_id, "offset": offset, "limit": 100},
+            )
+            page = response.body["items"]
+            for item in page:
+                found[item["id"]] = item["fieldData"]
+            offset += len(page)
+            if not page or offset >= response.body["pagination"]["total"]:
+                return found
+
+
+async def test_each_locale_gets_its_own_values_and_reruns_send_only_changes(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    site = sandbox.core.get_site(sandbox.site_id)
+    english = site["locales"]["primary"]["cmsLocaleId"]
+    french = site["locales"]["secondary"][0]["cmsLocaleId"]
+    path = job_dir / "job.toml"
+    path.write_text(JOB.format(base_url=sandbox.base_url, site_id=sandbox.site_id, tag="fr-FR"))
+    write_products(job_dir / "products.csv", 120)
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["products"]["created"] == 120
+    assert summary.collections["products"]["published"] == 120
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        collection_id = log.collection_id("products")
+        assert log.counts()["products"] == {"done": 120}
+    assert collection_id
+    live_en = await variants(sandbox, collection_id, english, live=True)
+    live_fr = await variants(sandbox, collection_id, french, live=True)
+    assert len(live_en) == len(live_fr) == 120
+    assert set(live_en) == set(live_fr)
+    for item_id, data in live_en.items():
+        number = data["name"].removeprefix("Product ")
+        assert live_fr[item_id]["name"] == f"Produit {number}"
+        assert live_fr[item_id]["blurb"] == f"Une belle chose {number}"
+        assert live_fr[item_id]["price"] == data["price"]  # not localized: the primary's value
+        assert live_fr[item_id]["slug"] == data["slug"]
+
+    writes_before = sandbox.stats()["totals"]["writes"]
+    again = await run_job(load_job(path))
+    assert again.collections == {"products": {"unchanged": 120}}
+    assert sandbox.stats()["totals"]["writes"] == writes_before
+
+    write_products(job_dir / "products.csv", 120, revised=frozenset({3, 77}))
+    changed = await run_job(load_job(path))
+    assert changed.collections["products"]["updated"] == 2
+    assert changed.collections["products"]["unchanged"] == 118
+    # One PATCH with both locales of both items, one publish.
+    assert (await sandbox_stats(sandbox))["totals"]["writes"] == writes_before + 2
+    live_fr = await variants(sandbox, collection_id, french, live=True)
+    assert sorted(d["name"] for d in live_fr.values() if "révisé" in d["name"]) == [
+        "Produit 3 (révisé)",
+        "Produit 77 (révisé)",
+    ]
+
+
+async def test_a_locale_the_site_lacks_is_a_clear_job_error(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(JOB.format(base_url=sandbox.base_url, site_id=sandbox.site_id, tag="de-DE"))
+    write_products(job_dir / "products.csv", 3)
+    summary = await run_job(load_job(path))
+    assert summary.exit_code == 3
+    assert summary.aborted is not None
+    assert "collections.products.locales.de-DE" in summary.aborted
+    assert "fr-fr" in summary.aborted
+    assert sandbox.stats()["totals"]["writes"] == 0
