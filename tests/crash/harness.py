@@ -8,6 +8,7 @@ starts them, kills them and reads what they left behind.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import random
@@ -164,13 +165,16 @@ def make_dataset(
 ) -> Dataset:
     """Write authors.csv and posts.csv; ``bad_share`` of the rows are deliberately bad."""
     rng = random.Random(seed)
+    # Kinds of bad rows take turns, so even a few bad rows show each kind.
+    author_faults = itertools.cycle(("email", "name"))
+    post_faults = itertools.cycle(("option", "reference", "duplicate"))
     data = Dataset(good={"authors": {}, "posts": {}}, bad={"authors": {}, "posts": {}})
     author_rows: list[dict[str, str]] = []
     for n in range(1, authors + 1):
         key = f"a{n:05d}"
         row = {"id": key, "name": f"Author {n} Ünlü", "email": f"author{n}@example.com"}
         if rng.random() < bad_share:
-            kind = rng.choice(("email", "name"))
+            kind = next(author_faults)
             if kind == "email":
                 row["email"] = f"author{n}-at-example"
                 data.bad["authors"][key] = "email"
@@ -199,7 +203,7 @@ def make_dataset(
             "reading-time": n % 17 + 1,
         }
         if rng.random() < bad_share:
-            kind = rng.choice(("option", "reference", "duplicate"))
+            kind = next(post_faults)
             if kind == "option":
                 row["category"] = "Astrology"
                 data.bad["posts"][key] = "Astrology"

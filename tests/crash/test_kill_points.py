@@ -69,8 +69,8 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_a_kill_at_a_named_point_costs_nothing(tmp_path: Path, case: KillCase) -> None:
-    slow = {"slow_rate": 1.0, "slow_seconds": 0.3} if case.slow else {}
-    with sandbox_process(seed=case.count, **slow) as sandbox:
+    slow_rate = 1.0 if case.slow else 0.0
+    with sandbox_process(seed=case.count, slow_rate=slow_rate, slow_seconds=0.3) as sandbox:
         data = make_dataset(
             tmp_path, authors=AUTHORS, posts=POSTS, bad_share=case.bad_share, seed=case.count
         )
