@@ -309,6 +309,12 @@ def test_code_blocks_in_rich_text_are_kept_but_flagged() -> None:
     assert [w.kind for w in item.warnings] == ["code_block"]
 
 
+def test_inline_code_in_rich_text_is_not_a_code_block() -> None:
+    item = mapped(MAPPER, {"title": "T", "body": "<p>Run <code>make</code> first.</p>"})
+    assert item.field_data["body"] == "<p>Run <code>make</code> first.</p>"
+    assert item.warnings == ()
+
+
 def test_relative_links_in_rich_text_without_base_url_are_flagged() -> None:
     mapper = compile_spec(
         {"fields": {"name": "title", "body": "body"}, "slug_from": "name"}, TARGET
