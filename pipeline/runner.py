@@ -45,7 +45,14 @@ from mappings import (
 )
 from mappings.slugs import slug_with_suffix
 from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure, ItemState
-from pipeline.errors import ConfigError, FatalError, RequestRejected, RetriableError
+from pipeline.errors import (
+    ConfigError,
+    FatalError,
+    OutcomeUnknown,
+    RequestRejected,
+    RetriableError,
+    ServerError,
+)
 from pipeline.jobfile import CollectionJob, Job
 from pipeline.logging import ProgressSink
 from pipeline.ratebudget import RateBudget
@@ -61,6 +68,8 @@ LOOKUP_CHUNK = 500
 REFERENCES_PENDING = "~references-pending"
 #: Batches waiting for a worker: small, so memory stays flat and backpressure reaches the source.
 BATCH_BUFFER = 2
+#: Tries at creating a collection or its fields when answers get lost.
+SCHEMA_ATTEMPTS = 8
 #: Field-level differences a plan shows per collection.
 PLAN_SAMPLES = 3
 #: A plan's stand-in id for an item this run would create (ids are 24 hex characters).
@@ -589,17 +598,7 @@ class _Run:
                     self.schemas[name] = _planned_schema(name, collection)
                     continue
                 self.sink.message("info", f"creating collection {collection.target}")
-                found = await writer.call(
-                    name,
-                    functools.partial(
-                        client.create_collection,
-                        site_id,
-                        display_name=collection.target,
-                        singular_name=collection.schema_singular_name(),
-                        slug=collection.target_slug(),
-                    ),
-                    idempotent=False,
-                )
+                found = await self.create_collection(site_id, name, collection)
             ids[name] = found.id
         for name in job.write_order():
             if name not in ids:
@@ -607,23 +606,72 @@ class _Run:
             collection = job.collections[name]
             read_schema = functools.partial(client.get_collection, ids[name])
             schema = await writer.call(name, read_schema)
-            if collection.create_missing:
+            if collection.create_missing and self.dry_run:
                 for definition in collection.missing_fields(schema, ids):
                     label = definition.get("displayName")
-                    if self.dry_run:
-                        self.summary.notes.append(f"would create field {label} in {name}")
-                        continue
-                    self.sink.message("info", f"creating field {label} in {name}")
-                    await writer.call(
-                        name,
-                        functools.partial(client.create_field, schema.id, definition),
-                        idempotent=False,
-                    )
-                if not self.dry_run:
-                    schema = await writer.call(name, read_schema)
+                    self.summary.notes.append(f"would create field {label} in {name}")
+            elif collection.create_missing:
+                schema = await self.create_missing_fields(name, collection, schema, ids)
             if not self.dry_run:
                 self.checkpoint.set_collection_id(name, schema.id)
             self.schemas[name] = schema
+
+    async def create_collection(
+        self, site_id: str, name: str, collection: CollectionJob
+    ) -> CollectionSchema:
+        """Create a collection; after an answer that never came, look before creating again."""
+        create = functools.partial(
+            self.client.create_collection,
+            site_id,
+            display_name=collection.target,
+            singular_name=collection.schema_singular_name(),
+            slug=collection.target_slug(),
+        )
+        for _attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                created: CollectionSchema = await self.writer.call(name, create, idempotent=False)
+            except (ServerError, OutcomeUnknown) as error:
+                self.sink.message("warning", f"creating collection {collection.target}: {error}")
+                existing = await self.writer.call(
+                    name, functools.partial(self.client.list_collections, site_id)
+                )
+                found = _find_collection(existing, collection.target)
+                if found is not None:
+                    return found
+                continue
+            return created
+        raise FatalError(
+            f"could not create collection {collection.target} after {SCHEMA_ATTEMPTS} attempts"
+        )
+
+    async def create_missing_fields(
+        self,
+        name: str,
+        collection: CollectionJob,
+        schema: CollectionSchema,
+        ids: Mapping[str, str],
+    ) -> CollectionSchema:
+        """Create the fields the collection lacks; after a lost answer, re-read and go on."""
+        read_schema = functools.partial(self.client.get_collection, schema.id)
+        for _attempt in range(SCHEMA_ATTEMPTS):
+            missing = collection.missing_fields(schema, ids)
+            if not missing:
+                return schema
+            try:
+                for definition in missing:
+                    label = definition.get("displayName")
+                    self.sink.message("info", f"creating field {label} in {name}")
+                    await self.writer.call(
+                        name,
+                        functools.partial(self.client.create_field, schema.id, definition),
+                        idempotent=False,
+                    )
+            except (ServerError, OutcomeUnknown) as error:
+                self.sink.message("warning", f"creating fields in {name}: {error}")
+            schema = await self.writer.call(name, read_schema)
+        if collection.missing_fields(schema, ids):
+            raise FatalError(f"could not create the fields of {name} after {SCHEMA_ATTEMPTS} tries")
+        return schema
 
     # -- one collection --------------------------------------------------------------------------
 

@@ -108,12 +108,6 @@ def test_chaos_migration_survives_faults_and_kills(tmp_path: Path) -> None:
         assert all(faults[kind] > 0 for kind in ("error", "commit_then_drop", "burst_429")), faults
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a 500/503 (or dropped answer) on POST /collections/{id}/fields or "
-    "POST /sites/{id}/collections during schema setup is not retried (idempotent=False) and "
-    "aborts the run with exit 3; it should read the schema back and retry",
-)
 def test_a_server_error_while_creating_the_schema_does_not_abort(tmp_path: Path) -> None:
     # With this seed the sandbox answers the first create-field request with a 500.
     with sandbox_process(seed=1, rate_limit=RATE, window_seconds=WINDOW, **FAULTS) as sandbox:
