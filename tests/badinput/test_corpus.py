@@ -615,3 +615,41 @@ async def test_a_missing_token_variable_exits_2_before_any_request(
     assert sandbox.stats()["totals"]["requests"] == 0
     assert result.returncode == 2, result.output
     assert not (tmp_path / "job").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: a mapping the schema cannot take (here no slug_from and no slug field) "
+    "passes load_job and is found only by compile_mapping in run_collection, after the "
+    "collections and fields were created; run_job reports the ConfigError as an aborted run, "
+    "so the CLI exits 3, not 2, and the site was already changed",
+)
+async def test_a_collection_without_a_slug_source_exits_2_before_any_request(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    path = make_job(tmp_path, sandbox)
+    path.write_text(path.read_text().replace('slug_from = "name"\n', ""))
+
+    result = await cli_run(path)
+
+    assert "collections.authors.fields.slug" in result.output
+    assert "slug_from" in result.output
+    assert sandbox.stats()["totals"]["writes"] == 0
+    assert result.returncode == 2, result.output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug (unclear message): a refused token is reported as the server's words alone "
+    "('HTTP 401: Request is not authorized: ...'); flowport does not say which setting "
+    "supplied the token (destination.token_env = FLOWPORT_BADINPUT_TOKEN)",
+)
+async def test_a_refused_token_names_the_setting_it_came_from(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    path = make_job(tmp_path, sandbox)
+
+    result = await cli_run(path, **{TOKEN_ENV: make_token()})
+
+    assert result.returncode == 3, result.output
+    assert TOKEN_ENV in result.finished()["aborted"]
