@@ -160,6 +160,11 @@ def run(
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
     job = _load(job_file)
+    if job.destination.api != "sandbox":
+        try:
+            job.token()  # before the lock creates the state folder: a bad job leaves no trace
+        except ConfigError as exc:
+            _fail(EXIT_BAD_JOB, f"error: {exc}")
     use_json = log_format is LogFormat.json or (
         log_format is LogFormat.auto and not sys.stdout.isatty()
     )

@@ -46,6 +46,7 @@ from mappings import (
 from mappings.slugs import slug_with_suffix
 from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure, ItemState
 from pipeline.errors import (
+    AuthError,
     ConfigError,
     FatalError,
     OutcomeUnknown,
@@ -214,6 +215,8 @@ async def run_job(
     sink: ProgressSink = progress or _NullProgress()
     summary = RunSummary(job=job.path.stem, dry_run=dry_run)
     started = time.perf_counter()
+    if job.destination.api != "sandbox":
+        job.token()  # a missing token is a bad job: stop before creating anything
     with _checkpoint_for(job, dry_run=dry_run) as checkpoint:
         run_id = 0 if dry_run else checkpoint.begin_run()
         writer: Writer | None = None
@@ -239,10 +242,23 @@ async def run_job(
                         on_retry=lambda collection, error: _note_retry(sink, collection, error),
                     )
                     run = _Run(job, writer, checkpoint, summary, sink, dry_run=dry_run)
-                    await run.execute(destination.site_id)
+                    try:
+                        await run.execute(destination.site_id)
+                    except BaseExceptionGroup as group:
+                        raise _first_fatal(group) from None
+        except ConfigError as error:
+            # A bad job found once the target was read: the caller reports it as one (exit 2).
+            summary.aborted = str(error)
+            raise
+        except AuthError as error:
+            summary.aborted = f"{error}; {_token_origin(job)}"
+            sink.message("error", f"run stopped: {summary.aborted}")
         except FatalError as error:
             summary.aborted = str(error)
             sink.message("error", f"run stopped: {error}")
+        except BaseException as error:
+            summary.aborted = f"stopped by {type(error).__name__}"
+            raise
         finally:
             # Synchronous on purpose: a cancellation cannot interrupt the final flush.
             if writer is not None:
@@ -256,6 +272,28 @@ async def run_job(
                 )
                 checkpoint.finish_run(run_id, outcome, summary.as_dict())
     return summary
+
+
+def _first_fatal(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a task group's failure stands for: a fatal one if any task had one."""
+    matched, _rest = group.split(FatalError)
+    found: BaseException | None = matched
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found if found is not None else group
+
+
+def _token_origin(job: Job) -> str:
+    if job.destination.api == "sandbox":
+        return "the embedded sandbox refused its own token"
+    if job.destination.token_env:
+        where = f"the environment variable {job.destination.token_env} (destination.token_env)"
+    else:
+        where = f"the file {job.destination.token_file} (destination.token_file)"
+    return (
+        f"Webflow refused the token from {where}: check that it is the site's API token "
+        "and that it has the CMS and Sites read and write scopes"
+    )
 
 
 def _note_retry(sink: ProgressSink, collection: str, error: RetriableError) -> None:
@@ -559,6 +597,7 @@ class _Run:
         self.locales: dict[str, str] = {}
 
     async def execute(self, site_id: str) -> None:
+        await self.check_mappings(site_id)
         await self.prepare_collections(site_id)
         for name in self.job.write_order():
             await self.run_collection(name)
@@ -568,6 +607,43 @@ class _Run:
             self.summary.site_published = True
 
     # -- collections and their schemas -----------------------------------------------------------
+
+    async def check_mappings(self, site_id: str) -> None:
+        """Compile every mapping against the schema it will meet, before anything is written.
+
+        That schema is the collection's as it is, plus the fields the job would create.
+        """
+        existing = await self.writer.call(
+            "", functools.partial(self.client.list_collections, site_id)
+        )
+        names = frozenset(self.job.collections)
+        for name, collection in self.job.collections.items():
+            planned = _planned_schema(name, collection)
+            found = _find_collection(existing, collection.target)
+            if found is None and not collection.create_missing:
+                raise ConfigError(
+                    f"no collection '{collection.target}' on site {site_id}",
+                    key=f"collections.{name}.target",
+                    fix="create it in Webflow, or set create_missing = true with a schema",
+                )
+            schema = planned
+            if found is not None:
+                current = await self.writer.call(
+                    name, functools.partial(self.client.get_collection, found.id)
+                )
+                have = {f.slug for f in current.fields}
+                extra = [f for f in planned.fields if f.slug not in have]
+                schema = current.model_copy(update={"fields": (*current.fields, *extra)})
+                if not collection.create_missing:
+                    schema = current
+            compile_mapping(
+                collection.mapping(),
+                schema,
+                collection=name,
+                resolver=_NoReferences(),
+                slugs=_NoSlugs(),
+                deferrable=names,
+            )
 
     async def prepare_collections(self, site_id: str) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""

@@ -160,12 +160,6 @@ def assert_no_duplicates(sandbox: Sandbox, collection_slug: str, expected: int) 
 
 
 #: One engine bug behind several cases below; see the report.
-FATAL_IN_TASK_GROUP = (
-    "engine bug: a FatalError raised inside a collection's task group (a SourceError from the "
-    "source's read, a NotFoundError from a worker) leaves run_job wrapped in an ExceptionGroup: "
-    "run_job's `except FatalError` misses it, the CLI prints 'aborted by an unexpected error' "
-    "with a traceback, and the run is recorded with outcome 'ok' instead of 'aborted'"
-)
 
 
 def assert_clean_abort(result: CliResult, path: Path, *named: str) -> None:
@@ -242,7 +236,6 @@ async def test_cp1252_csv_is_read_as_cp1252_under_auto_encoding(
     assert item["fieldData"]["name"] == "Café crème – “déjà vu”"
 
 
-@pytest.mark.xfail(strict=True, reason=FATAL_IN_TASK_GROUP)
 async def test_cp1252_bytes_in_a_csv_declared_utf8_stop_the_read_naming_the_codec(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
@@ -305,7 +298,6 @@ def wxr_job(tmp_path: Path, sandbox: Sandbox, document: str) -> Path:
     return path
 
 
-@pytest.mark.xfail(strict=True, reason=FATAL_IN_TASK_GROUP)
 async def test_malformed_wxr_stops_the_run_naming_the_line(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
@@ -330,7 +322,6 @@ async def test_malformed_wxr_stops_the_run_naming_the_line(
     assert_no_duplicates(sandbox, "posts", 2)
 
 
-@pytest.mark.xfail(strict=True, reason=FATAL_IN_TASK_GROUP)
 @pytest.mark.parametrize("attack", ["billion-laughs", "external-entity"])
 async def test_hostile_xml_is_refused_before_anything_is_expanded(
     tmp_path: Path, sandbox: Sandbox, attack: str
@@ -474,7 +465,6 @@ async def test_missing_required_values_fail_per_item(tmp_path: Path, sandbox: Sa
 # ---- sources that cannot be read at all ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=FATAL_IN_TASK_GROUP)
 @pytest.mark.parametrize("kind", ["wordpress", "sql", "csv"])
 async def test_an_unreachable_source_stops_the_run_and_keeps_what_was_done(
     tmp_path: Path, sandbox: Sandbox, kind: str
@@ -524,7 +514,6 @@ async def test_a_wrong_token_aborts_before_any_write_and_is_never_shown(
     assert sandbox.core.dump_state()["collections"] == []
 
 
-@pytest.mark.xfail(strict=True, reason=FATAL_IN_TASK_GROUP)
 async def test_a_collection_deleted_mid_run_stops_it_cleanly_keeping_what_was_acknowledged(
     tmp_path: Path, sandbox: Sandbox, token: str
 ) -> None:
@@ -597,12 +586,6 @@ async def test_a_bad_job_file_exits_2_before_any_request(
     assert not (tmp_path / "job").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a token_env naming an unset variable is read inside run_job, after the "
-    "checkpoint log and a run row are created; run_job turns the JobFileError into an aborted "
-    "run, so the CLI exits 3 instead of 2",
-)
 async def test_a_missing_token_variable_exits_2_before_any_request(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
@@ -617,13 +600,6 @@ async def test_a_missing_token_variable_exits_2_before_any_request(
     assert not (tmp_path / "job").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a mapping the schema cannot take (here no slug_from and no slug field) "
-    "passes load_job and is found only by compile_mapping in run_collection, after the "
-    "collections and fields were created; run_job reports the ConfigError as an aborted run, "
-    "so the CLI exits 3, not 2, and the site was already changed",
-)
 async def test_a_collection_without_a_slug_source_exits_2_before_any_request(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
@@ -638,12 +614,6 @@ async def test_a_collection_without_a_slug_source_exits_2_before_any_request(
     assert result.returncode == 2, result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug (unclear message): a refused token is reported as the server's words alone "
-    "('HTTP 401: Request is not authorized: ...'); flowport does not say which setting "
-    "supplied the token (destination.token_env = FLOWPORT_BADINPUT_TOKEN)",
-)
 async def test_a_refused_token_names_the_setting_it_came_from(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.checkpoint import CheckpointLog
+from pipeline.errors import ConfigError
 from pipeline.jobfile import load_job
 from pipeline.runner import run_job
 from pipeline.sandbox import Sandbox, SandboxConfig
@@ -153,9 +154,8 @@ async def test_a_locale_the_site_lacks_is_a_clear_job_error(
     path = job_dir / "job.toml"
     path.write_text(JOB.format(base_url=sandbox.base_url, site_id=sandbox.site_id, tag="de-DE"))
     write_products(job_dir / "products.csv", 3)
-    summary = await run_job(load_job(path))
-    assert summary.exit_code == 3
-    assert summary.aborted is not None
-    assert "collections.products.locales.de-DE" in summary.aborted
-    assert "fr-fr" in summary.aborted
+    with pytest.raises(ConfigError) as raised:
+        await run_job(load_job(path))
+    assert raised.value.key == "collections.products.locales.de-DE"
+    assert "fr-fr" in str(raised.value)
     assert sandbox.stats()["totals"]["writes"] == 0
