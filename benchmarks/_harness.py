@@ -391,15 +391,21 @@ def prepared_job(
             rate_limit=rate_limit,
             window_seconds=window_seconds,
             item_limit=rows + 1000,
-            faults=faults,
+            faults={k: v for k, v in (faults or {}).items() if isinstance(v, str)},
             seed=seed,
         ) as sandbox,
     ):
+        site_id = sandbox.site_id()
+        # Fault rates start now, after this harness's own site lookup: the run meets them
+        # from its first request.
+        rates = {k: v for k, v in (faults or {}).items() if not isinstance(v, str)}
+        if rates:
+            sandbox.set_faults(rates)
         write_csv(folder / "posts.csv", rows)
         write_job(
             folder / "job.toml",
             api=sandbox.base_url,
-            site_id=sandbox.site_id(),
+            site_id=site_id,
             csv_path=folder / "posts.csv",
             rate_limit=min(rate_limit, 100_000),
             window_seconds=window_seconds,

@@ -153,11 +153,15 @@ def table(results: dict[str, Any]) -> list[Row]:
         for label in ("clean", "faulty"):
             for way in ("sdk_one_by_one", "sdk_bulk", "flowport"):
                 figures = sdk[label][way]
+                runs = int(figures.get("runs", 1))
+                faults = sum(figures.get("faults_served", {}).values())
                 rows.append(
                     (
-                        f"sdk {label}: {way} ({sdk['rows']:,} items)",
-                        f"{figures['seconds']:.1f} s, lost {figures['lost']}, "
-                        f"duplicated {figures['duplicated']}",
+                        f"sdk {label}: {way} ({sdk['rows']:,} items"
+                        + (f", {runs} seeds)" if runs > 1 else ")"),
+                        f"{figures['seconds'] / runs:.1f} s{'/run' if runs > 1 else ''}, "
+                        f"lost {figures['lost']}, duplicated {figures['duplicated']}"
+                        + (f" ({faults} faults served)" if label == "faulty" else ""),
                         "lost 0, dup 0",
                         _yes(figures["lost"] == 0 and figures["duplicated"] == 0),
                     )
