@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import IO, Literal, cast
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from connectors import RecordError, SourceItem, SourceRecord
+from connectors._keys import KeyedSourceConfig
 from pipeline.errors import ConfigError, SourceError
 
 __all__ = ["MAX_FIELD_CHARS", "CsvSource", "CsvSourceConfig"]
@@ -77,7 +78,7 @@ def _parse_encoding(spec: str) -> tuple[str, str] | None:
     return canonical, errors or "strict"
 
 
-class CsvSourceConfig(BaseModel):
+class CsvSourceConfig(KeyedSourceConfig):
     """A CSV file whose rows become items; values stay text."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,15 +86,6 @@ class CsvSourceConfig(BaseModel):
     type: Literal["csv"] = "csv"
     path: Path = Field(
         description="The CSV file; relative paths are resolved against the job file's folder."
-    )
-    key: str | tuple[str, ...] = Field(
-        description=(
-            "The header name of the column holding each row's stable key, or several names whose "
-            'values are joined with key_separator (e.g. ["InvoiceId", "InvoiceLineId"]).'
-        )
-    )
-    key_separator: str = Field(
-        default=":", min_length=1, description="Joins the values of a several-column key."
     )
     columns: tuple[str, ...] | None = Field(
         default=None,
@@ -123,14 +115,6 @@ class CsvSourceConfig(BaseModel):
         le=100_000,
         description="Rows parsed per trip to the worker thread; bounds memory held in flight.",
     )
-
-    @field_validator("key")
-    @classmethod
-    def _key_names_present(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        names = (value,) if isinstance(value, str) else value
-        if not names or any(not name for name in names):
-            raise ValueError("key must name at least one column, and no name may be empty")
-        return value
 
     @field_validator("encoding")
     @classmethod

@@ -38,7 +38,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -46,6 +46,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import quoted_name
 
 from connectors import RecordError, SourceItem, SourceRecord
+from connectors._keys import KeyedSourceConfig
 from pipeline.errors import ConfigError, FlowportError, SourceError
 
 __all__ = ["SqlSource", "SqlSourceConfig", "parse_table_name"]
@@ -98,7 +99,7 @@ def parse_table_name(text: str) -> tuple[str | None, str]:
     return (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
 
 
-class SqlSourceConfig(BaseModel):
+class SqlSourceConfig(KeyedSourceConfig):
     """A database table or SELECT whose rows become items."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -126,15 +127,6 @@ class SqlSourceConfig(BaseModel):
         default=None,
         description="A SELECT (or WITH ... SELECT) statement to read. Give either table or query.",
     )
-    key: str | tuple[str, ...] = Field(
-        description=(
-            "The column holding each row's stable key, or several columns whose values are "
-            'joined with key_separator (e.g. ["PlaylistId", "TrackId"]).'
-        )
-    )
-    key_separator: str = Field(
-        default=":", min_length=1, description="Joins the values of a several-column key."
-    )
     cursor_column: str | None = Field(
         default=None,
         description=(
@@ -152,14 +144,6 @@ class SqlSourceConfig(BaseModel):
     connect_timeout_seconds: float = Field(
         default=15.0, gt=0, le=600, description="How long to wait for the database to answer."
     )
-
-    @field_validator("key")
-    @classmethod
-    def _key_names_present(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        names = (value,) if isinstance(value, str) else value
-        if not names or any(not name for name in names):
-            raise ValueError("key must name at least one column, and no name may be empty")
-        return value
 
     @field_validator("table")
     @classmethod

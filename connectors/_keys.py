@@ -1,0 +1,31 @@
+"""The key columns shared by the row sources (CSV, SQL)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["KeyedSourceConfig"]
+
+
+class KeyedSourceConfig(BaseModel):
+    """A source whose rows carry their stable key in one column, or several joined."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str | tuple[str, ...] = Field(
+        description=(
+            "The column holding each row's stable key, or several columns whose values are "
+            'joined with key_separator (e.g. ["InvoiceId", "InvoiceLineId"]).'
+        )
+    )
+    key_separator: str = Field(
+        default=":", min_length=1, description="Joins the values of a several-column key."
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_names_present(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        names = (value,) if isinstance(value, str) else value
+        if not names or any(not name for name in names):
+            raise ValueError("key must name at least one column, and no name may be empty")
+        return value
