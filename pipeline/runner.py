@@ -557,6 +557,10 @@ class _PrimarySlugs:
         return self.primary.get(source_key, wanted)
 
 
+def _mapping_failure(failure: MappingFailure) -> ItemFailure:
+    return ItemFailure(key=failure.key, field=failure.field, kind="mapping", reason=failure.reason)
+
+
 def _positioned(reason: str, position: str | None) -> str:
     return f"{position}: {reason}" if position else reason
 
@@ -849,14 +853,7 @@ class _Run:
                     cursor = _later_cursor(cursor, record.cursor)
                     result = mapper.map(record)
                     if isinstance(result, MappingFailure):
-                        failures.append(
-                            ItemFailure(
-                                key=result.key,
-                                field=result.field,
-                                kind="mapping",
-                                reason=result.reason,
-                            )
-                        )
+                        failures.append(_mapping_failure(result))
                         continue
                     if isinstance(result, SkippedRecord):
                         summary.count(name, "skipped")
@@ -882,14 +879,7 @@ class _Run:
                             if isinstance(variant, MappedItem):
                                 locale_values[locale_id] = variant.field_data
                         if problem is not None:
-                            failures.append(
-                                ItemFailure(
-                                    key=problem.key,
-                                    field=problem.field,
-                                    kind="mapping",
-                                    reason=problem.reason,
-                                )
-                            )
+                            failures.append(_mapping_failure(problem))
                             continue
                     digest = _digest(result, target, locale_values)
                     stored = digest + REFERENCES_PENDING if result.deferred_references else digest
