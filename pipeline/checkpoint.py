@@ -417,7 +417,7 @@ class CheckpointLog:
         for chunk in _chunks(ids, LOOKUP_CHUNK):
             marks = ",".join("?" * len(chunk))
             for row in self._db.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM items "
+                f"SELECT {_ITEM_COLUMNS} FROM items INDEXED BY items_webflow_id "
                 f"WHERE collection = ? AND webflow_id IN ({marks})",
                 (collection, *chunk),
             ):
@@ -427,7 +427,8 @@ class CheckpointLog:
     def slug_holder(self, collection: str, slug: str) -> str | None:
         # Should two rows claim a slug (one renamed since), the one that exists in Webflow wins.
         row = self._db.execute(
-            "SELECT key FROM items WHERE collection = ? AND slug = ? "
+            # The planner otherwise walks the whole collection by primary key.
+            "SELECT key FROM items INDEXED BY items_slug WHERE collection = ? AND slug = ? "
             "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1",
             (collection, slug),
         ).fetchone()
