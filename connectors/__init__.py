@@ -16,7 +16,14 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["AttachmentSource", "RecordError", "Source", "SourceItem", "SourceRecord"]
+__all__ = [
+    "AttachmentSource",
+    "CountableSource",
+    "RecordError",
+    "Source",
+    "SourceItem",
+    "SourceRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +79,10 @@ class AttachmentSource(Protocol):
     """A source that also knows its site's attachments (a WXR file): id -> URL."""
 
     def attachment_url(self, attachment_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class CountableSource(Protocol):
+    """A source that can say, before reading, about how many records it holds."""
+
+    async def estimated_total(self, since: str | None = None) -> int | None: ...

@@ -197,6 +197,25 @@ class CsvSource:
     def __repr__(self) -> str:
         return f"CsvSource(path={str(self._path)!r}, key={self._key_columns!r})"
 
+    async def estimated_total(self, since: str | None = None) -> int | None:
+        """Lines after the header: exact, or a little high when fields hold line breaks."""
+        return await anyio.to_thread.run_sync(self._count_lines)
+
+    def _count_lines(self) -> int | None:
+        try:
+            with self._path.open("rb") as raw:
+                if self._compression == "gzip" or raw.read(2) == _GZIP_MAGIC:
+                    return None
+                raw.seek(0)
+                lines, last = 0, b"\n"
+                while chunk := raw.read(1 << 20):
+                    lines += chunk.count(b"\n")
+                    last = chunk[-1:]
+        except OSError:
+            return None  # records() reports the problem with the file
+        lines += last != b"\n"
+        return max(lines - 1, 0)
+
     async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
         if since is not None:
             raise ConfigError(

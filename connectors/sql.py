@@ -402,6 +402,35 @@ class SqlSource:
             with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
                 await engine.dispose()
 
+    async def estimated_total(self, since: str | None = None) -> int | None:
+        """How many rows the read will yield, counted by the database."""
+        await self._check_sqlite_file()
+        engine = create_async_engine(
+            self._url, poolclass=NullPool, connect_args=self._connect_args()
+        )
+        try:
+            connection = await self._run("connect", engine.connect())
+            try:
+                await self._run("start a read-only transaction", self._read_only(connection))
+                statement = await self._run("prepare the count", self._statement(connection, since))
+                if statement is None:
+                    return 0
+                if not isinstance(statement, sa.Select):
+                    statement = sa.select(sa.literal_column("*")).select_from(
+                        sa.text(self._query or "").columns().subquery(_QUERY_ALIAS)
+                    )
+                counted = sa.select(sa.func.count()).select_from(
+                    statement.order_by(None).subquery("flowport_count")
+                )
+                total = await self._run("count the rows", connection.execute(counted))
+                return int(total.scalar_one())
+            finally:
+                with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                    await connection.close()
+        finally:
+            with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                await engine.dispose()
+
     async def _run(self, doing: str, step: Awaitable[_T]) -> _T:
         try:
             return await step

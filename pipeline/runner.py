@@ -33,7 +33,14 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from pydantic import SecretStr
 
-from connectors import AttachmentSource, RecordError, SourceItem, SourceRecord
+from connectors import (
+    AttachmentSource,
+    CountableSource,
+    RecordError,
+    Source,
+    SourceItem,
+    SourceRecord,
+)
 from mappings import (
     MappedItem,
     MappingFailure,
@@ -49,6 +56,7 @@ from pipeline.errors import (
     AuthError,
     ConfigError,
     FatalError,
+    FlowportError,
     OutcomeUnknown,
     RequestRejected,
     RetriableError,
@@ -760,7 +768,6 @@ class _Run:
         collection = job.collections[name]
         schema = self.schemas[name]
         exists = not schema.id.startswith("planned-")
-        sink.collection_started(name, None)
         if exists and not self.dry_run:
             await self.reconcile_leftovers(name, schema.id)
         foreign = await self.foreign_items(name, schema.id) if exists else _Foreign()
@@ -796,6 +803,7 @@ class _Run:
             },
         )
         since = checkpoint.cursor(name) if collection.incremental else None
+        sink.collection_started(name, await self.estimated_total(name, source, since))
         # Each locale of an item counts toward the 100 items a request may hold.
         batch_size = max(1, job.run.batch_size // max(len(locale_ids), 1))
         send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)
@@ -994,6 +1002,20 @@ class _Run:
             if collection.incremental and cursor is not None and not per.get("failed"):
                 checkpoint.set_cursor(name, cursor)
         sink.collection_finished(name, summary.collections.get(name, {}))
+
+    async def estimated_total(self, name: str, source: Source, since: str | None) -> int | None:
+        """For the progress display: the source's own count, or what the last run saw."""
+        if isinstance(source, CountableSource):
+            try:
+                total = await source.estimated_total(since)
+            except FlowportError:
+                total = None  # reading the source says what is wrong with it
+            if total is not None:
+                return total
+        if since is not None:
+            return None
+        known = sum(self.checkpoint.counts().get(name, {}).values())
+        return known or None
 
     async def plan_batch(self, batch: Batch) -> None:
         outcome = "would_create" if batch.operation == "create" else "would_update"
