@@ -346,9 +346,7 @@ class WebflowClient:
             if cms_locale_ids
             else {"itemIds": list(item_ids)}
         )
-        response = await self.send(
-            "POST", f"/collections/{collection_id}/items/publish", body=body
-        )
+        response = await self.send("POST", f"/collections/{collection_id}/items/publish", body=body)
         return PublishResult.model_validate(response.body or {})
 
 
