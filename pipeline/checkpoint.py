@@ -49,7 +49,7 @@ __all__ = [
 State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
 STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
@@ -115,11 +115,15 @@ CREATE TABLE IF NOT EXISTS collections (
 """
 
 #: Index i upgrades a database at schema version i to version i + 1.
-_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1,)
+#: A fingerprint of the source record an item was last written from: a rerun whose record is
+#: the same skips mapping it again.
+_SCHEMA_V2 = "ALTER TABLE items ADD COLUMN source_hash TEXT"
+
+_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1, _SCHEMA_V2)
 
 _ITEM_COLUMNS: Final = (
     "collection, key, webflow_id, slug, content_hash, state, last_error, error_field, "
-    "error_kind, attempts, batch_id, updated_at"
+    "error_kind, attempts, batch_id, updated_at, source_hash"
 )
 
 
@@ -137,6 +141,7 @@ class ItemState:
     attempts: int
     batch_id: int | None
     updated_at: str
+    source_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,7 @@ class Acknowledged:
     slug: str
     content_hash: str
     state: Literal["staged", "done"]
+    source_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,11 +508,12 @@ class CheckpointLog:
         now = _now()
         self._write_many(
             "INSERT INTO items (collection, key, webflow_id, slug, content_hash, state, "
-            "attempts, batch_id, first_seen, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?) "
+            "attempts, batch_id, first_seen, updated_at, source_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) "
             "ON CONFLICT (collection, key) DO UPDATE SET "
             "webflow_id = excluded.webflow_id, slug = excluded.slug, "
             "content_hash = excluded.content_hash, state = excluded.state, "
+            "source_hash = excluded.source_hash, "
             "last_error = NULL, error_field = NULL, error_kind = NULL, "
             "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
             [
@@ -520,6 +527,7 @@ class CheckpointLog:
                     batch_id,
                     now,
                     now,
+                    ack.source_hash,
                 )
                 for ack in items
             ],

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import math
 import os
 import secrets
@@ -67,7 +69,7 @@ from pipeline.logging import ProgressSink
 from pipeline.ratebudget import RateBudget
 from pipeline.webflow.client import WebflowClient
 from pipeline.webflow.models import CollectionSchema, Item
-from pipeline.writer import Batch, Operation, PendingItem, Target, Writer
+from pipeline.writer import LOCALES_PENDING, Batch, Operation, PendingItem, Target, Writer
 
 __all__ = ["RunSummary", "run_job", "validate_job"]
 
@@ -75,6 +77,8 @@ __all__ = ["RunSummary", "run_job", "validate_job"]
 LOOKUP_CHUNK = 500
 #: Marks the stored hash of an item whose deferred references are not set yet.
 REFERENCES_PENDING = "~references-pending"
+#: Stored hashes with work still owed: such items are mapped again, whatever their source.
+_PENDING_MARKS = (REFERENCES_PENDING, LOCALES_PENDING)
 #: Batches waiting for a worker: small, so memory stays flat and backpressure reaches the source.
 BATCH_BUFFER = 2
 #: Tries at creating a collection or its fields when answers get lost.
@@ -539,6 +543,7 @@ class _DeferredItem:
     target: Target
     digest: str
     references: Mapping[str, tuple[str, ...]]
+    source_hash: str | None = None
 
 
 def _digest(
@@ -563,6 +568,17 @@ class _PrimarySlugs:
 
     def claim(self, source_key: str, wanted: str) -> str:
         return self.primary.get(source_key, wanted)
+
+
+def _mapping_fingerprint(job: Job, collection: CollectionJob) -> bytes:
+    """What besides the record decides an item's content: the mapping and the run's mode."""
+    spec = collection.model_dump_json(exclude={"source", "deletions", "max_delete_share"})
+    return hashlib.blake2b(f"{job.run.mode}\n{spec}".encode(), digest_size=16).digest()
+
+
+def _source_hash(fingerprint: bytes, record: SourceRecord) -> str:
+    text = json.dumps(record.fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(fingerprint + text.encode(), digest_size=16).hexdigest()
 
 
 def _mapping_failure(failure: MappingFailure) -> ItemFailure:
@@ -802,6 +818,7 @@ class _Run:
                 ),
             },
         )
+        fingerprint = _mapping_fingerprint(job, collection)
         since = checkpoint.cursor(name) if collection.incremental else None
         sink.collection_started(name, await self.estimated_total(name, source, since))
         # Each locale of an item counts toward the 100 items a request may hold.
@@ -859,6 +876,21 @@ class _Run:
                         continue
                     seen.add(record.key)
                     cursor = _later_cursor(cursor, record.cursor)
+                    source_hash = _source_hash(fingerprint, record)
+                    known = states.get(record.key)
+                    if (
+                        known is not None
+                        and known.source_hash == source_hash
+                        and known.webflow_id
+                        and known.state in ("done", "staged")
+                        and not (known.content_hash or "").endswith(_PENDING_MARKS)
+                    ):
+                        # The very record this item was written from: nothing to map or send.
+                        if planned_keys is not None:
+                            planned_keys.add(record.key)
+                        summary.count(name, "unchanged")
+                        sink.advanced(name, unchanged=1)
+                        continue
                     result = mapper.map(record)
                     if isinstance(result, MappingFailure):
                         failures.append(_mapping_failure(result))
@@ -892,7 +924,14 @@ class _Run:
                     digest = _digest(result, target, locale_values)
                     stored = digest + REFERENCES_PENDING if result.deferred_references else digest
                     deferred = (
-                        _DeferredItem(name, record.key, target, digest, result.deferred_references)
+                        _DeferredItem(
+                            name,
+                            record.key,
+                            target,
+                            digest,
+                            result.deferred_references,
+                            source_hash,
+                        )
                         if result.deferred_references
                         else None
                     )
@@ -925,6 +964,7 @@ class _Run:
                                         slug=item.slug or slug,
                                         content_hash=stored,
                                         state="done" if published else "staged",
+                                        source_hash=source_hash,
                                     )
                                 )
                                 summary.count(name, "unchanged")
@@ -940,6 +980,7 @@ class _Run:
                         target=target,
                         webflow_id=webflow_id,
                         locales=locale_values,
+                        source_hash=source_hash,
                     )
                     lane: tuple[Operation, Target] = (
                         "update" if webflow_id else "create",
@@ -1297,6 +1338,7 @@ class _Run:
                     content_hash=item.digest,
                     target=item.target,
                     webflow_id=state.webflow_id,
+                    source_hash=item.source_hash,
                 )
             )
         for (collection, target), items in by_lane.items():

@@ -58,6 +58,8 @@ class PendingItem:
     webflow_id: str | None = None
     #: Secondary locales' own values: cmsLocaleId -> fieldData.
     locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Fingerprint of the source record, kept so an unchanged record is not mapped again.
+    source_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +268,7 @@ class Writer:
             slug=item.slug or pending.slug,
             content_hash=pending.content_hash,
             state="staged" if batch.target == "staged" else "done",
+            source_hash=pending.source_hash,
         )
 
     async def _isolate(self, batch: Batch, error: RequestRejected) -> None:

@@ -442,3 +442,23 @@ def test_sigkill_loses_no_committed_row(tmp_path: Path) -> None:
         found = log.lookup("posts", [f"k{i}" for i in range(committed)])
         assert len(found) == committed
         assert json.dumps(log.last_run())  # the killed run is still readable
+
+
+def test_a_version_1_log_gains_source_hashes_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "checkpoint.sqlite"
+    with CheckpointLog.open(path) as log:
+        log.record_acknowledged("posts", 1, [Acknowledged("k", "a" * 24, "s", "h", "done")])
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE items DROP COLUMN source_hash")
+    raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+
+    with CheckpointLog.open(path) as log:
+        (state,) = log.lookup("posts", ["k"]).values()
+        assert state.webflow_id == "a" * 24
+        assert state.source_hash is None
+        log.record_acknowledged(
+            "posts", 2, [Acknowledged("k", "a" * 24, "s", "h", "done", source_hash="src")]
+        )
+        assert log.lookup("posts", ["k"])["k"].source_hash == "src"

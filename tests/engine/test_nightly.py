@@ -269,3 +269,22 @@ async def test_plan_says_what_a_run_would_do_and_writes_nothing(
         }
     ]
     assert await writes(sandbox) == before
+
+
+async def test_a_changed_mapping_rewrites_items_whose_records_did_not_change(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    write_books(job_dir / "books.csv", books(30))
+    assert (await run_job(load_job(path))).exit_code == 0
+    assert (await run_job(load_job(path))).collections == {"books": {"unchanged": 30}}
+
+    # Same source, new mapping: every item's content changes, so every item is sent.
+    path.write_text(
+        path.read_text().replace('name = "title"', 'name = { template = "{title} (2nd ed.)" }')
+    )
+    rerun = await run_job(load_job(path))
+    assert rerun.collections == {"books": {"updated": 30}}
+    names = {i.field_data["name"] for i in await items(sandbox, collection_id(job_dir))}
+    assert names == {f"Book {i} (2nd ed.)" for i in range(30)}
