@@ -597,6 +597,87 @@ class CheckpointLog:
             [(state, batch_id, now, collection, key) for key in keys],
         )
 
+    # this run's scratch: keys read and slugs claimed, on disk so memory stays flat -----------
+
+    def start_scratch(self) -> None:
+        """An empty scratch for a run; a TEMP table, so the log's file is not written."""
+        db = self._db
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS run_keys ("
+            "collection TEXT NOT NULL, key TEXT NOT NULL, slug TEXT, "
+            "planned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (collection, key)) WITHOUT ROWID"
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS temp.run_keys_slug ON run_keys (collection, slug)")
+        db.execute("DELETE FROM temp.run_keys")
+
+    def mark_seen(self, collection: str, keys: Sequence[str]) -> set[str]:
+        """Note keys read in this run; return those an earlier call already noted."""
+        seen_before: set[str] = set()
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            seen_before.update(
+                str(row[0])
+                for row in self._db.execute(
+                    f"SELECT key FROM temp.run_keys WHERE collection = ? AND key IN ({marks})",
+                    (collection, *chunk),
+                )
+            )
+        self._write_many(
+            "INSERT OR IGNORE INTO temp.run_keys (collection, key) VALUES (?, ?)",
+            [(collection, key) for key in keys],
+        )
+        return seen_before
+
+    def claim_slug(self, collection: str, key: str, slug: str) -> None:
+        self._db.execute(
+            "UPDATE temp.run_keys SET slug = ? WHERE collection = ? AND key = ?",
+            (slug, collection, key),
+        )
+
+    def slug_claimer(self, collection: str, slug: str) -> str | None:
+        """The key that claimed ``slug`` in this run, if any."""
+        row = self._db.execute(
+            "SELECT key FROM temp.run_keys WHERE collection = ? AND slug = ? LIMIT 1",
+            (collection, slug),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def mark_planned(self, collection: str, keys: Sequence[str]) -> None:
+        """In a plan: these records would become items (references to them resolve)."""
+        self._write_many(
+            "UPDATE temp.run_keys SET planned = 1 WHERE collection = ? AND key = ?",
+            [(collection, key) for key in keys],
+        )
+
+    def is_planned(self, collection: str, key: str) -> bool:
+        row = self._db.execute(
+            "SELECT planned FROM temp.run_keys WHERE collection = ? AND key = ?",
+            (collection, key),
+        ).fetchone()
+        return bool(row and row[0])
+
+    def count_unseen(self, collection: str) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM items WHERE collection = ? "
+            "AND state IN ('done', 'staged') AND webflow_id IS NOT NULL "
+            "AND key NOT IN (SELECT key FROM temp.run_keys WHERE collection = ?)",
+            (collection, collection),
+        ).fetchone()
+        return int(row[0])
+
+    def unseen(self, collection: str) -> list[ItemState]:
+        """Items in Webflow whose key this run's read did not meet."""
+        return [
+            _item(row)
+            for row in self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE collection = ? "
+                "AND state IN ('done', 'staged') AND webflow_id IS NOT NULL "
+                "AND key NOT IN (SELECT key FROM temp.run_keys WHERE collection = ?) "
+                "ORDER BY key",
+                (collection, collection),
+            )
+        ]
+
     def forget(self, collection: str, keys: Sequence[str]) -> None:
         self._write_many(
             "DELETE FROM items WHERE collection = ? AND key = ?",

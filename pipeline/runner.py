@@ -230,6 +230,7 @@ async def run_job(
     if job.destination.api != "sandbox":
         job.token()  # a missing token is a bad job: stop before creating anything
     with _checkpoint_for(job, dry_run=dry_run) as checkpoint:
+        checkpoint.start_scratch()
         run_id = 0 if dry_run else checkpoint.begin_run()
         writer: Writer | None = None
         try:
@@ -419,11 +420,12 @@ class _CheckpointReferences:
         self,
         checkpoint: CheckpointLog,
         deferred: frozenset[str] = frozenset(),
-        planned: Mapping[str, set[str]] | None = None,
+        *,
+        plan: bool = False,
     ) -> None:
         self.checkpoint = checkpoint
         self.deferred = deferred
-        self.planned = planned
+        self.plan = plan
 
     def webflow_id(self, collection: str, source_key: str) -> str | None:
         if collection in self.deferred:
@@ -431,7 +433,7 @@ class _CheckpointReferences:
         state = self.checkpoint.lookup(collection, [source_key]).get(source_key)
         if state is not None and state.state in ("done", "staged") and state.webflow_id:
             return state.webflow_id
-        if self.planned is not None and source_key in self.planned.get(collection, ()):
+        if self.plan and self.checkpoint.is_planned(collection, source_key):
             return PLANNED_ID
         return None
 
@@ -446,7 +448,6 @@ class _CheckpointSlugs:
         self.checkpoint = checkpoint
         self.collection = collection
         self.known: dict[str, str] = {}
-        self.claimed_now: dict[str, str] = {}
 
     def remember(self, states: Mapping[str, ItemState]) -> None:
         self.known = {key: s.slug for key, s in states.items() if s.slug}
@@ -459,11 +460,12 @@ class _CheckpointSlugs:
         while not self._free(candidate, source_key):
             number += 1
             candidate = slug_with_suffix(wanted, number)
-        self.claimed_now[candidate] = source_key
+        self.checkpoint.claim_slug(self.collection, source_key, candidate)
         return candidate
 
     def _free(self, slug: str, key: str) -> bool:
-        holder = self.claimed_now.get(slug)
+        # Claimed in this run by another record, or held by an item of an earlier run.
+        holder = self.checkpoint.slug_claimer(self.collection, slug)
         if holder is not None and holder != key:
             return False
         stored = self.checkpoint.slug_holder(self.collection, slug)
@@ -619,8 +621,6 @@ class _Run:
         self.dry_run = dry_run
         self.schemas: dict[str, CollectionSchema] = {}
         self.second_pass: list[_DeferredItem] = []
-        #: In a plan: the keys each collection would hold, so references to them resolve.
-        self.planned: dict[str, set[str]] | None = {} if dry_run else None
         #: The site's locales: tag (lowercase) -> cmsLocaleId; the primary's under "".
         self.locales: dict[str, str] = {}
 
@@ -799,7 +799,7 @@ class _Run:
             collection.mapping(),
             schema,
             collection=name,
-            resolver=_CheckpointReferences(checkpoint, deferred_targets, self.planned),
+            resolver=_CheckpointReferences(checkpoint, deferred_targets, plan=self.dry_run),
             slugs=slugs,
             deferrable=deferred_targets,
             attachment_url=(
@@ -811,7 +811,7 @@ class _Run:
             collection,
             schema,
             mapper_options={
-                "resolver": _CheckpointReferences(checkpoint, deferred_targets, self.planned),
+                "resolver": _CheckpointReferences(checkpoint, deferred_targets, plan=self.dry_run),
                 "deferrable": deferred_targets,
                 "attachment_url": (
                     source.attachment_url if isinstance(source, AttachmentSource) else None
@@ -825,10 +825,8 @@ class _Run:
         batch_size = max(1, job.run.batch_size // max(len(locale_ids), 1))
         send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)
         before = dict(self.writer.stats.by_collection.get(name, {}))
-        seen: set[str] = set()
         unreadable = 0
         cursor: str | None = since
-        planned_keys = self.planned.setdefault(name, set()) if self.planned is not None else None
 
         async def produce() -> None:
             nonlocal unreadable, cursor
@@ -844,6 +842,10 @@ class _Run:
             async def handle_chunk(chunk: list[SourceItem]) -> None:
                 nonlocal unreadable, cursor
                 keys = [r.key for r in chunk if isinstance(r, SourceRecord)]
+                # Keys of earlier chunks live in the checkpoint's scratch, not in memory.
+                read_before = checkpoint.mark_seen(name, keys)
+                in_chunk: set[str] = set()
+                planned: list[str] = []
                 states = checkpoint.lookup(name, keys)
                 slugs.remember(states)
                 failures: list[ItemFailure] = []
@@ -860,7 +862,7 @@ class _Run:
                             )
                         )
                         continue
-                    if record.key in seen:
+                    if record.key in read_before or record.key in in_chunk:
                         failures.append(
                             ItemFailure(
                                 key=record.key,
@@ -874,7 +876,7 @@ class _Run:
                             )
                         )
                         continue
-                    seen.add(record.key)
+                    in_chunk.add(record.key)
                     cursor = _later_cursor(cursor, record.cursor)
                     source_hash = _source_hash(fingerprint, record)
                     known = states.get(record.key)
@@ -886,8 +888,7 @@ class _Run:
                         and not (known.content_hash or "").endswith(_PENDING_MARKS)
                     ):
                         # The very record this item was written from: nothing to map or send.
-                        if planned_keys is not None:
-                            planned_keys.add(record.key)
+                        planned.append(record.key)
                         summary.count(name, "unchanged")
                         sink.advanced(name, unchanged=1)
                         continue
@@ -898,8 +899,7 @@ class _Run:
                     if isinstance(result, SkippedRecord):
                         summary.count(name, "skipped")
                         continue
-                    if planned_keys is not None:
-                        planned_keys.add(record.key)
+                    planned.append(record.key)
                     for warning in result.warnings:
                         summary.count(name, f"warning:{warning.kind}")
                     target = _target_of(job, result)
@@ -1004,6 +1004,8 @@ class _Run:
                     )
                     checkpoint.record_acknowledged(name, batch_id, adopted)
                     checkpoint.close_batch(batch_id, "ok")
+                if self.dry_run and planned:
+                    checkpoint.mark_planned(name, planned)
 
             async with send, contextlib.aclosing(source.records(since=since)) as records:
                 chunk: list[SourceItem] = []
@@ -1033,7 +1035,7 @@ class _Run:
             receive.close()
 
         if since is None:
-            await self.remove_vanished(name, schema.id, seen, unreadable)
+            await self.remove_vanished(name, schema.id, unreadable)
         if not self.dry_run:
             await self.publish_staged(name, schema.id, locale_ids)
             after = self.writer.stats.by_collection.get(name, {})
@@ -1143,40 +1145,35 @@ class _Run:
                 foreign.by_key[str(item.field_data[key_field])] = item
         return foreign
 
-    async def remove_vanished(
-        self, name: str, collection_id: str, seen: set[str], unreadable: int
-    ) -> None:
+    async def remove_vanished(self, name: str, collection_id: str, unreadable: int) -> None:
         """Items whose source record is gone, handled as the job says, within the safety cap."""
         collection = self.job.collections[name]
         policy = collection.deletions
         if policy == "keep":
             return
-        known = [
-            s
-            for state in ("done", "staged")
-            for s in self.checkpoint.in_state(name, state)
-            if s.webflow_id
-        ]
-        gone = [s for s in known if s.key not in seen]
-        if not gone:
+        counts = self.checkpoint.counts().get(name, {})
+        known = counts.get("done", 0) + counts.get("staged", 0)
+        vanished = self.checkpoint.count_unseen(name)
+        if not vanished:
             return
         if unreadable:
             self.summary.notes.append(
-                f"{name}: {unreadable} source records could not be read, so {len(gone)} "
+                f"{name}: {unreadable} source records could not be read, so {vanished} "
                 "missing records were not treated as deleted"
             )
             return
-        limit = math.floor(collection.max_delete_share * len(known))
-        if len(gone) > limit:
-            self.summary.count(name, "deletions_refused", len(gone))
+        limit = math.floor(collection.max_delete_share * known)
+        if vanished > limit:
+            self.summary.count(name, "deletions_refused", vanished)
             message = (
-                f"{name}: {len(gone)} of {len(known)} items are gone from the source, more than "
+                f"{name}: {vanished} of {known} items are gone from the source, more than "
                 f"max_delete_share = {collection.max_delete_share} allows ({limit}); nothing was "
                 "removed. If the source is right, raise max_delete_share for one run."
             )
             self.summary.notes.append(message)
             self.sink.message("error", message)
             return
+        gone = self.checkpoint.unseen(name)
         outcome = {"archive": "archived", "unpublish": "unpublished", "delete": "deleted"}[policy]
         if self.dry_run:
             self.summary.count(name, f"would_{policy}", len(gone))
