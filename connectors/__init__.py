@@ -31,6 +31,8 @@ class SourceRecord:
     """One record read from a source.
 
     ``key`` is stable across runs (a key column, a post id): the checkpoint log is keyed by it.
+    A source may pass on a key its data repeats; the runner keeps the first record with a key
+    and logs each repeat as an error, for every source alike.
     ``fields`` holds JSON-like values (str, int, float, bool, None, lists, dicts); CSV values stay
     text. ``cursor`` is the record's incremental cursor value (an ``updated_at``, a
     ``modified_gmt``) for sources that read incrementally; ``position`` says where it was read

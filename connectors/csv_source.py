@@ -21,8 +21,8 @@ Decisions a job author may want to know:
   that way (or under ``"<codec>:replace"``) are counted in :attr:`CsvSource.damaged_rows` and
   logged as a warning at the end of the read.
 * Duplicate header names are told apart the way pandas does it: ``name``, ``name.1``, ...
-* Remembering keys to refuse duplicates costs memory per distinct key (about 80 bytes plus the
-  key's length); everything else stays flat whatever the file's size.
+* Memory stays flat whatever the file's size: a key repeated in the file is passed on as read,
+  and the runner, which sees every source's keys, refuses the repeat (the first row wins).
 """
 
 from __future__ import annotations
@@ -382,7 +382,6 @@ class _RowReader:
         self._key_separator = key_separator
         self.damaged_rows = 0
         self._lines_done = 0
-        self._seen_keys: set[str] = set()
         self._delimiter = delimiter
         self._record_lines: list[str] = []
         self._lines = self._physical_lines()
@@ -497,9 +496,6 @@ class _RowReader:
             if not part:
                 return self._error(line, f"the key column {headers[index]!r} is empty")
         key = self._key_separator.join(key_parts)
-        if key in self._seen_keys:
-            return self._error(line, f"duplicate key {key!r}: an earlier row has it; skipped")
-        self._seen_keys.add(key)
         if self._count_damage and any(_REPLACEMENT_CHAR in value for value in row):
             self.damaged_rows += 1
         if self._selected is None:

@@ -863,14 +863,15 @@ class _Run:
                         )
                         continue
                     if record.key in read_before or record.key in in_chunk:
+                        # Logged under a key of its own: the first record's row is not touched.
                         failures.append(
                             ItemFailure(
-                                key=record.key,
+                                key=f"{record.key}~{record.position or 'repeated'}",
                                 field=None,
                                 kind="source",
                                 reason=_positioned(
-                                    "duplicate key in the source; the first record with this "
-                                    "key was kept",
+                                    f"duplicate key {record.key!r} in the source; the first "
+                                    "record with this key was kept",
                                     record.position,
                                 ),
                             )
