@@ -418,6 +418,21 @@ class CheckpointLog:
                 found[row[1]] = _item(row)
         return found
 
+    def written_from(self, collection: str, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """For items in Webflow: key -> (source fingerprint, content hash). Narrow and fast:
+        a rerun asks it of every record."""
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for key, source_hash, content_hash in self._db.execute(
+                "SELECT key, source_hash, content_hash FROM items "
+                f"WHERE collection = ? AND key IN ({marks}) AND state IN ('done', 'staged') "
+                "AND webflow_id IS NOT NULL AND source_hash IS NOT NULL",
+                (collection, *chunk),
+            ):
+                found[key] = (source_hash, content_hash or "")
+        return found
+
     def by_webflow_ids(self, collection: str, ids: Sequence[str]) -> dict[str, ItemState]:
         found: dict[str, ItemState] = {}
         for chunk in _chunks(ids, LOOKUP_CHUNK):
@@ -628,19 +643,26 @@ class CheckpointLog:
         )
         return seen_before
 
-    def claim_slug(self, collection: str, key: str, slug: str) -> None:
-        self._db.execute(
+    def claim_slugs(self, collection: str, claims: Sequence[tuple[str, str]]) -> None:
+        """Note (key, slug) claims made in this run."""
+        self._write_many(
             "UPDATE temp.run_keys SET slug = ? WHERE collection = ? AND key = ?",
-            (slug, collection, key),
+            [(slug, collection, key) for key, slug in claims],
         )
 
-    def slug_claimer(self, collection: str, slug: str) -> str | None:
-        """The key that claimed ``slug`` in this run, if any."""
+    def slug_holders(self, collection: str, slug: str) -> tuple[str | None, str | None]:
+        """Who has ``slug``: the key that claimed it in this run, and the key holding it in the
+        log (see :meth:`slug_holder`); one query, as it runs for every new record."""
         row = self._db.execute(
-            "SELECT key FROM temp.run_keys WHERE collection = ? AND slug = ? LIMIT 1",
-            (collection, slug),
+            "SELECT (SELECT key FROM temp.run_keys WHERE collection = ? AND slug = ? LIMIT 1), "
+            "(SELECT key FROM items INDEXED BY items_slug WHERE collection = ? AND slug = ? "
+            "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1)",
+            (collection, slug, collection, slug),
         ).fetchone()
-        return str(row[0]) if row else None
+        return (
+            str(row[0]) if row[0] is not None else None,
+            str(row[1]) if row[1] is not None else None,
+        )
 
     def mark_planned(self, collection: str, keys: Sequence[str]) -> None:
         """In a plan: these records would become items (references to them resolve)."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import math
 import os
 import secrets
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 from anyio.abc import ObjectReceiveStream
 from pydantic import SecretStr
 
@@ -448,6 +448,8 @@ class _CheckpointSlugs:
         self.checkpoint = checkpoint
         self.collection = collection
         self.known: dict[str, str] = {}
+        #: Claims of the chunk being mapped, written to the scratch together by :meth:`flush`.
+        self.pending: dict[str, str] = {}
 
     def remember(self, states: Mapping[str, ItemState]) -> None:
         self.known = {key: s.slug for key, s in states.items() if s.slug}
@@ -460,16 +462,27 @@ class _CheckpointSlugs:
         while not self._free(candidate, source_key):
             number += 1
             candidate = slug_with_suffix(wanted, number)
-        self.checkpoint.claim_slug(self.collection, source_key, candidate)
+        self.pending[candidate] = source_key
+        if len(self.pending) >= LOOKUP_CHUNK:
+            self.flush()
         return candidate
+
+    def flush(self) -> None:
+        if self.pending:
+            self.checkpoint.claim_slugs(
+                self.collection, [(key, slug) for slug, key in self.pending.items()]
+            )
+            self.pending = {}
 
     def _free(self, slug: str, key: str) -> bool:
         # Claimed in this run by another record, or held by an item of an earlier run.
-        holder = self.checkpoint.slug_claimer(self.collection, slug)
-        if holder is not None and holder != key:
-            return False
-        stored = self.checkpoint.slug_holder(self.collection, slug)
-        return stored is None or stored == key
+        pending = self.pending.get(slug)
+        if pending is not None:
+            return pending == key
+        return all(
+            holder is None or holder == key
+            for holder in self.checkpoint.slug_holders(self.collection, slug)
+        )
 
 
 @dataclass(slots=True)
@@ -579,8 +592,10 @@ def _mapping_fingerprint(job: Job, collection: CollectionJob) -> bytes:
 
 
 def _source_hash(fingerprint: bytes, record: SourceRecord) -> str:
-    text = json.dumps(record.fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(fingerprint + text.encode(), digest_size=16).hexdigest()
+    # orjson: this runs for every record of every rerun, ten times faster than json.dumps.
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    text = orjson.dumps(dict(record.fields), option=options, default=str)
+    return hashlib.blake2b(fingerprint + text, digest_size=16).hexdigest()
 
 
 def _mapping_failure(failure: MappingFailure) -> ItemFailure:
@@ -844,12 +859,13 @@ class _Run:
                 keys = [r.key for r in chunk if isinstance(r, SourceRecord)]
                 # Keys of earlier chunks live in the checkpoint's scratch, not in memory.
                 read_before = checkpoint.mark_seen(name, keys)
+                written = checkpoint.written_from(name, keys)
                 in_chunk: set[str] = set()
                 planned: list[str] = []
-                states = checkpoint.lookup(name, keys)
-                slugs.remember(states)
                 failures: list[ItemFailure] = []
                 adopted: list[Acknowledged] = []
+                to_map: list[tuple[SourceRecord, str]] = []
+                unchanged = 0
                 for record in chunk:
                     if isinstance(record, RecordError):
                         unreadable += 1
@@ -880,19 +896,23 @@ class _Run:
                     in_chunk.add(record.key)
                     cursor = _later_cursor(cursor, record.cursor)
                     source_hash = _source_hash(fingerprint, record)
-                    known = states.get(record.key)
+                    earlier = written.get(record.key)
                     if (
-                        known is not None
-                        and known.source_hash == source_hash
-                        and known.webflow_id
-                        and known.state in ("done", "staged")
-                        and not (known.content_hash or "").endswith(_PENDING_MARKS)
+                        earlier is not None
+                        and earlier[0] == source_hash
+                        and not earlier[1].endswith(_PENDING_MARKS)
                     ):
                         # The very record this item was written from: nothing to map or send.
                         planned.append(record.key)
-                        summary.count(name, "unchanged")
-                        sink.advanced(name, unchanged=1)
+                        unchanged += 1
                         continue
+                    to_map.append((record, source_hash))
+                if unchanged:
+                    summary.count(name, "unchanged", unchanged)
+                    sink.advanced(name, unchanged=unchanged)
+                states = checkpoint.lookup(name, [record.key for record, _ in to_map])
+                slugs.remember(states)
+                for record, source_hash in to_map:
                     result = mapper.map(record)
                     if isinstance(result, MappingFailure):
                         failures.append(_mapping_failure(result))
@@ -1005,6 +1025,7 @@ class _Run:
                     )
                     checkpoint.record_acknowledged(name, batch_id, adopted)
                     checkpoint.close_batch(batch_id, "ok")
+                slugs.flush()
                 if self.dry_run and planned:
                     checkpoint.mark_planned(name, planned)
 
