@@ -614,6 +614,24 @@ class WordPressRestSource:
                                 continue
                         yield record
 
+    async def estimated_total(self, since: str | None = None) -> int | None:
+        """What WordPress reports in ``X-WP-Total`` for the same read, from a one-item page."""
+        since_at = parse_since(since) if since is not None else None
+        config = self._config
+        timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers={"User-Agent": "flowport"}
+        ) as session:
+            api = _Api(session, config, self._credentials)
+            await api.discover()
+            shape, _taxonomy = await self._resolve(api)
+            if since_at is not None and shape in ("term", "user"):
+                return None
+            params = {**self._params(shape, since_at), "per_page": "1"}
+            params.pop("_embed", None)
+            page = await self._fetch(api, f"/wp/v2/{config.resource}", params, 1)
+            return page.total
+
     def _params(self, shape: RecordShape, since_at: datetime | None) -> dict[str, str]:
         config = self._config
         params = {"per_page": str(config.per_page), "orderby": "id", "order": "asc"}

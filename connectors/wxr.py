@@ -389,6 +389,10 @@ class _Scan:
     first_repair_line: int | None = None
     #: (taxonomy, slug) -> name of every term an item uses, declared or not.
     item_terms: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: (taxonomy, slug) of every term the export declares.
+    declared_terms: set[tuple[str, str]] = field(default_factory=set)
+    #: Items per post type, repeats included: an upper bound for the records a kind yields.
+    post_types: dict[str, int] = field(default_factory=dict)
 
 
 def _int(value: str | None) -> int | None:
@@ -675,12 +679,29 @@ class WxrSource:
         self._path = path
         self._kind = kind
         self._attachments: dict[int, tuple[str | None, str]] = {}
+        #: The first pass done for a count, kept for the read that follows it.
+        self._counted: _Scan | None = None
         self._repair = repair
         self._label = path.name
         self.notes: list[str] = []
 
     def __repr__(self) -> str:
         return f"WxrSource({str(self._path)!r}, kind={self._kind!r})"
+
+    async def estimated_total(self, since: str | None = None) -> int | None:
+        """From the first pass, which the read that follows then reuses: an upper bound
+        (repeated items and ``since`` can only lower it)."""
+        scan = await anyio.to_thread.run_sync(self._scan)
+        self._counted = scan
+        shape = self._shape
+        if shape == "post":
+            return scan.post_types.get(self._kind, 0)
+        if shape == "author":
+            logins = [*scan.authors, *scan.creators]
+            return len({user_slug(login) for login in logins})
+        taxonomy = taxonomy_of(self._kind.removeprefix("term:"))
+        used = {(t, slug) for t, slug in scan.item_terms if t == taxonomy}
+        return len({term for term in scan.declared_terms if term[0] == taxonomy} | used)
 
     def attachment_url(self, attachment_id: str) -> str | None:
         """An attachment's URL by its post id, for ``[gallery ids=...]``, once reading began."""
@@ -723,6 +744,10 @@ class WxrSource:
                     scan.authors.setdefault(author.login, author)
             elif family == "wp" and local == "wxr_version":
                 scan.version = _text(element).strip()
+            elif family == "wp" and local in _TERM_ELEMENTS:
+                term = _term_record(local, element)
+                if term is not None:
+                    scan.declared_terms.add((term["taxonomy"], term["slug"]))
             elif local == "item":
                 self._scan_item(element, scan, creators)
         if parse.wp_elements == 0:
@@ -738,6 +763,8 @@ class WxrSource:
     @staticmethod
     def _scan_item(element: etree._Element, scan: _Scan, creators: dict[str, None]) -> None:
         parts = _fields(element)
+        post_type = _post_type_of(parts)
+        scan.post_types[post_type] = scan.post_types.get(post_type, 0) + 1
         creator = (_get(parts, "dc:creator") or "").strip()
         if creator:
             creators.setdefault(creator, None)
@@ -858,7 +885,8 @@ class WxrSource:
                 key="since",
                 fix="run it without --since (terms and authors are read in full)",
             )
-        scan = await anyio.to_thread.run_sync(self._scan)
+        counted, self._counted = self._counted, None
+        scan = counted if counted is not None else await anyio.to_thread.run_sync(self._scan)
         self._attachments = scan.attachments
         if scan.repaired:
             note = (
