@@ -314,7 +314,7 @@ def _note_retry(sink: ProgressSink, collection: str, error: RetriableError) -> N
 
 
 async def validate_job(job: Job) -> list[str]:
-    """Check the target schema against the job, writing nothing: one line per problem."""
+    """Check every mapping against the schema it would meet, writing nothing: one line each."""
     problems: list[str] = []
     budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
     async with (
@@ -322,27 +322,53 @@ async def validate_job(job: Job) -> list[str]:
         WebflowClient(destination.base_url, destination.token, budget=budget) as client,
     ):
         existing = await client.list_collections(destination.site_id)
-        for name, collection in job.collections.items():
-            found = _find_collection(existing, collection.target)
-            if found is None:
-                if not collection.create_missing:
-                    problems.append(
-                        f"collections.{name}.target: no collection '{collection.target}' "
-                        "on the site (set create_missing = true to create it)"
-                    )
-                continue
-            schema = await client.get_collection(found.id)
+        for name in job.collections:
             try:
-                compile_mapping(
-                    collection.mapping(),
-                    schema,
-                    collection=name,
-                    resolver=_NoReferences(),
-                    slugs=_NoSlugs(),
+                schema = await _expected_schema(
+                    job, name, existing, client.get_collection, destination.site_id
                 )
+                _check_mapping(job, name, schema)
             except ConfigError as error:
                 problems.append(str(error))
     return problems
+
+
+async def _expected_schema(
+    job: Job,
+    name: str,
+    existing: Sequence[CollectionSchema],
+    read: Callable[[str], Awaitable[CollectionSchema]],
+    site_id: str,
+) -> CollectionSchema:
+    """The schema a collection's items will meet: as it is, plus what the job would create."""
+    collection = job.collections[name]
+    planned = _planned_schema(name, collection)
+    found = _find_collection(existing, collection.target)
+    if found is None:
+        if not collection.create_missing:
+            raise ConfigError(
+                f"no collection '{collection.target}' on site {site_id}",
+                key=f"collections.{name}.target",
+                fix="create it in Webflow, or set create_missing = true with a schema",
+            )
+        return planned
+    current = await read(found.id)
+    if not collection.create_missing:
+        return current
+    have = {f.slug for f in current.fields}
+    extra = [f for f in planned.fields if f.slug not in have]
+    return current.model_copy(update={"fields": (*current.fields, *extra)})
+
+
+def _check_mapping(job: Job, name: str, schema: CollectionSchema) -> None:
+    compile_mapping(
+        job.collections[name].mapping(),
+        schema,
+        collection=name,
+        resolver=_NoReferences(),
+        slugs=_NoSlugs(),
+        deferrable=frozenset(job.collections),
+    )
 
 
 class _NoReferences:
@@ -652,41 +678,20 @@ class _Run:
     # -- collections and their schemas -----------------------------------------------------------
 
     async def check_mappings(self, site_id: str) -> None:
-        """Compile every mapping against the schema it will meet, before anything is written.
-
-        That schema is the collection's as it is, plus the fields the job would create.
-        """
+        """Compile every mapping against the schema it will meet, before anything is written."""
         existing = await self.writer.call(
             "", functools.partial(self.client.list_collections, site_id)
         )
-        names = frozenset(self.job.collections)
-        for name, collection in self.job.collections.items():
-            planned = _planned_schema(name, collection)
-            found = _find_collection(existing, collection.target)
-            if found is None and not collection.create_missing:
-                raise ConfigError(
-                    f"no collection '{collection.target}' on site {site_id}",
-                    key=f"collections.{name}.target",
-                    fix="create it in Webflow, or set create_missing = true with a schema",
+        for name in self.job.collections:
+
+            async def read(collection_id: str, name: str = name) -> CollectionSchema:
+                schema: CollectionSchema = await self.writer.call(
+                    name, functools.partial(self.client.get_collection, collection_id)
                 )
-            schema = planned
-            if found is not None:
-                current = await self.writer.call(
-                    name, functools.partial(self.client.get_collection, found.id)
-                )
-                have = {f.slug for f in current.fields}
-                extra = [f for f in planned.fields if f.slug not in have]
-                schema = current.model_copy(update={"fields": (*current.fields, *extra)})
-                if not collection.create_missing:
-                    schema = current
-            compile_mapping(
-                collection.mapping(),
-                schema,
-                collection=name,
-                resolver=_NoReferences(),
-                slugs=_NoSlugs(),
-                deferrable=names,
-            )
+                return schema
+
+            schema = await _expected_schema(self.job, name, existing, read, site_id)
+            _check_mapping(self.job, name, schema)
 
     async def prepare_collections(self, site_id: str) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""

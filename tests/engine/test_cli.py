@@ -39,12 +39,14 @@ JOB = textwrap.dedent(
     [collections.authors]
     create_missing = true
     source = { type = "csv", path = "authors.csv", key = "id" }
+    slug_from = "name"
     fields = { name = "name" }
     schema = { singular_name = "Author" }
 
     [collections.posts]
     create_missing = true
     source = { type = "csv", path = "posts.csv", key = "id" }
+    slug_from = "name"
     fields = { name = "title", author = { source = "author_id", reference = "authors" } }
     schema = { fields = { author = { type = "Reference", collection = "authors" } } }
     """
@@ -126,6 +128,15 @@ def test_validate_online_reports_schema_problems_with_exit_2(job: Path) -> None:
     result = flowport("validate", str(job), cwd=job.parent)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "problem: collections.posts.target" in result.stderr
+
+
+def test_validate_online_checks_collections_the_job_would_create(job: Path) -> None:
+    # Neither collection exists yet: their mappings are checked against what would be created.
+    job.write_text(job.read_text().replace('slug_from = "name"\n', ""))
+    result = flowport("validate", str(job), cwd=job.parent)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "problem: collections.authors.fields.slug" in result.stderr
+    assert "problem: collections.posts.fields.slug" in result.stderr
 
 
 @pytest.mark.parametrize(
