@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Literal, cast
 
 import anyio
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from connectors import RecordError, SourceItem, SourceRecord
 from connectors._keys import KeyedSourceConfig
@@ -80,8 +80,6 @@ def _parse_encoding(spec: str) -> tuple[str, str] | None:
 
 class CsvSourceConfig(KeyedSourceConfig):
     """A CSV file whose rows become items; values stay text."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["csv"] = "csv"
     path: Path = Field(

@@ -38,7 +38,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import sqlalchemy as sa
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -101,8 +101,6 @@ def parse_table_name(text: str) -> tuple[str | None, str]:
 
 class SqlSourceConfig(KeyedSourceConfig):
     """A database table or SELECT whose rows become items."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["sql"] = "sql"
     url_env: str | None = Field(

@@ -65,7 +65,7 @@ from pipeline.errors import (
     ServerError,
 )
 from pipeline.jobfile import CollectionJob, Job
-from pipeline.logging import ProgressSink
+from pipeline.logging import NullSink, ProgressSink
 from pipeline.ratebudget import RateBudget
 from pipeline.webflow.client import WebflowClient
 from pipeline.webflow.models import CollectionSchema, Item
@@ -142,25 +142,6 @@ class RunSummary:
         return result
 
 
-class _NullProgress:
-    def collection_started(self, collection: str, total: int | None) -> None:
-        pass
-
-    def advanced(
-        self, collection: str, *, done: int = 0, failed: int = 0, unchanged: int = 0
-    ) -> None:
-        pass
-
-    def retried(self, collection: str, *, status: int | None, rate_limited: bool) -> None:
-        pass
-
-    def message(self, level: str, text: str, **fields: Any) -> None:
-        pass
-
-    def collection_finished(self, collection: str, counts: Mapping[str, int]) -> None:
-        pass
-
-
 @dataclass(frozen=True, slots=True)
 class _Destination:
     base_url: str
@@ -224,7 +205,7 @@ def _checkpoint_for(job: Job, *, dry_run: bool) -> Iterator[CheckpointLog]:
 async def run_job(
     job: Job, progress: ProgressSink | None = None, *, dry_run: bool = False
 ) -> RunSummary:
-    sink: ProgressSink = progress or _NullProgress()
+    sink: ProgressSink = progress or NullSink()
     summary = RunSummary(job=job.path.stem, dry_run=dry_run)
     started = time.perf_counter()
     if job.destination.api != "sandbox":
@@ -666,8 +647,11 @@ class _Run:
         self.locales: dict[str, str] = {}
 
     async def execute(self, site_id: str) -> None:
-        await self.check_mappings(site_id)
-        await self.prepare_collections(site_id)
+        existing = await self.writer.call(
+            "", functools.partial(self.client.list_collections, site_id)
+        )
+        await self.check_mappings(site_id, existing)
+        await self.prepare_collections(site_id, existing)
         for name in self.job.write_order():
             await self.run_collection(name)
         await self.set_deferred_references()
@@ -677,11 +661,11 @@ class _Run:
 
     # -- collections and their schemas -----------------------------------------------------------
 
-    async def check_mappings(self, site_id: str) -> None:
-        """Compile every mapping against the schema it will meet, before anything is written."""
-        existing = await self.writer.call(
-            "", functools.partial(self.client.list_collections, site_id)
-        )
+    async def check_mappings(self, site_id: str, existing: Sequence[CollectionSchema]) -> None:
+        """Compile every mapping against the schema it will meet, before anything is written.
+
+        A missing collection the job may not create stops the run here.
+        """
         for name in self.job.collections:
 
             async def read(collection_id: str, name: str = name) -> CollectionSchema:
@@ -693,7 +677,7 @@ class _Run:
             schema = await _expected_schema(self.job, name, existing, read, site_id)
             _check_mapping(self.job, name, schema)
 
-    async def prepare_collections(self, site_id: str) -> None:
+    async def prepare_collections(self, site_id: str, existing: Sequence[CollectionSchema]) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""
         writer, client, job = self.writer, self.client, self.job
         if any(c.locales for c in job.collections.values()):
@@ -705,18 +689,11 @@ class _Run:
                     self.locales[locale.tag.lower()] = locale.cms_locale_id
             for name, collection in job.collections.items():
                 self.locale_ids(name, collection)  # a wrong tag stops the run before any write
-        existing = await writer.call("", functools.partial(client.list_collections, site_id))
         ids: dict[str, str] = {}
         for name in job.write_order():
             collection = job.collections[name]
             found = _find_collection(existing, collection.target)
-            if found is None:
-                if not collection.create_missing:
-                    raise ConfigError(
-                        f"no collection '{collection.target}' on site {site_id}",
-                        key=f"collections.{name}.target",
-                        fix="create it in Webflow, or set create_missing = true with a schema",
-                    )
+            if found is None:  # check_mappings made sure the job may create it
                 if self.dry_run:
                     self.summary.notes.append(f"would create collection {collection.target}")
                     self.schemas[name] = _planned_schema(name, collection)

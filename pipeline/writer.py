@@ -339,7 +339,7 @@ class Writer:
         key_field = self.external_key_fields.get(collection)
         found: dict[str, Item] = {}
         horizon = (since - RECONCILE_SKEW) if since is not None else None
-        async for item in self._newest_first(collection, collection_id):
+        async for item in self.iter_items(collection, collection_id, newest_first=True):
             key = by_slug.get(item.slug or "")
             if key is None and key_field is not None:
                 external = item.field_data.get(key_field)
@@ -362,21 +362,9 @@ class Writer:
         result: T = await self._retrying(collection, operation, idempotent=idempotent)
         return result
 
-    async def iter_items(self, collection: str, collection_id: str) -> AsyncIterator[Item]:
-        offset = 0
-        while True:
-            page = await self._retrying(
-                collection,
-                functools.partial(self.client.list_items, collection_id, offset=offset),
-                idempotent=True,
-            )
-            for item in page.items:
-                yield item
-            offset += len(page.items)
-            if not page.items or offset >= page.pagination.total:
-                return
-
-    async def _newest_first(self, collection: str, collection_id: str) -> AsyncIterator[Item]:
+    async def iter_items(
+        self, collection: str, collection_id: str, *, newest_first: bool = False
+    ) -> AsyncIterator[Item]:
         offset = 0
         while True:
             page = await self._retrying(
@@ -385,8 +373,8 @@ class Writer:
                     self.client.list_items,
                     collection_id,
                     offset=offset,
-                    sort_by="createdOn",
-                    sort_order="desc",
+                    sort_by="createdOn" if newest_first else None,
+                    sort_order="desc" if newest_first else None,
                 ),
                 idempotent=True,
             )
