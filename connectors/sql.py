@@ -34,20 +34,21 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
-import sqlalchemy as sa
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.pool import NullPool
-from sqlalchemy.sql.elements import quoted_name
 
 from connectors import RecordError, SourceItem, SourceRecord
 from connectors._keys import KeyedSourceConfig
 from pipeline.errors import ConfigError, FlowportError, SourceError
+
+if TYPE_CHECKING:
+    # SQLAlchemy is imported where a SQL source is opened, not with the job-file models:
+    # it is a fifth of the CLI's start-up time, which jobs without a SQL source need not pay.
+    import sqlalchemy as sa
+    from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["SqlSource", "SqlSourceConfig", "parse_table_name"]
 
@@ -209,6 +210,9 @@ class SqlSourceConfig(KeyedSourceConfig):
                 ) from None
             raw = lines[0].strip() if lines else ""
             origin = f"the file {path}"
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             return make_url(raw)
         except ArgumentError:
@@ -376,6 +380,9 @@ class SqlSource:
                 fix="name a column that grows when a row changes, e.g. updated_at",
             )
         await self._check_sqlite_file()
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
         engine = create_async_engine(
             self._url, poolclass=NullPool, connect_args=self._connect_args()
         )
@@ -403,6 +410,9 @@ class SqlSource:
     async def estimated_total(self, since: str | None = None) -> int | None:
         """How many rows the read will yield, counted by the database."""
         await self._check_sqlite_file()
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
         engine = create_async_engine(
             self._url, poolclass=NullPool, connect_args=self._connect_args()
         )
@@ -413,6 +423,8 @@ class SqlSource:
                 statement = await self._run("prepare the count", self._statement(connection, since))
                 if statement is None:
                     return 0
+                import sqlalchemy as sa
+
                 if not isinstance(statement, sa.Select):
                     statement = sa.select(sa.literal_column("*")).select_from(
                         sa.text(self._query or "").columns().subquery(_QUERY_ALIAS)
@@ -430,6 +442,8 @@ class SqlSource:
                 await engine.dispose()
 
     async def _run(self, doing: str, step: Awaitable[_T]) -> _T:
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return await step
         except FlowportError:
@@ -463,6 +477,9 @@ class SqlSource:
             await connection.exec_driver_sql("START TRANSACTION READ ONLY")
 
     def _from_clause(self) -> sa.FromClause:
+        import sqlalchemy as sa
+        from sqlalchemy.sql.elements import quoted_name
+
         if self._table is not None:
             schema, table = self._table
             return sa.table(
@@ -475,6 +492,8 @@ class SqlSource:
     async def _statement(
         self, connection: AsyncConnection, since: str | None
     ) -> sa.Executable | None:
+        import sqlalchemy as sa
+
         options = {"yield_per": self._batch_size}
         if self._query is not None and self._cursor_column is None:
             return sa.text(self._query).execution_options(**options)
@@ -494,6 +513,8 @@ class SqlSource:
         return statement.order_by(*order).execution_options(**options)
 
     async def _items(self, result: Any) -> AsyncIterator[SourceItem]:
+        from sqlalchemy.exc import SQLAlchemyError
+
         columns = list(result.keys())
         self._require_columns(columns)
         key_indices = [columns.index(name) for name in self._key_columns]
@@ -573,4 +594,7 @@ class SqlSource:
 
 
 def _column(name: str) -> sa.ColumnClause[Any]:
+    import sqlalchemy as sa
+    from sqlalchemy.sql.elements import quoted_name
+
     return sa.column(quoted_name(name, quote=True))

@@ -8,15 +8,18 @@ made absolute against the collection's ``base_url`` so they still work once on W
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urljoin
 
 import nh3
-from markdown_it import MarkdownIt
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 __all__ = [
     "ALLOWED_TAGS",
@@ -84,11 +87,16 @@ def sanitize_html(
     ).strip()
 
 
-_MARKDOWN: Final = MarkdownIt("commonmark", {"html": True})
+@functools.cache
+def _markdown() -> MarkdownIt:
+    # Built on first use, not at import: most jobs never convert Markdown.
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True})
 
 
 def markdown_to_html(text: str, *, base_url: str | None = None) -> str:
-    return sanitize_html(_MARKDOWN.render(text), base_url=base_url)
+    return sanitize_html(_markdown().render(text), base_url=base_url)
 
 
 # --- WordPress post content ------------------------------------------------------------------

@@ -16,7 +16,10 @@ BIN = Path(sys.executable).parent
 def test_mypy_strict_on_the_three_packages() -> None:
     result = subprocess.run(
         [str(BIN / "mypy"), "pipeline", "connectors", "mappings"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -24,6 +27,9 @@ def test_mypy_strict_on_the_three_packages() -> None:
 def test_ruff_lint() -> None:
     result = subprocess.run(
         [str(BIN / "ruff"), "check", "pipeline", "connectors", "mappings", "tests", "benchmarks"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -9,9 +9,30 @@ this file for the behaviour it emulates and the choices made where Webflow's doc
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pipeline.sandbox._config import FaultConfig, SandboxConfig
-from pipeline.sandbox._core import ItemVariant, SandboxCore
-from pipeline.sandbox._errors import ApiError
-from pipeline.sandbox._server import Sandbox
+
+if TYPE_CHECKING:
+    from pipeline.sandbox._core import ItemVariant, SandboxCore
+    from pipeline.sandbox._errors import ApiError
+    from pipeline.sandbox._server import Sandbox
 
 __all__ = ["ApiError", "FaultConfig", "ItemVariant", "Sandbox", "SandboxConfig", "SandboxCore"]
+
+# The server and its state are loaded on first use: the `flowport` CLI registers the sandbox
+# command at every start, and a run against Webflow never needs the emulator itself.
+_LAZY = {
+    "ApiError": "pipeline.sandbox._errors",
+    "ItemVariant": "pipeline.sandbox._core",
+    "SandboxCore": "pipeline.sandbox._core",
+    "Sandbox": "pipeline.sandbox._server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
