@@ -462,25 +462,32 @@ class _RowReader:
         return indices
 
     def read_batch(self, size: int) -> list[SourceItem]:
+        # The loop every row goes through, so it keeps to locals; anything unusual (a short
+        # row, an empty or composite key, decoding damage) goes through _to_item.
         batch: list[SourceItem] = []
+        append = batch.append
+        next_row = self._next_row
+        headers = self._headers
+        width = len(headers)
+        key_index = self._key_indices[0] if len(self._key_indices) == 1 else -1
+        plain = not self._count_damage and self._selected is None and key_index >= 0
         while len(batch) < size:
-            item = self._next_item()
-            if item is None:
-                break
-            batch.append(item)
-        return batch
-
-    def _next_item(self) -> SourceItem | None:
-        while True:
             line = self._lines_done + 1
             try:
-                row = self._next_row()
+                row = next_row()
             except csv.Error as exc:
-                return self._error(line, f"malformed CSV ({exc}); is a quote left open?")
+                append(self._error(line, f"malformed CSV ({exc}); is a quote left open?"))
+                continue
             if row is None:
-                return None
-            if row:
-                return self._to_item(row, line)
+                break
+            if not row:
+                continue
+            if plain and len(row) == width and row[key_index]:
+                fields = dict(zip(headers, row, strict=True))
+                append(SourceRecord(row[key_index], fields, None, f"line {line}"))
+            else:
+                append(self._to_item(row, line))
+        return batch
 
     def _error(self, line: int, reason: str) -> RecordError:
         return RecordError(key=f"line {line}", reason=reason, position=f"line {line}")

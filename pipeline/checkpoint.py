@@ -34,13 +34,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self, cast
 
+import orjson
+
 from pipeline.errors import FatalError
 from pipeline.logging import redact
 
 __all__ = [
+    "FINGERPRINT_CHARS",
     "SCHEMA_VERSION",
     "Acknowledged",
     "CheckpointLog",
+    "ChunkCheck",
     "ItemFailure",
     "ItemState",
     "State",
@@ -53,6 +57,10 @@ SCHEMA_VERSION: Final = 2
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
+#: RETURNING arrived in SQLite 3.35 (2021); json_each is built in since 3.38 and was usual before.
+MIN_SQLITE: Final = (3, 35, 0)
+#: Characters of a source fingerprint (a 16-byte digest in hex), as ``check_chunk`` expects.
+FINGERPRINT_CHARS: Final = 32
 #: Rows fetched per page when streaming, so writes can interleave with a long read.
 STREAM_PAGE: Final = 500
 
@@ -145,6 +153,15 @@ class ItemState:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkCheck:
+    """What :meth:`CheckpointLog.check_chunk` found: keys read before this chunk, and the keys
+    to map again, each with whether the log has a row for it."""
+
+    repeated: set[str]
+    changed: dict[str, bool]
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledged:
     """Webflow confirmed this item: it exists with that id, slug and content."""
 
@@ -230,6 +247,11 @@ class CheckpointLog:
 
     def _prepare(self) -> None:
         db = self._db
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise FatalError(
+                f"the checkpoint log needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer "
+                f"(RETURNING, json_each); this Python has {sqlite3.sqlite_version}"
+            )
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise FatalError(f"the checkpoint log {self.path} cannot use WAL mode (got {mode})")
@@ -418,21 +440,6 @@ class CheckpointLog:
                 found[row[1]] = _item(row)
         return found
 
-    def written_from(self, collection: str, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """For items in Webflow: key -> (source fingerprint, content hash). Narrow and fast:
-        a rerun asks it of every record."""
-        found: dict[str, tuple[str, str]] = {}
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
-            marks = ",".join("?" * len(chunk))
-            for key, source_hash, content_hash in self._db.execute(
-                "SELECT key, source_hash, content_hash FROM items "
-                f"WHERE collection = ? AND key IN ({marks}) AND state IN ('done', 'staged') "
-                "AND webflow_id IS NOT NULL AND source_hash IS NOT NULL",
-                (collection, *chunk),
-            ):
-                found[key] = (source_hash, content_hash or "")
-        return found
-
     def by_webflow_ids(self, collection: str, ids: Sequence[str]) -> dict[str, ItemState]:
         found: dict[str, ItemState] = {}
         for chunk in _chunks(ids, LOOKUP_CHUNK):
@@ -474,7 +481,24 @@ class CheckpointLog:
     def in_state(self, collection: str, state: str) -> Iterator[ItemState]:
         if state not in STATES:
             raise ValueError(f"unknown item state {state!r}; expected one of {', '.join(STATES)}")
-        return self._stream("collection = ? AND state = ?", (collection, state))
+        return self._in_state(collection, state)
+
+    def _in_state(self, collection: str, state: str) -> Iterator[ItemState]:
+        # Pages by key inside the state's index (which holds the key). The planner, left to
+        # itself, walks the whole collection by primary key, and every run asks for its staged
+        # and sending items, usually to find none among many done ones.
+        after = ""
+        while True:
+            rows = self._db.execute(
+                f"SELECT {_ITEM_COLUMNS} FROM items INDEXED BY items_state "
+                f"WHERE collection = ? AND state = ? AND key > ? ORDER BY key LIMIT {STREAM_PAGE}",
+                (collection, state, after),
+            ).fetchall()
+            for row in rows:
+                yield _item(row)
+            if len(rows) < STREAM_PAGE:
+                return
+            after = rows[-1][1]
 
     def errors(self) -> Iterator[ItemState]:
         return self._stream("last_error IS NOT NULL", ())
@@ -625,23 +649,47 @@ class CheckpointLog:
         db.execute("CREATE INDEX IF NOT EXISTS temp.run_keys_slug ON run_keys (collection, slug)")
         db.execute("DELETE FROM temp.run_keys")
 
-    def mark_seen(self, collection: str, keys: Sequence[str]) -> set[str]:
-        """Note keys read in this run; return those an earlier call already noted."""
-        seen_before: set[str] = set()
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
-            marks = ",".join("?" * len(chunk))
-            seen_before.update(
-                str(row[0])
-                for row in self._db.execute(
-                    f"SELECT key FROM temp.run_keys WHERE collection = ? AND key IN ({marks})",
-                    (collection, *chunk),
-                )
-            )
-        self._write_many(
-            "INSERT OR IGNORE INTO temp.run_keys (collection, key) VALUES (?, ?)",
-            [(collection, key) for key in keys],
-        )
-        return seen_before
+    def check_chunk(
+        self,
+        collection: str,
+        records: Sequence[tuple[str, str]],
+        *,
+        pending_marks: Sequence[str] = (),
+    ) -> ChunkCheck:
+        """Note a chunk of records read in this run, given as (key, source fingerprint), and
+        sort them: keys an earlier chunk already had, and keys whose item was not written from
+        this very record (absent, not in Webflow, another fingerprint, or a content hash ending
+        in one of ``pending_marks``).
+
+        A rerun asks this of every record, so it is two statements whatever the chunk's size,
+        and the rows it returns are the exceptions, not the rule.
+        """
+        if any(len(fingerprint) != FINGERPRINT_CHARS for _, fingerprint in records):
+            raise ValueError(f"a source fingerprint has {FINGERPRINT_CHARS} characters")
+        # Fingerprint and key in one string (the fingerprint has a fixed width) so that SQLite
+        # reads one JSON array of strings, its fastest path.
+        packed = orjson.dumps([fingerprint + key for key, fingerprint in records])
+        inserted = self._db.execute(
+            f"INSERT OR IGNORE INTO temp.run_keys (collection, key) "
+            f"SELECT ?, substr(value, {FINGERPRINT_CHARS + 1}) FROM json_each(?) RETURNING key",
+            (collection, packed),
+        ).fetchall()
+        keys = {key for key, _ in records}
+        repeated: set[str] = set()
+        if len(inserted) < len(keys):
+            repeated = keys.difference(row[0] for row in inserted)
+        marks = "".join(f" OR substr(i.content_hash, -{len(mark)}) = ?" for mark in pending_marks)
+        changed: dict[str, bool] = {}
+        for key, known in self._db.execute(
+            f"SELECT substr(j.value, {FINGERPRINT_CHARS + 1}), i.key IS NOT NULL "
+            "FROM json_each(?) AS j LEFT JOIN items AS i "
+            f"ON i.collection = ? AND i.key = substr(j.value, {FINGERPRINT_CHARS + 1}) "
+            "WHERE i.key IS NULL OR i.state NOT IN ('done', 'staged') OR i.webflow_id IS NULL "
+            f"OR i.source_hash IS NOT substr(j.value, 1, {FINGERPRINT_CHARS}){marks}",
+            (packed, collection, *pending_marks),
+        ):
+            changed[key] = bool(known)
+        return ChunkCheck(repeated=repeated, changed=changed)
 
     def claim_slugs(self, collection: str, claims: Sequence[tuple[str, str]]) -> None:
         """Note (key, slug) claims made in this run."""
@@ -663,6 +711,28 @@ class CheckpointLog:
             str(row[0]) if row[0] is not None else None,
             str(row[1]) if row[1] is not None else None,
         )
+
+    def held_slugs(
+        self, collection: str, slugs: Sequence[str]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """:meth:`slug_holders` for many slugs in one query; only the slugs someone holds."""
+        held: dict[str, tuple[str | None, str | None]] = {}
+        for slug, in_run, in_log in self._db.execute(
+            "SELECT j.value, "
+            "(SELECT key FROM temp.run_keys WHERE collection = ?1 AND slug = j.value LIMIT 1), "
+            "(SELECT key FROM items INDEXED BY items_slug WHERE collection = ?1 AND slug = j.value "
+            "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1) "
+            "FROM json_each(?2) AS j "
+            "WHERE EXISTS (SELECT 1 FROM temp.run_keys WHERE collection = ?1 AND slug = j.value) "
+            "OR EXISTS (SELECT 1 FROM items INDEXED BY items_slug "
+            "WHERE collection = ?1 AND slug = j.value)",
+            (collection, orjson.dumps(list(slugs))),
+        ):
+            held[str(slug)] = (
+                str(in_run) if in_run is not None else None,
+                str(in_log) if in_log is not None else None,
+            )
+        return held
 
     def mark_planned(self, collection: str, keys: Sequence[str]) -> None:
         """In a plan: these records would become items (references to them resolve)."""

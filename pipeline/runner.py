@@ -449,6 +449,11 @@ class _CheckpointSlugs:
     """Slug claims kept in the checkpoint log: the same key keeps its slug across runs.
 
     A slug held by an item someone else made is free to claim: the runner adopts that item.
+
+    Claims are settled a chunk at a time: between :meth:`tentative` and :meth:`settle`, a claim
+    takes the slug it wants and is noted; ``settle`` then asks the log about all of them in one
+    query and returns the keys whose slug turned out to be held, to be mapped again one claim
+    at a time (the rare case). Outside that window each claim asks the log itself.
     """
 
     def __init__(self, checkpoint: CheckpointLog, collection: str) -> None:
@@ -457,22 +462,56 @@ class _CheckpointSlugs:
         self.known: dict[str, str] = {}
         #: Claims of the chunk being mapped, written to the scratch together by :meth:`flush`.
         self.pending: dict[str, str] = {}
+        #: (key, slug) claimed in the tentative window, in claim order.
+        self.provisional: list[tuple[str, str]] | None = None
 
     def remember(self, states: Mapping[str, ItemState]) -> None:
         self.known = {key: s.slug for key, s in states.items() if s.slug}
+
+    def tentative(self) -> None:
+        self.provisional = []
 
     def claim(self, source_key: str, wanted: str) -> str:
         kept = self.known.get(source_key)
         if kept is not None:
             return kept
+        if self.provisional is not None:
+            self.provisional.append((source_key, wanted))
+            return wanted
         candidate, number = wanted, 1
         while not self._free(candidate, source_key):
             number += 1
             candidate = slug_with_suffix(wanted, number)
-        self.pending[candidate] = source_key
+        self._hold(candidate, source_key)
+        return candidate
+
+    def settle(self) -> set[str]:
+        """End the tentative window: keep every claim whose slug is free, in claim order, and
+        return the keys whose slug is held by another key (in the log, in this run, or by an
+        earlier claim of the same chunk)."""
+        claims, self.provisional = self.provisional or [], None
+        if not claims:
+            return set()
+        held = self.checkpoint.held_slugs(self.collection, [slug for _, slug in claims])
+        refused: set[str] = set()
+        # Kept apart from `pending`, which a flush may empty while this loop runs.
+        settled: dict[str, str] = {}
+        for key, slug in claims:
+            holders = held.get(slug, (None, None))
+            claimant = settled.get(slug) or self.pending.get(slug)
+            if (claimant is not None and claimant != key) or any(
+                holder is not None and holder != key for holder in holders
+            ):
+                refused.add(key)
+                continue
+            settled[slug] = key
+            self._hold(slug, key)
+        return refused
+
+    def _hold(self, slug: str, key: str) -> None:
+        self.pending[slug] = key
         if len(self.pending) >= LOOKUP_CHUNK:
             self.flush()
-        return candidate
 
     def flush(self) -> None:
         if self.pending:
@@ -838,29 +877,32 @@ class _Run:
 
             async def handle_chunk(chunk: list[SourceItem]) -> None:
                 nonlocal unreadable, cursor
-                keys = [r.key for r in chunk if isinstance(r, SourceRecord)]
-                # Keys of earlier chunks live in the checkpoint's scratch, not in memory.
-                read_before = checkpoint.mark_seen(name, keys)
-                written = checkpoint.written_from(name, keys)
-                in_chunk: set[str] = set()
-                planned: list[str] = []
                 failures: list[ItemFailure] = []
-                adopted: list[Acknowledged] = []
-                to_map: list[tuple[SourceRecord, str]] = []
-                unchanged = 0
-                for record in chunk:
-                    if isinstance(record, RecordError):
+                records: list[tuple[SourceRecord, str]] = []
+                for read in chunk:
+                    if isinstance(read, RecordError):
                         unreadable += 1
                         failures.append(
                             ItemFailure(
-                                key=record.key,
+                                key=read.key,
                                 field=None,
                                 kind="source",
-                                reason=_positioned(record.reason, record.position),
+                                reason=_positioned(read.reason, read.position),
                             )
                         )
                         continue
-                    if record.key in read_before or record.key in in_chunk:
+                    records.append((read, _source_hash(fingerprint, read)))
+                # Keys of earlier chunks live in the checkpoint's scratch, not in memory.
+                check = checkpoint.check_chunk(
+                    name, [(r.key, h) for r, h in records], pending_marks=_PENDING_MARKS
+                )
+                in_chunk: set[str] = set()
+                planned: list[str] = []
+                adopted: list[Acknowledged] = []
+                to_map: list[tuple[SourceRecord, str]] = []
+                unchanged = 0
+                for record, source_hash in records:
+                    if record.key in check.repeated or record.key in in_chunk:
                         # Logged under a key of its own: the first record's row is not touched.
                         failures.append(
                             ItemFailure(
@@ -877,13 +919,7 @@ class _Run:
                         continue
                     in_chunk.add(record.key)
                     cursor = _later_cursor(cursor, record.cursor)
-                    source_hash = _source_hash(fingerprint, record)
-                    earlier = written.get(record.key)
-                    if (
-                        earlier is not None
-                        and earlier[0] == source_hash
-                        and not earlier[1].endswith(_PENDING_MARKS)
-                    ):
+                    if record.key not in check.changed:
                         # The very record this item was written from: nothing to map or send.
                         planned.append(record.key)
                         unchanged += 1
@@ -892,10 +928,21 @@ class _Run:
                 if unchanged:
                     summary.count(name, "unchanged", unchanged)
                     sink.advanced(name, unchanged=unchanged)
-                states = checkpoint.lookup(name, [record.key for record, _ in to_map])
+                states = checkpoint.lookup(
+                    name, [record.key for record, _ in to_map if check.changed[record.key]]
+                )
                 slugs.remember(states)
-                for record, source_hash in to_map:
-                    result = mapper.map(record)
+                # Slugs are settled for the whole chunk in one query; a record whose slug turns
+                # out to be held is mapped again, claiming one slug at a time.
+                slugs.tentative()
+                results = [(record, h, mapper.map(record)) for record, h in to_map]
+                refused = slugs.settle()
+                if refused:
+                    results = [
+                        (record, h, mapper.map(record) if record.key in refused else result)
+                        for record, h, result in results
+                    ]
+                for record, source_hash, result in results:
                     if isinstance(result, MappingFailure):
                         failures.append(_mapping_failure(result))
                         continue

@@ -210,6 +210,7 @@ class SandboxCore:
         self._pending: list[dict[str, Any]] = []
         self._recording = True
         self._counter = 0
+        self._id_middle = hashlib.blake2b(str(self.config.seed).encode(), digest_size=5).hexdigest()
         self._last_site_publish: dict[str, float] = {}
         self.sites: dict[str, _Site] = {}
         self.collections: dict[str, _Collection] = {}
@@ -225,9 +226,12 @@ class SandboxCore:
     # ---- ids, time, journal ---------------------------------------------------------------
 
     def new_id(self) -> str:
+        """A MongoDB ObjectId, as Webflow's ids are (``562ac0395358780a1f5e6fbc``): seconds
+        since the epoch, five bytes fixed per sandbox (from its seed), then a counter. So ids
+        made later sort later, as Webflow's do, which is what an index over them meets."""
         self._counter += 1
-        seed = f"{self.config.seed}:{self._counter}".encode()
-        return hashlib.blake2b(seed, digest_size=12).hexdigest()
+        seconds = int(self.config.wall_clock().timestamp()) & 0xFFFFFFFF
+        return f"{seconds:08x}{self._id_middle}{self._counter & 0xFFFFFF:06x}"
 
     def _now(self) -> str:
         return format_timestamp(self.config.wall_clock())

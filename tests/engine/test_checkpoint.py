@@ -462,3 +462,70 @@ def test_a_version_1_log_gains_source_hashes_and_keeps_its_rows(tmp_path: Path) 
             "posts", 2, [Acknowledged("k", "a" * 24, "s", "h", "done", source_hash="src")]
         )
         assert log.lookup("posts", ["k"])["k"].source_hash == "src"
+
+
+def fingerprint(n: int) -> str:
+    return f"{n:032x}"
+
+
+def test_check_chunk_sorts_repeated_keys_and_records_to_map_again(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 4)
+    written = [
+        Acknowledged("same", "wf1", "s1", "h1", "done", source_hash=fingerprint(1)),
+        Acknowledged("edited", "wf2", "s2", "h2", "done", source_hash=fingerprint(2)),
+        Acknowledged("owed", "wf3", "s3", "h3~references-pending", "staged", fingerprint(3)),
+        Acknowledged("older", "wf4", "s4", "h4", "done", source_hash=None),
+    ]
+    log.record_acknowledged("posts", batch, written)
+    log.record_intent("posts", batch, [("unsent", "s5", "h5")])
+    log.start_scratch()
+
+    check = log.check_chunk(
+        "posts",
+        [
+            ("same", fingerprint(1)),
+            ("edited", fingerprint(99)),
+            ("owed", fingerprint(3)),
+            ("older", fingerprint(4)),
+            ("unsent", fingerprint(5)),
+            ("new", fingerprint(6)),
+            ("same", fingerprint(1)),
+        ],
+        pending_marks=("~references-pending",),
+    )
+    # Within one chunk the caller tells repeats apart; only earlier chunks count here.
+    assert check.repeated == set()
+    assert check.changed == {
+        "edited": True,
+        "owed": True,
+        "older": True,
+        "unsent": True,
+        "new": False,
+    }
+    again = log.check_chunk("posts", [("new", fingerprint(6)), ("other", fingerprint(7))])
+    assert again.repeated == {"new"}
+    assert again.changed == {"new": False, "other": False}
+    assert log.check_chunk("authors", [("new", fingerprint(6))]).repeated == set()
+    with pytest.raises(ValueError, match="32 characters"):
+        log.check_chunk("posts", [("x", "short")])
+
+
+def test_check_chunk_takes_keys_of_any_text(log: CheckpointLog) -> None:
+    log.start_scratch()
+    keys = ['quote"key', "back\\slash", "ünïcödé", "tab\tkey", "line\nbreak", "e" * 300]
+    check = log.check_chunk("posts", [(k, fingerprint(i)) for i, k in enumerate(keys)])
+    assert set(check.changed) == set(keys)
+    assert log.check_chunk("posts", [(keys[3], fingerprint(0))]).repeated == {keys[3]}
+
+
+def test_held_slugs_names_the_holders_in_the_log_and_the_run(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
+    log.start_scratch()
+    log.check_chunk("posts", [("a", fingerprint(1))])
+    log.claim_slugs("posts", [("a", "claimed")])
+    held = log.held_slugs("posts", ["hello", "claimed", "free", "hello"])
+    assert held == {"hello": (None, "old"), "claimed": ("a", None)}
+    assert log.held_slugs("authors", ["hello"]) == {}

@@ -223,3 +223,48 @@ async def test_429_bursts_pause_every_worker_and_nothing_is_lost(job_dir: Path) 
     assert summary.rate_limited > 0
     assert stats["totals"]["rateLimited"] == summary.rate_limited
     assert len({i["fieldData"]["slug"] for i in stored}) == len(stored) == 5000
+
+
+async def test_colliding_titles_get_unique_slugs_within_a_chunk_across_chunks_and_runs(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    # 1,200 posts, three chunks of the runner's 500: each title is shared by three posts,
+    # one in each chunk, and "Post 5" also collides with the slug "post-5-2" a later record
+    # asks for itself.
+    rows = [(str(i), f"Post {i % 400}", "1", "1") for i in range(1200)]
+    rows.append(("extra", "Post 5 2", "1", "1"))
+    write_csv(job_dir / "posts.csv", ["id", "title", "category", "words"], rows)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id))
+    summary = await run_job(load_job(path))
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["posts"]["created"] == 1201
+
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        posts_id = log.collection_id("posts")
+        assert posts_id is not None
+        states = log.lookup("posts", [r[0] for r in rows])
+    slugs = {key: state.slug for key, state in states.items()}
+    assert len(set(slugs.values())) == 1201
+    # First come, first served, in source order: the record in the first chunk keeps the bare
+    # slug, the later ones take the next free suffix.
+    assert slugs["7"] == "post-7"
+    assert slugs["407"] == "post-7-2"
+    assert slugs["807"] == "post-7-3"
+    assert slugs["5"] == "post-5"
+    assert slugs["405"] == "post-5-2"
+    assert slugs["extra"] not in ("post-5", "post-5-2")
+    items = await live_items(sandbox, posts_id)
+    assert sorted(i["fieldData"]["slug"] for i in items) == sorted(slugs.values())
+
+    # A rerun keeps every slug and sends nothing; a new record takes a slug no one holds.
+    before = await writes(sandbox)
+    rows.append(("late", "Post 7", "1", "1"))
+    write_csv(job_dir / "posts.csv", ["id", "title", "category", "words"], rows)
+    again = await run_job(load_job(path))
+    assert again.exit_code == 0, again.as_dict()
+    assert again.collections["posts"]["created"] == 1
+    assert again.collections["posts"]["unchanged"] == 1201
+    assert await writes(sandbox) == before + 1
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        assert log.lookup("posts", ["late"])["late"].slug == "post-7-4"
