@@ -6,18 +6,21 @@ per-item error in the checkpoint log and the run goes on. A source that cannot b
 :class:`pipeline.errors.SourceError`.
 
 Records are streamed: ``records()`` is an async generator, closed with ``contextlib.aclosing`` by
-its consumer, which releases whatever the source holds (a file, a cursor, an HTTP session). Blocking
-work (pandas, lxml, drivers without async) runs in worker threads, never on the event loop.
+its consumer, which releases whatever the source holds (a file, a cursor, an HTTP session). Work
+that may wait on something slow (opening files, lxml over a whole file, drivers without async)
+runs in worker threads; short CPU-bound steps (parsing a bounded batch of CSV rows) run on the
+loop, where a thread would only contend for the GIL.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "AttachmentSource",
+    "BatchedSource",
     "CountableSource",
     "RecordError",
     "Source",
@@ -88,3 +91,14 @@ class CountableSource(Protocol):
     """A source that can say, before reading, about how many records it holds."""
 
     async def estimated_total(self, since: str | None = None) -> int | None: ...
+
+
+@runtime_checkable
+class BatchedSource(Protocol):
+    """A source that can also hand over what it read in one go (a CSV parse batch) as one
+    sequence, sparing the runner a hop per record. ``records()`` stays the reference: the two
+    yield the same items in the same order."""
+
+    def record_batches(
+        self, since: str | None = None
+    ) -> AsyncGenerator[Sequence[SourceItem], None]: ...

@@ -26,13 +26,14 @@ Decisions a job author may want to know:
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import enum
 import ipaddress
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -373,6 +374,15 @@ class SqlSource:
         return f"SqlSource({self.name!r})"
 
     async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
+        async with contextlib.aclosing(self.record_batches(since)) as batches:
+            async for batch in batches:
+                for item in batch:
+                    yield item
+
+    async def record_batches(
+        self, since: str | None = None
+    ) -> AsyncGenerator[list[SourceItem], None]:
+        """The rows ``records()`` yields, one list per fetch from the server-side cursor."""
         if since is not None and self._cursor_column is None:
             raise ConfigError(
                 f"{self.name} cannot read incrementally: it has no cursor_column",
@@ -395,8 +405,8 @@ class SqlSource:
                     return
                 result = await self._run("run the read", connection.stream(statement))
                 try:
-                    async for item in self._items(result):
-                        yield item
+                    async for batch in self._batches(result):
+                        yield batch
                 finally:
                     with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
                         await result.close()
@@ -512,7 +522,7 @@ class SqlSource:
                 statement = statement.where(cursor > sa.bindparam("since", threshold))
         return statement.order_by(*order).execution_options(**options)
 
-    async def _items(self, result: Any) -> AsyncIterator[SourceItem]:
+    async def _batches(self, result: Any) -> AsyncIterator[list[SourceItem]]:
         from sqlalchemy.exc import SQLAlchemyError
 
         columns = list(result.keys())
@@ -534,9 +544,14 @@ class SqlSource:
                     f"{self.name}: reading stopped after row {row_number}: "
                     f"{_describe(exc, self._url)}"
                 ) from None
+            batch: list[SourceItem] = []
             for row in rows:
                 row_number += 1
-                yield self._to_item(row, row_number, columns, key_indices, cursor_index, seen_keys)
+                batch.append(
+                    self._to_item(row, row_number, columns, key_indices, cursor_index, seen_keys)
+                )
+            if batch:
+                yield batch
 
     def _require_columns(self, columns: Sequence[str]) -> None:
         wanted = [*self._key_columns]

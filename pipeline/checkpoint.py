@@ -214,6 +214,8 @@ class CheckpointLog:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        #: Chunks this run's scratch has noted; the chunk number tells repeats from first reads.
+        self._chunks_checked = 0
 
     @classmethod
     def open(cls, path: Path) -> CheckpointLog:
@@ -643,11 +645,18 @@ class CheckpointLog:
         db = self._db
         db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS run_keys ("
-            "collection TEXT NOT NULL, key TEXT NOT NULL, slug TEXT, "
+            "collection TEXT NOT NULL, key TEXT NOT NULL, chunk INTEGER NOT NULL, "
             "planned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (collection, key)) WITHOUT ROWID"
         )
-        db.execute("CREATE INDEX IF NOT EXISTS temp.run_keys_slug ON run_keys (collection, slug)")
+        # Apart from run_keys, so that noting a key (every record) updates one B-tree only.
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS run_slugs ("
+            "collection TEXT NOT NULL, slug TEXT NOT NULL, key TEXT NOT NULL, "
+            "PRIMARY KEY (collection, slug)) WITHOUT ROWID"
+        )
         db.execute("DELETE FROM temp.run_keys")
+        db.execute("DELETE FROM temp.run_slugs")
+        self._chunks_checked = 0
 
     def check_chunk(
         self,
@@ -669,15 +678,27 @@ class CheckpointLog:
         # Fingerprint and key in one string (the fingerprint has a fixed width) so that SQLite
         # reads one JSON array of strings, its fastest path.
         packed = orjson.dumps([fingerprint + key for key, fingerprint in records])
-        inserted = self._db.execute(
-            f"INSERT OR IGNORE INTO temp.run_keys (collection, key) "
-            f"SELECT ?, substr(value, {FINGERPRINT_CHARS + 1}) FROM json_each(?) RETURNING key",
-            (collection, packed),
-        ).fetchall()
+        self._chunks_checked += 1
+        chunk = self._chunks_checked
+        before = self._db.total_changes
+        self._db.execute(
+            "INSERT OR IGNORE INTO temp.run_keys (collection, key, chunk) "
+            f"SELECT ?, substr(value, {FINGERPRINT_CHARS + 1}), ? FROM json_each(?)",
+            (collection, chunk, packed),
+        )
         keys = {key for key, _ in records}
         repeated: set[str] = set()
-        if len(inserted) < len(keys):
-            repeated = keys.difference(row[0] for row in inserted)
+        if self._db.total_changes - before < len(keys):
+            # Some key was there already: the rows an earlier chunk wrote say which.
+            repeated = {
+                str(row[0])
+                for row in self._db.execute(
+                    "SELECT r.key FROM json_each(?) AS j JOIN temp.run_keys AS r "
+                    f"ON r.collection = ? AND r.key = substr(j.value, {FINGERPRINT_CHARS + 1}) "
+                    "WHERE r.chunk != ?",
+                    (packed, collection, chunk),
+                )
+            }
         marks = "".join(f" OR substr(i.content_hash, -{len(mark)}) = ?" for mark in pending_marks)
         changed: dict[str, bool] = {}
         for key, known in self._db.execute(
@@ -694,15 +715,15 @@ class CheckpointLog:
     def claim_slugs(self, collection: str, claims: Sequence[tuple[str, str]]) -> None:
         """Note (key, slug) claims made in this run."""
         self._write_many(
-            "UPDATE temp.run_keys SET slug = ? WHERE collection = ? AND key = ?",
-            [(slug, collection, key) for key, slug in claims],
+            "INSERT OR REPLACE INTO temp.run_slugs (collection, slug, key) VALUES (?, ?, ?)",
+            [(collection, slug, key) for key, slug in claims],
         )
 
     def slug_holders(self, collection: str, slug: str) -> tuple[str | None, str | None]:
         """Who has ``slug``: the key that claimed it in this run, and the key holding it in the
         log (see :meth:`slug_holder`); one query, as it runs for every new record."""
         row = self._db.execute(
-            "SELECT (SELECT key FROM temp.run_keys WHERE collection = ? AND slug = ? LIMIT 1), "
+            "SELECT (SELECT key FROM temp.run_slugs WHERE collection = ? AND slug = ?), "
             "(SELECT key FROM items INDEXED BY items_slug WHERE collection = ? AND slug = ? "
             "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1)",
             (collection, slug, collection, slug),
@@ -719,11 +740,11 @@ class CheckpointLog:
         held: dict[str, tuple[str | None, str | None]] = {}
         for slug, in_run, in_log in self._db.execute(
             "SELECT j.value, "
-            "(SELECT key FROM temp.run_keys WHERE collection = ?1 AND slug = j.value LIMIT 1), "
+            "(SELECT key FROM temp.run_slugs WHERE collection = ?1 AND slug = j.value), "
             "(SELECT key FROM items INDEXED BY items_slug WHERE collection = ?1 AND slug = j.value "
             "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1) "
             "FROM json_each(?2) AS j "
-            "WHERE EXISTS (SELECT 1 FROM temp.run_keys WHERE collection = ?1 AND slug = j.value) "
+            "WHERE EXISTS (SELECT 1 FROM temp.run_slugs WHERE collection = ?1 AND slug = j.value) "
             "OR EXISTS (SELECT 1 FROM items INDEXED BY items_slug "
             "WHERE collection = ?1 AND slug = j.value)",
             (collection, orjson.dumps(list(slugs))),

@@ -24,7 +24,15 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +45,7 @@ from pydantic import SecretStr
 
 from connectors import (
     AttachmentSource,
+    BatchedSource,
     CountableSource,
     RecordError,
     Source,
@@ -644,6 +653,27 @@ def _source_hash(fingerprint: bytes, record: SourceRecord) -> str:
     return hashlib.blake2b(fingerprint + text, digest_size=16).hexdigest()
 
 
+async def _read_batches(
+    source: Source, since: str | None
+) -> AsyncGenerator[Sequence[SourceItem], None]:
+    """The source's records a batch at a time: its own batches when it has them, else groups
+    of up to LOOKUP_CHUNK records."""
+    if isinstance(source, BatchedSource):
+        async with contextlib.aclosing(source.record_batches(since=since)) as batches:
+            async for batch in batches:
+                yield batch
+        return
+    async with contextlib.aclosing(source.records(since=since)) as records:
+        group: list[SourceItem] = []
+        async for record in records:
+            group.append(record)
+            if len(group) >= LOOKUP_CHUNK:
+                yield group
+                group = []
+        if group:
+            yield group
+
+
 def _mapping_failure(failure: MappingFailure) -> ItemFailure:
     return ItemFailure(key=failure.key, field=failure.field, kind="mapping", reason=failure.reason)
 
@@ -1058,13 +1088,13 @@ class _Run:
                 if self.dry_run and planned:
                     checkpoint.mark_planned(name, planned)
 
-            async with send, contextlib.aclosing(source.records(since=since)) as records:
+            async with send, contextlib.aclosing(_read_batches(source, since)) as batches:
                 chunk: list[SourceItem] = []
-                async for record in records:
-                    chunk.append(record)
-                    if len(chunk) >= LOOKUP_CHUNK:
-                        await handle_chunk(chunk)
-                        chunk = []
+                async for batch in batches:
+                    chunk.extend(batch)
+                    while len(chunk) >= LOOKUP_CHUNK:
+                        await handle_chunk(chunk[:LOOKUP_CHUNK])
+                        del chunk[:LOOKUP_CHUNK]
                 if chunk:
                     await handle_chunk(chunk)
                 for lane in list(lanes):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors import CountableSource, RecordError, Source, SourceItem, SourceRecord
+from connectors import BatchedSource, CountableSource, RecordError, Source, SourceItem, SourceRecord
 from connectors.sql import SqlSource
 from pipeline.errors import FatalError
 
@@ -87,6 +87,20 @@ async def test_two_reads_are_identical(case: ConnectorCase) -> None:
     assert [(r.key, dict(r.fields), r.cursor) for r in first] == [
         (r.key, dict(r.fields), r.cursor) for r in second
     ]
+
+
+async def test_batches_hold_what_records_yields(case: ConnectorCase) -> None:
+    source = case.source
+    if not isinstance(source, BatchedSource):
+        pytest.skip(f"{source.name} reads record by record only (no record_batches)")
+    async with aclosing(source.record_batches()) as batches:
+        sizes = []
+        batched: list[SourceItem] = []
+        async for batch in batches:
+            sizes.append(len(batch))
+            batched.extend(batch)
+    assert batched == await read_all(source)
+    assert all(sizes), "an empty batch"
 
 
 async def test_closing_early_releases_everything(case: ConnectorCase) -> None:

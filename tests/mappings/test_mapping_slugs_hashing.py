@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 import re
+import struct
 
 import pytest
 from mapping_helpers import compile_spec, failed, field, mapped, schema
 
 from mappings import InMemorySlugClaims, content_hash, webflow_slug
+from mappings.hashing import canonical_json
 from mappings.slugs import MAX_SLUG_LENGTH, is_webflow_slug, slug_with_suffix
 
 TARGET = schema(field("summary", "PlainText"))
@@ -132,3 +136,45 @@ class TestContentHash:
     def test_nan_is_refused(self) -> None:
         with pytest.raises(ValueError, match="not JSON compliant"):
             content_hash({"n": float("nan")}, None)
+
+
+def _reference_json(value: object) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _sample_values() -> list[object]:
+    chosen = random.Random(7)
+    floats: list[object] = [0.0, -0.0, 0.1, 1e-4, 9.9e-5, 1.5e-05, 1e15, 1e16, 9.999999999999998e15]
+    floats += [1e22, -2.5e-300, 5e-324, 1.7976931348623157e308, 100.5, 0.30000000000000004]
+    for _ in range(20_000):
+        bits = struct.unpack("d", struct.pack("Q", chosen.getrandbits(64)))[0]
+        if bits == bits and abs(bits) != float("inf"):
+            floats.append(bits)
+        floats.append(chosen.uniform(-1e6, 1e6))
+    texts: list[object] = [chr(c) for c in range(0x250)]
+    texts += ["\u2028\u2029", "\ufeff", 'quote " and \\', "😀", "\x7f", "Café", ""]
+    integers: list[object] = [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 10**30]
+    nested: list[object] = [
+        {"b": [1, 2.5, {"z": None, "a": True}], "a": "x", "é": 1e-7, "Z": (1, "t")},
+        [{"k": 2**70}],
+        {"url": "https://example.com/a.png", "alt": None},
+    ]
+    return [*floats, *texts, *integers, *nested, None, True, False]
+
+
+def test_canonical_json_is_byte_for_byte_the_standard_librarys() -> None:
+    # Stored content hashes were made with json.dumps: the faster path may never differ.
+    for value in _sample_values():
+        assert canonical_json({"fieldData": {"v": value}}) == _reference_json(
+            {"fieldData": {"v": value}}
+        ), value
+
+
+def test_canonical_json_refuses_what_the_standard_library_refuses() -> None:
+    for value in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            canonical_json({"v": [value]})
+    with pytest.raises(TypeError):
+        canonical_json({"v": object()})
