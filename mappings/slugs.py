@@ -28,6 +28,10 @@ MAX_SLUG_LENGTH = 256
 
 _VALID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+#: Printable ASCII that python-slugify only lowercases and turns into hyphens: everything but
+#: the apostrophe (dropped), "&" (entities), "," (dropped between digits) and "%" (decoded).
+_PLAIN = re.compile(r"[A-Za-z0-9 !\"#$()*+./:;<=>?@\[\\\]^_`{|}~-]*")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def is_webflow_slug(value: str) -> bool:
@@ -38,6 +42,10 @@ def webflow_slug(text: str, *, max_length: int = MAX_SLUG_LENGTH) -> str:
     """The Webflow form of ``text``; empty when nothing sluggable is left."""
     if _VALID.match(text) and len(text) <= max_length:
         return text
+    if _PLAIN.fullmatch(text):
+        # What slugify would make of it, without its transliteration and entity passes (most
+        # titles are plain ASCII, and this runs for every new record).
+        return _NOT_ALNUM.sub("-", text.lower()).strip("-")[:max_length].strip("-")
     if _PERCENT.search(text):
         text = unquote(text)
     slug = slugify(text, max_length=max_length, word_boundary=False, lowercase=True)

@@ -178,3 +178,17 @@ def test_canonical_json_refuses_what_the_standard_library_refuses() -> None:
             canonical_json({"v": [value]})
     with pytest.raises(TypeError):
         canonical_json({"v": object()})
+
+
+def test_plain_ascii_slugs_are_what_slugify_makes() -> None:
+    # webflow_slug skips python-slugify for plain ASCII; the result may never differ. ("%"
+    # is left out: webflow_slug decodes percent escapes first, on purpose.)
+    from slugify import slugify
+
+    chars = [chr(n) for n in range(32, 127) if chr(n) != "%"]
+    chosen = random.Random(11)
+    for _ in range(30_000):
+        text = "".join(chosen.choice(chars) for _ in range(chosen.randint(0, 40)))
+        limit = chosen.choice([MAX_SLUG_LENGTH, 12, 3, 1])
+        expected = slugify(text, max_length=limit, word_boundary=False, lowercase=True)
+        assert webflow_slug(text, max_length=limit) == expected.strip("-"), (text, limit)
