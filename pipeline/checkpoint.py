@@ -53,7 +53,7 @@ __all__ = [
 State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
 STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
@@ -127,12 +127,38 @@ CREATE TABLE IF NOT EXISTS collections (
 #: the same skips mapping it again.
 _SCHEMA_V2 = "ALTER TABLE items ADD COLUMN source_hash TEXT"
 
-_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1, _SCHEMA_V2)
+#: Creates in flight are recorded one row per batch (the intent), not one row per item, so an
+#: acknowledged create costs one row write instead of two; rows left 'sending' by an older
+#: flowport become intents. Indexes on state and Webflow id leave out the rows they never serve
+#: (done items, items not in Webflow), which most writes then skip.
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS intents (
+    batch_id INTEGER PRIMARY KEY,
+    collection TEXT NOT NULL,
+    items TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+INSERT INTO intents (batch_id, collection, items, created_at)
+    SELECT batch_id, collection, json_group_array(json_array(key, slug, content_hash)),
+        min(updated_at)
+    FROM items WHERE state = 'sending' GROUP BY batch_id, collection;
+DELETE FROM items WHERE state = 'sending';
+DROP INDEX IF EXISTS items_state;
+CREATE INDEX items_state ON items (collection, state) WHERE state <> 'done';
+DROP INDEX IF EXISTS items_webflow_id;
+CREATE INDEX items_webflow_id ON items (collection, webflow_id) WHERE webflow_id IS NOT NULL
+"""
+
+_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 
 _ITEM_COLUMNS: Final = (
     "collection, key, webflow_id, slug, content_hash, state, last_error, error_field, "
     "error_kind, attempts, batch_id, updated_at, source_hash"
 )
+
+
+#: Failure kinds that arise before anything is sent: they do not count as attempts.
+_NEVER_SENT: Final = ("mapping", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,14 +512,21 @@ class CheckpointLog:
         return self._in_state(collection, state)
 
     def _in_state(self, collection: str, state: str) -> Iterator[ItemState]:
-        # Pages by key inside the state's index (which holds the key). The planner, left to
-        # itself, walks the whole collection by primary key, and every run asks for its staged
-        # and sending items, usually to find none among many done ones.
+        if state == "sending":
+            yield from self._in_flight(collection)
+            return
+        if state == "done":
+            yield from self._stream("collection = ? AND state = ?", (collection, state))
+            return
+        # Pages by key inside the state's (partial) index, which holds the key. The planner,
+        # left to itself, walks the whole collection by primary key, and every run asks for its
+        # staged items, usually to find none among many done ones.
         after = ""
         while True:
             rows = self._db.execute(
                 f"SELECT {_ITEM_COLUMNS} FROM items INDEXED BY items_state "
-                f"WHERE collection = ? AND state = ? AND key > ? ORDER BY key LIMIT {STREAM_PAGE}",
+                "WHERE collection = ? AND state = ? AND state <> 'done' AND key > ? "
+                f"ORDER BY key LIMIT {STREAM_PAGE}",
                 (collection, state, after),
             ).fetchall()
             for row in rows:
@@ -501,6 +534,40 @@ class CheckpointLog:
             if len(rows) < STREAM_PAGE:
                 return
             after = rows[-1][1]
+
+    def _in_flight(self, collection: str) -> Iterator[ItemState]:
+        """Creates whose intent was recorded and whose outcome was not: state ``sending``."""
+        seen: set[str] = set()
+        intents = self._db.execute(
+            "SELECT batch_id, items, created_at FROM intents WHERE collection = ? "
+            "ORDER BY batch_id",
+            (collection,),
+        ).fetchall()
+        for batch_id, body, created_at in intents:
+            entries = [entry for entry in orjson.loads(body) if entry[0] not in seen]
+            acknowledged = self._acknowledged(collection, [entry[0] for entry in entries])
+            for key, slug, content_hash in entries:
+                if key in acknowledged:
+                    continue
+                seen.add(key)
+                yield ItemState(
+                    collection, key, None, slug, content_hash, "sending",
+                    None, None, None, 0, batch_id, created_at,
+                )  # fmt: skip
+
+    def _acknowledged(self, collection: str, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                str(row[0])
+                for row in self._db.execute(
+                    f"SELECT key FROM items WHERE collection = ? AND key IN ({marks}) "
+                    "AND webflow_id IS NOT NULL",
+                    (collection, *chunk),
+                )
+            )
+        return found
 
     def errors(self) -> Iterator[ItemState]:
         return self._stream("last_error IS NOT NULL", ())
@@ -512,35 +579,56 @@ class CheckpointLog:
             "ORDER BY collection, state"
         ):
             result.setdefault(collection, {})[state] = count
+        for (collection,) in self._db.execute(
+            "SELECT DISTINCT collection FROM intents ORDER BY collection"
+        ).fetchall():
+            sending = sum(1 for _ in self._in_flight(collection))
+            if sending:
+                result.setdefault(collection, {})["sending"] = sending
         return result
+
+    def count_in_webflow(self, collection: str) -> int:
+        """Items this log knows in Webflow (with an id), whatever their state."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM items INDEXED BY items_webflow_id "
+            "WHERE collection = ? AND webflow_id IS NOT NULL",
+            (collection,),
+        ).fetchone()
+        return int(row[0])
 
     # items: writes ---------------------------------------------------------------------------
 
     def record_intent(
         self, collection: str, batch_id: int, items: Sequence[tuple[str, str, str]]
     ) -> None:
-        """Record that these items are about to be sent: ``(key, slug, content_hash)``.
+        """Record that these creates are about to be sent: ``(key, slug, content_hash)``.
 
-        For an item not yet in Webflow this is a create: state ``sending`` until acknowledged.
-        For one that already is (an update), the state and the acknowledged content hash stay:
-        an update whose outcome is unknown is simply sent again, and the old hash keeps the
-        item marked as changed until Webflow confirms the new content.
+        One row for the batch, committed before the request leaves: until the creates are
+        settled (acknowledged, refused, or found missing), they are state ``sending``, and a
+        run that finds them so reads Webflow back rather than sending them again blindly.
         """
-        now = _now()
+        self._db.execute(
+            "INSERT INTO intents (batch_id, collection, items, created_at) VALUES (?, ?, ?, ?)",
+            (batch_id, collection, orjson.dumps(list(items)).decode(), _now()),
+        )
+
+    def settle_intent(
+        self, batch_id: int, still_unknown: Sequence[tuple[str, str, str]] = ()
+    ) -> None:
+        """The batch's creates are accounted for (acknowledged, refused, or read back), except
+        ``still_unknown``, which stay ``sending``."""
+        if still_unknown:
+            self._db.execute(
+                "UPDATE intents SET items = ? WHERE batch_id = ?",
+                (orjson.dumps(list(still_unknown)).decode(), batch_id),
+            )
+        else:
+            self._db.execute("DELETE FROM intents WHERE batch_id = ?", (batch_id,))
+
+    def settle_intents(self, collection: str, batch_ids: Sequence[int]) -> None:
         self._write_many(
-            "INSERT INTO items (collection, key, slug, content_hash, state, attempts, "
-            "batch_id, first_seen, updated_at) VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?) "
-            "ON CONFLICT (collection, key) DO UPDATE SET "
-            "attempts = attempts + 1, batch_id = excluded.batch_id, "
-            "updated_at = excluded.updated_at, "
-            "state = CASE WHEN webflow_id IS NULL THEN 'sending' ELSE state END, "
-            "slug = CASE WHEN webflow_id IS NULL THEN excluded.slug ELSE slug END, "
-            "content_hash = CASE WHEN webflow_id IS NULL THEN excluded.content_hash "
-            "ELSE content_hash END",
-            [
-                (collection, key, slug, content_hash, batch_id, now, now)
-                for key, slug, content_hash in items
-            ],
+            "DELETE FROM intents WHERE collection = ? AND batch_id = ?",
+            [(collection, batch_id) for batch_id in batch_ids],
         )
 
     def record_acknowledged(
@@ -551,7 +639,7 @@ class CheckpointLog:
             "INSERT INTO items (collection, key, webflow_id, slug, content_hash, state, "
             "attempts, batch_id, first_seen, updated_at, source_hash) "
             "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) "
-            "ON CONFLICT (collection, key) DO UPDATE SET "
+            "ON CONFLICT (collection, key) DO UPDATE SET attempts = attempts + 1, "
             "webflow_id = excluded.webflow_id, slug = excluded.slug, "
             "content_hash = excluded.content_hash, state = excluded.state, "
             "source_hash = excluded.source_hash, "
@@ -592,6 +680,7 @@ class CheckpointLog:
                 failure.kind,
                 redact(failure.reason),
                 failure.field,
+                int(failure.kind not in _NEVER_SENT),
                 batch_id,
                 now,
                 now,
@@ -601,8 +690,10 @@ class CheckpointLog:
         self._write_many(
             "INSERT INTO items (collection, key, state, error_kind, last_error, "
             "error_field, attempts, batch_id, first_seen, updated_at) "
-            "VALUES (?, ?, 'failed', ?, ?, ?, 0, ?, ?, ?) "
+            "VALUES (?, ?, 'failed', ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (collection, key) DO UPDATE SET "
+            # A failure Webflow answered is one more time the item was sent.
+            f"attempts = attempts + (excluded.error_kind NOT IN {_NEVER_SENT!r}), "
             "state = CASE "
             "  WHEN webflow_id IS NULL THEN 'failed' "
             "  WHEN excluded.error_kind = 'publish' THEN 'staged' "

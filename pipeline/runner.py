@@ -1200,7 +1200,8 @@ class _Run:
                 if p.key in found
             ],
         )
-        checkpoint.forget(name, [p.key for p in pending if p.key not in found])
+        # What was not found was never created: its intent goes, and its record is new again.
+        checkpoint.settle_intents(name, sorted({s.batch_id for s in leftovers if s.batch_id}))
         checkpoint.close_batch(
             batch_id, "ok", detail=f"{len(found)} found, {len(leftovers) - len(found)} not sent"
         )
@@ -1211,8 +1212,7 @@ class _Run:
         page = await self.writer.call(
             name, functools.partial(self.client.list_items, collection_id, limit=1)
         )
-        counts = self.checkpoint.counts().get(name, {})
-        ours = sum(counts.get(s, 0) for s in ("done", "staged", "archived", "unpublished"))
+        ours = self.checkpoint.count_in_webflow(name)
         foreign = _Foreign()
         if page.pagination.total <= ours:
             return foreign

@@ -1,12 +1,14 @@
 """The writer: sends batches of at most 100 items and records every per-item outcome.
 
 Order of events for a create, which is what makes a crash at any instant cost nothing:
-1. the intent (key, slug, content hash) is committed to the checkpoint log as ``sending``;
+1. the intent (each item's key, slug, content hash: one row for the batch) is committed to the
+   checkpoint log, which makes the items ``sending``;
 2. the request is sent;
 3. only once Webflow acknowledged it are the items committed as ``done`` (or ``staged``).
 An answer that never comes (a dropped connection, a timeout, a 5xx that may have landed) is
 reconciled by reading the collection back, newest first, before anything is sent again; a rerun
-after a crash does the same for every item it finds still ``sending``.
+after a crash does the same for every item it finds still ``sending``. The intent is settled
+(removed) once every item in it is acknowledged, refused, or read back as missing.
 
 A batch that Webflow rejects (400) is split to isolate the bad items, which are recorded with
 Webflow's reason; the good ones go through.
@@ -193,11 +195,16 @@ class Writer:
                     batch_id, "unknown", http_status=error.status, detail=str(error)
                 )
                 remaining = await self._reconcile(batch, remaining, since=sent_at)
+                # Read back: what landed is acknowledged, the rest goes in a new intent.
+                self.checkpoint.settle_intent(batch_id)
                 continue
             except RequestRejected as error:
                 self.checkpoint.close_batch(
                     batch_id, "rejected", http_status=error.status, detail=str(error)
                 )
+                # Refused whole: nothing was created. The parts sent again have intents of
+                # their own.
+                self.checkpoint.settle_intent(batch_id)
                 await self._isolate(replace(batch, items=tuple(remaining)), error)
                 return
             crashpoints.reach("after-answer")
@@ -207,7 +214,7 @@ class Writer:
                 await self._set_locale_values(batch, remaining, created)
             self._acknowledge_created(batch, batch_id, remaining, created)
             return
-        # Still unknown after every round: leave them 'sending'; the next run reconciles them.
+        # Still missing after every round (each read back and found absent): not created.
         self.stats.failed += len(remaining)
         _tally(failed=len(remaining))
 
@@ -250,13 +257,16 @@ class Writer:
                 continue
             acks.append(self._ack(batch, pending, item))
         self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
+        # Unmatched ones stay in flight: the next run reads them back instead of guessing.
+        self.checkpoint.settle_intent(
+            batch_id, [(p.key, p.slug, _intended_hash(batch, p)) for p in unmatched]
+        )
         self.checkpoint.close_batch(batch_id, "ok", http_status=202)
         self.stats.created += len(acks)
         _tally(done=len(acks))
         self.stats.count(batch.collection, "created", len(acks))
         if unmatched:
-            # Acknowledged without them: record a reason rather than lose them silently.
-            # Left 'sending': the next run reads them back instead of guessing.
+            # Acknowledged without them: counted, not lost; their intent stays.
             self.stats.failed += len(unmatched)
             _tally(failed=len(unmatched))
             self.stats.count(batch.collection, "unresolved", len(unmatched))
@@ -317,10 +327,7 @@ class Writer:
             _tally(done=len(acks))
             self.stats.reconciled += len(acks)
             self.stats.count(batch.collection, "created", len(acks))
-        missing = [p for p in sent if p.key not in found]
-        if missing:
-            self.checkpoint.forget(batch.collection, [p.key for p in missing])
-        return missing
+        return [p for p in sent if p.key not in found]
 
     async def find_existing(
         self,

@@ -144,50 +144,93 @@ def test_batches_stream_past_one_page(log: CheckpointLog) -> None:
     assert [b["id"] for b in log.batches(run)] == ids
 
 
+def sending(log: CheckpointLog, collection: str = "posts") -> dict[str, tuple[str | None, int]]:
+    return {s.key: (s.slug, s.batch_id or 0) for s in log.in_state(collection, "sending")}
+
+
 def test_intent_then_acknowledged(log: CheckpointLog) -> None:
     run = log.begin_run()
     batch = log.open_batch(run, "posts", "create", 2)
     log.record_intent("posts", batch, [("a", "slug-a", "h-a"), ("b", "slug-b", "h-b")])
-    pending = log.lookup("posts", ["a", "b"])
-    assert {k: s.state for k, s in pending.items()} == {"a": "sending", "b": "sending"}
-    assert pending["a"].attempts == 1
-    assert pending["a"].webflow_id is None
-    assert pending["a"].slug == "slug-a"
-    assert pending["a"].batch_id == batch
-    assert [s.key for s in log.in_state("posts", "sending")] == ["a", "b"]
+    # In flight: sending, and no item row yet.
+    assert sending(log) == {"a": ("slug-a", batch), "b": ("slug-b", batch)}
+    assert log.counts() == {"posts": {"sending": 2}}
+    assert log.lookup("posts", ["a", "b"]) == {}
 
-    log.record_acknowledged(
-        "posts",
-        batch,
-        [Acknowledged("a", "wf-a", "slug-a", "h-a", "staged")],
-    )
+    log.record_acknowledged("posts", batch, [Acknowledged("a", "wf-a", "slug-a", "h-a", "staged")])
     after = log.lookup("posts", ["a", "b"])
     assert after["a"].state == "staged"
     assert after["a"].webflow_id == "wf-a"
     assert after["a"].content_hash == "h-a"
-    assert after["b"].state == "sending"
+    assert after["a"].attempts == 1
+    assert sending(log) == {"b": ("slug-b", batch)}
+    assert log.counts() == {"posts": {"sending": 1, "staged": 1}}
     assert log.by_webflow_ids("posts", ["wf-a", "nope"]).keys() == {"wf-a"}
 
+    log.settle_intent(batch, [("b", "slug-b", "h-b")])
+    assert sending(log) == {"b": ("slug-b", batch)}
+    log.settle_intent(batch)
+    assert sending(log) == {}
+    assert log.counts() == {"posts": {"staged": 1}}
 
-def test_intent_on_an_existing_item_keeps_its_acknowledged_state(log: CheckpointLog) -> None:
+
+def test_a_crash_between_acknowledgement_and_settling_leaves_nothing_sending(
+    log: CheckpointLog,
+) -> None:
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 2)
+    log.record_intent("posts", batch, [("a", "slug-a", "h"), ("b", "slug-b", "h")])
+    log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2)])
+    assert sending(log) == {}
+    assert log.counts() == {"posts": {"done": 2}}
+
+
+def test_attempts_count_sends_that_resolved(log: CheckpointLog) -> None:
     run = log.begin_run()
     batch = log.open_batch(run, "posts", "create", 1)
+    log.record_failures("posts", None, [ItemFailure("a", "name", "mapping", "mapping")])
+    assert log.lookup("posts", ["a"])["a"].attempts == 0
+    log.record_failures("posts", batch, [ItemFailure("a", "name", "too long", "validation")])
+    log.record_failures("posts", batch, [ItemFailure("a", "name", "too long", "validation")])
+    log.record_failures("posts", batch, [ItemFailure("a", None, "bad row", "source")])
+    assert log.lookup("posts", ["a"])["a"].attempts == 2
     log.record_acknowledged("posts", batch, [ack("a", 1)])
-    update = log.open_batch(run, "posts", "update", 1)
-    log.record_intent("posts", update, [("a", "slug-new", "h-new")])
-    item = log.lookup("posts", ["a"])["a"]
-    assert item.state == "done"
-    assert item.content_hash == "h1"  # still what Webflow holds
-    assert item.attempts == 2
-    assert item.batch_id == update
-
-
-def test_repeated_intent_counts_attempts(log: CheckpointLog) -> None:
-    run = log.begin_run()
-    for _ in range(3):
-        batch = log.open_batch(run, "posts", "create", 1)
-        log.record_intent("posts", batch, [("a", "slug-a", "h")])
     assert log.lookup("posts", ["a"])["a"].attempts == 3
+
+
+def test_schema_2_sending_rows_become_intents(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('schema_version', '2');
+            CREATE TABLE items (
+                collection TEXT NOT NULL, key TEXT NOT NULL, webflow_id TEXT, slug TEXT,
+                content_hash TEXT, state TEXT NOT NULL, last_error TEXT, error_field TEXT,
+                error_kind TEXT, attempts INTEGER NOT NULL DEFAULT 0, batch_id INTEGER,
+                first_seen TEXT NOT NULL, updated_at TEXT NOT NULL, source_hash TEXT,
+                PRIMARY KEY (collection, key)) WITHOUT ROWID;
+            CREATE INDEX items_slug ON items (collection, slug);
+            CREATE INDEX items_state ON items (collection, state);
+            CREATE INDEX items_webflow_id ON items (collection, webflow_id);
+            INSERT INTO items VALUES
+                ('posts', 'a', NULL, 'slug-a', 'h-a', 'sending', NULL, NULL, NULL, 1, 7,
+                 't1', '2026-01-01T00:00:00+00:00', NULL),
+                ('posts', 'b', NULL, 'slug-b', 'h-b', 'sending', NULL, NULL, NULL, 1, 7,
+                 't1', '2026-01-01T00:00:01+00:00', NULL),
+                ('posts', 'c', 'wf-c', 'slug-c', 'h-c', 'done', NULL, NULL, NULL, 1, 6,
+                 't1', 't1', 'f');
+            """
+        )
+    with CheckpointLog.open(path) as log:
+        assert sending(log) == {"a": ("slug-a", 7), "b": ("slug-b", 7)}
+        assert log.counts() == {"posts": {"done": 1, "sending": 2}}
+        assert log.lookup("posts", ["a", "b", "c"]).keys() == {"c"}
+        assert log.count_in_webflow("posts") == 1
+        (leftover,) = [s for s in log.in_state("posts", "sending") if s.key == "a"]
+        assert leftover.content_hash == "h-a"
+        assert leftover.updated_at == "2026-01-01T00:00:00+00:00"
 
 
 def test_failures_of_new_items(log: CheckpointLog) -> None:
@@ -293,13 +336,13 @@ def test_errors_are_ordered_and_complete(log: CheckpointLog) -> None:
     assert [e.key for e in errors[1:]] == [f"p{i:04d}" for i in range(700)]
 
 
-def test_forget_returns_items_to_unsent(log: CheckpointLog) -> None:
+def test_forget_drops_rows(log: CheckpointLog) -> None:
     run = log.begin_run()
     batch = log.open_batch(run, "posts", "create", 2)
-    log.record_intent("posts", batch, [("a", "slug-a", "h"), ("b", "slug-b", "h")])
+    log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2)])
     log.forget("posts", ["a"])
     assert log.lookup("posts", ["a", "b"]).keys() == {"b"}
-    assert log.slug_holder("posts", "slug-a") is None
+    assert log.slug_holder("posts", "slug-1") is None
 
 
 def test_slug_holder_prefers_the_item_in_webflow(log: CheckpointLog) -> None:
@@ -450,6 +493,7 @@ def test_a_version_1_log_gains_source_hashes_and_keeps_its_rows(tmp_path: Path) 
         log.record_acknowledged("posts", 1, [Acknowledged("k", "a" * 24, "s", "h", "done")])
     raw = sqlite3.connect(path)
     raw.execute("ALTER TABLE items DROP COLUMN source_hash")
+    raw.execute("DROP TABLE intents")
     raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
@@ -500,7 +544,7 @@ def test_check_chunk_sorts_repeated_keys_and_records_to_map_again(log: Checkpoin
         "edited": True,
         "owed": True,
         "older": True,
-        "unsent": True,
+        "unsent": False,  # in flight only: no row until acknowledged
         "new": False,
     }
     again = log.check_chunk("posts", [("new", fingerprint(6)), ("other", fingerprint(7))])
