@@ -18,6 +18,7 @@ from mappings.richtext import sanitize_html
 from mappings.transforms import TransformRun
 from mappings.values import (
     FieldValueError,
+    canonical_webflow_datetime,
     format_webflow_datetime,
     parse_boolean,
     parse_color,
@@ -209,6 +210,10 @@ def _number(field: FieldSchema) -> Coercer:
 
 
 def _datetime(value: Any, run: TransformRun) -> Any:
+    # A datetime transform already wrote it in Webflow's form: checked, not parsed again.
+    canonical = canonical_webflow_datetime(value)
+    if canonical is not None:
+        return canonical
     moment = parse_datetime(value)
     return None if moment is None else format_webflow_datetime(moment)
 

@@ -151,6 +151,10 @@ VALID: list[tuple[str, Any, Any]] = [
     ("published", 1704164645, "2024-01-02T03:04:05.000Z"),
     ("published", "1704164645", "2024-01-02T03:04:05.000Z"),
     ("published", "January 2, 2024 3:04 AM", "2024-01-02T03:04:00.000Z"),
+    ("published", "2024-01-02T03:04:05.678Z", "2024-01-02T03:04:05.678Z"),
+    ("published", "0999-12-31T23:59:59.999Z", "0999-12-31T23:59:59.999Z"),
+    ("price", " 1234.5 ", 1234.5),
+    ("price", "+7", 7),
     # Switch
     ("featured", True, True),
     ("featured", "yes", True),
@@ -230,6 +234,8 @@ INVALID: list[tuple[str, Any, str]] = [
     ("count", "0", "0 is refused"),
     ("published", "yesterday-ish", "is not a date"),
     ("published", "2024-02-30", "is not a"),
+    # Webflow's own form is checked too, not passed through.
+    ("published", "2024-02-30T10:00:00.000Z", "is not a"),
     ("published", True, "is not a date"),
     ("featured", "maybe", "not a yes/no value"),
     ("featured", 2, "not a yes/no value"),
