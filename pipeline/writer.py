@@ -160,14 +160,15 @@ class Writer:
         for _round in range(MAX_UNKNOWN_ROUNDS):
             if not remaining:
                 return
-            batch_id = self.checkpoint.open_batch(
-                self.run_id, batch.collection, f"create-{batch.target}", len(remaining)
-            )
-            self.checkpoint.record_intent(
-                batch.collection,
-                batch_id,
-                [(i.key, i.slug, _intended_hash(batch, i)) for i in remaining],
-            )
+            with self.checkpoint.transaction():
+                batch_id = self.checkpoint.open_batch(
+                    self.run_id, batch.collection, f"create-{batch.target}", len(remaining)
+                )
+                self.checkpoint.record_intent(
+                    batch.collection,
+                    batch_id,
+                    [(i.key, i.slug, _intended_hash(batch, i)) for i in remaining],
+                )
             sent_at = self._now()
             crashpoints.reach("before-send")
             crashpoints.reach_in_flight("in-flight")
@@ -256,12 +257,13 @@ class Writer:
                 unmatched.append(pending)
                 continue
             acks.append(self._ack(batch, pending, item))
-        self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-        # Unmatched ones stay in flight: the next run reads them back instead of guessing.
-        self.checkpoint.settle_intent(
-            batch_id, [(p.key, p.slug, _intended_hash(batch, p)) for p in unmatched]
-        )
-        self.checkpoint.close_batch(batch_id, "ok", http_status=202)
+        with self.checkpoint.transaction():
+            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
+            # Unmatched ones stay in flight: the next run reads them back instead of guessing.
+            self.checkpoint.settle_intent(
+                batch_id, [(p.key, p.slug, _intended_hash(batch, p)) for p in unmatched]
+            )
+            self.checkpoint.close_batch(batch_id, "ok", http_status=202)
         self.stats.created += len(acks)
         _tally(done=len(acks))
         self.stats.count(batch.collection, "created", len(acks))
@@ -438,8 +440,9 @@ class Writer:
             )
             for pending in batch.items
         ]
-        self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-        self.checkpoint.close_batch(batch_id, "ok", http_status=200)
+        with self.checkpoint.transaction():
+            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
+            self.checkpoint.close_batch(batch_id, "ok", http_status=200)
         self.stats.updated += len(acks)
         _tally(done=len(acks))
         self.stats.count(batch.collection, "updated", len(acks))
@@ -489,6 +492,8 @@ class Writer:
                 slug=state.slug or "",
                 content_hash=state.content_hash or "",
                 state="done",
+                # Kept: a published item was still written from the same record.
+                source_hash=state.source_hash,
             )
             for webflow_id, state in states.items()
         ]

@@ -268,3 +268,21 @@ async def test_colliding_titles_get_unique_slugs_within_a_chunk_across_chunks_an
     assert await writes(sandbox) == before + 1
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
         assert log.lookup("posts", ["late"])["late"].slug == "post-7-4"
+
+
+async def test_staged_items_keep_their_source_fingerprint_through_publishing(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    # A rerun skips mapping records whose fingerprint matches; publishing must not erase it.
+    path = job_dir / "job.toml"
+    path.write_text(
+        job_text(sandbox.base_url, sandbox.site_id).replace('mode = "live"', 'mode = "staged"')
+    )
+    summary = await run_job(load_job(path))
+    assert summary.exit_code == 0, summary.as_dict()
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        posts = log.lookup("posts", [str(i) for i in range(500)])
+    assert {s.state for s in posts.values()} == {"done"}
+    assert all(s.source_hash for s in posts.values())
+    again = await run_job(load_job(path))
+    assert again.collections["posts"] == {"unchanged": 500}
