@@ -29,9 +29,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SourceRecord:
-    """One record read from a source.
+    """One record read from a source; a value nobody changes once made (not ``frozen``: that
+    doubles its cost to build, paid for every record of every run).
 
     ``key`` is stable across runs (a key column, a post id): the checkpoint log is keyed by it.
     A source may pass on a key its data repeats; the runner keeps the first record with a key

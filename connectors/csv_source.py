@@ -39,7 +39,7 @@ import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import IO, Literal, Protocol, cast
 
 import anyio
 from pydantic import Field, field_validator
@@ -60,6 +60,8 @@ _SNIFF_DELIMITERS = ",;\t|"
 _UTF8_SCAN_CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _REPLACEMENT_CHAR = "\ufffd"
+#: Codecs in which the byte 0x0D is always a CR, so a byte scan can vouch for line breaks.
+_BYTE_TRANSPARENT_CODECS = frozenset({"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso8859-1"})
 
 
 def _parse_encoding(spec: str) -> tuple[str, str] | None:
@@ -263,6 +265,7 @@ class CsvSource:
         delimiter = self._delimiter or self._sniff_delimiter(codec, errors)
         return _RowReader(
             open_text=lambda: self._open_text(codec, errors),
+            plain_line_breaks=codec in _BYTE_TRANSPARENT_CODECS and self._no_lone_cr(),
             path=self._path,
             label=self.name,
             codec=codec,
@@ -272,6 +275,27 @@ class CsvSource:
             key_separator=self._key_separator,
             columns=self._columns,
         )
+
+    def _no_lone_cr(self) -> bool:
+        """Whether every CR in the (uncompressed) file belongs to a CRLF: then every line the
+        text layer splits off ends with the file's own line break, and the csv module's line
+        count is the file's."""
+        try:
+            with self._path.open("rb") as raw:
+                if self._compression == "gzip" or raw.read(2) == _GZIP_MAGIC:
+                    return False
+                raw.seek(0)
+                carry = b""
+                while block := raw.read(1 << 20):
+                    block = carry + block
+                    carry = b"\r" if block.endswith(b"\r") else b""
+                    if carry:
+                        block = block[:-1]
+                    if block.count(b"\r") != block.count(b"\r\n"):
+                        return False
+        except OSError:
+            return False
+        return not carry
 
     def _open_binary(self, stack: ExitStack) -> IO[bytes]:
         try:
@@ -368,6 +392,14 @@ def _unique_headers(raw: list[str]) -> list[str]:
     return headers
 
 
+class _LineCountingRows(Protocol):
+    """What csv.reader returns: rows, and how many lines it has taken from its input."""
+
+    line_num: int
+
+    def __next__(self) -> list[str]: ...
+
+
 class _RowReader:
     """The parsing half: one call at a time (opening in a worker thread, batches on the loop)."""
 
@@ -383,9 +415,11 @@ class _RowReader:
         key_columns: tuple[str, ...],
         key_separator: str,
         columns: tuple[str, ...] | None,
+        plain_line_breaks: bool = False,
     ) -> None:
         if csv.field_size_limit() < MAX_FIELD_CHARS:
             csv.field_size_limit(MAX_FIELD_CHARS)
+        self._open_text = open_text
         self._stack, self._text = open_text()
         self._path = path
         self._label = label
@@ -396,8 +430,16 @@ class _RowReader:
         self._lines_done = 0
         self._delimiter = delimiter
         self._record_lines: list[str] = []
+        self._line_break = ""
         self._lines = self._physical_lines()
         self._rows = csv.reader(self._lines, delimiter=delimiter, strict=True)
+        #: Items handed out so far, to find the place again after a fall back to careful reads.
+        self._produced = 0
+        #: The csv module reading the text layer directly, once the file's line breaks are
+        #: known to be plain: no per-line bookkeeping. Any parse error sends the read back to
+        #: the careful path (see _read_carefully_from_here).
+        self._direct: _LineCountingRows | None = None
+        self._direct_base = 0
         try:
             self._headers = self._read_header()
             self._key_indices = self._indices(key_columns, "key column")
@@ -407,6 +449,9 @@ class _RowReader:
         except BaseException:
             self.close()
             raise
+        if plain_line_breaks and self._line_break == "\n":
+            self._direct = csv.reader(self._text, delimiter=delimiter, strict=True)
+            self._direct_base = self._lines_done
 
     def close(self) -> None:
         self._stack.close()
@@ -417,7 +462,7 @@ class _RowReader:
         line_break = ""
         for line in self._text:
             if not line_break:
-                line_break = "\r" if line.endswith("\r") else "\n"
+                line_break = self._line_break = "\r" if line.endswith("\r") else "\n"
             if line.endswith(line_break):
                 self._lines_done += 1
             self._record_lines.append(line)
@@ -476,6 +521,65 @@ class _RowReader:
         return indices
 
     def read_batch(self, size: int) -> list[SourceItem]:
+        batch = self._read_direct(size) if self._direct is not None else self._read(size)
+        self._produced += len(batch)
+        return batch
+
+    def _read_direct(self, size: int) -> list[SourceItem]:
+        # As _read, with the csv module's own line count.
+        rows = self._direct
+        assert rows is not None
+        batch: list[SourceItem] = []
+        append = batch.append
+        headers = self._headers
+        width = len(headers)
+        key_index = self._key_indices[0] if len(self._key_indices) == 1 else -1
+        plain = not self._count_damage and self._selected is None and key_index >= 0
+        base = self._direct_base
+        while len(batch) < size:
+            line = base + rows.line_num + 1
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            except csv.Error:
+                return batch + self._read_carefully_from_here(len(batch), size - len(batch))
+            except UnicodeDecodeError as exc:
+                raise _undecodable(self._path, self.encoding, exc, line - 1) from None
+            except (OSError, EOFError, zlib.error) as exc:
+                raise SourceError(
+                    f"{self._label}: reading stopped after line {line - 1}: {exc}"
+                ) from None
+            if not row:
+                continue
+            if plain and len(row) == width and row[key_index]:
+                # zip without strict: the length was just checked.
+                fields = dict(zip(headers, row))  # noqa: B905
+                append(SourceRecord(row[key_index], fields, None, f"line {line}"))
+            else:
+                append(self._to_item(row, line))
+        return batch
+
+    def _read_carefully_from_here(self, done_in_batch: int, size: int) -> list[SourceItem]:
+        """The direct read met a parse error: open the file again, read it the careful way
+        (line by line, with the lenient second look at a record) past what was already handed
+        out, and go on that way. Rare, and exact: both ways give the same items."""
+        produced = self._produced + done_in_batch
+        self.close()
+        self._stack, self._text = self._open_text()
+        self._direct = None
+        self._lines_done = 0
+        self.damaged_rows = 0
+        self._record_lines = []
+        self._lines = self._physical_lines()
+        self._rows = csv.reader(self._lines, delimiter=self._delimiter, strict=True)
+        self._read_header()
+        skipped = 0
+        while skipped < produced and self._read(1):
+            skipped += 1
+        return self._read(size)
+
+    def _read(self, size: int) -> list[SourceItem]:
         # The loop every row goes through, so it keeps to locals; anything unusual (a short
         # row, an empty or composite key, decoding damage) goes through _to_item.
         batch: list[SourceItem] = []

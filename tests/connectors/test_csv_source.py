@@ -327,3 +327,43 @@ def test_config_is_frozen_strict_and_resolves_relative_paths(tmp_path: Path) -> 
         CsvSourceConfig(path=Path("a.csv"), key=())
     with pytest.raises(ValidationError):
         config.key = "other"  # type: ignore[misc]
+
+
+async def test_a_parse_problem_deep_in_a_plain_file_reads_the_same_as_a_careful_read(
+    tmp_path: Path,
+) -> None:
+    # Plain LF files are read by the csv module directly; a row it refuses (here text after a
+    # closing quote, then an unterminated quote at the end) sends the read back to the careful
+    # way, past the rows already handed out. Nothing may be lost, doubled or misnumbered.
+    lines = ["id,text,more"]
+    for number in range(1, 1301):
+        if number == 700:
+            lines.append('700,"quoted" trailing,x')
+        elif number == 650:
+            lines.append('650,"two\nlines",x')
+        elif number == 1000:
+            lines.append("")
+            lines.append("1000,blank line above,x")
+        elif number == 1300:
+            lines.append('1300,"never closed,x')
+        else:
+            lines.append(f"{number},text {number},x")
+    plain = write(tmp_path / "plain.csv", "\n".join(lines) + "\n")
+    # The same rows with a lone CR inside row 1's field: read the careful way from the start.
+    careful_text = "\n".join(lines).replace("1,text 1,x", '1,"text\r1",x', 1) + "\n"
+    careful = write(tmp_path / "careful.csv", careful_text)
+
+    items = await read(source(plain))
+    reference = await read(source(careful))
+    assert [(type(i), i.key, i.position) for i in items][1:] == [
+        (type(i), i.key, i.position) for i in reference
+    ][1:]
+    records = {i.key: i for i in items if isinstance(i, SourceRecord)}
+    assert len(records) == 1299
+    assert records["700"].fields["text"] == "quoted trailing"
+    assert records["650"].position == "line 651"
+    assert records["651"].position == "line 653"
+    assert records["1000"].position == "line 1003"
+    assert records["1299"].position == "line 1302"
+    (error,) = [i for i in items if isinstance(i, RecordError)]
+    assert error.position == "line 1303"
