@@ -4,19 +4,22 @@ The log is the only memory a run has of the ones before it. Its rules:
 
 * A row is written only after Webflow acknowledged the write (``record_acknowledged``), per item,
   because batches finish out of order.
-* Before a create is sent its *intent* is recorded (state ``sending``); a row left in that state by
-  a killed run means "the create may have landed": it is reconciled by reading Webflow back, never
-  by sending again blindly.
-* Every call is one short transaction (``executemany`` for batches). WAL with
-  ``synchronous=NORMAL`` loses nothing committed when the process is killed (what we guard
-  against); only a power cut may drop the last few commits, which the next run resends.
+* Before a create is sent its *intent* is recorded: one row per batch in ``intents`` (each item's
+  key, slug and content hash), which makes those items state ``sending``. An intent left by a
+  killed run means "the creates may have landed": they are reconciled by reading Webflow back,
+  never by sending again blindly. An intent is settled (removed) once every item in it is
+  acknowledged, refused, or read back as missing; acknowledged items are never ``sending``.
+* Every call is one short transaction (``executemany`` for batches), or joins the caller's
+  :meth:`CheckpointLog.transaction`. WAL with ``synchronous=NORMAL`` loses nothing committed
+  when the process is killed (what we guard against); only a power cut may drop the last few
+  commits, which the next run reconciles or resends.
 * The calls are synchronous and fast (a few hundred µs), so the runner makes them straight from the
   event loop rather than paying for a thread hop.
 * No secret is stored: error texts pass through :func:`pipeline.logging.redact` first.
 
 Item states::
 
-    sending  intent recorded, outcome unknown until acknowledged
+    sending  in an intent, outcome unknown until acknowledged (no item row of its own)
     staged   exists in Webflow, awaiting publish
     done     acknowledged and, where the mode asks, published
     failed   a per-item error; retried next run
