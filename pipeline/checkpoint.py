@@ -191,7 +191,8 @@ class ChunkCheck:
     changed: dict[str, bool]
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per item written, and frozen doubles what that costs.
+@dataclass(slots=True)
 class Acknowledged:
     """Webflow confirmed this item: it exists with that id, slug and content."""
 

@@ -50,7 +50,8 @@ MAX_UNKNOWN_ROUNDS = 6
 _INDEX_IN_PARAM = re.compile(r"items\[(\d+)\]")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built per item written, and frozen doubles what that costs.
+@dataclass(slots=True)
 class PendingItem:
     key: str
     field_data: Mapping[str, Any]

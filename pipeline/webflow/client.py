@@ -57,6 +57,11 @@ class ItemPage:
     pagination: Pagination
 
 
+def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    # Copied only when it is not a dict already (orjson writes dicts, not other mappings).
+    return value if type(value) is dict else dict(value)
+
+
 #: A whole answer's items validated in one call rather than one model_validate per item.
 _ITEM_LIST: TypeAdapter[list[Item]] = TypeAdapter(list[Item])
 
@@ -66,7 +71,7 @@ def _items_of(body: Any) -> list[dict[str, Any]]:
     if isinstance(body, Mapping):
         items = body.get("items")
         if isinstance(items, list):
-            return [dict(i) for i in items if isinstance(i, Mapping)]
+            return [_plain_dict(i) for i in items if isinstance(i, Mapping)]
         if "id" in body:
             return [dict(body)]
     if isinstance(body, list):
@@ -279,7 +284,8 @@ class WebflowClient:
         """Bulk create: ``/items/live`` creates and publishes; ``/items`` stages them."""
         _check_batch(field_data)
         items = [
-            {"isArchived": False, "isDraft": is_draft, "fieldData": dict(fd)} for fd in field_data
+            {"isArchived": False, "isDraft": is_draft, "fieldData": _plain_dict(fd)}
+            for fd in field_data
         ]
         suffix = "/live" if live else ""
         response = await self.send(
