@@ -843,27 +843,25 @@ class CheckpointLog:
             str(row[1]) if row[1] is not None else None,
         )
 
-    def held_slugs(
-        self, collection: str, slugs: Sequence[str]
-    ) -> dict[str, tuple[str | None, str | None]]:
-        """:meth:`slug_holders` for many slugs in one query; only the slugs someone holds."""
-        held: dict[str, tuple[str | None, str | None]] = {}
-        for slug, in_run, in_log in self._db.execute(
-            "SELECT j.value, "
-            "(SELECT key FROM temp.run_slugs WHERE collection = ?1 AND slug = j.value), "
-            "(SELECT key FROM items INDEXED BY items_slug WHERE collection = ?1 AND slug = j.value "
-            "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1) "
+    def claim_free_slugs(self, collection: str, claims: Sequence[tuple[str, str]]) -> set[str]:
+        """Note the (key, slug) claims whose slug is free, in order, in one statement; return
+        the keys that got theirs. A slug is taken when another key claimed it in this run (an
+        earlier claim of the same call included) or holds it in the log."""
+        if not claims:
+            return set()
+        accepted = self._db.execute(
+            "INSERT INTO temp.run_slugs (collection, slug, key) "
+            "SELECT ?1, json_extract(j.value, '$[1]'), json_extract(j.value, '$[0]') "
             "FROM json_each(?2) AS j "
-            "WHERE EXISTS (SELECT 1 FROM temp.run_slugs WHERE collection = ?1 AND slug = j.value) "
-            "OR EXISTS (SELECT 1 FROM items INDEXED BY items_slug "
-            "WHERE collection = ?1 AND slug = j.value)",
-            (collection, orjson.dumps(list(slugs))),
-        ):
-            held[str(slug)] = (
-                str(in_run) if in_run is not None else None,
-                str(in_log) if in_log is not None else None,
-            )
-        return held
+            "WHERE NOT EXISTS (SELECT 1 FROM items INDEXED BY items_slug "
+            "WHERE collection = ?1 AND slug = json_extract(j.value, '$[1]') "
+            "AND key != json_extract(j.value, '$[0]')) "
+            "ON CONFLICT (collection, slug) DO UPDATE SET key = excluded.key "
+            "WHERE key = excluded.key "
+            "RETURNING key",
+            (collection, orjson.dumps([[key, slug] for key, slug in claims])),
+        ).fetchall()
+        return {str(row[0]) for row in accepted}
 
     def mark_planned(self, collection: str, keys: Sequence[str]) -> None:
         """In a plan: these records would become items (references to them resolve)."""

@@ -501,21 +501,9 @@ class _CheckpointSlugs:
         claims, self.provisional = self.provisional or [], None
         if not claims:
             return set()
-        held = self.checkpoint.held_slugs(self.collection, [slug for _, slug in claims])
-        refused: set[str] = set()
-        # Kept apart from `pending`, which a flush may empty while this loop runs.
-        settled: dict[str, str] = {}
-        for key, slug in claims:
-            holders = held.get(slug, (None, None))
-            claimant = settled.get(slug) or self.pending.get(slug)
-            if (claimant is not None and claimant != key) or any(
-                holder is not None and holder != key for holder in holders
-            ):
-                refused.add(key)
-                continue
-            settled[slug] = key
-            self._hold(slug, key)
-        return refused
+        self.flush()  # claims made one at a time must be seen by this one
+        accepted = self.checkpoint.claim_free_slugs(self.collection, claims)
+        return {key for key, _ in claims if key not in accepted}
 
     def _hold(self, slug: str, key: str) -> None:
         self.pending[slug] = key

@@ -563,13 +563,24 @@ def test_check_chunk_takes_keys_of_any_text(log: CheckpointLog) -> None:
     assert log.check_chunk("posts", [(keys[3], fingerprint(0))]).repeated == {keys[3]}
 
 
-def test_held_slugs_names_the_holders_in_the_log_and_the_run(log: CheckpointLog) -> None:
+def test_claim_free_slugs_takes_free_ones_in_order(log: CheckpointLog) -> None:
     run = log.begin_run()
     batch = log.open_batch(run, "posts", "create", 1)
     log.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
     log.start_scratch()
-    log.check_chunk("posts", [("a", fingerprint(1))])
     log.claim_slugs("posts", [("a", "claimed")])
-    held = log.held_slugs("posts", ["hello", "claimed", "free", "hello"])
-    assert held == {"hello": (None, "old"), "claimed": ("a", None)}
-    assert log.held_slugs("authors", ["hello"]) == {}
+    accepted = log.claim_free_slugs(
+        "posts",
+        [
+            ("x", "hello"),  # held in the log by another key
+            ("old", "hello"),  # its own slug
+            ("y", "claimed"),  # claimed in this run by another key
+            ("a", "claimed"),  # its own claim again
+            ("p", "free"),
+            ("q", "free"),  # an earlier claim of this same call has it
+        ],
+    )
+    assert accepted == {"old", "a", "p"}
+    assert log.slug_holders("posts", "free") == ("p", None)
+    assert log.claim_free_slugs("authors", [("x", "hello")]) == {"x"}
+    assert log.claim_free_slugs("posts", []) == set()
