@@ -606,6 +606,13 @@ class CheckpointLog:
                 result.setdefault(collection, {})["sending"] = sending
         return result
 
+    def has_items(self, collection: str) -> bool:
+        """Whether the log holds any item row of the collection (in flight ones aside)."""
+        row = self._db.execute(
+            "SELECT 1 FROM items WHERE collection = ? LIMIT 1", (collection,)
+        ).fetchone()
+        return row is not None
+
     def count_in_webflow(self, collection: str) -> int:
         """Items this log knows in Webflow (with an id), whatever their state."""
         row = self._db.execute(
@@ -774,6 +781,7 @@ class CheckpointLog:
         records: Sequence[tuple[str, str]],
         *,
         pending_marks: Sequence[str] = (),
+        all_new: bool = False,
     ) -> ChunkCheck:
         """Note a chunk of records read in this run, given as (key, source fingerprint), and
         sort them: keys an earlier chunk already had, and keys whose item was not written from
@@ -781,7 +789,9 @@ class CheckpointLog:
         in one of ``pending_marks``).
 
         A rerun asks this of every record, so it is two statements whatever the chunk's size,
-        and the rows it returns are the exceptions, not the rule.
+        and the rows it returns are the exceptions, not the rule. ``all_new`` says the
+        collection had no item in the log when the run began (see :meth:`has_items`): then
+        every key not repeated is new, and the second statement is not needed.
         """
         if any(len(fingerprint) != FINGERPRINT_CHARS for _, fingerprint in records):
             raise ValueError(f"a source fingerprint has {FINGERPRINT_CHARS} characters")
@@ -809,6 +819,8 @@ class CheckpointLog:
                     (packed, collection, chunk),
                 )
             }
+        if all_new:
+            return ChunkCheck(repeated=repeated, changed=dict.fromkeys(keys - repeated, False))
         marks = "".join(f" OR substr(i.content_hash, -{len(mark)}) = ?" for mark in pending_marks)
         changed: dict[str, bool] = {}
         for key, known in self._db.execute(

@@ -852,6 +852,8 @@ class _Run:
         if exists and not self.dry_run:
             await self.reconcile_leftovers(name, schema.id)
         foreign = await self.foreign_items(name, schema.id) if exists else _Foreign()
+        # A first run: every record read is new, which spares the log that question.
+        all_new = not checkpoint.has_items(name)
         slugs = _CheckpointSlugs(checkpoint, name)
         references = collection.references()
         deferred_targets = frozenset(
@@ -923,7 +925,10 @@ class _Run:
                     records.append((read, source_hash_of(read)))
                 # Keys of earlier chunks live in the checkpoint's scratch, not in memory.
                 check = checkpoint.check_chunk(
-                    name, [(r.key, h) for r, h in records], pending_marks=_PENDING_MARKS
+                    name,
+                    [(r.key, h) for r, h in records],
+                    pending_marks=_PENDING_MARKS,
+                    all_new=all_new,
                 )
                 in_chunk: set[str] = set()
                 planned: list[str] = []

@@ -584,3 +584,18 @@ def test_claim_free_slugs_takes_free_ones_in_order(log: CheckpointLog) -> None:
     assert log.slug_holders("posts", "free") == ("p", None)
     assert log.claim_free_slugs("authors", [("x", "hello")]) == {"x"}
     assert log.claim_free_slugs("posts", []) == set()
+
+
+def test_check_chunk_of_a_collection_new_to_the_log(log: CheckpointLog) -> None:
+    assert not log.has_items("posts")
+    log.start_scratch()
+    first = log.check_chunk("posts", [("a", fingerprint(1)), ("b", fingerprint(2))], all_new=True)
+    assert first.changed == {"a": False, "b": False}
+    again = log.check_chunk("posts", [("b", fingerprint(2)), ("c", fingerprint(3))], all_new=True)
+    assert again.repeated == {"b"}
+    assert again.changed == {"c": False}
+    run = log.begin_run()
+    batch = log.open_batch(run, "posts", "create", 1)
+    log.record_failures("posts", batch, [ItemFailure("a", None, "bad", "validation")])
+    assert log.has_items("posts")
+    assert not log.has_items("authors")
