@@ -36,6 +36,7 @@ __all__ = [
     "item_write_requests",
     "prepared_job",
     "print_json",
+    "reference_cpu_seconds",
     "run_flowport",
     "sandbox_process",
     "scratch_dir",
@@ -350,6 +351,19 @@ def _stop_after(pid: int, timeout: float, finished: threading.Event) -> None:
     os.kill(pid, signal.SIGTERM)
     if not finished.wait(30):
         os.kill(pid, signal.SIGKILL)
+
+
+def reference_cpu_seconds() -> float:
+    """CPU seconds of a fixed pure-Python workload (arithmetic, strings, a dict), measured in
+    this process: the machine's speed at the moment, to read CPU figures of different runs
+    and sessions against. On the shared machines here it moves by a fifth within seconds."""
+    began = time.process_time()
+    total = 0
+    for n in range(3_000_000):
+        total += n * n
+    table = {str(n): (n, str(n)) for n in range(300_000)}
+    del table
+    return time.process_time() - began
 
 
 def print_json(figures: dict[str, Any]) -> None:

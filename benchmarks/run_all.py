@@ -29,7 +29,7 @@ import bench_rerun
 import bench_saturation
 import bench_sdk
 import bench_throughput
-from _harness import CHILD_PYTHON, REPO, prepared_job
+from _harness import CHILD_PYTHON, REPO, prepared_job, reference_cpu_seconds
 
 __all__ = ["BENCHMARKS", "main"]
 
@@ -63,8 +63,10 @@ def _throughput_and_rerun(quick: bool, profile: bool) -> dict[str, Any]:
     reruns: list[dict[str, Any]] = []
     for _ in range(1 if quick else REPEATS):
         with prepared_job(rows) as job:
+            reference = reference_cpu_seconds()
             first = job.run(timeout=timeout)
             firsts.append(bench_throughput.figures(job, first))
+            firsts[-1]["reference_cpu_seconds_before"] = round(reference, 3)
             if first.exit_code != 0:
                 continue
             for _ in range(RERUNS_PER_JOB):
@@ -204,7 +206,8 @@ def table(results: dict[str, Any]) -> list[Row]:
                 f"throughput ({throughput['rows']:,} rows, median of {throughput['runs']})",
                 f"{throughput['items_per_second']:,} items/s, {per_1000} CPU s/1,000 items"
                 + (f" (runs: {every})" if throughput["runs"] > 1 else "")
-                + (" (timed out)" if throughput["timed_out"] else ""),
+                + (" (timed out)" if throughput["timed_out"] else "")
+                + f"; reference loop {throughput['reference_cpu_seconds_before']} s",
                 "<= 0.05 CPU s/1,000",
                 _yes(per_1000 is not None and per_1000 <= 0.05 and not throughput["timed_out"]),
             )
