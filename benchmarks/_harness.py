@@ -353,17 +353,27 @@ def _stop_after(pid: int, timeout: float, finished: threading.Event) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+_REFERENCE_WORKLOAD = """
+import time
+began = time.process_time()
+total = 0
+for n in range(3_000_000):
+    total += n * n
+table = {str(n): (n, str(n)) for n in range(300_000)}
+print(time.process_time() - began)
+"""
+
+
 def reference_cpu_seconds() -> float:
-    """CPU seconds of a fixed pure-Python workload (arithmetic, strings, a dict), measured in
-    this process: the machine's speed at the moment, to read CPU figures of different runs
-    and sessions against. On the shared machines here it moves by a fifth within seconds."""
-    began = time.process_time()
-    total = 0
-    for n in range(3_000_000):
-        total += n * n
-    table = {str(n): (n, str(n)) for n in range(300_000)}
-    del table
-    return time.process_time() - began
+    """CPU seconds of a fixed pure-Python workload (arithmetic, strings, a dict): the machine's
+    speed at the moment, to read CPU figures of different runs and sessions against. On the
+    shared machines here it moves by a fifth within seconds. It runs in a child process: its
+    memory must not stay in this one, whose size a child started by fork inherits at first (and
+    ``ru_maxrss`` would count)."""
+    answer = subprocess.run(
+        [CHILD_PYTHON, "-c", _REFERENCE_WORKLOAD], capture_output=True, text=True, check=True
+    )
+    return float(answer.stdout.strip())
 
 
 def print_json(figures: dict[str, Any]) -> None:
