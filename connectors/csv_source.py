@@ -1,9 +1,14 @@
 """CSV source: a file (optionally gzip-compressed) read row by row, values kept as text.
 
-The file is parsed with the standard library's ``csv`` module over a line iterator that counts
-physical lines, rather than with pandas: pandas' chunked reader cannot say on which line a record
-starts (its ``on_bad_lines`` callable gets the fields, not the line), and every record here carries
-its starting line as ``position``. Both stream; ``benchmarks/bench_csv_memory.py`` measures them.
+The file is parsed with the standard library's ``csv`` module rather than with pandas: pandas'
+chunked reader cannot say on which line a record starts (its ``on_bad_lines`` callable gets the
+fields, not the line), and every record here carries its starting line as ``position``. Both
+stream; ``benchmarks/bench_csv_memory.py`` measures them.
+
+Two ways of reading give the same records: when a byte scan of the (uncompressed) file finds no
+CR outside a CRLF, the csv module reads the text layer directly and counts lines itself; otherwise,
+or after any parse problem, a line iterator counts physical lines and lets a refused record be
+read again leniently. The scan is one extra pass over the file before the first record.
 
 Decisions a job author may want to know:
 
