@@ -14,6 +14,7 @@ loop, where a thread would only contend for the GIL.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -26,6 +27,7 @@ __all__ = [
     "Source",
     "SourceItem",
     "SourceRecord",
+    "items_of",
 ]
 
 
@@ -103,3 +105,14 @@ class BatchedSource(Protocol):
     def record_batches(
         self, since: str | None = None
     ) -> AsyncGenerator[Sequence[SourceItem], None]: ...
+
+
+async def items_of(
+    batches: AsyncGenerator[Sequence[SourceItem], None],
+) -> AsyncGenerator[SourceItem, None]:
+    """A :class:`BatchedSource`'s ``records()``: its batches, one item at a time (closing the
+    batches when closed)."""
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for item in batch:
+                yield item

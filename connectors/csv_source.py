@@ -33,7 +33,6 @@ Decisions a job author may want to know:
 from __future__ import annotations
 
 import codecs
-import contextlib
 import csv
 import difflib
 import gzip
@@ -41,7 +40,7 @@ import io
 import itertools
 import logging
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Literal, Protocol, cast
@@ -49,7 +48,7 @@ from typing import IO, Literal, Protocol, cast
 import anyio
 from pydantic import Field, field_validator
 
-from connectors import RecordError, SourceItem, SourceRecord
+from connectors import RecordError, SourceItem, SourceRecord, items_of
 from connectors._keys import KeyedSourceConfig
 from pipeline.errors import ConfigError, SourceError
 
@@ -223,11 +222,8 @@ class CsvSource:
         lines += last != b"\n"
         return max(lines - 1, 0)
 
-    async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
-        async with contextlib.aclosing(self.record_batches(since)) as batches:
-            async for batch in batches:
-                for item in batch:
-                    yield item
+    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
+        return items_of(self.record_batches(since))
 
     async def record_batches(
         self, since: str | None = None

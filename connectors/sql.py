@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import anyio
 from pydantic import Field, field_validator, model_validator
 
-from connectors import RecordError, SourceItem, SourceRecord
+from connectors import RecordError, SourceItem, SourceRecord, items_of
 from connectors._keys import KeyedSourceConfig
 from pipeline.errors import ConfigError, FlowportError, SourceError
 
@@ -373,11 +373,8 @@ class SqlSource:
     def __repr__(self) -> str:
         return f"SqlSource({self.name!r})"
 
-    async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
-        async with contextlib.aclosing(self.record_batches(since)) as batches:
-            async for batch in batches:
-                for item in batch:
-                    yield item
+    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
+        return items_of(self.record_batches(since))
 
     async def record_batches(
         self, since: str | None = None
@@ -389,36 +386,40 @@ class SqlSource:
                 key="cursor_column",
                 fix="name a column that grows when a row changes, e.g. updated_at",
             )
-        await self._check_sqlite_file()
-        from sqlalchemy.ext.asyncio import create_async_engine
-        from sqlalchemy.pool import NullPool
-
-        engine = create_async_engine(
-            self._url, poolclass=NullPool, connect_args=self._connect_args()
-        )
-        try:
-            connection = await self._run("connect", engine.connect())
+        async with self._read_only_connection() as connection:
+            statement = await self._run("prepare the read", self._statement(connection, since))
+            if statement is None:
+                return
+            result = await self._run("run the read", connection.stream(statement))
             try:
-                await self._run("start a read-only transaction", self._read_only(connection))
-                statement = await self._run("prepare the read", self._statement(connection, since))
-                if statement is None:
-                    return
-                result = await self._run("run the read", connection.stream(statement))
-                try:
-                    async for batch in self._batches(result):
-                        yield batch
-                finally:
-                    with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
-                        await result.close()
+                async for batch in self._batches(result):
+                    yield batch
             finally:
                 with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
-                    await connection.close()
-        finally:
-            with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
-                await engine.dispose()
+                    await result.close()
 
     async def estimated_total(self, since: str | None = None) -> int | None:
         """How many rows the read will yield, counted by the database."""
+        import sqlalchemy as sa
+
+        async with self._read_only_connection() as connection:
+            statement = await self._run("prepare the count", self._statement(connection, since))
+            if statement is None:
+                return 0
+            if not isinstance(statement, sa.Select):
+                statement = sa.select(sa.literal_column("*")).select_from(
+                    sa.text(self._query or "").columns().subquery(_QUERY_ALIAS)
+                )
+            counted = sa.select(sa.func.count()).select_from(
+                statement.order_by(None).subquery("flowport_count")
+            )
+            total = await self._run("count the rows", connection.execute(counted))
+            return int(total.scalar_one())
+
+    @contextlib.asynccontextmanager
+    async def _read_only_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a read-only transaction, closed (with its engine) however the
+        read ends, a cancellation included."""
         await self._check_sqlite_file()
         from sqlalchemy.ext.asyncio import create_async_engine
         from sqlalchemy.pool import NullPool
@@ -430,20 +431,7 @@ class SqlSource:
             connection = await self._run("connect", engine.connect())
             try:
                 await self._run("start a read-only transaction", self._read_only(connection))
-                statement = await self._run("prepare the count", self._statement(connection, since))
-                if statement is None:
-                    return 0
-                import sqlalchemy as sa
-
-                if not isinstance(statement, sa.Select):
-                    statement = sa.select(sa.literal_column("*")).select_from(
-                        sa.text(self._query or "").columns().subquery(_QUERY_ALIAS)
-                    )
-                counted = sa.select(sa.func.count()).select_from(
-                    statement.order_by(None).subquery("flowport_count")
-                )
-                total = await self._run("count the rows", connection.execute(counted))
-                return int(total.scalar_one())
+                yield connection
             finally:
                 with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
                     await connection.close()
