@@ -6,6 +6,7 @@ Everything listens on 127.0.0.1 and lives in a temporary folder; nothing is writ
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "PreparedJob",
     "SandboxProcess",
     "StatsPoller",
+    "bench_main",
     "hot_spots",
     "item_write_requests",
     "prepared_job",
@@ -374,6 +376,19 @@ def reference_cpu_seconds() -> float:
         [CHILD_PYTHON, "-c", _REFERENCE_WORKLOAD], capture_output=True, text=True, check=True
     )
     return float(answer.stdout.strip())
+
+
+def bench_main(doc: str, run: Callable[..., dict[str, Any]], *, profile: bool = False) -> None:
+    """The command line every benchmark module has: ``[--rows N] [--quick] [--profile]``,
+    figures as JSON on stdout; ``run(quick, rows[, profile])`` measures."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    if profile:
+        parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    figures = run(args.quick, args.rows, args.profile) if profile else run(args.quick, args.rows)
+    print_json(figures)
 
 
 def print_json(figures: dict[str, Any]) -> None:

@@ -11,7 +11,6 @@ its ``run_finished`` event). ``--profile`` reruns once more under cProfile and l
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import PreparedJob, hot_spots, prepared_job, print_json
+from _harness import PreparedJob, bench_main, hot_spots, prepared_job
 
 __all__ = ["TARGET_ITEMS_PER_SECOND", "measure_rerun", "run"]
 
@@ -67,12 +66,7 @@ def run(quick: bool = False, rows: int | None = None, profile: bool = False) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
-    print_json(run(args.quick, args.rows, args.profile))
+    bench_main(__doc__, run, profile=True)
 
 
 if __name__ == "__main__":

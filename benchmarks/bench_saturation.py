@@ -15,14 +15,13 @@ are reported separately. 429s are the sandbox's count over the whole run.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import StatsPoller, item_write_requests, prepared_job, print_json
+from _harness import StatsPoller, bench_main, item_write_requests, prepared_job
 
 __all__ = ["RATE_LIMIT", "WINDOW_SECONDS", "measure_mode", "run"]
 
@@ -85,11 +84,7 @@ def run(quick: bool = False, rows: int | None = None) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print_json(run(args.quick, args.rows))
+    bench_main(__doc__, run)
 
 
 if __name__ == "__main__":

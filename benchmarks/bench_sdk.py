@@ -19,7 +19,6 @@ Webflow doing). What landed is counted in the sandbox's own state: ``lost`` rows
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import sys
@@ -35,8 +34,8 @@ from _harness import (
     TOKEN,
     SandboxProcess,
     StatsPoller,
+    bench_main,
     prepared_job,
-    print_json,
     sandbox_process,
 )
 
@@ -248,11 +247,7 @@ def run(quick: bool = False, rows: int | None = None, seeds: int | None = None) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=None)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print_json(run(args.quick, args.rows))
+    bench_main(__doc__, run)
 
 
 if __name__ == "__main__":
