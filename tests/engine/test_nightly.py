@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from pydantic import SecretStr
 from pipeline.checkpoint import CheckpointLog
 from pipeline.jobfile import load_job
 from pipeline.runner import run_job
-from pipeline.sandbox import Sandbox, SandboxConfig
+from pipeline.sandbox import Sandbox
 from pipeline.webflow.client import WebflowClient
 from tests.engine.conftest import TOKEN, sandbox_stats
 
@@ -61,12 +60,6 @@ def write_books(path: Path, rows: list[tuple[str, str, str]]) -> None:
 
 def books(n: int, *, start: int = 0) -> list[tuple[str, str, str]]:
     return [(str(i), f"Book {i}", str(100 + i)) for i in range(start, start + n)]
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(tokens=(TOKEN,), rate_limit=100_000)) as running:
-        yield running
 
 
 @pytest.fixture

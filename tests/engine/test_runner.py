@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +94,6 @@ def posts(n: int, *, changed: frozenset[int] = frozenset()) -> list[tuple[str, .
         )
         for i in range(n)
     ]
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(tokens=(TOKEN,), rate_limit=100_000)) as running:
-        yield running
 
 
 @pytest.fixture
