@@ -42,6 +42,7 @@ import logging
 import zlib
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal, Protocol, cast
 
@@ -153,6 +154,13 @@ class CsvSourceConfig(KeyedSourceConfig):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _ByteScan:
+    stamp: tuple[int, int]
+    lines: int
+    plain_line_breaks: bool
+
+
 class CsvSource:
     """Reads one CSV file; see the module docstring for what it decides and reports."""
 
@@ -181,6 +189,7 @@ class CsvSource:
         self._batch_size = batch_size
         self._damaged_rows = 0
         self._encoding_used: str | None = None
+        self._scanned: _ByteScan | None = None
 
     @property
     def name(self) -> str:
@@ -208,19 +217,43 @@ class CsvSource:
         return await anyio.to_thread.run_sync(self._count_lines)
 
     def _count_lines(self) -> int | None:
+        scan = self._scan()
+        return scan.lines if scan is not None else None
+
+    def _plain_line_breaks(self) -> bool:
+        scan = self._scan()
+        return scan is not None and scan.plain_line_breaks
+
+    def _scan(self) -> _ByteScan | None:
+        """One pass over the raw file: how many lines follow the header (exact, or a little
+        high when fields hold line breaks), and whether every CR in it belongs to a CRLF (then
+        the csv module's own line count is the file's). Kept while the file's size and mtime
+        stay, so the count before a run and the read share one pass. None for a gzip file or
+        one that cannot be read (records() reports that)."""
         try:
+            stat = self._path.stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+            if self._scanned is not None and self._scanned.stamp == stamp:
+                return self._scanned
             with self._path.open("rb") as raw:
                 if self._compression == "gzip" or raw.read(2) == _GZIP_MAGIC:
                     return None
                 raw.seek(0)
-                lines, last = 0, b"\n"
-                while chunk := raw.read(1 << 20):
-                    lines += chunk.count(b"\n")
-                    last = chunk[-1:]
+                lines, last, carry, plain = 0, b"\n", b"", True
+                while block := raw.read(1 << 20):
+                    lines += block.count(b"\n")
+                    last = block[-1:]
+                    if plain:
+                        joined = carry + block
+                        carry = b"\r" if joined.endswith(b"\r") else b""
+                        if carry:
+                            joined = joined[:-1]
+                        plain = joined.count(b"\r") == joined.count(b"\r\n")
         except OSError:
-            return None  # records() reports the problem with the file
+            return None
         lines += last != b"\n"
-        return max(lines - 1, 0)
+        self._scanned = _ByteScan(stamp, max(lines - 1, 0), plain and not carry)
+        return self._scanned
 
     def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
         return items_of(self.record_batches(since))
@@ -266,7 +299,7 @@ class CsvSource:
         delimiter = self._delimiter or self._sniff_delimiter(codec, errors)
         return _RowReader(
             open_text=lambda: self._open_text(codec, errors),
-            plain_line_breaks=codec in _BYTE_TRANSPARENT_CODECS and self._no_lone_cr(),
+            plain_line_breaks=codec in _BYTE_TRANSPARENT_CODECS and self._plain_line_breaks(),
             path=self._path,
             label=self.name,
             codec=codec,
@@ -276,27 +309,6 @@ class CsvSource:
             key_separator=self._key_separator,
             columns=self._columns,
         )
-
-    def _no_lone_cr(self) -> bool:
-        """Whether every CR in the (uncompressed) file belongs to a CRLF: then every line the
-        text layer splits off ends with the file's own line break, and the csv module's line
-        count is the file's."""
-        try:
-            with self._path.open("rb") as raw:
-                if self._compression == "gzip" or raw.read(2) == _GZIP_MAGIC:
-                    return False
-                raw.seek(0)
-                carry = b""
-                while block := raw.read(1 << 20):
-                    block = carry + block
-                    carry = b"\r" if block.endswith(b"\r") else b""
-                    if carry:
-                        block = block[:-1]
-                    if block.count(b"\r") != block.count(b"\r\n"):
-                        return False
-        except OSError:
-            return False
-        return not carry
 
     def _open_binary(self, stack: ExitStack) -> IO[bytes]:
         try:

@@ -367,3 +367,21 @@ async def test_a_parse_problem_deep_in_a_plain_file_reads_the_same_as_a_careful_
     assert records["1299"].position == "line 1302"
     (error,) = [i for i in items if isinstance(i, RecordError)]
     assert error.position == "line 1303"
+
+
+async def test_the_count_and_the_read_share_one_scan_until_the_file_changes(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path / "s.csv", "id,text\n1,a\n2,b\n")
+    src = source(path)
+    assert await src.estimated_total() == 2
+    # Rewritten (longer, with a lone CR in a field): scanned again, so the read counts lines
+    # the careful way and the count follows the file.
+    write(path, 'id,text\n1,"x\ry"\n2,b\n3,c\n')
+    assert await src.estimated_total() == 3
+    items = await read(src)
+    assert [(i.key, i.position) for i in items] == [
+        ("1", "line 2"),
+        ("2", "line 3"),
+        ("3", "line 4"),
+    ]
