@@ -231,10 +231,6 @@ class RecordMapper:
             decided = values.get(text.casefold(), default)
         return decided
 
-    @staticmethod
-    def _produce(plan: _Plan, fields: Mapping[str, Any], run: TransformRun) -> Any:
-        return plan.produce(fields, run)
-
     def _resolve(self, plan: _Plan, value: Any, deferred: dict[str, tuple[str, ...]]) -> Any:
         target = plan.reference
         assert target is not None
@@ -283,7 +279,7 @@ class RecordMapper:
         plan = self._slug_plan
         if plan is not None:
             run.field = "slug"
-            value = self._produce(plan, fields, run)
+            value = plan.produce(fields, run)
             if value is not None:
                 if isinstance(value, list | tuple | Mapping):
                     raise FieldValueError("expected text for the slug, got a list or table")

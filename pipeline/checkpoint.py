@@ -499,16 +499,6 @@ class CheckpointLog:
                 found[row[2]] = _item(row)
         return found
 
-    def slug_holder(self, collection: str, slug: str) -> str | None:
-        # Should two rows claim a slug (one renamed since), the one that exists in Webflow wins.
-        row = self._db.execute(
-            # The planner otherwise walks the whole collection by primary key.
-            "SELECT key FROM items INDEXED BY items_slug WHERE collection = ? AND slug = ? "
-            "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1",
-            (collection, slug),
-        ).fetchone()
-        return str(row[0]) if row else None
-
     def _stream(self, where: str, params: tuple[Any, ...]) -> Iterator[ItemState]:
         # Keyset pages rather than one open cursor: the caller may write to the log while it
         # iterates, and a page never sees half of someone else's transaction.
@@ -843,9 +833,11 @@ class CheckpointLog:
 
     def slug_holders(self, collection: str, slug: str) -> tuple[str | None, str | None]:
         """Who has ``slug``: the key that claimed it in this run, and the key holding it in the
-        log (see :meth:`slug_holder`); one query, as it runs for every new record."""
+        log. Should two rows of the log hold it (one renamed since), the one that exists in
+        Webflow wins, then the latest."""
         row = self._db.execute(
             "SELECT (SELECT key FROM temp.run_slugs WHERE collection = ? AND slug = ?), "
+            # INDEXED BY: the planner otherwise walks the whole collection by primary key.
             "(SELECT key FROM items INDEXED BY items_slug WHERE collection = ? AND slug = ? "
             "ORDER BY webflow_id IS NULL, updated_at DESC LIMIT 1)",
             (collection, slug, collection, slug),

@@ -342,7 +342,8 @@ def test_forget_drops_rows(log: CheckpointLog) -> None:
     log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2)])
     log.forget("posts", ["a"])
     assert log.lookup("posts", ["a", "b"]).keys() == {"b"}
-    assert log.slug_holder("posts", "slug-1") is None
+    log.start_scratch()
+    assert log.slug_holders("posts", "slug-1") == (None, None)
 
 
 def test_slug_holder_prefers_the_item_in_webflow(log: CheckpointLog) -> None:
@@ -350,9 +351,10 @@ def test_slug_holder_prefers_the_item_in_webflow(log: CheckpointLog) -> None:
     batch = log.open_batch(run, "posts", "create", 1)
     log.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
     log.record_intent("posts", batch, [("new", "hello", "h2")])
-    assert log.slug_holder("posts", "hello") == "old"
-    assert log.slug_holder("authors", "hello") is None
-    assert log.slug_holder("posts", "other") is None
+    log.start_scratch()
+    assert log.slug_holders("posts", "hello")[1] == "old"
+    assert log.slug_holders("authors", "hello")[1] is None
+    assert log.slug_holders("posts", "other") == (None, None)
 
 
 def test_counts_by_collection_and_state(log: CheckpointLog) -> None:
