@@ -57,7 +57,7 @@ __all__ = [
 State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
 STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
@@ -153,7 +153,43 @@ DROP INDEX IF EXISTS items_webflow_id;
 CREATE INDEX items_webflow_id ON items (collection, webflow_id) WHERE webflow_id IS NOT NULL
 """
 
-_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+#: The items table again, with its check on ``state`` written as comparisons: SQLite checks an
+#: ``IN (...)`` list by building a temporary index of the list for every row written, which
+#: cost more than the row itself (2 µs of ~5 µs an acknowledged item).
+_SCHEMA_V4 = """
+CREATE TABLE items_v4 (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    webflow_id TEXT,
+    slug TEXT,
+    content_hash TEXT,
+    state TEXT NOT NULL CHECK (
+        state = 'done' OR state = 'staged' OR state = 'failed' OR state = 'sending'
+        OR state = 'archived' OR state = 'unpublished'
+    ),
+    last_error TEXT,
+    error_field TEXT,
+    error_kind TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    batch_id INTEGER,
+    first_seen TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    source_hash TEXT,
+    PRIMARY KEY (collection, key)
+) WITHOUT ROWID;
+INSERT INTO items_v4 (collection, key, webflow_id, slug, content_hash, state, last_error,
+        error_field, error_kind, attempts, batch_id, first_seen, updated_at, source_hash)
+    SELECT collection, key, webflow_id, slug, content_hash, state, last_error, error_field,
+        error_kind, attempts, batch_id, first_seen, updated_at, source_hash
+    FROM items;
+DROP TABLE items;
+ALTER TABLE items_v4 RENAME TO items;
+CREATE INDEX items_slug ON items (collection, slug);
+CREATE INDEX items_state ON items (collection, state) WHERE state <> 'done';
+CREATE INDEX items_webflow_id ON items (collection, webflow_id) WHERE webflow_id IS NOT NULL
+"""
+
+_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 
 _ITEM_COLUMNS: Final = (
     "collection, key, webflow_id, slug, content_hash, state, last_error, error_field, "

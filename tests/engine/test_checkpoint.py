@@ -233,6 +233,62 @@ def test_schema_2_sending_rows_become_intents(tmp_path: Path) -> None:
         assert leftover.updated_at == "2026-01-01T00:00:00+00:00"
 
 
+def test_schema_3_log_keeps_every_row_and_its_rules(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite"
+    with CheckpointLog.open(path) as log:
+        run = log.begin_run()
+        batch = log.open_batch(run, "posts", "create", 3)
+        log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2, "staged")])
+        log.record_failures("posts", batch, [ItemFailure("c", "name", "too long", "validation")])
+        log.record_intent("posts", batch, [("d", "slug-d", "h-d")])
+    raw = sqlite3.connect(path)
+    # The items table exactly as schema 3 made it.
+    raw.executescript(
+        """
+        CREATE TABLE items_v3 (
+            collection TEXT NOT NULL, key TEXT NOT NULL, webflow_id TEXT, slug TEXT,
+            content_hash TEXT, state TEXT NOT NULL CHECK (
+                state IN ('sending', 'staged', 'done', 'failed', 'archived', 'unpublished')
+            ), last_error TEXT, error_field TEXT, error_kind TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, batch_id INTEGER, first_seen TEXT NOT NULL,
+            updated_at TEXT NOT NULL, source_hash TEXT, PRIMARY KEY (collection, key)
+        ) WITHOUT ROWID;
+        INSERT INTO items_v3 SELECT * FROM items;
+        DROP TABLE items;
+        ALTER TABLE items_v3 RENAME TO items;
+        CREATE INDEX items_slug ON items (collection, slug);
+        CREATE INDEX items_state ON items (collection, state) WHERE state <> 'done';
+        CREATE INDEX items_webflow_id ON items (collection, webflow_id)
+            WHERE webflow_id IS NOT NULL;
+        UPDATE meta SET value = '3' WHERE key = 'schema_version';
+        """
+    )
+    raw.close()
+
+    with CheckpointLog.open(path) as log:
+        found = log.lookup("posts", ["a", "b", "c"])
+        assert (found["a"].state, found["a"].webflow_id, found["a"].slug) == (
+            "done",
+            "wf1",
+            "slug-1",
+        )
+        assert (found["b"].state, found["c"].state) == ("staged", "failed")
+        assert found["c"].last_error == "too long"
+        assert log.counts() == {"posts": {"done": 1, "staged": 1, "failed": 1, "sending": 1}}
+        log.start_scratch()
+        assert log.slug_holders("posts", "slug-2") == (None, "b")
+        assert log.count_in_webflow("posts") == 2
+    raw = sqlite3.connect(path)
+    indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"items_slug", "items_state", "items_webflow_id"} <= indexes
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        raw.execute(
+            "INSERT INTO items (collection, key, state, first_seen, updated_at) "
+            "VALUES ('posts', 'e', 'lost', 't', 't')"
+        )
+    raw.close()
+
+
 def test_failures_of_new_items(log: CheckpointLog) -> None:
     run = log.begin_run()
     batch = log.open_batch(run, "posts", "create", 2)
