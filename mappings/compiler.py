@@ -14,18 +14,25 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, Literal, Protocol
 
 from connectors import SourceRecord
-from mappings.fieldtypes import Coercer, build_coercer
-from mappings.paths import PathError, compile_path, compile_template, is_missing
+from mappings.fieldtypes import (
+    Coercer,
+    blank_text_is_missing,
+    build_coercer,
+    keeps_unchanged,
+)
+from mappings.paths import PathError, column_of, compile_path, compile_template, is_missing
 from mappings.results import MappedItem, MappingFailure, SkippedRecord
 from mappings.slugs import SlugClaims, webflow_slug
 from mappings.spec import CollectionMapping, FieldMapping
 from mappings.transforms import (
+    RESULT_KINDS,
     AttachmentLookup,
     Transform,
     TransformConfigError,
     TransformEnv,
     TransformRun,
     build_transform,
+    transform_name,
 )
 from mappings.values import FieldValueError
 from pipeline.errors import ConfigError
@@ -74,6 +81,9 @@ class _Plan:
         required: bool,
         reference: str | None,
         multiple: bool,
+        column: str | None = None,
+        checked: bool = False,
+        blank_is_missing: bool = False,
     ) -> None:
         self.slug = slug
         self.get = get
@@ -83,7 +93,15 @@ class _Plan:
         self.required = required
         self.reference = reference
         self.multiple = multiple
-        self.produce = _producer(get, default, transforms, coerce)
+        self.produce = _producer(
+            get,
+            default,
+            transforms,
+            coerce,
+            column=column,
+            checked=checked,
+            blank_is_missing=blank_is_missing,
+        )
 
 
 def _producer(
@@ -91,14 +109,30 @@ def _producer(
     default: Any,
     transforms: tuple[Transform, ...],
     coerce: Coercer | None,
+    *,
+    column: str | None = None,
+    checked: bool = False,
+    blank_is_missing: bool = False,
 ) -> Callable[[Mapping[str, Any], TransformRun], Any]:
     """The field's value from a record: read, default, transforms, then the field type's check.
 
     Built once per field in the shape it needs: every record of a run goes through it, and
     the common fields (a plain column, one transform, no default) skip the general loop.
+    ``column``: the record key the field reads, when it is a plain name. ``checked``: every
+    result of the (single) transform passes the field's check unchanged, so it is not run.
+    ``blank_is_missing``: the field's check itself answers None for blank text.
     """
     if default is None and coerce is not None and len(transforms) <= 1:
         if not transforms:
+            if column is not None and blank_is_missing:
+
+                def text_column(fields: Mapping[str, Any], run: TransformRun) -> Any:
+                    value = fields.get(column)
+                    if type(value) is str:
+                        return coerce(value, run)
+                    return None if is_missing(value) else coerce(value, run)
+
+                return text_column
 
             def plain(fields: Mapping[str, Any], run: TransformRun) -> Any:
                 value = get(fields)
@@ -106,6 +140,11 @@ def _producer(
 
             return plain
         (transform,) = transforms
+        if checked:
+            # The transform answers None or a value the check would return as it is.
+            if column is not None:
+                return lambda fields, run: transform(fields.get(column), run)
+            return lambda fields, run: transform(get(fields), run)
 
         def transformed(fields: Mapping[str, Any], run: TransformRun) -> Any:
             value = transform(get(fields), run)
@@ -160,6 +199,10 @@ class RecordMapper:
     ) -> None:
         self.collection = collection
         self._plans = plans
+        # Unpacked once: the loop over them runs for every field of every record.
+        self._steps = tuple(
+            (plan.slug, plan.produce, plan.reference, plan.required, plan) for plan in plans
+        )
         self._slug_plan = slug_plan
         self._slug_from = slug_from
         self._status = status
@@ -185,32 +228,32 @@ class RecordMapper:
         run = TransformRun()
         data: dict[str, Any] = {}
         deferred: dict[str, tuple[str, ...]] = {}
-        for plan in self._plans:
-            run.field = plan.slug
+        for slug, produce, reference, required, plan in self._steps:
+            run.field = slug
             try:
-                value = plan.produce(fields, run)
-                if value is not None and plan.reference is not None:
+                value = produce(fields, run)
+                if value is not None and reference is not None:
                     value = self._resolve(plan, value, deferred)
             except FieldValueError as problem:
-                return MappingFailure(key, plan.slug, f"field {plan.slug}: {problem}")
+                return MappingFailure(key, slug, f"field {slug}: {problem}")
             if value is None:
-                if plan.required:
-                    reason = f"field {plan.slug}: required but missing"
-                    if plan.slug in deferred:
+                if required:
+                    reason = f"field {slug}: required but missing"
+                    if slug in deferred:
                         reason = (
-                            f"field {plan.slug}: required reference to an item not written "
-                            f"yet ({', '.join(deferred[plan.slug])}); a required reference "
+                            f"field {slug}: required reference to an item not written "
+                            f"yet ({', '.join(deferred[slug])}); a required reference "
                             "cannot wait for a second pass"
                         )
-                    return MappingFailure(key, plan.slug, reason)
+                    return MappingFailure(key, slug, reason)
                 continue
-            data[plan.slug] = value
+            data[slug] = value
         try:
-            slug = self._slug(key, fields, data, run)
+            wanted = self._slug(key, fields, data, run)
         except FieldValueError as problem:
             return MappingFailure(key, "slug", f"field slug: {problem}")
-        if slug is not None:
-            data["slug"] = self._slugs.claim(key, slug)
+        if wanted is not None:
+            data["slug"] = self._slugs.claim(key, wanted)
         return MappedItem(
             key=key,
             field_data=data,
@@ -399,6 +442,9 @@ def compile_mapping(
                 field, base_url=mapping.base_url, overflow=mapping.plain_text_overflow
             )
         )
+        result_kind = (
+            RESULT_KINDS.get(transform_name(spec.transforms[-1])) if spec.transforms else None
+        )
         plan = _Plan(
             slug=slug,
             get=_getter(spec, key),
@@ -408,6 +454,9 @@ def compile_mapping(
             required=field.is_required or slug == "name",
             reference=spec.reference,
             multiple=field.type == "MultiReference",
+            column=column_of(spec.source) if spec.source is not None else None,
+            checked=result_kind is not None and keeps_unchanged(field, result_kind),
+            blank_is_missing=blank_text_is_missing(field),
         )
         if slug == "slug":
             slug_plan = plan

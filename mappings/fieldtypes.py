@@ -251,6 +251,37 @@ def _option(field: FieldSchema) -> Coercer:
     return coerce
 
 
+def keeps_unchanged(field: FieldSchema, kind: str) -> bool:
+    """Whether the field's check returns every value of ``kind`` (a transform's result kind,
+    ``transforms.RESULT_KINDS``) unchanged: then the mapper skips it."""
+    if kind == "number":
+        return field.type == "Number" and not _has_number_rules(field)
+    if kind == "boolean":
+        return field.type == "Switch"
+    if kind == "webflow_datetime":
+        return field.type == "DateTime"
+    return False
+
+
+def blank_text_is_missing(field: FieldSchema) -> bool:
+    """Whether the field's check answers None (missing) for blank text, as the mapper's own
+    missing-value test would: then the mapper hands text straight to it."""
+    return field.type == "PlainText"
+
+
+def _has_number_rules(field: FieldSchema) -> bool:
+    # The same conditions as _number's checks: any one of them can change or refuse a number.
+    rules = _validations(field)
+    return (
+        rules.get("format") == "integer"
+        or isinstance(rules.get("precision"), int)
+        or rules.get("allowNegative", True) is False
+        or rules.get("allowZero", True) is False
+        or isinstance(rules.get("minValue"), int | float)
+        or isinstance(rules.get("maxValue"), int | float)
+    )
+
+
 def build_coercer(field: FieldSchema, *, base_url: str | None, overflow: str) -> Coercer:
     kind = field.type
     if kind == "PlainText":

@@ -85,6 +85,16 @@ def _walk(value: Any, steps: list[_Step], start: int) -> Any:
     return value
 
 
+def column_of(path: str) -> str | None:
+    """The record key ``path`` reads when it is a plain name (what most mappings are), else
+    None; the mapper reads such a field with one dict lookup."""
+    try:
+        steps = _parse(path)
+    except PathError:
+        return None
+    return str(steps[0][1]) if len(steps) == 1 else None
+
+
 def compile_path(path: str) -> Getter:
     """A getter for ``path``; a key that literally contains dots or brackets wins if present."""
     steps = _parse(path)

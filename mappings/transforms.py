@@ -329,6 +329,24 @@ TRANSFORMS: Final[dict[str, tuple[_Builder, frozenset[FieldType] | None]]] = {
 }
 
 
+#: What a transform returns besides None, for the transforms whose every result is of one kind:
+#: a field type's check that keeps such values unchanged (``fieldtypes.keeps_unchanged``) need
+#: not run after them.
+RESULT_KINDS: Final[Mapping[str, str]] = {
+    "number": "number",
+    "boolean": "boolean",
+    "datetime": "webflow_datetime",
+}
+
+
+def transform_name(spec: str | Mapping[str, Any]) -> str:
+    """``"number"`` for both ``"number"`` and ``{number = {decimal = ","}}``."""
+    if isinstance(spec, str):
+        return spec
+    ((name, _arg),) = spec.items()
+    return str(name)
+
+
 def build_transform(spec: str | Mapping[str, Any], env: TransformEnv) -> Transform:
     if isinstance(spec, str):
         name, arg = spec, None
