@@ -19,14 +19,13 @@ from mappings.transforms import TransformRun
 from mappings.values import (
     FieldValueError,
     canonical_webflow_datetime,
-    format_webflow_datetime,
     parse_boolean,
     parse_color,
-    parse_datetime,
     parse_email,
     parse_number,
     parse_phone,
     parse_url,
+    webflow_datetime,
 )
 from pipeline.webflow.models import FieldSchema
 
@@ -214,8 +213,7 @@ def _datetime(value: Any, run: TransformRun) -> Any:
     canonical = canonical_webflow_datetime(value)
     if canonical is not None:
         return canonical
-    moment = parse_datetime(value)
-    return None if moment is None else format_webflow_datetime(moment)
+    return webflow_datetime(value)
 
 
 def _switch(value: Any, run: TransformRun) -> Any:

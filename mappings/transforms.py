@@ -20,12 +20,11 @@ from mappings.richtext import markdown_to_html, wordpress_to_html
 from mappings.slugs import webflow_slug
 from mappings.values import (
     FieldValueError,
-    format_webflow_datetime,
     load_zone,
     parse_boolean,
-    parse_datetime,
     parse_number,
     parse_url,
+    webflow_datetime,
 )
 from pipeline.webflow.models import FieldType
 
@@ -255,8 +254,7 @@ def _datetime(arg: Any, env: TransformEnv) -> Transform:
     def convert(value: Any, run: TransformRun) -> Any:
         if is_missing(value):
             return None
-        moment = parse_datetime(value, zone=zone, input_format=input_format, dayfirst=dayfirst)
-        return None if moment is None else format_webflow_datetime(moment)
+        return webflow_datetime(value, zone=zone, input_format=input_format, dayfirst=dayfirst)
 
     return convert
 

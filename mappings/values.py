@@ -42,6 +42,7 @@ __all__ = [
     "parse_number",
     "parse_phone",
     "parse_url",
+    "webflow_datetime",
 ]
 
 MAX_EXACT_INTEGER = 2**53
@@ -156,7 +157,12 @@ def load_zone(name: str) -> tzinfo:
 
 def format_webflow_datetime(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            raise FieldValueError(
+                f"{moment.isoformat()} is out of range once converted to UTC"
+            ) from None
     # isoformat rather than strftime: a third of the cost, and it pads years below 1000.
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
@@ -174,6 +180,36 @@ def canonical_webflow_datetime(value: Any) -> str | None:
     except ValueError:
         return None
     return value
+
+
+#: An ISO 8601 date and time that is already UTC (or has no offset, in a UTC job): Webflow's form
+#: is then this very text with milliseconds, so it need not be parsed and written again.
+_ISO_UTC = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?([Zz]|[+-]00:?00)?")
+
+
+def webflow_datetime(
+    value: Any,
+    *,
+    zone: tzinfo = UTC,
+    input_format: str | None = None,
+    dayfirst: bool = False,
+) -> str | None:
+    """``value`` as Webflow writes dates (``parse_datetime`` then ``format_webflow_datetime``),
+    or None for WordPress's "no date"."""
+    if type(value) is str and input_format is None:
+        text = value.strip()
+        iso = _ISO_UTC.fullmatch(text)
+        if iso is not None and (iso.group(3) is not None or zone is UTC):
+            whole_seconds, fraction, _offset = iso.groups()
+            try:
+                # Checks the calendar and the clock (no February 30th, no hour 24).
+                datetime.fromisoformat(whole_seconds)
+            except ValueError:
+                pass
+            else:
+                return f"{whole_seconds}.{(fraction or '').ljust(3, '0')[:3]}Z"
+    moment = parse_datetime(value, zone=zone, input_format=input_format, dayfirst=dayfirst)
+    return None if moment is None else format_webflow_datetime(moment)
 
 
 def _from_epoch(seconds: float, original: Any) -> datetime:

@@ -237,6 +237,8 @@ INVALID: list[tuple[str, Any, str]] = [
     # Webflow's own form is checked too, not passed through.
     ("published", "2024-02-30T10:00:00.000Z", "is not a"),
     ("published", True, "is not a date"),
+    # Valid where it was written, past year 9999 in UTC.
+    ("published", "9999-12-31T23:00:00-05:00", "out of range once converted to UTC"),
     ("featured", "maybe", "not a yes/no value"),
     ("featured", 2, "not a yes/no value"),
     ("tint", "#12", "is not a colour"),

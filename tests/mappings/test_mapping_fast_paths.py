@@ -8,7 +8,9 @@ hold ``keeps_unchanged`` to what the checks really do.
 
 from __future__ import annotations
 
+import random
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,7 +24,12 @@ from mappings.transforms import (
     build_transform,
     transform_name,
 )
-from mappings.values import FieldValueError
+from mappings.values import (
+    FieldValueError,
+    format_webflow_datetime,
+    parse_datetime,
+    webflow_datetime,
+)
 from pipeline.webflow.models import FieldSchema
 
 VALUES: list[Any] = [
@@ -138,3 +145,55 @@ def test_column_of_names_only_plain_keys() -> None:
     assert column_of("tags[]") is None
     assert column_of("items[0]") is None
     assert column_of(" bad ") is None
+
+
+def _reference_datetime(value: Any, **options: Any) -> tuple[str, Any]:
+    try:
+        moment = parse_datetime(value, **options)
+        return ("value", None if moment is None else format_webflow_datetime(moment))
+    except FieldValueError as error:
+        return ("error", str(error))
+
+
+def _quick_datetime(value: Any, **options: Any) -> tuple[str, Any]:
+    try:
+        return ("value", webflow_datetime(value, **options))
+    except FieldValueError as error:
+        return ("error", str(error))
+
+
+def _date_texts() -> list[str]:
+    rng = random.Random(7)
+    days = ["2024-06-06", "2024-02-29", "2023-02-29", "2024-02-30", "0999-01-01", "0000-00-00",
+            "9999-12-31", "2024-13-01", "2024-6-06"]  # fmt: skip
+    clocks = ["10:00:00", "23:59:59", "24:00:00", "00:00:60", "12:60:00", "00:00:00", "1:02:03"]
+    fractions = ["", ".5", ".12", ".123", ".1234", ".123456", ".1234567", ".", ".12a"]
+    offsets = ["", "Z", "z", "+00:00", "-00:00", "+0000", "+00", "+01:00", "-05:30", " Z"]
+    texts = [
+        f"{rng.choice([' ', '', '  '])}{day}{sep}{clock}{fraction}{offset}{rng.choice(['', ' '])}"
+        for day in days
+        for clock in clocks
+        for sep in ("T", " ", "t")
+        for fraction in rng.sample(fractions, 3)
+        for offset in rng.sample(offsets, 4)
+    ]
+    return [*texts, "2024-06-06", "1717668000", "06/07/2024", "Thu, 06 Jun 2024 10:00:00 GMT", ""]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"zone": ZoneInfo("Europe/Paris")}, {"dayfirst": True}, {"input_format": "%Y-%m-%d"}],
+)
+def test_webflow_datetime_writes_what_parsing_and_formatting_write(options: dict[str, Any]) -> None:
+    texts = _date_texts()
+    assert len(texts) > 2000
+    quick = 0
+    for text in texts:
+        assert _quick_datetime(text, **options) == _reference_datetime(text, **options), text
+        quick += text.strip().startswith("2024-06-06T10:00:00")
+    assert quick  # the corpus holds the texts the shortcut serves
+
+
+def test_webflow_datetime_of_other_values_matches_too() -> None:
+    for value in [None, 0, 1717668000, 1717668000.5, True, [], {}, "nan"]:
+        assert _quick_datetime(value) == _reference_datetime(value), value
