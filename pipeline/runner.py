@@ -607,6 +607,8 @@ class _DeferredItem:
 def _digest(
     result: MappedItem, target: Target, locales: Mapping[str, Mapping[str, Any]] | None = None
 ) -> str:
+    if not result.deferred_references and not locales:
+        return content_hash(result.field_data, target)
     data: dict[str, Any] = dict(result.field_data)
     if result.deferred_references:
         # Deferred references count by their source keys: the hash depends on the source alone.
