@@ -20,7 +20,9 @@ Decisions a job author may want to know:
 * ``cursor_column`` makes the source incremental: ``records(since=s)`` reads only rows whose cursor
   is past ``s``; ``s`` is the text this source put in ``SourceRecord.cursor``, read back as the
   column's type (learnt from one row), so comparisons are the database's own.
-* A row whose key is NULL or empty, or repeats an earlier row's key, is a :class:`RecordError`.
+* A row whose key is NULL or empty is a :class:`RecordError`. A row repeating an earlier row's
+  key is passed on as read: the runner, which sees every source's keys in flat memory, refuses
+  the repeat (the first row wins), so a table of any size is read without a set of its keys.
 """
 
 from __future__ import annotations
@@ -519,7 +521,6 @@ class SqlSource:
         cursor_index = (
             columns.index(self._cursor_column) if self._cursor_column is not None else None
         )
-        seen_keys: set[str] = set()
         row_number = 0
         partitions = result.partitions()
         while True:
@@ -535,9 +536,7 @@ class SqlSource:
             batch: list[SourceItem] = []
             for row in rows:
                 row_number += 1
-                batch.append(
-                    self._to_item(row, row_number, columns, key_indices, cursor_index, seen_keys)
-                )
+                batch.append(self._to_item(row, row_number, columns, key_indices, cursor_index))
             if batch:
                 yield batch
 
@@ -559,7 +558,6 @@ class SqlSource:
         columns: list[str],
         key_indices: list[int],
         cursor_index: int | None,
-        seen_keys: set[str],
     ) -> SourceItem:
         position = f"row {row_number}"
         parts: list[str] = []
@@ -575,13 +573,6 @@ class SqlSource:
                 )
             parts.append(text)
         key = self._key_separator.join(parts)
-        if key in seen_keys:
-            return RecordError(
-                key=position,
-                reason=f"duplicate key {key!r}: an earlier row has it; skipped",
-                position=position,
-            )
-        seen_keys.add(key)
         fields: dict[str, Any] = {}
         for name, value in zip(columns, row, strict=True):
             try:

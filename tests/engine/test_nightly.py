@@ -230,6 +230,37 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
     assert third.collections.get("books", {}) == {}
 
 
+async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_wins(
+    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = job_dir / "books.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE books (n INTEGER PRIMARY KEY, id TEXT, title TEXT, pages TEXT)")
+        db.executemany(
+            "INSERT INTO books (id, title, pages) VALUES (?, ?, ?)",
+            [*books(5), ("3", "Book 3 again", "9")],
+        )
+    monkeypatch.setenv("BOOKS_URL", f"sqlite+aiosqlite:///{database}")
+    source = (
+        '{ type = "sql", url_env = "BOOKS_URL", query = "SELECT id, title, pages FROM books '
+        'ORDER BY n", key = "id" }'
+    )
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source))
+
+    summary = await run_job(load_job(path))
+
+    assert summary.collections["books"] == {"created": 5, "failed": 1}
+    names = sorted(i.field_data["name"] for i in await items(sandbox, collection_id(job_dir)))
+    assert names == [f"Book {n}" for n in range(5)]
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        (failure,) = log.in_state("books", "failed")
+    assert failure.key == "3~row 6"
+    assert failure.last_error == (
+        "row 6: duplicate key '3' in the source; the first record with this key was kept"
+    )
+
+
 async def test_plan_says_what_a_run_would_do_and_writes_nothing(
     sandbox: Sandbox, job_dir: Path
 ) -> None:
