@@ -469,17 +469,18 @@ class Writer:
                 idempotent=True,
             )
         except RequestRejected as error:
-            self.checkpoint.close_batch(
-                batch_id, "rejected", http_status=error.status, detail=str(error)
-            )
-            self.checkpoint.record_failures(
-                collection,
-                batch_id,
-                [
-                    ItemFailure(key=key, field=None, reason=_reason(error), kind="publish")
-                    for key, _ in chunk
-                ],
-            )
+            with self.checkpoint.transaction():
+                self.checkpoint.close_batch(
+                    batch_id, "rejected", http_status=error.status, detail=str(error)
+                )
+                self.checkpoint.record_failures(
+                    collection,
+                    batch_id,
+                    [
+                        ItemFailure(key=key, field=None, reason=_reason(error), kind="publish")
+                        for key, _ in chunk
+                    ],
+                )
             self.stats.publish_failed += len(chunk)
             self.stats.count(collection, "publish_failed", len(chunk))
             return
@@ -498,7 +499,6 @@ class Writer:
             )
             for webflow_id, state in states.items()
         ]
-        self.checkpoint.record_acknowledged(collection, batch_id, acks)
         failures = [
             ItemFailure(
                 key=key,
@@ -509,9 +509,14 @@ class Writer:
             for key, webflow_id in chunk
             if webflow_id not in published
         ]
-        if failures:
-            self.checkpoint.record_failures(collection, batch_id, failures)
-        self.checkpoint.close_batch(batch_id, "ok" if not failures else "partial", http_status=202)
+        # One commit for the answer, as for creates: its items and the batch's close together.
+        with self.checkpoint.transaction():
+            self.checkpoint.record_acknowledged(collection, batch_id, acks)
+            if failures:
+                self.checkpoint.record_failures(collection, batch_id, failures)
+            self.checkpoint.close_batch(
+                batch_id, "ok" if not failures else "partial", http_status=202
+            )
         self.stats.published += len(acks)
         self.stats.publish_failed += len(failures)
         self.stats.count(collection, "published", len(acks))
