@@ -15,12 +15,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pipeline.sandbox.process import SandboxProcess
+from pipeline.sandbox.process import sandbox_process as shared_sandbox_process
 
 __all__ = [
     "BENCH_TOKEN_ENV",
@@ -66,45 +68,6 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         yield Path(folder)
 
 
-@dataclass
-class SandboxProcess:
-    process: subprocess.Popen[str]
-    base_url: str
-
-    @property
-    def root_url(self) -> str:
-        return self.base_url.removesuffix("/v2")
-
-    def inspect(self, route: str) -> Any:
-        with urllib.request.urlopen(f"{self.root_url}{route}", timeout=60) as answer:
-            return json.loads(answer.read())
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.inspect("/_sandbox/stats")
-        return result
-
-    def state(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.inspect("/_sandbox/state")
-        return result
-
-    def set_faults(self, faults: dict[str, float]) -> None:
-        request = urllib.request.Request(
-            f"{self.root_url}/_sandbox/faults",
-            data=json.dumps(faults).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            answer.read()
-
-    def site_id(self) -> str:
-        request = urllib.request.Request(
-            f"{self.base_url}/sites", headers={"Authorization": f"Bearer {TOKEN}"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return str(json.loads(answer.read())["sites"][0]["id"])
-
-
 @contextmanager
 def sandbox_process(
     *,
@@ -115,31 +78,17 @@ def sandbox_process(
     faults: dict[str, float | str] | None = None,
 ) -> Iterator[SandboxProcess]:
     """A sandbox in its own process (so its CPU is not the pipeline's), stopped on exit."""
-    command = [
-        CHILD_PYTHON, "-m", "pipeline.sandbox", "--host", "127.0.0.1", "--port", "0",
-        "--rate-limit", str(rate_limit), "--window-seconds", str(window_seconds),
-        "--item-limit", str(item_limit), "--seed", str(seed),
-    ]  # fmt: skip
-    for name, value in (faults or {}).items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    env = {**os.environ, "FLOWPORT_SANDBOX_TOKEN": TOKEN}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        if not base_url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the sandbox did not start (printed {base_url!r})")
-        yield SandboxProcess(process, base_url)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    with shared_sandbox_process(
+        token=TOKEN,
+        seed=seed,
+        rate_limit=rate_limit,
+        window_seconds=window_seconds,
+        item_limit=item_limit,
+        options=faults,
+        python=CHILD_PYTHON,
+        cwd=REPO,
+    ) as sandbox:
+        yield sandbox
 
 
 def item_write_requests(stats: dict[str, Any]) -> tuple[int, int]:
@@ -445,7 +394,6 @@ def prepared_job(
             seed=seed,
         ) as sandbox,
     ):
-        site_id = sandbox.site_id()
         # Fault rates start now, after this harness's own site lookup: the run meets them
         # from its first request.
         rates = {k: v for k, v in (faults or {}).items() if not isinstance(v, str)}
@@ -455,7 +403,7 @@ def prepared_job(
         write_job(
             folder / "job.toml",
             api=sandbox.base_url,
-            site_id=site_id,
+            site_id=sandbox.site_id,
             csv_path=folder / "posts.csv",
             rate_limit=min(rate_limit, 100_000),
             window_seconds=window_seconds,

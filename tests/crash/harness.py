@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.checkpoint import CheckpointLog
+from pipeline.sandbox.process import SandboxProcess
+from pipeline.sandbox.process import sandbox_process as shared_sandbox_process
 
 __all__ = [
     "EXIT_ABORTED",
@@ -71,77 +72,20 @@ def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 # ---- the sandbox, in its own process ------------------------------------------------------------
 
 
-@dataclass
-class SandboxProcess:
-    process: subprocess.Popen[str]
-    base_url: str
-    site_id: str
-
-    @property
-    def root_url(self) -> str:
-        return self.base_url.removesuffix("/v2")
-
-    def _get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.root_url + path, timeout=60) as response:
-            return json.load(response)
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = self._get("/_sandbox/state")
-        return state
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self._get("/_sandbox/stats")
-        return stats
-
-    def set_faults(self, **faults: float | int) -> None:
-        request = urllib.request.Request(
-            self.root_url + "/_sandbox/faults",
-            data=json.dumps(faults).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-
-
 @contextmanager
 def sandbox_process(
     *, seed: int, rate_limit: int = 100_000, window_seconds: float = 60.0, **faults: float | int
 ) -> Iterator[SandboxProcess]:
     """``python -m pipeline.sandbox --port 0``; faults as keyword options (``slow_rate=0.5``)."""
-    command = [
-        sys.executable, "-m", "pipeline.sandbox", "--port", "0", "--seed", str(seed),
-        "--rate-limit", str(rate_limit), "--window-seconds", str(window_seconds),
-    ]  # fmt: skip
-    for name, value in faults.items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=_env({"FLOWPORT_SANDBOX_TOKEN": _TOKEN}),
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        if not line.startswith("http://"):
-            raise RuntimeError(f"the sandbox did not start (exit {process.poll()}): {line!r}")
-        request = urllib.request.Request(
-            line + "/sites", headers={"Authorization": f"Bearer {_TOKEN}"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            site_id = json.load(response)["sites"][0]["id"]
-        yield SandboxProcess(process, line, site_id)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+    with shared_sandbox_process(
+        token=_TOKEN,
+        seed=seed,
+        rate_limit=rate_limit,
+        window_seconds=window_seconds,
+        options=faults,
+        env=_env(),
+    ) as sandbox:
+        yield sandbox
 
 
 # ---- the source and the job ---------------------------------------------------------------------
