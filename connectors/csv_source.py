@@ -64,6 +64,8 @@ _SNIFF_CHARS = 64 * 1024
 _SNIFF_DELIMITERS = ",;\t|"
 _UTF8_SCAN_CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Bytes read at a time by the scan that counts rows before a run.
+_SCAN_BLOCK = 1 << 20
 _REPLACEMENT_CHAR = "\ufffd"
 #: Codecs in which the byte 0x0D is always a CR, so a byte scan can vouch for line breaks.
 _BYTE_TRANSPARENT_CODECS = frozenset({"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso8859-1"})
@@ -157,7 +159,7 @@ class CsvSourceConfig(KeyedSourceConfig):
 @dataclass(frozen=True, slots=True)
 class _ByteScan:
     stamp: tuple[int, int]
-    lines: int
+    rows: int
     plain_line_breaks: bool
 
 
@@ -213,23 +215,25 @@ class CsvSource:
         return f"CsvSource(path={str(self._path)!r}, key={self._key_columns!r})"
 
     async def estimated_total(self, since: str | None = None) -> int | None:
-        """Lines after the header: exact, or a little high when fields hold line breaks."""
-        return await anyio.to_thread.run_sync(self._count_lines)
+        """Rows after the header: line breaks outside quoted fields, so a field holding line
+        breaks counts once. High by the blank lines; a stray quote in an unquoted field can
+        throw it off (it only sizes the progress display)."""
+        return await anyio.to_thread.run_sync(self._count_rows)
 
-    def _count_lines(self) -> int | None:
+    def _count_rows(self) -> int | None:
         scan = self._scan()
-        return scan.lines if scan is not None else None
+        return scan.rows if scan is not None else None
 
     def _plain_line_breaks(self) -> bool:
         scan = self._scan()
         return scan is not None and scan.plain_line_breaks
 
     def _scan(self) -> _ByteScan | None:
-        """One pass over the raw file: how many lines follow the header (exact, or a little
-        high when fields hold line breaks), and whether every CR in it belongs to a CRLF (then
-        the csv module's own line count is the file's). Kept while the file's size and mtime
-        stay, so the count before a run and the read share one pass. None for a gzip file or
-        one that cannot be read (records() reports that)."""
+        """One pass over the raw file: how many rows follow the header (line breaks outside
+        quoted fields), and whether every CR in it belongs to a CRLF (then the csv module's
+        own line count is the file's). Kept while the file's size and mtime stay, so the count
+        before a run and the read share one pass. None for a gzip file or one that cannot be
+        read (records() reports that)."""
         try:
             stat = self._path.stat()
             stamp = (stat.st_size, stat.st_mtime_ns)
@@ -239,9 +243,13 @@ class CsvSource:
                 if self._compression == "gzip" or raw.read(2) == _GZIP_MAGIC:
                     return None
                 raw.seek(0)
-                lines, last, carry, plain = 0, b"\n", b"", True
-                while block := raw.read(1 << 20):
-                    lines += block.count(b"\n")
+                lines, last, carry, plain, quoted = 0, b"\n", b"", True, False
+                while block := raw.read(_SCAN_BLOCK):
+                    # Between quote characters, fields alternate outside and inside quotes
+                    # (a doubled quote inside a field opens and closes an empty stretch).
+                    stretches = block.split(b'"')
+                    lines += sum(part.count(b"\n") for part in stretches[quoted::2])
+                    quoted ^= (len(stretches) - 1) % 2 == 1
                     last = block[-1:]
                     if plain:
                         joined = carry + block
@@ -251,7 +259,7 @@ class CsvSource:
                         plain = joined.count(b"\r") == joined.count(b"\r\n")
         except OSError:
             return None
-        lines += last != b"\n"
+        lines += last != b"\n" and not quoted
         self._scanned = _ByteScan(stamp, max(lines - 1, 0), plain and not carry)
         return self._scanned
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from connectors import RecordError, SourceItem, SourceRecord
+from connectors import RecordError, SourceItem, SourceRecord, csv_source
 from connectors.csv_source import CsvSource, CsvSourceConfig
 from pipeline.errors import ConfigError, SourceError
 
 from .conftest import GHOST_CSV, TWEETS, require_shared
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def source(path: Path, **options: object) -> CsvSource:
@@ -367,6 +369,30 @@ async def test_a_parse_problem_deep_in_a_plain_file_reads_the_same_as_a_careful_
     assert records["1299"].position == "line 1302"
     (error,) = [i for i in items if isinstance(i, RecordError)]
     assert error.position == "line 1303"
+
+
+@pytest.mark.parametrize("block", [1 << 20, 1, 2, 3, 5, 7])
+async def test_the_count_is_of_rows_not_of_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    # Fields holding line breaks, doubled quotes, CRLF, and a last row without a line break;
+    # read in blocks of every size, so quotes and line breaks straddle the blocks' edges.
+    text = (
+        'id,text\r\n1,"a\r\nb\nc"\r\n2,"say ""hi""\nthere"\n3,plain\n'
+        '4,"""quoted"" start\n"\n5,"x,y"\n6,last'
+    )
+    path = write(tmp_path / "q.csv", text)
+    monkeypatch.setattr(csv_source, "_SCAN_BLOCK", block)
+    items = await read(source(path))
+    assert [i.key for i in items if isinstance(i, SourceRecord)] == ["1", "2", "3", "4", "5", "6"]
+    assert await source(path).estimated_total() == 6
+
+
+async def test_the_demo_files_count_their_records(tmp_path: Path) -> None:
+    for name in ("authors.csv", "posts.csv"):
+        path = REPO / "runs" / "demo-data" / name
+        records = [i for i in await read(source(path)) if isinstance(i, SourceRecord)]
+        assert await source(path).estimated_total() == len(records)
 
 
 async def test_the_count_and_the_read_share_one_scan_until_the_file_changes(
