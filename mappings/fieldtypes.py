@@ -18,7 +18,6 @@ from mappings.richtext import sanitize_html
 from mappings.transforms import TransformRun
 from mappings.values import (
     FieldValueError,
-    canonical_webflow_datetime,
     parse_boolean,
     parse_color,
     parse_email,
@@ -209,10 +208,8 @@ def _number(field: FieldSchema) -> Coercer:
 
 
 def _datetime(value: Any, run: TransformRun) -> Any:
-    # A datetime transform already wrote it in Webflow's form: checked, not parsed again.
-    canonical = canonical_webflow_datetime(value)
-    if canonical is not None:
-        return canonical
+    # A date already in Webflow's form (a datetime transform's result) is checked by
+    # webflow_datetime's UTC shortcut, not parsed again.
     return webflow_datetime(value)
 
 

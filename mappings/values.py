@@ -32,7 +32,6 @@ from dateutil import parser as dateutil_parser
 __all__ = [
     "CSS_COLOR_NAMES",
     "FieldValueError",
-    "canonical_webflow_datetime",
     "format_webflow_datetime",
     "load_zone",
     "parse_boolean",
@@ -165,21 +164,6 @@ def format_webflow_datetime(moment: datetime) -> str:
             ) from None
     # isoformat rather than strftime: a third of the cost, and it pads years below 1000.
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-#: Exactly what format_webflow_datetime writes.
-_WEBFLOW_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-def canonical_webflow_datetime(value: Any) -> str | None:
-    """``value`` itself when it is already a valid date in Webflow's form, else None."""
-    if type(value) is not str or not _WEBFLOW_DATETIME.fullmatch(value):
-        return None
-    try:
-        datetime.fromisoformat(value[:-1])
-    except ValueError:
-        return None
-    return value
 
 
 #: An ISO 8601 date and time that is already UTC (or has no offset, in a UTC job): Webflow's form
