@@ -339,17 +339,18 @@ RESULT_KINDS: Final[Mapping[str, str]] = {
 
 def transform_name(spec: str | Mapping[str, Any]) -> str:
     """``"number"`` for both ``"number"`` and ``{number = {decimal = ","}}``."""
+    return _name_and_argument(spec)[0]
+
+
+def _name_and_argument(spec: str | Mapping[str, Any]) -> tuple[str, Any]:
     if isinstance(spec, str):
-        return spec
-    ((name, _arg),) = spec.items()
-    return str(name)
+        return spec, None
+    ((name, arg),) = spec.items()
+    return str(name), arg
 
 
 def build_transform(spec: str | Mapping[str, Any], env: TransformEnv) -> Transform:
-    if isinstance(spec, str):
-        name, arg = spec, None
-    else:
-        ((name, arg),) = spec.items()
+    name, arg = _name_and_argument(spec)
     entry = TRANSFORMS.get(name)
     if entry is None:
         raise TransformConfigError(
