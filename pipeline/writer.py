@@ -166,9 +166,7 @@ class Writer:
                     self.run_id, batch.collection, f"create-{batch.target}", len(remaining)
                 )
                 self.checkpoint.record_intent(
-                    batch.collection,
-                    batch_id,
-                    [(i.key, i.slug, _intended_hash(batch, i)) for i in remaining],
+                    batch.collection, batch_id, _intent_entries(batch, remaining)
                 )
             sent_at = self._now()
             crashpoints.reach("before-send")
@@ -261,9 +259,7 @@ class Writer:
         with self.checkpoint.transaction():
             self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
             # Unmatched ones stay in flight: the next run reads them back instead of guessing.
-            self.checkpoint.settle_intent(
-                batch_id, [(p.key, p.slug, _intended_hash(batch, p)) for p in unmatched]
-            )
+            self.checkpoint.settle_intent(batch_id, _intent_entries(batch, unmatched))
             self.checkpoint.close_batch(batch_id, "ok", http_status=202)
         self.stats.created += len(acks)
         _tally(done=len(acks))
@@ -577,8 +573,10 @@ def _tally(*, done: int = 0, failed: int = 0) -> None:
 LOCALES_PENDING = "~locales-pending"
 
 
-def _intended_hash(batch: Batch, pending: PendingItem) -> str:
-    return pending.content_hash + LOCALES_PENDING if batch.locale_ids else pending.content_hash
+def _intent_entries(batch: Batch, items: Sequence[PendingItem]) -> list[tuple[str, str, str]]:
+    """What an intent records of each create: (key, slug, content hash as intended)."""
+    mark = LOCALES_PENDING if batch.locale_ids else ""
+    return [(i.key, i.slug, i.content_hash + mark) for i in items]
 
 
 def _created(item: Item) -> datetime | None:
