@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = [
     "AttachmentSource",
     "BatchedSource",
+    "CheckedSource",
     "CountableSource",
     "RecordError",
     "Source",
@@ -87,6 +88,14 @@ class AttachmentSource(Protocol):
     """A source that also knows its site's attachments (a WXR file): id -> URL."""
 
     def attachment_url(self, attachment_id: str) -> str | None: ...
+
+
+@runtime_checkable
+class CheckedSource(Protocol):
+    """A source that can tell, cheaply and before anything is written to Webflow, that it
+    cannot be read at all (a hostile file, a missing one): :class:`SourceError` naming it."""
+
+    async def check(self) -> None: ...
 
 
 @runtime_checkable

@@ -10,8 +10,10 @@ stays flat whatever the file's size:
    files, which have no author list). Only those small maps are kept.
 2. the read yields records of one ``kind``.
 
-Safety: no DTD is loaded, no entity resolved, no network touched, no huge text node accepted, and a
-document whose DOCTYPE declares entities (billion laughs, external entities) is refused outright.
+Safety: a document whose DOCTYPE declares entities or names an external DTD (billion laughs,
+external entities) is refused from its prolog's bytes before any parser reads it
+(:mod:`connectors._xml_prolog`), whatever libxml2 is installed; the parser then loads no DTD,
+resolves no entity, touches no network and accepts no huge text node.
 
 Recovery: one kind of breakage is repaired, because its meaning is certain: a bare ``&`` (an
 unescaped query string in a URL, common in real exports) becomes ``&amp;``, and an HTML named
@@ -45,6 +47,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors import RecordError, SourceItem, SourceRecord
+from connectors._xml_prolog import PROLOG_LIMIT, hostile_prolog
 from connectors.wordpress_common import (
     AuthorRef,
     FeaturedImage,
@@ -276,23 +279,17 @@ def _markup(element: etree._Element) -> str:
     return "".join(parts)
 
 
-def _refuse_entities(root: etree._Element, label: str) -> None:
-    docinfo: Any = root.getroottree().docinfo  # lxml-stubs lack DTD.iterentities, system_url
-    dtd: Any
-    for dtd in (docinfo.internalDTD, docinfo.externalDTD):
-        if dtd is None:
-            continue
-        names = [entity.name for entity in dtd.iterentities()]
-        if names:
-            raise SourceError(
-                f"{label}: line {root.sourceline}: the DOCTYPE declares entities "
-                f"({', '.join(names[:5])}); a WordPress export never does, and expanding them "
-                "is how entity-expansion and external-entity attacks work: refused"
-            )
-    if docinfo.system_url:
+def refuse_hostile_prolog(raw: IO[bytes], label: str) -> None:
+    """Refuse a DOCTYPE that declares entities or names an external DTD, from the bytes before
+    the root element, before any parser reads the file; ``raw`` is left at its start."""
+    head = raw.read(PROLOG_LIMIT)
+    complete = len(head) < PROLOG_LIMIT
+    raw.seek(0)
+    refused = hostile_prolog(head, complete=complete)
+    if refused is not None:
         raise SourceError(
-            f"{label}: line {root.sourceline}: the DOCTYPE points at an external DTD "
-            f"({docinfo.system_url}); a WordPress export has none: refused"
+            f"{label}: line {refused.line}: {refused.reason}; a WordPress export never has "
+            "one, and it is how entity-expansion and external-entity attacks work: refused"
         )
 
 
@@ -320,6 +317,7 @@ class _Parse:
         except OSError as exc:
             raise SourceError(f"{self.label}: cannot open: {exc.strerror or exc}") from None
         with raw:
+            refuse_hostile_prolog(raw, self.label)
             reader = _AmpersandRepair(raw) if self.repair else raw
             context = etree.iterparse(
                 reader,
@@ -336,9 +334,7 @@ class _Parse:
                 for event, element in context:
                     if event == "start":
                         depth += 1
-                        if depth == 1:
-                            _refuse_entities(element, self.label)
-                        elif depth == 2:
+                        if depth == 2:
                             in_channel = _name(element)[1] == "channel"
                         elif self.wp_elements == 0 and _name(element)[0] == "wp":
                             self.wp_elements += 1
@@ -702,6 +698,18 @@ class WxrSource:
         taxonomy = taxonomy_of(self._kind.removeprefix("term:"))
         used = {(t, slug) for t, slug in scan.item_terms if t == taxonomy}
         return len({term for term in scan.declared_terms if term[0] == taxonomy} | used)
+
+    async def check(self) -> None:
+        """The file opens and its prolog is not hostile; the full read checks the rest."""
+        await anyio.to_thread.run_sync(self._check_prolog)
+
+    def _check_prolog(self) -> None:
+        try:
+            raw = self._path.open("rb")
+        except OSError as exc:
+            raise SourceError(f"{self._label}: cannot open: {exc.strerror or exc}") from None
+        with raw:
+            refuse_hostile_prolog(raw, self._label)
 
     def attachment_url(self, attachment_id: str) -> str | None:
         """An attachment's URL by its post id, for ``[gallery ids=...]``, once reading began."""

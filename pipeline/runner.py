@@ -46,6 +46,7 @@ from pydantic import SecretStr
 from connectors import (
     AttachmentSource,
     BatchedSource,
+    CheckedSource,
     CountableSource,
     RecordError,
     Source,
@@ -721,6 +722,7 @@ class _Run:
             "", functools.partial(self.client.list_collections, site_id)
         )
         await self.check_mappings(site_id, existing)
+        await self.check_sources()
         await self.prepare_collections(site_id, existing)
         for name in self.job.write_order():
             await self.run_collection(name)
@@ -746,6 +748,13 @@ class _Run:
 
             schema = await _expected_schema(self.job, name, existing, read, site_id)
             _check_mapping(self.job, name, schema)
+
+    async def check_sources(self) -> None:
+        """Every source that can say it is unreadable says so before the first write."""
+        for collection in self.job.collections.values():
+            source = collection.source.open(base_dir=self.job.path.parent, env=os.environ)
+            if isinstance(source, CheckedSource):
+                await source.check()
 
     async def prepare_collections(self, site_id: str, existing: Sequence[CollectionSchema]) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""

@@ -342,7 +342,9 @@ async def test_hostile_xml_is_refused_before_anything_is_expanded(
 
     assert "root:" not in result.output
     assert "lollollol" not in result.output
+    # Refused before the first write: the authors, read from a CSV, are not written either.
     assert sandbox_items(sandbox, "posts") == []
+    assert sandbox_items(sandbox, "authors") == []
     assert "root:" not in str(sandbox.core.dump_state())
     assert_clean_abort(result, path, "export.xml", "refused")
 

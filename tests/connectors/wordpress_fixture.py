@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import json
 import os
+import secrets
 import shlex
 import socket
 import subprocess
@@ -54,7 +56,14 @@ CORE_FIXTURES = ACCEPTANCE / "wp-rest-api-core-fixtures"
 GHOST_REST = ACCEPTANCE / "wp-rest-api-ghost-migrate-fixtures"
 THEME_UNIT_TEST = WXR_THEME / "themeunittestdata.wordpress.xml"
 WP_LOCAL = SHARED / "wordpress" / "wp-local.sh"
-WP_TEST_DB = "flowport_wp_test"
+#: Where wp-local.sh keeps its instances, and the lock that serializes their starts on a host.
+WP_LOCAL_HOME = Path(os.environ.get("WP_LOCAL_HOME", "/var/tmp/wp-local"))
+
+
+def session_database() -> str:
+    """A database (and so instance) name of this test session's own: two sessions on one host
+    must not stop, reseed or reset each other's WordPress."""
+    return f"flowport_wp_{os.getpid()}_{secrets.token_hex(3)}"
 
 
 def load_json(path: Path) -> Any:
@@ -104,24 +113,30 @@ def ensure_wordpress(config: pytest.Config) -> WordPressSite:
         unavailable(f"wp-local.sh not found at {WP_LOCAL.resolve()}")
     if os.geteuid() != 0:
         unavailable("wp-local.sh needs root (it installs PHP with apt and runs php -S)")
-    port = _free_port()
-    command = ["bash", str(WP_LOCAL), "start", "--db", WP_TEST_DB, "--port", str(port)]
-    command += ["--wxr", str(THEME_UNIT_TEST)]
-    started = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    database = session_database()
 
-    def stop() -> None:
+    def reset() -> None:
+        # Stops the server and drops the instance's database and folder: nothing outlives us.
         subprocess.run(
-            ["bash", str(WP_LOCAL), "stop", "--db", WP_TEST_DB],
+            ["bash", str(WP_LOCAL), "reset", "--db", database],
             capture_output=True,
             check=False,
             timeout=120,
         )
 
-    config.add_cleanup(stop)
+    config.add_cleanup(reset)
+    # Starts share wp-local.sh's package cache and the choice of a free port: one at a time.
+    WP_LOCAL_HOME.mkdir(parents=True, exist_ok=True)
+    with (WP_LOCAL_HOME / "flowport-tests.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        port = _free_port()
+        command = ["bash", str(WP_LOCAL), "start", "--db", database, "--port", str(port)]
+        command += ["--wxr", str(THEME_UNIT_TEST)]
+        started = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     if started.returncode != 0:
         unavailable(f"wp-local.sh start failed: {(started.stdout + started.stderr)[-800:]}")
     printed = subprocess.run(
-        ["bash", str(WP_LOCAL), "env", "--db", WP_TEST_DB],
+        ["bash", str(WP_LOCAL), "env", "--db", database],
         capture_output=True,
         text=True,
         check=True,
