@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.sandbox.process import SandboxProcess
-from pipeline.sandbox.process import sandbox_process as shared_sandbox_process
+from flowport.pipeline.sandbox.process import SandboxProcess
+from flowport.pipeline.sandbox.process import sandbox_process as shared_sandbox_process
 
 __all__ = [
     "BENCH_TOKEN_ENV",

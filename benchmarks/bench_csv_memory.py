@@ -44,8 +44,8 @@ def measure_connector(path: str) -> dict[str, object]:
     import resource
     import time
 
-    from connectors import SourceRecord
-    from connectors.csv_source import CsvSourceConfig
+    from flowport.connectors import SourceRecord
+    from flowport.connectors.csv_source import CsvSourceConfig
 
     async def run() -> tuple[int, int]:
         source = CsvSourceConfig(path=Path(path), key="id").open(base_dir=Path(), env={})

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_sandbox.py [--items 20000] [--concurrency 4] [--journal]
 
-The HTTP figure runs the server as a subprocess (``python -m pipeline.sandbox``, one process, so
-one core) and sends bulk creates of 100 items with aiohttp from this process.
+The HTTP figure runs the server as a subprocess (``python -m flowport.pipeline.sandbox``, one
+process, so one core) and sends bulk creates of 100 items with aiohttp from this process.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from pipeline.sandbox import SandboxConfig, SandboxCore
+from flowport.pipeline.sandbox import SandboxConfig, SandboxCore
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -67,7 +67,7 @@ def bench_core(items: int) -> float:
 def bench_http(items: int, concurrency: int, journal: Path | None) -> float:
     env = {**os.environ, "FLOWPORT_SANDBOX_TOKEN": TOKEN}
     command = [
-        sys.executable, "-m", "pipeline.sandbox", "--port", "0",
+        sys.executable, "-m", "flowport.pipeline.sandbox", "--port", "0",
         "--rate-limit", "100000000", "--item-limit", str(items + BATCH),
     ]  # fmt: skip
     if journal is not None:

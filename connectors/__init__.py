@@ -3,7 +3,7 @@
 A source yields :class:`SourceRecord` for each record it could read and :class:`RecordError` for
 each one it could not (a malformed CSV row, an unparsable WXR item), so that a bad record becomes a
 per-item error in the checkpoint log and the run goes on. A source that cannot be read at all raises
-:class:`pipeline.errors.SourceError`.
+:class:`flowport.base.errors.SourceError`.
 
 Records are streamed: ``records()`` is an async generator, closed with ``contextlib.aclosing`` by
 its consumer, which releases whatever the source holds (a file, a cursor, an HTTP session). Work

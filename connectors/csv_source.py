@@ -49,9 +49,9 @@ from typing import IO, Literal, Protocol, cast
 import anyio
 from pydantic import Field, field_validator
 
-from connectors import RecordError, SourceItem, SourceRecord, items_of
-from connectors._keys import KeyedSourceConfig
-from pipeline.errors import ConfigError, SourceError
+from flowport.base.errors import ConfigError, SourceError
+from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
+from flowport.connectors._keys import KeyedSourceConfig
 
 __all__ = ["MAX_FIELD_CHARS", "CsvSource", "CsvSourceConfig"]
 

@@ -2,8 +2,8 @@
 
 Each connector module exports one frozen pydantic config model whose ``type`` field is a
 ``Literal`` (the tag a job file writes as ``source = { type = "csv", ... }``) and whose
-``open(*, base_dir, env)`` returns a :class:`connectors.Source`. :data:`SourceConfig` is the
-union of those models, discriminated on ``type``.
+``open(*, base_dir, env)`` returns a :class:`flowport.connectors.Source`. :data:`SourceConfig` is
+the union of those models, discriminated on ``type``.
 
 A connector listed in :data:`CONNECTORS` whose module is not in this installation is left out
 (``source_types()`` says which are in); a module that is present but fails to import raises, so a
@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Protocol, Union, get_ar
 
 from pydantic import BaseModel, Field
 
-from connectors import Source
+from flowport.connectors import Source
 
 __all__ = ["CONNECTORS", "SourceConfig", "SourceConfigModel", "config_models", "source_types"]
 
 #: (module, config class) for every connector flowport knows, in the order they are tried.
 CONNECTORS: Final[tuple[tuple[str, str], ...]] = (
-    ("connectors.csv_source", "CsvSourceConfig"),
-    ("connectors.sql", "SqlSourceConfig"),
-    ("connectors.wxr", "WxrSourceConfig"),
-    ("connectors.wordpress_rest", "WordPressRestConfig"),
+    ("flowport.connectors.csv_source", "CsvSourceConfig"),
+    ("flowport.connectors.sql", "SqlSourceConfig"),
+    ("flowport.connectors.wxr", "WxrSourceConfig"),
+    ("flowport.connectors.wordpress_rest", "WordPressRestConfig"),
 )
 
 

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import anyio
 from pydantic import Field, field_validator, model_validator
 
-from connectors import RecordError, SourceItem, SourceRecord, items_of
-from connectors._keys import KeyedSourceConfig
-from pipeline.errors import ConfigError, FlowportError, SourceError
+from flowport.base.errors import ConfigError, FlowportError, SourceError
+from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
+from flowport.connectors._keys import KeyedSourceConfig
 
 if TYPE_CHECKING:
     # SQLAlchemy is imported where a SQL source is opened, not with the job-file models:

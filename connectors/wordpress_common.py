@@ -1,7 +1,7 @@
 """The one WordPress record shape, shared by the WXR reader and the REST API reader.
 
-Both :mod:`connectors.wxr` and :mod:`connectors.wordpress_rest` yield these shapes, so one
-WordPress→Webflow mapping works on either source.
+Both :mod:`flowport.connectors.wxr` and :mod:`flowport.connectors.wordpress_rest` yield these
+shapes, so one WordPress→Webflow mapping works on either source.
 
 Keys (``SourceRecord.key``) are the same for both sources wherever WordPress keeps the identity:
 
@@ -75,7 +75,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 from urllib.parse import unquote
 
-from pipeline.errors import ConfigError
+from flowport.base.errors import ConfigError
 
 __all__ = [
     "AuthorRef",

@@ -1,7 +1,7 @@
 """A WordPress site read through its REST API (``/wp-json/wp/v2/...``).
 
 One source reads one resource (posts, pages, media, categories, tags, users, or the ``rest_base``
-of a custom post type or taxonomy) into the shapes of :mod:`connectors.wordpress_common`.
+of a custom post type or taxonomy) into the shapes of :mod:`flowport.connectors.wordpress_common`.
 
 - Pages of ``per_page`` items (100, WordPress's maximum) ordered by id, so pages do not shift
   between requests; ``X-WP-TotalPages`` says how many. Up to ``max_pages_in_flight`` pages are
@@ -37,8 +37,9 @@ import aiohttp
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from connectors import RecordError, SourceItem, SourceRecord
-from connectors.wordpress_common import (
+from flowport.base.errors import ConfigError, SourceError, parse_retry_after
+from flowport.connectors import RecordError, SourceItem, SourceRecord
+from flowport.connectors.wordpress_common import (
     AuthorRef,
     FeaturedImage,
     MediaRecord,
@@ -56,7 +57,6 @@ from connectors.wordpress_common import (
     post_key,
     term_key,
 )
-from pipeline.errors import ConfigError, SourceError, parse_retry_after
 
 __all__ = ["WordPressRestConfig", "WordPressRestSource"]
 

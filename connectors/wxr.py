@@ -12,8 +12,8 @@ stays flat whatever the file's size:
 
 Safety: a document whose DOCTYPE declares entities or names an external DTD (billion laughs,
 external entities) is refused from its prolog's bytes before any parser reads it
-(:mod:`connectors._xml_prolog`), whatever libxml2 is installed; the parser then loads no DTD,
-resolves no entity, touches no network and accepts no huge text node.
+(:mod:`flowport.connectors._xml_prolog`), whatever libxml2 is installed; the parser then loads
+no DTD, resolves no entity, touches no network and accepts no huge text node.
 
 Recovery: one kind of breakage is repaired, because its meaning is certain: a bare ``&`` (an
 unescaped query string in a URL, common in real exports) becomes ``&amp;``, and an HTML named
@@ -46,9 +46,10 @@ import anyio.to_thread
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors import RecordError, SourceItem, SourceRecord
-from connectors._xml_prolog import PROLOG_LIMIT, hostile_prolog
-from connectors.wordpress_common import (
+from flowport.base.errors import ConfigError, SourceError
+from flowport.connectors import RecordError, SourceItem, SourceRecord
+from flowport.connectors._xml_prolog import PROLOG_LIMIT, hostile_prolog
+from flowport.connectors.wordpress_common import (
     AuthorRef,
     FeaturedImage,
     MediaRecord,
@@ -68,7 +69,6 @@ from connectors.wordpress_common import (
     term_key,
     user_slug,
 )
-from pipeline.errors import ConfigError, SourceError
 
 __all__ = ["WxrSource", "WxrSourceConfig"]
 

@@ -11,18 +11,18 @@ its reason, never a rejected request.
 
 from __future__ import annotations
 
-from mappings.compiler import RecordMapper, ReferenceResolver, compile_mapping
-from mappings.hashing import content_hash
-from mappings.results import MappedItem, MappingFailure, MappingWarning, SkippedRecord
-from mappings.slugs import InMemorySlugClaims, SlugClaims, slug_with_suffix, webflow_slug
-from mappings.spec import (
+from flowport.mappings.compiler import RecordMapper, ReferenceResolver, compile_mapping
+from flowport.mappings.hashing import content_hash
+from flowport.mappings.results import MappedItem, MappingFailure, MappingWarning, SkippedRecord
+from flowport.mappings.slugs import InMemorySlugClaims, SlugClaims, slug_with_suffix, webflow_slug
+from flowport.mappings.spec import (
     CollectionMapping,
     FieldMapping,
     StatusMapping,
     TransformSpec,
     parse_collection_mapping,
 )
-from mappings.transforms import AttachmentLookup
+from flowport.mappings.transforms import AttachmentLookup
 
 __all__ = [
     "AttachmentLookup",

@@ -1,9 +1,10 @@
 """From a collection mapping and the collection's schema to a fast per-record mapper.
 
 :func:`compile_mapping` checks the whole mapping against the schema once and raises
-:class:`~pipeline.errors.ConfigError` naming the job-file key and a fix. :meth:`RecordMapper.map`
-then runs for every record: it reads, transforms and checks each field exactly as Webflow would,
-so an item Webflow would refuse becomes a :class:`MappingFailure` here instead of a request.
+:class:`~flowport.base.errors.ConfigError` naming the job-file key and a fix.
+:meth:`RecordMapper.map` then runs for every record: it reads, transforms and checks each field
+exactly as Webflow would, so an item Webflow would refuse becomes a :class:`MappingFailure` here
+instead of a request.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, Literal, Protocol
 
-from connectors import SourceRecord
-from mappings.fieldtypes import (
+from flowport.base.errors import ConfigError
+from flowport.base.models import CollectionSchema, FieldSchema
+from flowport.connectors import SourceRecord
+from flowport.mappings.fieldtypes import (
     Coercer,
     blank_text_is_missing,
     build_coercer,
     keeps_unchanged,
 )
-from mappings.paths import PathError, column_of, compile_path, compile_template, is_missing
-from mappings.results import MappedItem, MappingFailure, SkippedRecord
-from mappings.slugs import SlugClaims, webflow_slug
-from mappings.spec import CollectionMapping, FieldMapping
-from mappings.transforms import (
+from flowport.mappings.paths import PathError, column_of, compile_path, compile_template, is_missing
+from flowport.mappings.results import MappedItem, MappingFailure, SkippedRecord
+from flowport.mappings.slugs import SlugClaims, webflow_slug
+from flowport.mappings.spec import CollectionMapping, FieldMapping
+from flowport.mappings.transforms import (
     RESULT_KINDS,
     AttachmentLookup,
     Transform,
@@ -34,9 +37,7 @@ from mappings.transforms import (
     build_transform,
     transform_name,
 )
-from mappings.values import FieldValueError
-from pipeline.errors import ConfigError
-from pipeline.webflow.models import CollectionSchema, FieldSchema
+from flowport.mappings.values import FieldValueError
 
 __all__ = ["RecordMapper", "ReferenceResolver", "compile_mapping"]
 

@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from mappings.richtext import sanitize_html
-from mappings.transforms import TransformRun
-from mappings.values import (
+from flowport.base.models import FieldSchema
+from flowport.mappings.richtext import sanitize_html
+from flowport.mappings.transforms import TransformRun
+from flowport.mappings.values import (
     FieldValueError,
     parse_boolean,
     parse_color,
@@ -26,7 +27,6 @@ from mappings.values import (
     parse_url,
     webflow_datetime,
 )
-from pipeline.webflow.models import FieldSchema
 
 __all__ = ["MAX_IMAGES", "NAME_MAX_LENGTH", "Coercer", "build_coercer"]
 

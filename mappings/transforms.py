@@ -14,11 +14,12 @@ from typing import Any, Final
 
 import nh3
 
-from mappings.paths import is_missing
-from mappings.results import MappingWarning
-from mappings.richtext import markdown_to_html, wordpress_to_html
-from mappings.slugs import webflow_slug
-from mappings.values import (
+from flowport.base.models import FieldType
+from flowport.mappings.paths import is_missing
+from flowport.mappings.results import MappingWarning
+from flowport.mappings.richtext import markdown_to_html, wordpress_to_html
+from flowport.mappings.slugs import webflow_slug
+from flowport.mappings.values import (
     FieldValueError,
     load_zone,
     parse_boolean,
@@ -26,7 +27,6 @@ from mappings.values import (
     parse_url,
     webflow_datetime,
 )
-from pipeline.webflow.models import FieldType
 
 __all__ = [
     "TRANSFORMS",

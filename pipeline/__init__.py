@@ -1,4 +1,5 @@
-"""flowport's engine: job files, runner, writer, checkpoint log, Webflow client and sandbox."""
+"""flowport's engine: job files, the runner, writer and checkpoint log, the Webflow client, the
+sandbox and the command line. Library users start at :mod:`flowport`'s facade (:mod:`.api`)."""
 
 from __future__ import annotations
 

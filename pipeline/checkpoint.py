@@ -15,7 +15,7 @@ The log is the only memory a run has of the ones before it. Its rules:
   commits, which the next run reconciles or resends.
 * The calls are synchronous and fast (a few hundred µs), so the runner makes them straight from the
   event loop rather than paying for a thread hop.
-* No secret is stored: error texts pass through :func:`pipeline.logging.redact` first.
+* No secret is stored: error texts pass through :func:`flowport.pipeline.logging.redact` first.
 
 Item states::
 
@@ -40,8 +40,8 @@ from typing import Any, Final, Literal, Self, cast
 
 import orjson
 
-from pipeline.errors import FatalError
-from pipeline.logging import redact
+from flowport.base.errors import FatalError
+from flowport.pipeline.logging import redact
 
 __all__ = [
     "FINGERPRINT_CHARS",

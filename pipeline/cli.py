@@ -9,7 +9,8 @@ Exit codes (stable, for cron and CI)::
 
 ``run`` takes an exclusive ``fcntl.flock`` on ``<state dir>/lock``: the kernel drops it when the
 process dies, so even a SIGKILLed run never leaves the job locked. Human-facing errors go to
-stderr; with ``--log-format json`` the event stream goes to stdout (see ``pipeline.logging``).
+stderr; with ``--log-format json`` the event stream goes to stdout (see
+``flowport.pipeline.logging``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import __version__
-from pipeline.checkpoint import CheckpointLog
-from pipeline.errors import ConfigError, FatalError, FlowportError
-from pipeline.jobfile import Job, load_job
-from pipeline.logging import JsonLinesSink, RichProgressSink, redact
+from flowport.base.errors import ConfigError, FatalError, FlowportError
+from flowport.pipeline import __version__
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.jobfile import Job, load_job
+from flowport.pipeline.logging import JsonLinesSink, RichProgressSink, redact
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -171,7 +172,7 @@ def run(
     )
     try:
         with job_lock(job.state_dir):
-            from pipeline.runner import run_job
+            from flowport.pipeline.runner import run_job
 
             if use_json:
                 json_sink = JsonLinesSink(sys.stdout, quiet=quiet)
@@ -222,7 +223,7 @@ def plan(
     if output not in ("table", "json"):
         _fail(EXIT_BAD_JOB, "error: --format takes table or json")
     job = _load(job_file)
-    from pipeline.runner import run_job
+    from flowport.pipeline.runner import run_job
 
     try:
         summary = asyncio.run(run_job(job, dry_run=True))
@@ -366,7 +367,7 @@ def validate(
     if offline:
         return
     try:
-        from pipeline.runner import validate_job
+        from flowport.pipeline.runner import validate_job
 
         problems = asyncio.run(_call(validate_job, job))
     except ConfigError as exc:
@@ -391,14 +392,14 @@ def version() -> None:
 def _register_sandbox() -> None:
     # The sandbox command is optional: the CLI works in an installation without it.
     try:
-        from pipeline.sandbox.cli import register
+        from flowport.pipeline.sandbox.cli import register
     except ImportError:
         return
     register(app)
 
 
 def _register_presets() -> None:
-    from pipeline.presets.cli import register
+    from flowport.pipeline.presets.cli import register
 
     register(app)
 

@@ -1,9 +1,9 @@
 """Job files: one TOML file says where content comes from and where in Webflow it goes.
 
 ``load_job(path)`` reads and validates the whole file before anything runs. Every problem is a
-:class:`JobFileError` (a :class:`pipeline.errors.ConfigError`) naming the file, the dotted key at
-fault (``collections.posts.source.path``) and a fix; raw pydantic output never reaches the user,
-and no value under a key that may hold a secret is ever echoed back.
+:class:`JobFileError` (a :class:`flowport.base.errors.ConfigError`) naming the file, the dotted
+key at fault (``collections.posts.source.path``) and a fix; raw pydantic output never reaches the
+user, and no value under a key that may hold a secret is ever echoed back.
 
 The token is never in the job file: ``token_env`` names an environment variable, ``token_file`` a
 file, and :meth:`Job.token` reads it at call time (registering it for redaction).
@@ -34,13 +34,13 @@ from pydantic import (
     model_validator,
 )
 
-from connectors import Source
-from connectors.registry import SourceConfig, source_types
-from mappings import CollectionMapping, FieldMapping, webflow_slug
-from mappings.slugs import is_webflow_slug
-from pipeline.errors import ConfigError
-from pipeline.logging import register_secret
-from pipeline.webflow.models import CollectionSchema, FieldType
+from flowport.base.errors import ConfigError
+from flowport.base.models import CollectionSchema, FieldType
+from flowport.connectors import Source
+from flowport.connectors.registry import SourceConfig, source_types
+from flowport.mappings import CollectionMapping, FieldMapping, webflow_slug
+from flowport.mappings.slugs import is_webflow_slug
+from flowport.pipeline.logging import register_secret
 
 __all__ = [
     "PLAN_RATE_LIMITS",
@@ -226,7 +226,7 @@ class CollectionJob(CollectionMapping):
     collection_schema: CollectionSchemaSpec | None = Field(default=None, alias="schema")
 
     def mapping(self) -> CollectionMapping:
-        """The mapping part alone, as ``mappings.compile_mapping`` takes it."""
+        """The mapping part alone, as ``flowport.mappings.compile_mapping`` takes it."""
         return CollectionMapping.model_construct(
             **{name: getattr(self, name) for name in CollectionMapping.model_fields}
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anyio
 from aiolimiter import AsyncLimiter
 
-from pipeline.errors import RateHeaders
+from flowport.base.errors import RateHeaders
 
 __all__ = ["RateBudget", "RateBudgetStats"]
 

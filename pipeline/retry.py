@@ -15,13 +15,13 @@ from typing import TypeVar
 
 import anyio
 
-from pipeline.errors import (
+from flowport.base.errors import (
     OutcomeUnknown,
     RateLimited,
     RetriableError,
     ServerError,
 )
-from pipeline.ratebudget import RateBudget
+from flowport.pipeline.ratebudget import RateBudget
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 

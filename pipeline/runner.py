@@ -43,28 +43,7 @@ import orjson
 from anyio.abc import ObjectReceiveStream
 from pydantic import SecretStr
 
-from connectors import (
-    AttachmentSource,
-    BatchedSource,
-    CheckedSource,
-    CountableSource,
-    RecordError,
-    Source,
-    SourceItem,
-    SourceRecord,
-)
-from mappings import (
-    MappedItem,
-    MappingFailure,
-    RecordMapper,
-    SkippedRecord,
-    SlugClaims,
-    compile_mapping,
-    content_hash,
-)
-from mappings.slugs import slug_with_suffix
-from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure, ItemState
-from pipeline.errors import (
+from flowport.base.errors import (
     AuthError,
     ConfigError,
     FatalError,
@@ -74,12 +53,33 @@ from pipeline.errors import (
     RetriableError,
     ServerError,
 )
-from pipeline.jobfile import CollectionJob, Job
-from pipeline.logging import NullSink, ProgressSink
-from pipeline.ratebudget import RateBudget
-from pipeline.webflow.client import WebflowClient
-from pipeline.webflow.models import CollectionSchema, Item
-from pipeline.writer import LOCALES_PENDING, Batch, Operation, PendingItem, Target, Writer
+from flowport.base.models import CollectionSchema, Item
+from flowport.connectors import (
+    AttachmentSource,
+    BatchedSource,
+    CheckedSource,
+    CountableSource,
+    RecordError,
+    Source,
+    SourceItem,
+    SourceRecord,
+)
+from flowport.mappings import (
+    MappedItem,
+    MappingFailure,
+    RecordMapper,
+    SkippedRecord,
+    SlugClaims,
+    compile_mapping,
+    content_hash,
+)
+from flowport.mappings.slugs import slug_with_suffix
+from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure, ItemState
+from flowport.pipeline.jobfile import CollectionJob, Job
+from flowport.pipeline.logging import NullSink, ProgressSink
+from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.writer import LOCALES_PENDING, Batch, Operation, PendingItem, Target, Writer
 
 __all__ = ["RunSummary", "run_job", "validate_job"]
 
@@ -165,7 +165,7 @@ async def _destination(job: Job, *, dry_run: bool = False) -> AsyncIterator[_Des
     if destination.api == "sandbox":
         # The embedded sandbox keeps its state beside the checkpoint log, so a rerun sees what
         # the last run wrote, exactly as a real site would. A plan leaves no state behind.
-        from pipeline.sandbox import Sandbox, SandboxConfig
+        from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 
         token = secrets.token_hex(16)
         state_file: Path | None = job.state_dir / "sandbox-state.jsonl"

@@ -24,17 +24,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from pipeline import crashpoints
-from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
-from pipeline.errors import (
+from flowport.base.errors import (
     OutcomeUnknown,
     RequestRejected,
     RetriableError,
     ServerError,
 )
-from pipeline.retry import RetryPolicy, call_with_retries
-from pipeline.webflow.client import WebflowClient
-from pipeline.webflow.models import Item
+from flowport.base.models import Item
+from flowport.pipeline import crashpoints
+from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
+from flowport.pipeline.retry import RetryPolicy, call_with_retries
+from flowport.pipeline.webflow.client import WebflowClient
 
 __all__ = ["Batch", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.presets.wordpress import (
+from flowport.pipeline.presets.wordpress import (
     PostType,
     Redirect,
     RedirectReport,

@@ -15,10 +15,10 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from pipeline.errors import ConfigError, FatalError
-from pipeline.jobfile import load_job
-from pipeline.logging import redact
-from pipeline.presets.wordpress import (
+from flowport.base.errors import ConfigError, FatalError
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.logging import redact
+from flowport.pipeline.presets.wordpress import (
     SiteProfile,
     job_toml,
     redirect_rows,

@@ -34,12 +34,12 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from lxml import etree
 
-from connectors import SourceRecord
-from connectors.wordpress_common import decode_slug
-from mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
-from pipeline.errors import ConfigError, SourceError
-from pipeline.jobfile import CollectionJob, Job
-from pipeline.webflow.models import CollectionSchema, FieldSchema
+from flowport.base.errors import ConfigError, SourceError
+from flowport.base.models import CollectionSchema, FieldSchema
+from flowport.connectors import SourceRecord
+from flowport.connectors.wordpress_common import decode_slug
+from flowport.mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
+from flowport.pipeline.jobfile import CollectionJob, Job
 
 __all__ = [
     "BUILTIN_POST_TYPES",

@@ -12,22 +12,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pipeline.sandbox._config import FaultConfig, SandboxConfig
+from flowport.pipeline.sandbox._config import FaultConfig, SandboxConfig
 
 if TYPE_CHECKING:
-    from pipeline.sandbox._core import ItemVariant, SandboxCore
-    from pipeline.sandbox._errors import ApiError
-    from pipeline.sandbox._server import Sandbox
+    from flowport.pipeline.sandbox._core import ItemVariant, SandboxCore
+    from flowport.pipeline.sandbox._errors import ApiError
+    from flowport.pipeline.sandbox._server import Sandbox
 
 __all__ = ["ApiError", "FaultConfig", "ItemVariant", "Sandbox", "SandboxConfig", "SandboxCore"]
 
 # The server and its state are loaded on first use: the `flowport` CLI registers the sandbox
 # command at every start, and a run against Webflow never needs the emulator itself.
 _LAZY = {
-    "ApiError": "pipeline.sandbox._errors",
-    "ItemVariant": "pipeline.sandbox._core",
-    "SandboxCore": "pipeline.sandbox._core",
-    "Sandbox": "pipeline.sandbox._server",
+    "ApiError": "flowport.pipeline.sandbox._errors",
+    "ItemVariant": "flowport.pipeline.sandbox._core",
+    "SandboxCore": "flowport.pipeline.sandbox._core",
+    "Sandbox": "flowport.pipeline.sandbox._server",
 }
 
 

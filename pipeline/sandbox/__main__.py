@@ -1,10 +1,10 @@
-"""``python -m pipeline.sandbox --port 0``: the sandbox command on its own."""
+"""``python -m flowport.pipeline.sandbox --port 0``: the sandbox command on its own."""
 
 from __future__ import annotations
 
 import typer
 
-from pipeline.sandbox.cli import register
+from flowport.pipeline.sandbox.cli import register
 
 app = typer.Typer(add_completion=False)
 register(app)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pipeline.sandbox._config import SandboxConfig
-from pipeline.sandbox._errors import ApiError, bad_request, not_found, validation_error
-from pipeline.sandbox._fields import (
+from flowport.pipeline.sandbox._config import SandboxConfig
+from flowport.pipeline.sandbox._errors import ApiError, bad_request, not_found, validation_error
+from flowport.pipeline.sandbox._fields import (
     CREATABLE_TYPES,
     FieldDef,
     InvalidValue,
@@ -30,7 +30,7 @@ from pipeline.sandbox._fields import (
     is_object_id,
     slugify_field_name,
 )
-from pipeline.sandbox._journal import Journal
+from flowport.pipeline.sandbox._journal import Journal
 
 __all__ = ["ItemVariant", "SandboxCore"]
 

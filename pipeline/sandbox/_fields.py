@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.sandbox._config import SandboxConfig
+from flowport.pipeline.sandbox._config import SandboxConfig
 
 __all__ = [
     "CREATABLE_TYPES",

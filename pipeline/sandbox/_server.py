@@ -19,10 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from pipeline.sandbox._config import FaultConfig, SandboxConfig
-from pipeline.sandbox._core import SandboxCore, format_seconds
-from pipeline.sandbox._errors import ApiError, bad_request
-from pipeline.sandbox._journal import Journal
+from flowport.pipeline.sandbox._config import FaultConfig, SandboxConfig
+from flowport.pipeline.sandbox._core import SandboxCore, format_seconds
+from flowport.pipeline.sandbox._errors import ApiError, bad_request
+from flowport.pipeline.sandbox._journal import Journal
 
 __all__ = ["Sandbox"]
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from pipeline.sandbox._config import FaultConfig, SandboxConfig
+from flowport.pipeline.sandbox._config import FaultConfig, SandboxConfig
 
 __all__ = ["TOKEN_ENV", "read_tokens", "register", "serve"]
 
@@ -39,7 +39,7 @@ def read_tokens(token_file: Path | None) -> tuple[str, ...]:
 
 async def serve(config: SandboxConfig) -> None:
     """Run until SIGTERM or SIGINT, then shut down cleanly (the journal is compacted)."""
-    from pipeline.sandbox._server import Sandbox
+    from flowport.pipeline.sandbox._server import Sandbox
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,10 +4,11 @@
         sandbox.base_url, sandbox.site_id  # http://127.0.0.1:PORT/v2, the one site
         sandbox.stats()["totals"]["writes"]
 
-The child is ``python -m pipeline.sandbox --port 0`` (so its CPU is not the caller's, and the
-caller can SIGKILL a pipeline without touching it); it prints its base URL, which this reads. The
-token reaches it through ``FLOWPORT_SANDBOX_TOKEN``, never its command line. Everything here is
-synchronous (``urllib``): callers are test harnesses and benchmarks, not event loops.
+The child is ``python -m flowport.pipeline.sandbox --port 0`` (so its CPU is not the caller's,
+and the caller can SIGKILL a pipeline without touching it); it prints its base URL, which this
+reads. The token reaches it through ``FLOWPORT_SANDBOX_TOKEN``, never its command line.
+Everything here is synchronous (``urllib``): callers are test harnesses and benchmarks, not event
+loops.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def sandbox_process(
     environment (the caller's by default), to which the token is added.
     """
     command = [
-        python, "-m", "pipeline.sandbox", "--host", "127.0.0.1", "--port", "0",
+        python, "-m", "flowport.pipeline.sandbox", "--host", "127.0.0.1", "--port", "0",
         "--seed", str(seed), "--rate-limit", str(rate_limit),
         "--window-seconds", str(window_seconds),
     ]  # fmt: skip

@@ -1,8 +1,8 @@
 """The async Webflow Data API v2 client the pipeline uses.
 
-One attempt per call: every failure comes out as a member of :mod:`pipeline.errors`, and
-:mod:`pipeline.retry` decides what to send again. The token lives in a ``SecretStr`` and is put on
-the wire only; it is in no repr, log line or exception.
+One attempt per call: every failure comes out as a member of :mod:`flowport.base.errors`, and
+:mod:`flowport.pipeline.retry` decides what to send again. The token lives in a ``SecretStr``
+and is put on the wire only; it is in no repr, log line or exception.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ import aiohttp
 import orjson
 from pydantic import SecretStr, TypeAdapter
 
-from pipeline import __version__
-from pipeline.errors import (
+from flowport.base.errors import (
     Classified,
     OutcomeUnknown,
     RateHeaders,
     TransportError,
     classify,
 )
-from pipeline.ratebudget import RateBudget
-from pipeline.webflow.models import (
+from flowport.base.models import (
     CollectionSchema,
     FieldSchema,
     Item,
@@ -34,6 +32,8 @@ from pipeline.webflow.models import (
     PublishResult,
     Site,
 )
+from flowport.pipeline import __version__
+from flowport.pipeline.ratebudget import RateBudget
 
 __all__ = ["ItemPage", "Response", "WebflowClient"]
 

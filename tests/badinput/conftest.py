@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 import pytest
 
-from pipeline.checkpoint import CheckpointLog, ItemState
-from pipeline.sandbox import Sandbox, SandboxConfig
+from flowport.pipeline.checkpoint import CheckpointLog, ItemState
+from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 
 __all__ = [
     "REPO",
@@ -73,7 +73,10 @@ async def flowport(*args: str, cwd: Path, env: dict[str, str] | None = None) -> 
     }
     with anyio.fail_after(120):
         done = await anyio.run_process(
-            [sys.executable, "-m", "pipeline.cli", *args], cwd=cwd, env=child_env, check=False
+            [sys.executable, "-m", "flowport.pipeline.cli", *args],
+            cwd=cwd,
+            env=child_env,
+            check=False,
         )
     return CliResult(
         done.returncode,

@@ -17,10 +17,10 @@ import aiohttp
 import anyio
 import pytest
 
-from pipeline.checkpoint import CheckpointLog
-from pipeline.jobfile import load_job
-from pipeline.runner import RunSummary, run_job
-from pipeline.sandbox import Sandbox
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.runner import RunSummary, run_job
+from flowport.pipeline.sandbox import Sandbox
 from tests.badinput.conftest import (
     TOKEN_ENV,
     CliResult,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
 from tests.badinput.conftest import (
     TOKEN_ENV,
     CliResult,

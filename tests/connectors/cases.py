@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from connectors import Source
-from connectors.csv_source import CsvSourceConfig
-from connectors.sql import SqlSourceConfig
+from flowport.connectors import Source
+from flowport.connectors.csv_source import CsvSourceConfig
+from flowport.connectors.sql import SqlSourceConfig
 
 from .conftest import (
     GHOST_CSV,

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from connectors import BatchedSource, CountableSource, RecordError, Source, SourceItem, SourceRecord
-from connectors.sql import SqlSource
-from pipeline.errors import FatalError
+from flowport.base.errors import FatalError
+from flowport.connectors import (
+    BatchedSource,
+    CountableSource,
+    RecordError,
+    Source,
+    SourceItem,
+    SourceRecord,
+)
+from flowport.connectors.sql import SqlSource
 
 from .cases import CASES, CaseFactory, ConnectorCase
 
@@ -92,7 +99,7 @@ async def test_two_reads_are_identical(case: ConnectorCase) -> None:
 async def test_batches_hold_what_records_yields(case: ConnectorCase) -> None:
     # The runner reads every source a batch at a time: the source's own batches when it has
     # them (record_batches), else records() grouped. Either way, the same items in order.
-    from pipeline.runner import LOOKUP_CHUNK, _read_batches
+    from flowport.pipeline.runner import LOOKUP_CHUNK, _read_batches
 
     source = case.source
     async with aclosing(_read_batches(source, None)) as batches:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from connectors import RecordError, SourceItem, SourceRecord, csv_source
-from connectors.csv_source import CsvSource, CsvSourceConfig
-from pipeline.errors import ConfigError, SourceError
+from flowport.base.errors import ConfigError, SourceError
+from flowport.connectors import RecordError, SourceItem, SourceRecord, csv_source
+from flowport.connectors.csv_source import CsvSource, CsvSourceConfig
 
 from .conftest import GHOST_CSV, TWEETS, require_shared
 
@@ -76,7 +76,7 @@ async def test_cp1252_files_fall_back_and_count_damaged_rows(
     with path.open(encoding="latin-1", newline="") as handle:
         damaged = sum(1 for row in csv.reader(handle) if undefined & set("".join(row)))
     src = source(path, key="url")
-    with caplog.at_level(logging.WARNING, logger="connectors.csv_source"):
+    with caplog.at_level(logging.WARNING, logger="flowport.connectors.csv_source"):
         items = await read(src)
     assert [item.fields for item in items if isinstance(item, SourceRecord)] == expected
     assert src.encoding_used == "cp1252"

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from connectors import RecordError, SourceItem, SourceRecord
-from connectors.sql import SqlSource, SqlSourceConfig, parse_table_name
-from pipeline.errors import ConfigError, SourceError
+from flowport.base.errors import ConfigError, SourceError
+from flowport.connectors import RecordError, SourceItem, SourceRecord
+from flowport.connectors.sql import SqlSource, SqlSourceConfig, parse_table_name
 
 from .conftest import CHINOOK, CHINOOK_TABLES, POSTGRES_PASSWORD, chinook_counts, require_shared
 

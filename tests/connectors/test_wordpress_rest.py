@@ -12,10 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connectors import RecordError, Source, SourceItem, SourceRecord
-from connectors.wordpress_rest import WordPressRestConfig, WordPressRestSource
-from connectors.wxr import WxrSource
-from pipeline.errors import ConfigError, SourceError
+from flowport.base.errors import ConfigError, SourceError
+from flowport.connectors import RecordError, Source, SourceItem, SourceRecord
+from flowport.connectors.wordpress_rest import WordPressRestConfig, WordPressRestSource
+from flowport.connectors.wxr import WxrSource
 
 from .conftest import require_shared
 from .wordpress_fixture import (

@@ -16,9 +16,9 @@ from urllib.parse import unquote
 import pytest
 from lxml import etree
 
-from connectors import RecordError, Source, SourceItem, SourceRecord
-from connectors.wxr import WxrSource, WxrSourceConfig
-from pipeline.errors import ConfigError, SourceError
+from flowport.base.errors import ConfigError, SourceError
+from flowport.connectors import RecordError, Source, SourceItem, SourceRecord
+from flowport.connectors.wxr import WxrSource, WxrSourceConfig
 
 from .conftest import open_descriptors_to, require_shared
 from .wordpress_fixture import THEME_UNIT_TEST, WXR_GHOST, WXR_IMPORTER, WXR_THEME

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors._xml_prolog import PROLOG_LIMIT, hostile_prolog
+from flowport.connectors._xml_prolog import PROLOG_LIMIT, hostile_prolog
 
 ROOT = '<rss xmlns:wp="http://wordpress.org/export/1.2/"><channel/></rss>\n'
 LAUGHS = '<!ENTITY lol0 "lol">\n' + "".join(

@@ -334,7 +334,7 @@ def _count_after(stamps: dict[str, str | None], since: str) -> int:
 
 
 def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
-    from connectors.wxr import WxrSourceConfig
+    from flowport.connectors.wxr import WxrSourceConfig
 
     from .cases import ConnectorCase
     from .conftest import open_descriptors_to, require_shared
@@ -360,7 +360,7 @@ def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
 def wxr_categories_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from lxml import etree
 
-    from connectors.wxr import WxrSourceConfig
+    from flowport.connectors.wxr import WxrSourceConfig
 
     from .cases import ConnectorCase
     from .conftest import require_shared
@@ -379,7 +379,7 @@ def wxr_categories_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
 
 
 def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
-    from connectors.wordpress_rest import WordPressRestConfig
+    from flowport.connectors.wordpress_rest import WordPressRestConfig
 
     from .cases import ConnectorCase
     from .conftest import require_shared
@@ -406,7 +406,7 @@ def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
 
 
 def rest_wordpress_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
-    from connectors.wordpress_rest import WordPressRestConfig
+    from flowport.connectors.wordpress_rest import WordPressRestConfig
 
     from .cases import ConnectorCase
     from .conftest import require_shared

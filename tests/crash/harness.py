@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.checkpoint import CheckpointLog
-from pipeline.sandbox.process import SandboxProcess
-from pipeline.sandbox.process import sandbox_process as shared_sandbox_process
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.sandbox.process import SandboxProcess
+from flowport.pipeline.sandbox.process import sandbox_process as shared_sandbox_process
 
 __all__ = [
     "EXIT_ABORTED",
@@ -76,7 +76,8 @@ def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def sandbox_process(
     *, seed: int, rate_limit: int = 100_000, window_seconds: float = 60.0, **faults: float | int
 ) -> Iterator[SandboxProcess]:
-    """``python -m pipeline.sandbox --port 0``; faults as keyword options (``slow_rate=0.5``)."""
+    """``python -m flowport.pipeline.sandbox --port 0``; faults as keyword options
+    (``slow_rate=0.5``)."""
     with shared_sandbox_process(
         token=_TOKEN,
         seed=seed,
@@ -252,7 +253,16 @@ def write_job(
 
 
 def _command(job: Path) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "run", str(job), "--log-format", "json", "-q"]
+    return [
+        sys.executable,
+        "-m",
+        "flowport.pipeline.cli",
+        "run",
+        str(job),
+        "--log-format",
+        "json",
+        "-q",
+    ]
 
 
 def run_flowport(
@@ -465,7 +475,7 @@ def log_counts(job: Path) -> dict[str, int]:
 def error_rows(job: Path) -> list[dict[str, Any]]:
     """``flowport errors JOB --format json``, parsed."""
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "errors", str(job), "--format", "json"],
+        [sys.executable, "-m", "flowport.pipeline.cli", "errors", str(job), "--format", "json"],
         cwd=job.parent,
         env=_env(),
         capture_output=True,

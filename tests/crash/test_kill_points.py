@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.checkpoint import CheckpointLog
 from tests.crash.harness import (
     EXIT_ABORTED,
     EXIT_FAILED_ITEMS,

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pipeline.checkpoint import CheckpointLog
-from pipeline.ratebudget import RateBudget
-from pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
-from pipeline.webflow.client import WebflowClient
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+from flowport.pipeline.webflow.client import WebflowClient
 
 TOKEN = "engine-test-token"
 

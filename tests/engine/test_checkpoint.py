@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.checkpoint import (
+from flowport.base.errors import FatalError
+from flowport.pipeline.checkpoint import (
     LOOKUP_CHUNK,
     SCHEMA_VERSION,
     Acknowledged,
     CheckpointLog,
     ItemFailure,
 )
-from pipeline.errors import FatalError
-from pipeline.logging import clear_secrets, register_secret
+from flowport.pipeline.logging import clear_secrets, register_secret
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -493,7 +493,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from pipeline.checkpoint import Acknowledged, CheckpointLog
+    from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog
 
     log = CheckpointLog.open(Path(sys.argv[1]))
     run = log.begin_run()

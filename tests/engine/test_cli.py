@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from pipeline import __version__
-from pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
-from pipeline.cli import CHECKPOINT_FILE, LOCK_FILE, JobLocked, job_lock
-from pipeline.logging import (
+from flowport.pipeline import __version__
+from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
+from flowport.pipeline.cli import CHECKPOINT_FILE, LOCK_FILE, JobLocked, job_lock
+from flowport.pipeline.logging import (
     JsonLinesSink,
     NullSink,
     ProgressSink,
@@ -56,7 +56,7 @@ JOB = textwrap.dedent(
 def flowport(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "NO_COLOR": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "flowport.pipeline.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -268,7 +268,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from pipeline.cli import job_lock
+    from flowport.pipeline.cli import job_lock
     with job_lock(Path(sys.argv[1])):
         print("locked", flush=True)
         time.sleep(60)

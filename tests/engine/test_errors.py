@@ -6,7 +6,7 @@ import email.utils
 
 import pytest
 
-from pipeline.errors import (
+from flowport.base.errors import (
     AuthError,
     FlowportError,
     NotFoundError,

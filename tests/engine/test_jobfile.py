@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from mappings import CollectionMapping
-from pipeline.errors import ConfigError
-from pipeline.jobfile import Job, JobFileError, load_job
-from pipeline.logging import clear_secrets, redact
-from pipeline.webflow.models import CollectionSchema
+from flowport.base.errors import ConfigError
+from flowport.base.models import CollectionSchema
+from flowport.mappings import CollectionMapping
+from flowport.pipeline.jobfile import Job, JobFileError, load_job
+from flowport.pipeline.logging import clear_secrets, redact
 
 REPO = Path(__file__).resolve().parents[2]
 

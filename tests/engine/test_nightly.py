@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pipeline.checkpoint import CheckpointLog
-from pipeline.jobfile import load_job
-from pipeline.runner import run_job
-from pipeline.sandbox import Sandbox
-from pipeline.webflow.client import WebflowClient
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.runner import run_job
+from flowport.pipeline.sandbox import Sandbox
+from flowport.pipeline.webflow.client import WebflowClient
 from tests.engine.conftest import TOKEN, sandbox_stats
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import RateHeaders
-from pipeline.ratebudget import RateBudget
+from flowport.base.errors import RateHeaders
+from flowport.pipeline.ratebudget import RateBudget
 
 
 class FakeTime:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.checkpoint import CheckpointLog
-from pipeline.jobfile import load_job
-from pipeline.runner import run_job
-from pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.runner import run_job
+from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
 from tests.engine.conftest import TOKEN, sandbox_stats, set_faults
 
 CATEGORIES = [
@@ -107,7 +107,7 @@ def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def live_items(sandbox: Sandbox, collection_id: str) -> list[dict[str, Any]]:
     from pydantic import SecretStr
 
-    from pipeline.webflow.client import WebflowClient
+    from flowport.pipeline.webflow.client import WebflowClient
 
     async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
         return [

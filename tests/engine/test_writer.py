@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from pipeline.checkpoint import CheckpointLog
-from pipeline.sandbox import FaultConfig, Sandbox
-from pipeline.webflow.client import WebflowClient
-from pipeline.writer import Batch, PendingItem, Target, Writer
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.sandbox import FaultConfig, Sandbox
+from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.writer import Batch, PendingItem, Target, Writer
 from tests.engine.conftest import make_collection, sandbox_stats, set_faults
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors import SourceRecord
-from mappings import (
+from flowport.base.models import CollectionSchema
+from flowport.connectors import SourceRecord
+from flowport.mappings import (
     CollectionMapping,
     InMemorySlugClaims,
     MappedItem,
@@ -15,7 +16,6 @@ from mappings import (
     compile_mapping,
     parse_collection_mapping,
 )
-from pipeline.webflow.models import CollectionSchema
 
 AUTHOR_ID = "64a1b2c3d4e5f6a7b8c9d0e1"
 OTHER_AUTHOR_ID = "64a1b2c3d4e5f6a7b8c9d0e2"

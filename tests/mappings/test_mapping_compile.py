@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from mapping_helpers import compile_spec, field, schema
 
-from mappings import CollectionMapping, FieldMapping
-from pipeline.errors import ConfigError
+from flowport.base.errors import ConfigError
+from flowport.mappings import CollectionMapping, FieldMapping
 
 TARGET = schema(
     field("author", "Reference", validations={"collectionId": "a" * 24}),

@@ -14,23 +14,23 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mappings.compiler import _producer
-from mappings.fieldtypes import blank_text_is_missing, build_coercer, keeps_unchanged
-from mappings.paths import column_of, compile_path
-from mappings.transforms import (
+from flowport.base.models import FieldSchema
+from flowport.mappings.compiler import _producer
+from flowport.mappings.fieldtypes import blank_text_is_missing, build_coercer, keeps_unchanged
+from flowport.mappings.paths import column_of, compile_path
+from flowport.mappings.transforms import (
     RESULT_KINDS,
     TransformEnv,
     TransformRun,
     build_transform,
     transform_name,
 )
-from mappings.values import (
+from flowport.mappings.values import (
     FieldValueError,
     format_webflow_datetime,
     parse_datetime,
     webflow_datetime,
 )
-from pipeline.webflow.models import FieldSchema
 
 VALUES: list[Any] = [
     None, "", "   ", "0", "1", "-3", "1.5", " 2.25 ", "1,234.5", "1e3", "nan", "inf", "abc",

@@ -15,7 +15,7 @@ from mapping_helpers import (
     schema,
 )
 
-from mappings import RecordMapper, SkippedRecord
+from flowport.mappings import RecordMapper, SkippedRecord
 
 POST_ID = "64a1b2c3d4e5f6a7b8c9d0f1"
 TARGET = schema(
@@ -176,7 +176,7 @@ class TestStatus:
         assert mapped(mapper, {"title": "T"}).status is None
 
     def test_skipped_records_claim_no_slug(self) -> None:
-        from mappings import InMemorySlugClaims
+        from flowport.mappings import InMemorySlugClaims
 
         claims = InMemorySlugClaims()
         mapper = compile_spec(STATUS, TARGET, slugs=claims)

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from mappings.richtext import KNOWN_SHORTCODES, markdown_to_html, sanitize_html, wordpress_to_html
+from flowport.mappings.richtext import (
+    KNOWN_SHORTCODES,
+    markdown_to_html,
+    sanitize_html,
+    wordpress_to_html,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 THEME_UNIT_TEST = SHARED / "acceptance-data" / "wxr-theme-unit-test"

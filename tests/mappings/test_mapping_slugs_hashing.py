@@ -11,9 +11,9 @@ import struct
 import pytest
 from mapping_helpers import compile_spec, failed, field, mapped, schema
 
-from mappings import InMemorySlugClaims, content_hash, webflow_slug
-from mappings.hashing import canonical_json
-from mappings.slugs import MAX_SLUG_LENGTH, is_webflow_slug, slug_with_suffix
+from flowport.mappings import InMemorySlugClaims, content_hash, webflow_slug
+from flowport.mappings.hashing import canonical_json
+from flowport.mappings.slugs import MAX_SLUG_LENGTH, is_webflow_slug, slug_with_suffix
 
 TARGET = schema(field("summary", "PlainText"))
 

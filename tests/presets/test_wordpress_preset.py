@@ -22,13 +22,13 @@ from pydantic import SecretStr
 from typer import Typer
 from typer.testing import CliRunner
 
-from pipeline.jobfile import load_job
-from pipeline.presets.cli import register
-from pipeline.ratebudget import RateBudget
-from pipeline.runner import RunSummary, run_job
-from pipeline.sandbox import Sandbox, SandboxConfig
-from pipeline.webflow.client import WebflowClient
-from pipeline.webflow.models import Item
+from flowport.base.models import Item
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.presets.cli import register
+from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.runner import RunSummary, run_job
+from flowport.pipeline.sandbox import Sandbox, SandboxConfig
+from flowport.pipeline.webflow.client import WebflowClient
 
 from .conftest import THEME_UNIT_TEST, require
 
@@ -182,7 +182,14 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
 
 def test_the_generated_job_validates_offline(migrated: Migrated) -> None:
     checked = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "validate", str(migrated.job_path), "--offline"],
+        [
+            sys.executable,
+            "-m",
+            "flowport.pipeline.cli",
+            "validate",
+            str(migrated.job_path),
+            "--offline",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ from aiohttp import web
 from typer import Typer
 from typer.testing import CliRunner
 
-from pipeline.jobfile import load_job
-from pipeline.presets.cli import register
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.presets.cli import register
 from tests.connectors.wordpress_fixture import FixtureWordPress, load_json
 
 from .conftest import CORE_FIXTURES, require

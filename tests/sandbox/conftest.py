@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pipeline.sandbox import Sandbox, SandboxConfig
+from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 
 TOKEN = "test-token"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.sandbox import Sandbox
+from flowport.pipeline.sandbox import Sandbox
 from tests.sandbox.conftest import Api
 
 OBJECT_ID = re.compile(r"[0-9a-f]{24}")

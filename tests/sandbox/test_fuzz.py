@@ -125,7 +125,7 @@ async def _seed(base_url: str, site_id: str) -> Targets:
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Any]:
     require_spec()
-    from pipeline.sandbox import Sandbox, SandboxConfig
+    from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 
     config = SandboxConfig(tokens=(TOKEN,), rate_limit=1_000_000, window_seconds=60.0, seed=0)
     async with Sandbox(config) as running:

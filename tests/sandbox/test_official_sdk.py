@@ -37,7 +37,7 @@ ITEM_COUNT = 7
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Any]:
     require_spec()
-    from pipeline.sandbox import Sandbox, SandboxConfig
+    from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 
     config = SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, window_seconds=60.0, seed=0)
     async with Sandbox(config) as running:

@@ -1,4 +1,4 @@
-"""``pipeline.sandbox.process``: a sandbox in a child process, as the crash tests and the
+"""``flowport.pipeline.sandbox.process``: a sandbox in a child process, as the crash tests and the
 benchmarks use it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from pipeline.sandbox.process import sandbox_process
+from flowport.pipeline.sandbox.process import sandbox_process
 
 TOKEN = "process-test-token-9d2e"
 

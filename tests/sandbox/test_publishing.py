@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.sandbox import Sandbox
+from flowport.pipeline.sandbox import Sandbox
 from tests.sandbox.conftest import Api, SandboxFactory, TimeControl
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
 from tests.sandbox.conftest import TOKEN, Api, SandboxFactory, TimeControl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,7 +195,7 @@ def running_cli(*args: str, env_token: str | None = "cli-token") -> Iterator[sub
     if env_token is not None:
         env["FLOWPORT_SANDBOX_TOKEN"] = env_token
     with subprocess.Popen(
-        [sys.executable, "-m", "pipeline.sandbox", "--port", "0", *args],
+        [sys.executable, "-m", "flowport.pipeline.sandbox", "--port", "0", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

@@ -310,7 +310,7 @@ class CheckedClient:
 
 @pytest.fixture
 async def sandbox(validator: SpecValidator) -> AsyncIterator[Any]:
-    from pipeline.sandbox import Sandbox, SandboxConfig
+    from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 
     config = SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, window_seconds=60.0, seed=0)
     async with Sandbox(config) as running:
@@ -622,7 +622,7 @@ async def test_full_session_conforms(sandbox: Any, client: CheckedClient) -> Non
 
 
 async def test_rate_limited_answers_conform(validator: SpecValidator) -> None:
-    from pipeline.sandbox import Sandbox, SandboxConfig
+    from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 
     config = SandboxConfig(tokens=(TOKEN,), rate_limit=3, window_seconds=60.0, seed=0)
     async with Sandbox(config) as running, aiohttp.ClientSession() as session:
@@ -678,7 +678,7 @@ async def test_malformed_requests_get_documented_errors(
 async def test_injected_faults_still_conform(
     validator: SpecValidator, faults: dict[str, Any]
 ) -> None:
-    from pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+    from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
 
     config = SandboxConfig(
         tokens=(TOKEN,), rate_limit=100_000, seed=0, faults=FaultConfig(**faults)

@@ -1,0 +1,82 @@
+"""flowport: move content into the Webflow CMS: fast, exact, resumable.
+
+The library's facade::
+
+    import flowport
+
+    job = flowport.load_job("runs/demo.toml")
+    summary = await flowport.run(job)        # a RunSummary; summary.exit_code as the CLI's
+    preview = await flowport.plan(job)       # what a run would do; writes nothing
+    problems = await flowport.validate(job)  # one line per problem; writes nothing
+
+Where things live:
+
+- :mod:`flowport.base`: the error taxonomy and the Webflow models, below every stage;
+- :mod:`flowport.connectors`: sources (CSV, SQL, WordPress REST and WXR), one Protocol;
+- :mod:`flowport.mappings`: field mappings and transforms, from a record to ``fieldData``;
+- :mod:`flowport.pipeline`: the engine: job files, runner, writer, checkpoint log, Webflow
+  client, the sandbox and the command line.
+
+The names below are loaded on first use, so ``import flowport`` stays cheap for a process that
+needs one part (a sandbox child, a connector).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowport.base.errors import (
+        AuthError,
+        ConfigError,
+        FatalError,
+        FlowportError,
+        SourceError,
+    )
+    from flowport.pipeline.api import load_job, plan, run, validate
+    from flowport.pipeline.jobfile import Job, JobFileError
+    from flowport.pipeline.runner import RunSummary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "FatalError",
+    "FlowportError",
+    "Job",
+    "JobFileError",
+    "RunSummary",
+    "SourceError",
+    "load_job",
+    "plan",
+    "run",
+    "validate",
+]
+
+_LAZY = {
+    "AuthError": "flowport.base.errors",
+    "ConfigError": "flowport.base.errors",
+    "FatalError": "flowport.base.errors",
+    "FlowportError": "flowport.base.errors",
+    "SourceError": "flowport.base.errors",
+    "Job": "flowport.pipeline.jobfile",
+    "JobFileError": "flowport.pipeline.jobfile",
+    "RunSummary": "flowport.pipeline.runner",
+    "load_job": "flowport.pipeline.api",
+    "plan": "flowport.pipeline.api",
+    "run": "flowport.pipeline.api",
+    "validate": "flowport.pipeline.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
