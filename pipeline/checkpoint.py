@@ -28,10 +28,11 @@ Item states::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "FINGERPRINT_CHARS",
     "SCHEMA_VERSION",
     "Acknowledged",
+    "BatchRecord",
     "CheckpointLog",
     "ChunkCheck",
     "ItemFailure",
@@ -249,6 +251,94 @@ class ItemFailure:
     field: str | None
     reason: str
     kind: str
+
+
+class BatchRecord:
+    """A batch of the log while it is open: what is recorded through it is kept, and written
+    with the batch's close in one commit when its ``with`` block ends (see
+    :meth:`CheckpointLog.batch`).
+
+    Kept rather than written at once because the log's connection is shared by every worker:
+    a transaction held open across a request would swallow the others' writes. The close's
+    outcome follows from what was recorded: ``rejected`` or ``unknown`` when the request was
+    refused or its answer lost, ``failed`` when only failures were recorded, ``partial`` when
+    some items failed and some were acknowledged, ``ok`` otherwise, and ``aborted`` when the
+    block ended on an exception (cancellation included).
+    """
+
+    __slots__ = ("_answer", "_failed", "_log", "_succeeded", "_writes", "collection", "detail",
+                 "http_status", "id")  # fmt: skip
+
+    def __init__(self, log: CheckpointLog, batch_id: int, collection: str) -> None:
+        self._log = log
+        self.id = batch_id
+        self.collection = collection
+        self.http_status: int | None = None
+        self.detail: str | None = None
+        self._answer: Literal["rejected", "unknown"] | None = None
+        self._succeeded = False
+        self._failed = False
+        self._writes: list[Callable[[], None]] = []
+
+    def acknowledge(self, items: Sequence[Acknowledged]) -> None:
+        self._succeeded = True
+        self._writes.append(
+            functools.partial(self._log.record_acknowledged, self.collection, self.id, items)
+        )
+
+    def fail(self, failures: Sequence[ItemFailure]) -> None:
+        self._failed = True
+        self._writes.append(
+            functools.partial(self._log.record_failures, self.collection, self.id, failures)
+        )
+
+    def mark_removed(self, keys: Sequence[str], state: Literal["archived", "unpublished"]) -> None:
+        self._succeeded = True
+        self._writes.append(
+            functools.partial(self._log.mark_removed, self.collection, self.id, keys, state)
+        )
+
+    def forget(self, keys: Sequence[str]) -> None:
+        self._succeeded = True
+        self._writes.append(functools.partial(self._log.forget, self.collection, keys))
+
+    def settle_intent(self, still_unknown: Sequence[tuple[str, str, str]] = ()) -> None:
+        """This batch's own intent (see :meth:`CheckpointLog.settle_intent`)."""
+        self._writes.append(functools.partial(self._log.settle_intent, self.id, still_unknown))
+
+    def settle_intents(self, batch_ids: Sequence[int]) -> None:
+        """Intents of earlier batches of the collection, read back through this one."""
+        self._writes.append(functools.partial(self._log.settle_intents, self.collection, batch_ids))
+
+    def rejected(self, detail: str, *, http_status: int | None = None) -> None:
+        """Webflow refused the request whole."""
+        self._answer = "rejected"
+        self.detail, self.http_status = detail, http_status
+
+    def unknown(self, detail: str, *, http_status: int | None = None) -> None:
+        """The request's answer was lost: it may or may not have landed."""
+        self._answer = "unknown"
+        self.detail, self.http_status = detail, http_status
+
+    def outcome(self, *, aborted: bool = False) -> str:
+        if aborted:
+            return "aborted"
+        if self._answer is not None:
+            return self._answer
+        if self._failed:
+            return "partial" if self._succeeded else "failed"
+        return "ok"
+
+    def _close(self, *, aborted: bool) -> None:
+        for write in self._writes:
+            write()
+        self._writes.clear()
+        self._log.close_batch(
+            self.id,
+            self.outcome(aborted=aborted),
+            http_status=self.http_status,
+            detail=self.detail,
+        )
 
 
 def _now() -> str:
@@ -481,6 +571,37 @@ class CheckpointLog:
             "WHERE id = ?",
             (_now(), outcome, http_status, redact(detail) if detail else None, batch_id),
         )
+
+    @contextlib.contextmanager
+    def batch(
+        self,
+        run_id: int,
+        collection: str,
+        kind: str,
+        size: int,
+        *,
+        intent: Sequence[tuple[str, str, str]] = (),
+    ) -> Iterator[BatchRecord]:
+        """``with log.batch(...) as batch:`` opens a batch and closes it when the block ends.
+
+        Two commits: the batch's row (with the intent of its creates, if any, committed before
+        the request leaves) when it opens, and everything recorded through it with its close
+        when the block ends, on an exception too (then ``aborted``; what was recorded before
+        it is kept, since Webflow acknowledged it).
+        """
+        with self.transaction():
+            batch_id = self.open_batch(run_id, collection, kind, size)
+            if intent:
+                self.record_intent(collection, batch_id, intent)
+        record = BatchRecord(self, batch_id, collection)
+        try:
+            yield record
+        except BaseException:
+            with self.transaction():
+                record._close(aborted=True)
+            raise
+        with self.transaction():
+            record._close(aborted=False)
 
     def batches(self, run_id: int | None = None) -> Iterator[dict[str, Any]]:
         columns = (

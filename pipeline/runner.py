@@ -1094,11 +1094,10 @@ class _Run:
                     else:
                         checkpoint.record_failures(name, None, failures)
                 if adopted and not self.dry_run:
-                    batch_id = checkpoint.open_batch(
+                    with checkpoint.batch(
                         self.writer.run_id, name, "adopt", len(adopted)
-                    )
-                    checkpoint.record_acknowledged(name, batch_id, adopted)
-                    checkpoint.close_batch(batch_id, "ok")
+                    ) as adoption:
+                        adoption.acknowledge(adopted)
                 slugs.flush()
                 if self.dry_run and planned:
                     checkpoint.mark_planned(name, planned)
@@ -1196,30 +1195,25 @@ class _Run:
         ]
         since = min(_parse_time(s.updated_at) for s in leftovers)
         found = await self.writer.find_existing(name, collection_id, pending, since=since)
-        batch_id = checkpoint.open_batch(self.writer.run_id, name, "reconcile", len(leftovers))
-        checkpoint.record_acknowledged(
-            name,
-            batch_id,
-            [
-                Acknowledged(
-                    key=p.key,
-                    webflow_id=found[p.key].id,
-                    slug=found[p.key].slug or p.slug,
-                    content_hash=p.content_hash,
-                    # Whether it was published is read from Webflow, not assumed.
-                    state=(
-                        "done" if found[p.key].last_published or found[p.key].is_draft else "staged"
-                    ),
-                )
-                for p in pending
-                if p.key in found
-            ],
-        )
-        # What was not found was never created: its intent goes, and its record is new again.
-        checkpoint.settle_intents(name, sorted({s.batch_id for s in leftovers if s.batch_id}))
-        checkpoint.close_batch(
-            batch_id, "ok", detail=f"{len(found)} found, {len(leftovers) - len(found)} not sent"
-        )
+        acks = [
+            Acknowledged(
+                key=p.key,
+                webflow_id=found[p.key].id,
+                slug=found[p.key].slug or p.slug,
+                content_hash=p.content_hash,
+                # Whether it was published is read from Webflow, not assumed.
+                state=(
+                    "done" if found[p.key].last_published or found[p.key].is_draft else "staged"
+                ),
+            )
+            for p in pending
+            if p.key in found
+        ]
+        with checkpoint.batch(self.writer.run_id, name, "reconcile", len(leftovers)) as record:
+            record.acknowledge(acks)
+            # What was not found was never created: its intent goes, and its record is new again.
+            record.settle_intents(sorted({s.batch_id for s in leftovers if s.batch_id}))
+            record.detail = f"{len(found)} found, {len(leftovers) - len(found)} not sent"
         self.summary.count(name, "reconciled", len(found))
 
     async def foreign_items(self, name: str, collection_id: str) -> _Foreign:
@@ -1277,7 +1271,6 @@ class _Run:
         for start in range(0, len(gone), 100):
             chunk = gone[start : start + 100]
             ids = [s.webflow_id or "" for s in chunk]
-            batch_id = self.checkpoint.open_batch(self.writer.run_id, name, policy, len(chunk))
             operation: Callable[[], Awaitable[Any]]
             if policy == "archive":
                 operation = functools.partial(
@@ -1290,21 +1283,19 @@ class _Run:
                 operation = functools.partial(
                     self.client.delete_items, collection_id, ids, live=policy == "unpublish"
                 )
-            try:
-                await self.writer.call(name, operation)
-            except RequestRejected as error:
-                if error.code != "item_not_found":
-                    self.checkpoint.close_batch(batch_id, "rejected", detail=str(error))
-                    self.summary.notes.append(f"{name}: could not {policy} items: {error}")
-                    continue
-            keys = [s.key for s in chunk]
-            if policy == "delete":
-                self.checkpoint.forget(name, keys)
-            else:
-                self.checkpoint.mark_removed(
-                    name, batch_id, keys, "archived" if policy == "archive" else "unpublished"
-                )
-            self.checkpoint.close_batch(batch_id, "ok")
+            with self.checkpoint.batch(self.writer.run_id, name, policy, len(chunk)) as record:
+                try:
+                    await self.writer.call(name, operation)
+                except RequestRejected as error:
+                    if error.code != "item_not_found":
+                        record.rejected(str(error))
+                        self.summary.notes.append(f"{name}: could not {policy} items: {error}")
+                        continue
+                keys = [s.key for s in chunk]
+                if policy == "delete":
+                    record.forget(keys)
+                else:
+                    record.mark_removed(keys, "archived" if policy == "archive" else "unpublished")
             self.summary.count(name, outcome, len(chunk))
 
     async def publish_staged(

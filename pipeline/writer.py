@@ -30,9 +30,9 @@ from flowport.base.errors import (
     RetriableError,
     ServerError,
 )
-from flowport.base.models import Item
+from flowport.base.models import Item, PublishResult
 from flowport.pipeline import crashpoints
-from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
+from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLog, ItemFailure
 from flowport.pipeline.retry import RetryPolicy, call_with_retries
 from flowport.pipeline.webflow.client import WebflowClient
 
@@ -161,62 +161,72 @@ class Writer:
         for _round in range(MAX_UNKNOWN_ROUNDS):
             if not remaining:
                 return
-            with self.checkpoint.transaction():
-                batch_id = self.checkpoint.open_batch(
-                    self.run_id, batch.collection, f"create-{batch.target}", len(remaining)
-                )
-                self.checkpoint.record_intent(
-                    batch.collection, batch_id, _intent_entries(batch, remaining)
-                )
-            sent_at = self._now()
-            crashpoints.reach("before-send")
-            crashpoints.reach_in_flight("in-flight")
-            create: Callable[[], Awaitable[list[Item]]]
-            if batch.locale_ids:
-                create = functools.partial(
-                    self.client.create_items_in_locales,
-                    batch.collection_id,
-                    [i.field_data for i in remaining],
-                    cms_locale_ids=batch.locale_ids,
-                    is_draft=batch.target == "draft",
-                )
-            else:
-                create = functools.partial(
-                    self.client.create_items,
-                    batch.collection_id,
-                    [i.field_data for i in remaining],
-                    live=batch.target == "live",
-                    is_draft=batch.target == "draft",
-                )
-            try:
-                created = await self._retrying(batch.collection, create, idempotent=False)
-            except (OutcomeUnknown, ServerError) as error:
-                self.checkpoint.close_batch(
-                    batch_id, "unknown", http_status=error.status, detail=str(error)
-                )
-                remaining = await self._reconcile(batch, remaining, since=sent_at)
-                # Read back: what landed is acknowledged, the rest goes in a new intent.
-                self.checkpoint.settle_intent(batch_id)
-                continue
-            except RequestRejected as error:
-                self.checkpoint.close_batch(
-                    batch_id, "rejected", http_status=error.status, detail=str(error)
-                )
-                # Refused whole: nothing was created. The parts sent again have intents of
-                # their own.
-                self.checkpoint.settle_intent(batch_id)
-                await self._isolate(replace(batch, items=tuple(remaining)), error)
-                return
-            crashpoints.reach("after-answer")
-            if batch.locale_ids:
-                primary = batch.locale_ids[0]
-                created = [i for i in created if i.cms_locale_id in (None, primary)]
-                await self._set_locale_values(batch, remaining, created)
-            self._acknowledge_created(batch, batch_id, remaining, created)
-            return
+            remaining = await self._create_round(batch, remaining)
         # Still missing after every round (each read back and found absent): not created.
         self.stats.failed += len(remaining)
         _tally(failed=len(remaining))
+
+    async def _create_round(self, batch: Batch, remaining: list[PendingItem]) -> list[PendingItem]:
+        """Send one create request for ``remaining``; return what is still to be created."""
+        lost: RetriableError | None = None
+        rejected: RequestRejected | None = None
+        with self.checkpoint.batch(
+            self.run_id,
+            batch.collection,
+            f"create-{batch.target}",
+            len(remaining),
+            intent=_intent_entries(batch, remaining),
+        ) as record:
+            sent_at = self._now()
+            crashpoints.reach("before-send")
+            crashpoints.reach_in_flight("in-flight")
+            try:
+                created = await self._retrying(
+                    batch.collection, self._creating(batch, remaining), idempotent=False
+                )
+            except (OutcomeUnknown, ServerError) as error:
+                record.unknown(str(error), http_status=error.status)
+                lost = error
+            except RequestRejected as error:
+                record.rejected(str(error), http_status=error.status)
+                # Refused whole: nothing was created. The parts sent again have intents of
+                # their own.
+                record.settle_intent()
+                rejected = error
+            else:
+                crashpoints.reach("after-answer")
+                if batch.locale_ids:
+                    primary = batch.locale_ids[0]
+                    created = [i for i in created if i.cms_locale_id in (None, primary)]
+                    await self._set_locale_values(batch, remaining, created)
+                self._acknowledge_created(batch, record, remaining, created)
+        if lost is not None:
+            missing = await self._reconcile(batch, remaining, since=sent_at)
+            # Read back: what landed is acknowledged, the rest goes in a new intent.
+            self.checkpoint.settle_intent(record.id)
+            return missing
+        if rejected is not None:
+            await self._isolate(replace(batch, items=tuple(remaining)), rejected)
+        return []
+
+    def _creating(
+        self, batch: Batch, items: Sequence[PendingItem]
+    ) -> Callable[[], Awaitable[list[Item]]]:
+        if batch.locale_ids:
+            return functools.partial(
+                self.client.create_items_in_locales,
+                batch.collection_id,
+                [i.field_data for i in items],
+                cms_locale_ids=batch.locale_ids,
+                is_draft=batch.target == "draft",
+            )
+        return functools.partial(
+            self.client.create_items,
+            batch.collection_id,
+            [i.field_data for i in items],
+            live=batch.target == "live",
+            is_draft=batch.target == "draft",
+        )
 
     async def _set_locale_values(
         self, batch: Batch, sent: Sequence[PendingItem], created: Sequence[Item]
@@ -242,7 +252,11 @@ class Writer:
             )
 
     def _acknowledge_created(
-        self, batch: Batch, batch_id: int, sent: Sequence[PendingItem], created: Sequence[Item]
+        self,
+        batch: Batch,
+        record: BatchRecord,
+        sent: Sequence[PendingItem],
+        created: Sequence[Item],
     ) -> None:
         by_slug = {item.slug: item for item in created}
         acks: list[Acknowledged] = []
@@ -256,11 +270,10 @@ class Writer:
                 unmatched.append(pending)
                 continue
             acks.append(self._ack(batch, pending, item))
-        with self.checkpoint.transaction():
-            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-            # Unmatched ones stay in flight: the next run reads them back instead of guessing.
-            self.checkpoint.settle_intent(batch_id, _intent_entries(batch, unmatched))
-            self.checkpoint.close_batch(batch_id, "ok", http_status=202)
+        record.acknowledge(acks)
+        # Unmatched ones stay in flight: the next run reads them back instead of guessing.
+        record.settle_intent(_intent_entries(batch, unmatched))
+        record.http_status = 202
         self.stats.created += len(acks)
         _tally(done=len(acks))
         self.stats.count(batch.collection, "created", len(acks))
@@ -285,20 +298,20 @@ class Writer:
         self.stats.rejected_batches += 1
         items = list(batch.items)
         if len(items) == 1:
-            batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reject", 1)
-            self._fail(
-                batch, batch_id, items, "validation", _reason(error), field=_first_param(error)
-            )
-            self.checkpoint.close_batch(batch_id, "failed", detail=_reason(error))
+            with self.checkpoint.batch(self.run_id, batch.collection, "reject", 1) as record:
+                self._fail(
+                    batch, record, items, "validation", _reason(error), field=_first_param(error)
+                )
+                record.detail = _reason(error)
             return
         named = _indices_named(error, len(items))
         if named:
-            batch_id = self.checkpoint.open_batch(
+            with self.checkpoint.batch(
                 self.run_id, batch.collection, "reject", len(named)
-            )
-            for index, (param, reason) in sorted(named.items()):
-                self._fail(batch, batch_id, [items[index]], "validation", reason, field=param)
-            self.checkpoint.close_batch(batch_id, "failed", detail=f"{len(named)} items rejected")
+            ) as record:
+                for index, (param, reason) in sorted(named.items()):
+                    self._fail(batch, record, [items[index]], "validation", reason, field=param)
+                record.detail = f"{len(named)} items rejected"
             good = tuple(item for index, item in enumerate(items) if index not in named)
             if good:
                 await self._write(replace(batch, items=good))
@@ -316,12 +329,11 @@ class Writer:
             landed = [p for p in sent if p.key in found]
             await self._set_locale_values(batch, landed, [found[p.key] for p in landed])
         if found:
-            batch_id = self.checkpoint.open_batch(
-                self.run_id, batch.collection, "reconcile", len(found)
-            )
             acks = [self._ack(batch, p, found[p.key]) for p in sent if p.key in found]
-            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-            self.checkpoint.close_batch(batch_id, "ok")
+            with self.checkpoint.batch(
+                self.run_id, batch.collection, "reconcile", len(found)
+            ) as record:
+                record.acknowledge(acks)
             self.stats.created += len(acks)
             _tally(done=len(acks))
             self.stats.reconciled += len(acks)
@@ -393,42 +405,37 @@ class Writer:
     # -- updates ---------------------------------------------------------------------------------
 
     async def _update(self, batch: Batch) -> None:
-        batch_id = self.checkpoint.open_batch(
+        updates = _update_entries(batch)
+        rejected: RequestRejected | None = None
+        with self.checkpoint.batch(
             self.run_id, batch.collection, f"update-{batch.target}", len(batch.items)
-        )
-        updates: list[dict[str, Any]] = []
-        for item in batch.items:
-            primary: dict[str, Any] = {
-                "id": item.webflow_id,
-                "isArchived": False,
-                "isDraft": item.target == "draft",
-                "fieldData": dict(item.field_data),
-            }
-            if batch.locale_ids:
-                primary["cmsLocaleId"] = batch.locale_ids[0]
-            updates.append(primary)
-            updates.extend(
-                {"id": item.webflow_id, "cmsLocaleId": locale_id, "fieldData": dict(values)}
-                for locale_id, values in item.locales.items()
-            )
-        try:
-            returned = await self._retrying(
-                batch.collection,
-                lambda: self.client.update_items(
-                    batch.collection_id, updates, live=batch.target == "live"
-                ),
-                idempotent=True,
-            )
-        except RequestRejected as error:
-            self.checkpoint.close_batch(
-                batch_id, "rejected", http_status=error.status, detail=str(error)
-            )
-            await self._isolate(batch, error)
-            return
-        crashpoints.reach("after-answer")
+        ) as record:
+            try:
+                returned = await self._retrying(
+                    batch.collection,
+                    lambda: self.client.update_items(
+                        batch.collection_id, updates, live=batch.target == "live"
+                    ),
+                    idempotent=True,
+                )
+            except RequestRejected as error:
+                record.rejected(str(error), http_status=error.status)
+                rejected = error
+            else:
+                crashpoints.reach("after-answer")
+                acks = self._acknowledge_updated(batch, returned)
+                record.acknowledge(acks)
+                record.http_status = 200
+                self.stats.updated += len(acks)
+                _tally(done=len(acks))
+                self.stats.count(batch.collection, "updated", len(acks))
+        if rejected is not None:
+            await self._isolate(batch, rejected)
+
+    def _acknowledge_updated(self, batch: Batch, returned: Sequence[Item]) -> list[Acknowledged]:
         primary_ids = batch.locale_ids[:1]
         by_id = {item.id: item for item in returned if item.cms_locale_id in (None, *primary_ids)}
-        acks = [
+        return [
             self._ack(
                 batch,
                 pending,
@@ -437,12 +444,6 @@ class Writer:
             )
             for pending in batch.items
         ]
-        with self.checkpoint.transaction():
-            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-            self.checkpoint.close_batch(batch_id, "ok", http_status=200)
-        self.stats.updated += len(acks)
-        _tally(done=len(acks))
-        self.stats.count(batch.collection, "updated", len(acks))
 
     # -- publishing --------------------------------------------------------------------------------
 
@@ -453,36 +454,40 @@ class Writer:
         chunk: Sequence[tuple[str, str]],
         locale_ids: Sequence[str],
     ) -> None:
-        batch_id = self.checkpoint.open_batch(self.run_id, collection, "publish", len(chunk))
         ids = [webflow_id for _, webflow_id in chunk]
-        crashpoints.reach("before-publish")
-        try:
-            result = await self._retrying(
-                collection,
-                functools.partial(
-                    self.client.publish_items, collection_id, ids, cms_locale_ids=locale_ids
-                ),
-                idempotent=True,
-            )
-        except RequestRejected as error:
-            with self.checkpoint.transaction():
-                self.checkpoint.close_batch(
-                    batch_id, "rejected", http_status=error.status, detail=str(error)
-                )
-                self.checkpoint.record_failures(
+        with self.checkpoint.batch(self.run_id, collection, "publish", len(chunk)) as record:
+            crashpoints.reach("before-publish")
+            try:
+                result = await self._retrying(
                     collection,
-                    batch_id,
+                    functools.partial(
+                        self.client.publish_items, collection_id, ids, cms_locale_ids=locale_ids
+                    ),
+                    idempotent=True,
+                )
+            except RequestRejected as error:
+                record.rejected(str(error), http_status=error.status)
+                record.fail(
                     [
                         ItemFailure(key=key, field=None, reason=_reason(error), kind="publish")
                         for key, _ in chunk
-                    ],
+                    ]
                 )
-            self.stats.publish_failed += len(chunk)
-            self.stats.count(collection, "publish_failed", len(chunk))
-            return
-        crashpoints.reach("after-publish")
+                self.stats.publish_failed += len(chunk)
+                self.stats.count(collection, "publish_failed", len(chunk))
+                return
+            crashpoints.reach("after-publish")
+            # One commit for the answer, as for creates: its items and the batch's close together.
+            self._settle_published(record, chunk, result)
+
+    def _settle_published(
+        self, record: BatchRecord, chunk: Sequence[tuple[str, str]], result: PublishResult
+    ) -> None:
+        collection = record.collection
         published = set(result.published_item_ids)
-        states = self.checkpoint.by_webflow_ids(collection, [i for i in ids if i in published])
+        states = self.checkpoint.by_webflow_ids(
+            collection, [webflow_id for _, webflow_id in chunk if webflow_id in published]
+        )
         acks = [
             Acknowledged(
                 key=state.key,
@@ -505,14 +510,10 @@ class Writer:
             for key, webflow_id in chunk
             if webflow_id not in published
         ]
-        # One commit for the answer, as for creates: its items and the batch's close together.
-        with self.checkpoint.transaction():
-            self.checkpoint.record_acknowledged(collection, batch_id, acks)
-            if failures:
-                self.checkpoint.record_failures(collection, batch_id, failures)
-            self.checkpoint.close_batch(
-                batch_id, "ok" if not failures else "partial", http_status=202
-            )
+        record.acknowledge(acks)
+        if failures:
+            record.fail(failures)
+        record.http_status = 202
         self.stats.published += len(acks)
         self.stats.publish_failed += len(failures)
         self.stats.count(collection, "published", len(acks))
@@ -524,7 +525,7 @@ class Writer:
     def _fail(
         self,
         batch: Batch,
-        batch_id: int,
+        record: BatchRecord,
         items: Iterable[PendingItem],
         kind: str,
         reason: str,
@@ -532,7 +533,7 @@ class Writer:
         field: str | None,
     ) -> None:
         failures = [ItemFailure(key=i.key, field=field, reason=reason, kind=kind) for i in items]
-        self.checkpoint.record_failures(batch.collection, batch_id, failures)
+        record.fail(failures)
         self.stats.failed += len(failures)
         _tally(failed=len(failures))
         self.stats.count(batch.collection, "failed", len(failures))
@@ -577,6 +578,26 @@ def _intent_entries(batch: Batch, items: Sequence[PendingItem]) -> list[tuple[st
     """What an intent records of each create: (key, slug, content hash as intended)."""
     mark = LOCALES_PENDING if batch.locale_ids else ""
     return [(i.key, i.slug, i.content_hash + mark) for i in items]
+
+
+def _update_entries(batch: Batch) -> list[dict[str, Any]]:
+    """The PATCH body's entries: each item's primary values, then its secondary locales'."""
+    updates: list[dict[str, Any]] = []
+    for item in batch.items:
+        primary: dict[str, Any] = {
+            "id": item.webflow_id,
+            "isArchived": False,
+            "isDraft": item.target == "draft",
+            "fieldData": dict(item.field_data),
+        }
+        if batch.locale_ids:
+            primary["cmsLocaleId"] = batch.locale_ids[0]
+        updates.append(primary)
+        updates.extend(
+            {"id": item.webflow_id, "cmsLocaleId": locale_id, "fieldData": dict(values)}
+            for locale_id, values in item.locales.items()
+        )
+    return updates
 
 
 def _created(item: Item) -> datetime | None:

@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from flowport.base.errors import FatalError
@@ -657,3 +658,81 @@ def test_check_chunk_of_a_collection_new_to_the_log(log: CheckpointLog) -> None:
     log.record_failures("posts", batch, [ItemFailure("a", None, "bad", "validation")])
     assert log.has_items("posts")
     assert not log.has_items("authors")
+
+
+def batch_row(log: CheckpointLog, batch_id: int) -> dict[str, object]:
+    (row,) = [b for b in log.batches() if b["id"] == batch_id]
+    return row
+
+
+def test_a_batch_closes_itself_from_what_was_recorded(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    with log.batch(run, "posts", "create", 1) as ok:
+        ok.acknowledge([ack("a", 1)])
+    with log.batch(run, "posts", "publish", 2) as partial:
+        partial.acknowledge([ack("b", 2)])
+        partial.fail([ItemFailure("c", None, "not published", "publish")])
+    with log.batch(run, "posts", "reject", 1) as failed:
+        failed.fail([ItemFailure("d", "name", "name: required", "validation")])
+        failed.detail = "name: required"
+    with log.batch(run, "posts", "update-live", 1) as rejected:
+        rejected.rejected("validation_error: name", http_status=400)
+    with log.batch(run, "posts", "create-live", 1, intent=[("e", "s", "h")]) as unknown:
+        unknown.unknown("no answer", http_status=None)
+    assert batch_row(log, ok.id)["outcome"] == "ok"
+    assert batch_row(log, partial.id)["outcome"] == "partial"
+    assert batch_row(log, failed.id)["outcome"] == "failed"
+    assert batch_row(log, failed.id)["detail"] == "name: required"
+    assert batch_row(log, rejected.id)["outcome"] == "rejected"
+    assert batch_row(log, rejected.id)["http_status"] == 400
+    assert batch_row(log, unknown.id)["outcome"] == "unknown"
+    # The intent was committed when the batch opened, and nothing settled it.
+    assert [s.key for s in log.in_state("posts", "sending")] == ["e"]
+    assert all(batch_row(log, b.id)["finished_at"] for b in (ok, partial, failed, rejected))
+
+
+def test_a_batch_commits_what_was_recorded_once_at_its_close(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    with CheckpointLog.open(path) as log, CheckpointLog.open(path) as reader:
+        run = log.begin_run()
+        with log.batch(run, "posts", "create-live", 2, intent=[("a", "s1", "h1")]) as batch:
+            # The intent is on disk before the request would leave.
+            assert [s.key for s in reader.in_state("posts", "sending")] == ["a"]
+            batch.acknowledge([ack("a", 1)])
+            batch.settle_intent()
+            assert reader.lookup("posts", ["a"]) == {}
+            assert batch_row(reader, batch.id)["finished_at"] is None
+        assert reader.lookup("posts", ["a"])["a"].webflow_id == "wf1"
+        assert list(reader.in_state("posts", "sending")) == []
+        assert batch_row(reader, batch.id)["outcome"] == "ok"
+
+
+def test_a_batch_ended_by_an_exception_is_aborted_and_keeps_its_acknowledgements(
+    log: CheckpointLog,
+) -> None:
+    run = log.begin_run()
+    opened: list[int] = []
+
+    def interrupted_batch() -> None:
+        with log.batch(run, "posts", "update-live", 2) as batch:
+            opened.append(batch.id)
+            batch.acknowledge([ack("a", 1)])
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_batch()
+    row = batch_row(log, opened[0])
+    assert row["outcome"] == "aborted"
+    assert row["finished_at"] is not None
+    assert log.lookup("posts", ["a"])["a"].state == "done"
+
+
+async def test_a_cancelled_batch_is_aborted(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    opened: list[int] = []
+    with anyio.CancelScope() as scope:
+        with log.batch(run, "posts", "publish", 1) as batch:
+            opened.append(batch.id)
+            scope.cancel()
+            await anyio.sleep(1)
+    assert batch_row(log, opened[0])["outcome"] == "aborted"
