@@ -79,7 +79,15 @@ from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.webflow.client import WebflowClient
-from flowport.pipeline.writer import LOCALES_PENDING, Batch, Operation, PendingItem, Target, Writer
+from flowport.pipeline.writer import (
+    LOCALES_PENDING,
+    Batch,
+    BatchOutcome,
+    Operation,
+    PendingItem,
+    Target,
+    Writer,
+)
 
 __all__ = ["RunSummary", "run_job", "validate_job"]
 
@@ -119,6 +127,10 @@ class RunSummary:
         if n:
             per = self.collections.setdefault(collection, {})
             per[outcome] = per.get(outcome, 0) + n
+
+    def add(self, collection: str, counts: Mapping[str, int]) -> None:
+        for outcome, n in counts.items():
+            self.count(collection, outcome, n)
 
     def total(self, outcome: str) -> int:
         return sum(per.get(outcome, 0) for per in self.collections.values())
@@ -902,7 +914,6 @@ class _Run:
         # Each locale of an item counts toward the 100 items a request may hold.
         batch_size = max(1, job.run.batch_size // max(len(locale_ids), 1))
         send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)
-        before = dict(self.writer.stats.by_collection.get(name, {}))
         unreadable = 0
         cursor: str | None = since
 
@@ -1120,8 +1131,9 @@ class _Run:
                     if self.dry_run:
                         await self.plan_batch(batch)
                         continue
-                    done, failed = await self.writer.write(batch)
-                    sink.advanced(name, done=done, failed=failed)
+                    written = await self.writer.write(batch)
+                    summary.add(name, written.counts())
+                    sink.advanced(name, done=written.done, failed=written.not_done)
 
         async with anyio.create_task_group() as group:
             group.start_soon(produce)
@@ -1132,10 +1144,8 @@ class _Run:
         if since is None:
             await self.remove_vanished(name, schema.id, unreadable)
         if not self.dry_run:
-            await self.publish_staged(name, schema.id, locale_ids)
-            after = self.writer.stats.by_collection.get(name, {})
-            for outcome, value in after.items():
-                summary.count(name, outcome, value - before.get(outcome, 0))
+            published = await self.publish_staged(name, schema.id, locale_ids)
+            summary.add(name, published.counts())
             per = summary.collections.get(name, {})
             if collection.incremental and cursor is not None and not per.get("failed"):
                 checkpoint.set_cursor(name, cursor)
@@ -1300,14 +1310,13 @@ class _Run:
 
     async def publish_staged(
         self, name: str, collection_id: str, locale_ids: Sequence[str] = ()
-    ) -> None:
+    ) -> BatchOutcome:
         staged = [
             (s.key, s.webflow_id) for s in self.checkpoint.in_state(name, "staged") if s.webflow_id
         ]
-        if staged:
-            await self.writer.publish(
-                name, collection_id, [(k, i) for k, i in staged if i], locale_ids=locale_ids
-            )
+        return await self.writer.publish(
+            name, collection_id, [(k, i) for k, i in staged if i], locale_ids=locale_ids
+        )
 
     def locale_mappers(
         self,
@@ -1429,10 +1438,10 @@ class _Run:
             collection_id = self.schemas[collection].id
             for start in range(0, len(items), job.run.batch_size):
                 chunk = tuple(items[start : start + job.run.batch_size])
-                done, failed = await self.writer.write(
+                written = await self.writer.write(
                     Batch(collection, collection_id, "update", target, chunk)
                 )
-                summary.count(collection, "references_set", done)
-                summary.count(collection, "failed", failed)
+                summary.count(collection, "references_set", written.done)
+                summary.count(collection, "failed", written.not_done)
             if target == "staged":
                 await self.publish_staged(collection, collection_id)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -36,7 +35,7 @@ from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLo
 from flowport.pipeline.retry import RetryPolicy, call_with_retries
 from flowport.pipeline.webflow.client import WebflowClient
 
-__all__ = ["Batch", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
+__all__ = ["Batch", "BatchOutcome", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
 
 T = TypeVar("T")
 Target = Literal["live", "staged", "draft"]
@@ -77,22 +76,50 @@ class Batch:
 
 
 @dataclass(slots=True)
-class WriterStats:
+class BatchOutcome:
+    """What became of the items of one :meth:`Writer.write` or :meth:`Writer.publish`, counted
+    once, by the code that did the work; the caller adds it to its summary and its progress."""
+
     created: int = 0
     updated: int = 0
     published: int = 0
     failed: int = 0
     publish_failed: int = 0
+    #: Created, but the answer did not say which item is which: their intent stays.
+    unresolved: int = 0
+    #: Creates still missing after every read-back of lost answers. Reported as failed to the
+    #: progress display only, as before this count had a home of its own.
+    unsent: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.created + self.updated + self.published
+
+    @property
+    def not_done(self) -> int:
+        """Items of a write that did not make it, whatever the reason."""
+        return self.failed + self.unresolved + self.unsent
+
+    def counts(self) -> dict[str, int]:
+        """The run summary's outcomes (``unsent`` is not one of them)."""
+        counted = {
+            "created": self.created,
+            "updated": self.updated,
+            "published": self.published,
+            "failed": self.failed,
+            "publish_failed": self.publish_failed,
+            "unresolved": self.unresolved,
+        }
+        return {outcome: n for outcome, n in counted.items() if n}
+
+
+@dataclass(slots=True)
+class WriterStats:
     requests: int = 0
     rejected_batches: int = 0
     reconciled: int = 0
     retries: int = 0
     rate_limited: int = 0
-    by_collection: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def count(self, collection: str, outcome: str, n: int = 1) -> None:
-        per = self.by_collection.setdefault(collection, {})
-        per[outcome] = per.get(outcome, 0) + n
 
 
 RetryHook = Callable[[str, RetriableError], None]
@@ -121,21 +148,17 @@ class Writer:
 
     # -- entry points ----------------------------------------------------------------------------
 
-    async def write(self, batch: Batch) -> tuple[int, int]:
-        """Write one batch; return how many of its items were done and how many failed."""
-        outcome = [0, 0]
-        token = _current_outcome.set(outcome)
-        try:
-            await self._write(batch)
-        finally:
-            _current_outcome.reset(token)
-        return outcome[0], outcome[1]
+    async def write(self, batch: Batch) -> BatchOutcome:
+        """Write one batch; return what became of its items."""
+        outcome = BatchOutcome()
+        await self._write(batch, outcome)
+        return outcome
 
-    async def _write(self, batch: Batch) -> None:
+    async def _write(self, batch: Batch, outcome: BatchOutcome) -> None:
         if batch.operation == "create":
-            await self._create(batch)
+            await self._create(batch, outcome)
         else:
-            await self._update(batch)
+            await self._update(batch, outcome)
 
     async def publish(
         self,
@@ -144,29 +167,32 @@ class Writer:
         items: Sequence[tuple[str, str]],
         *,
         locale_ids: Sequence[str] = (),
-    ) -> None:
+    ) -> BatchOutcome:
         """Publish staged items, given as (source key, webflow id), in every given locale.
 
         At most 100 items a request, each locale counting as one.
         """
+        outcome = BatchOutcome()
         size = 100 // max(len(locale_ids), 1)
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
-            await self._publish_chunk(collection, collection_id, chunk, locale_ids)
+            await self._publish_chunk(collection, collection_id, chunk, locale_ids, outcome)
+        return outcome
 
     # -- creates ---------------------------------------------------------------------------------
 
-    async def _create(self, batch: Batch) -> None:
+    async def _create(self, batch: Batch, outcome: BatchOutcome) -> None:
         remaining = list(batch.items)
         for _round in range(MAX_UNKNOWN_ROUNDS):
             if not remaining:
                 return
-            remaining = await self._create_round(batch, remaining)
+            remaining = await self._create_round(batch, remaining, outcome)
         # Still missing after every round (each read back and found absent): not created.
-        self.stats.failed += len(remaining)
-        _tally(failed=len(remaining))
+        outcome.unsent += len(remaining)
 
-    async def _create_round(self, batch: Batch, remaining: list[PendingItem]) -> list[PendingItem]:
+    async def _create_round(
+        self, batch: Batch, remaining: list[PendingItem], outcome: BatchOutcome
+    ) -> list[PendingItem]:
         """Send one create request for ``remaining``; return what is still to be created."""
         lost: RetriableError | None = None
         rejected: RequestRejected | None = None
@@ -199,14 +225,14 @@ class Writer:
                     primary = batch.locale_ids[0]
                     created = [i for i in created if i.cms_locale_id in (None, primary)]
                     await self._set_locale_values(batch, remaining, created)
-                self._acknowledge_created(batch, record, remaining, created)
+                self._acknowledge_created(batch, record, remaining, created, outcome)
         if lost is not None:
-            missing = await self._reconcile(batch, remaining, since=sent_at)
+            missing = await self._reconcile(batch, remaining, outcome, since=sent_at)
             # Read back: what landed is acknowledged, the rest goes in a new intent.
             self.checkpoint.settle_intent(record.id)
             return missing
         if rejected is not None:
-            await self._isolate(replace(batch, items=tuple(remaining)), rejected)
+            await self._isolate(replace(batch, items=tuple(remaining)), rejected, outcome)
         return []
 
     def _creating(
@@ -257,6 +283,7 @@ class Writer:
         record: BatchRecord,
         sent: Sequence[PendingItem],
         created: Sequence[Item],
+        outcome: BatchOutcome,
     ) -> None:
         by_slug = {item.slug: item for item in created}
         acks: list[Acknowledged] = []
@@ -274,14 +301,9 @@ class Writer:
         # Unmatched ones stay in flight: the next run reads them back instead of guessing.
         record.settle_intent(_intent_entries(batch, unmatched))
         record.http_status = 202
-        self.stats.created += len(acks)
-        _tally(done=len(acks))
-        self.stats.count(batch.collection, "created", len(acks))
-        if unmatched:
-            # Acknowledged without them: counted, not lost; their intent stays.
-            self.stats.failed += len(unmatched)
-            _tally(failed=len(unmatched))
-            self.stats.count(batch.collection, "unresolved", len(unmatched))
+        outcome.created += len(acks)
+        # Acknowledged without them: counted, not lost; their intent stays.
+        outcome.unresolved += len(unmatched)
 
     def _ack(self, batch: Batch, pending: PendingItem, item: Item) -> Acknowledged:
         return Acknowledged(
@@ -293,14 +315,14 @@ class Writer:
             source_hash=pending.source_hash,
         )
 
-    async def _isolate(self, batch: Batch, error: RequestRejected) -> None:
+    async def _isolate(self, batch: Batch, error: RequestRejected, outcome: BatchOutcome) -> None:
         """Split a rejected batch until each bad item stands alone with Webflow's reason."""
         self.stats.rejected_batches += 1
         items = list(batch.items)
         if len(items) == 1:
             with self.checkpoint.batch(self.run_id, batch.collection, "reject", 1) as record:
-                self._fail(
-                    batch, record, items, "validation", _reason(error), field=_first_param(error)
+                outcome.failed += self._fail(
+                    record, items, "validation", _reason(error), field=_first_param(error)
                 )
                 record.detail = _reason(error)
             return
@@ -310,18 +332,25 @@ class Writer:
                 self.run_id, batch.collection, "reject", len(named)
             ) as record:
                 for index, (param, reason) in sorted(named.items()):
-                    self._fail(batch, record, [items[index]], "validation", reason, field=param)
+                    outcome.failed += self._fail(
+                        record, [items[index]], "validation", reason, field=param
+                    )
                 record.detail = f"{len(named)} items rejected"
             good = tuple(item for index, item in enumerate(items) if index not in named)
             if good:
-                await self._write(replace(batch, items=good))
+                await self._write(replace(batch, items=good), outcome)
             return
         middle = len(items) // 2
         for half in (items[:middle], items[middle:]):
-            await self._write(replace(batch, items=tuple(half)))
+            await self._write(replace(batch, items=tuple(half)), outcome)
 
     async def _reconcile(
-        self, batch: Batch, sent: Sequence[PendingItem], *, since: datetime
+        self,
+        batch: Batch,
+        sent: Sequence[PendingItem],
+        outcome: BatchOutcome,
+        *,
+        since: datetime,
     ) -> list[PendingItem]:
         """Read back what a lost request may have created; return what is truly missing."""
         found = await self.find_existing(batch.collection, batch.collection_id, sent, since=since)
@@ -334,10 +363,8 @@ class Writer:
                 self.run_id, batch.collection, "reconcile", len(found)
             ) as record:
                 record.acknowledge(acks)
-            self.stats.created += len(acks)
-            _tally(done=len(acks))
+            outcome.created += len(acks)
             self.stats.reconciled += len(acks)
-            self.stats.count(batch.collection, "created", len(acks))
         return [p for p in sent if p.key not in found]
 
     async def find_existing(
@@ -404,7 +431,7 @@ class Writer:
 
     # -- updates ---------------------------------------------------------------------------------
 
-    async def _update(self, batch: Batch) -> None:
+    async def _update(self, batch: Batch, outcome: BatchOutcome) -> None:
         updates = _update_entries(batch)
         rejected: RequestRejected | None = None
         with self.checkpoint.batch(
@@ -426,11 +453,9 @@ class Writer:
                 acks = self._acknowledge_updated(batch, returned)
                 record.acknowledge(acks)
                 record.http_status = 200
-                self.stats.updated += len(acks)
-                _tally(done=len(acks))
-                self.stats.count(batch.collection, "updated", len(acks))
+                outcome.updated += len(acks)
         if rejected is not None:
-            await self._isolate(batch, rejected)
+            await self._isolate(batch, rejected, outcome)
 
     def _acknowledge_updated(self, batch: Batch, returned: Sequence[Item]) -> list[Acknowledged]:
         primary_ids = batch.locale_ids[:1]
@@ -453,6 +478,7 @@ class Writer:
         collection_id: str,
         chunk: Sequence[tuple[str, str]],
         locale_ids: Sequence[str],
+        outcome: BatchOutcome,
     ) -> None:
         ids = [webflow_id for _, webflow_id in chunk]
         with self.checkpoint.batch(self.run_id, collection, "publish", len(chunk)) as record:
@@ -473,15 +499,18 @@ class Writer:
                         for key, _ in chunk
                     ]
                 )
-                self.stats.publish_failed += len(chunk)
-                self.stats.count(collection, "publish_failed", len(chunk))
+                outcome.publish_failed += len(chunk)
                 return
             crashpoints.reach("after-publish")
             # One commit for the answer, as for creates: its items and the batch's close together.
-            self._settle_published(record, chunk, result)
+            self._settle_published(record, chunk, result, outcome)
 
     def _settle_published(
-        self, record: BatchRecord, chunk: Sequence[tuple[str, str]], result: PublishResult
+        self,
+        record: BatchRecord,
+        chunk: Sequence[tuple[str, str]],
+        result: PublishResult,
+        outcome: BatchOutcome,
     ) -> None:
         collection = record.collection
         published = set(result.published_item_ids)
@@ -514,29 +543,24 @@ class Writer:
         if failures:
             record.fail(failures)
         record.http_status = 202
-        self.stats.published += len(acks)
-        self.stats.publish_failed += len(failures)
-        self.stats.count(collection, "published", len(acks))
-        if failures:
-            self.stats.count(collection, "publish_failed", len(failures))
+        outcome.published += len(acks)
+        outcome.publish_failed += len(failures)
 
     # -- shared ----------------------------------------------------------------------------------
 
     def _fail(
         self,
-        batch: Batch,
         record: BatchRecord,
         items: Iterable[PendingItem],
         kind: str,
         reason: str,
         *,
         field: str | None,
-    ) -> None:
+    ) -> int:
+        """Record the items as failed through the batch; return how many."""
         failures = [ItemFailure(key=i.key, field=field, reason=reason, kind=kind) for i in items]
         record.fail(failures)
-        self.stats.failed += len(failures)
-        _tally(failed=len(failures))
-        self.stats.count(batch.collection, "failed", len(failures))
+        return len(failures)
 
     async def _retrying(
         self, collection: str, operation: Callable[[], Any], *, idempotent: bool
@@ -556,17 +580,6 @@ class Writer:
             idempotent=idempotent,
             on_retry=note,
         )
-
-
-#: The outcome of the batch the current task is writing: [done, failed].
-_current_outcome: ContextVar[list[int] | None] = ContextVar("_current_outcome", default=None)
-
-
-def _tally(*, done: int = 0, failed: int = 0) -> None:
-    outcome = _current_outcome.get()
-    if outcome is not None:
-        outcome[0] += done
-        outcome[1] += failed
 
 
 #: Marks an intent whose secondary locales are not set yet: a lost answer is read back as

@@ -51,8 +51,13 @@ async def test_batch_with_three_invalid_items_creates_the_other_97(
     bad = frozenset({7, 50, 93})
     before = await total_requests(sandbox)
 
-    await writer.write(Batch("posts", collection_id, "create", "live", pending(100, bad=bad)))
+    outcome = await writer.write(
+        Batch("posts", collection_id, "create", "live", pending(100, bad=bad))
+    )
 
+    # The counts come back from the write, once: what the summary and the progress are told.
+    assert outcome.counts() == {"created": 97, "failed": 3}
+    assert (outcome.done, outcome.not_done) == (97, 3)
     spent = await total_requests(sandbox) - before
     items = await all_items(client, collection_id)
     assert len(items) == 97
@@ -111,8 +116,9 @@ async def test_staged_items_are_published_and_publish_errors_recorded(
     # Someone deletes one item in Webflow before it is published.
     await client.delete_items(collection_id, [staged[0][1]], live=False)
 
-    await writer.publish("posts", collection_id, staged)
+    outcome = await writer.publish("posts", collection_id, staged)
 
+    assert outcome.counts() == {"published": 9, "publish_failed": 1}
     assert checkpoint.counts()["posts"] == {"done": 9, "staged": 1}
     (error,) = list(checkpoint.errors())
     assert error.key == staged[0][0]
