@@ -79,6 +79,7 @@ from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.webflow.reliable import WebflowApi
 from flowport.pipeline.writer import (
     LOCALES_PENDING,
     Batch,
@@ -235,7 +236,7 @@ async def run_job(
     with _checkpoint_for(job, dry_run=dry_run) as checkpoint:
         checkpoint.start_scratch()
         run_id = 0 if dry_run else checkpoint.begin_run()
-        writer: Writer | None = None
+        api: WebflowApi | None = None
         try:
             async with _destination(job, dry_run=dry_run) as destination:
                 budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
@@ -246,8 +247,12 @@ async def run_job(
                     timeout_seconds=job.destination.timeout_seconds,
                     max_connections=job.destination.concurrency,
                 ) as client:
-                    writer = Writer(
+                    api = WebflowApi(
                         client,
+                        on_retry=lambda collection, error: _note_retry(sink, collection, error),
+                    )
+                    writer = Writer(
+                        api,
                         checkpoint,
                         run_id,
                         external_key_fields={
@@ -255,7 +260,6 @@ async def run_job(
                             for name, c in job.collections.items()
                             if c.external_key_field
                         },
-                        on_retry=lambda collection, error: _note_retry(sink, collection, error),
                     )
                     run = _Run(job, writer, checkpoint, summary, sink, dry_run=dry_run)
                     try:
@@ -277,10 +281,10 @@ async def run_job(
             raise
         finally:
             # Synchronous on purpose: a cancellation cannot interrupt the final flush.
-            if writer is not None:
-                summary.requests = writer.stats.requests
-                summary.retries = writer.stats.retries
-                summary.rate_limited = writer.stats.rate_limited
+            if api is not None:
+                summary.requests = api.stats.requests
+                summary.retries = api.stats.retries
+                summary.rate_limited = api.stats.rate_limited
             summary.seconds = time.perf_counter() - started
             if not dry_run:
                 outcome = (
@@ -719,7 +723,7 @@ class _Run:
     ) -> None:
         self.job = job
         self.writer = writer
-        self.client = writer.client
+        self.api = writer.api
         self.checkpoint = checkpoint
         self.summary = summary
         self.sink = sink
@@ -730,9 +734,7 @@ class _Run:
         self.locales: dict[str, str] = {}
 
     async def execute(self, site_id: str) -> None:
-        existing = await self.writer.call(
-            "", functools.partial(self.client.list_collections, site_id)
-        )
+        existing = await self.api.list_collections(site_id)
         await self.check_mappings(site_id, existing)
         await self.check_sources()
         await self.prepare_collections(site_id, existing)
@@ -740,7 +742,7 @@ class _Run:
             await self.run_collection(name)
         await self.set_deferred_references()
         if self.job.run.publish_site and self.summary.exit_code == 0 and not self.dry_run:
-            await self.writer.call("", functools.partial(self.client.publish_site, site_id))
+            await self.api.publish_site(site_id)
             self.summary.site_published = True
 
     # -- collections and their schemas -----------------------------------------------------------
@@ -753,10 +755,7 @@ class _Run:
         for name in self.job.collections:
 
             async def read(collection_id: str, name: str = name) -> CollectionSchema:
-                schema: CollectionSchema = await self.writer.call(
-                    name, functools.partial(self.client.get_collection, collection_id)
-                )
-                return schema
+                return await self.api.get_collection(collection_id, collection=name)
 
             schema = await _expected_schema(self.job, name, existing, read, site_id)
             _check_mapping(self.job, name, schema)
@@ -770,9 +769,9 @@ class _Run:
 
     async def prepare_collections(self, site_id: str, existing: Sequence[CollectionSchema]) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""
-        writer, client, job = self.writer, self.client, self.job
+        api, job = self.api, self.job
         if any(c.locales for c in job.collections.values()):
-            site = await writer.call("", functools.partial(client.get_site, site_id))
+            site = await api.get_site(site_id)
             if site.locales.primary is not None:
                 self.locales[""] = site.locales.primary.cms_locale_id
             for locale in (site.locales.primary, *site.locales.secondary):
@@ -796,8 +795,7 @@ class _Run:
             if name not in ids:
                 continue
             collection = job.collections[name]
-            read_schema = functools.partial(client.get_collection, ids[name])
-            schema = await writer.call(name, read_schema)
+            schema = await api.get_collection(ids[name], collection=name)
             if collection.create_missing and self.dry_run:
                 for definition in collection.missing_fields(schema, ids):
                     label = definition.get("displayName")
@@ -813,20 +811,19 @@ class _Run:
     ) -> CollectionSchema:
         """Create a collection; after an answer that never came, look before creating again."""
         create = functools.partial(
-            self.client.create_collection,
+            self.api.create_collection,
             site_id,
             display_name=collection.target,
             singular_name=collection.schema_singular_name(),
             slug=collection.target_slug(),
+            collection=name,
         )
         for _attempt in range(SCHEMA_ATTEMPTS):
             try:
-                created: CollectionSchema = await self.writer.call(name, create, idempotent=False)
+                created = await create()
             except (ServerError, OutcomeUnknown) as error:
                 self.sink.message("warning", f"creating collection {collection.target}: {error}")
-                existing = await self.writer.call(
-                    name, functools.partial(self.client.list_collections, site_id)
-                )
+                existing = await self.api.list_collections(site_id, collection=name)
                 found = _find_collection(existing, collection.target)
                 if found is not None:
                     return found
@@ -844,7 +841,7 @@ class _Run:
         ids: Mapping[str, str],
     ) -> CollectionSchema:
         """Create the fields the collection lacks; after a lost answer, re-read and go on."""
-        read_schema = functools.partial(self.client.get_collection, schema.id)
+        read_schema = functools.partial(self.api.get_collection, schema.id, collection=name)
         for _attempt in range(SCHEMA_ATTEMPTS):
             missing = collection.missing_fields(schema, ids)
             if not missing:
@@ -853,14 +850,10 @@ class _Run:
                 for definition in missing:
                     label = definition.get("displayName")
                     self.sink.message("info", f"creating field {label} in {name}")
-                    await self.writer.call(
-                        name,
-                        functools.partial(self.client.create_field, schema.id, definition),
-                        idempotent=False,
-                    )
+                    await self.api.create_field(schema.id, definition, collection=name)
             except (ServerError, OutcomeUnknown) as error:
                 self.sink.message("warning", f"creating fields in {name}: {error}")
-            schema = await self.writer.call(name, read_schema)
+            schema = await read_schema()
         if collection.missing_fields(schema, ids):
             raise FatalError(f"could not create the fields of {name} after {SCHEMA_ATTEMPTS} tries")
         return schema
@@ -1174,9 +1167,8 @@ class _Run:
         for pending in batch.items[: max(0, PLAN_SAMPLES - shown)]:
             if pending.webflow_id is None:
                 continue
-            current = await self.writer.call(
-                batch.collection,
-                functools.partial(self.client.get_item, batch.collection_id, pending.webflow_id),
+            current = await self.api.get_item(
+                batch.collection_id, pending.webflow_id, collection=batch.collection
             )
             changes = {
                 slug: {"from": current.field_data.get(slug), "to": value}
@@ -1228,15 +1220,13 @@ class _Run:
 
     async def foreign_items(self, name: str, collection_id: str) -> _Foreign:
         """Items in the collection this job did not write, to adopt instead of duplicating."""
-        page = await self.writer.call(
-            name, functools.partial(self.client.list_items, collection_id, limit=1)
-        )
+        page = await self.api.list_items(collection_id, limit=1, collection=name)
         ours = self.checkpoint.count_in_webflow(name)
         foreign = _Foreign()
         if page.pagination.total <= ours:
             return foreign
         key_field = self.job.collections[name].external_key_field
-        async for item in self.writer.iter_items(name, collection_id):
+        async for item in self.api.iter_items(collection_id, collection=name):
             if self.checkpoint.by_webflow_ids(name, [item.id]):
                 continue
             if item.slug:
@@ -1284,18 +1274,23 @@ class _Run:
             operation: Callable[[], Awaitable[Any]]
             if policy == "archive":
                 operation = functools.partial(
-                    self.client.update_items,
+                    self.api.update_items,
                     collection_id,
                     [{"id": i, "isArchived": True} for i in ids],
                     live=False,
+                    collection=name,
                 )
             else:
                 operation = functools.partial(
-                    self.client.delete_items, collection_id, ids, live=policy == "unpublish"
+                    self.api.delete_items,
+                    collection_id,
+                    ids,
+                    live=policy == "unpublish",
+                    collection=name,
                 )
             with self.checkpoint.batch(self.writer.run_id, name, policy, len(chunk)) as record:
                 try:
-                    await self.writer.call(name, operation)
+                    await operation()
                 except RequestRejected as error:
                     if error.code != "item_not_found":
                         record.rejected(str(error))

@@ -16,12 +16,11 @@ Webflow's reason; the good ones go through.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from flowport.base.errors import (
     OutcomeUnknown,
@@ -32,12 +31,10 @@ from flowport.base.errors import (
 from flowport.base.models import Item, PublishResult
 from flowport.pipeline import crashpoints
 from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLog, ItemFailure
-from flowport.pipeline.retry import RetryPolicy, call_with_retries
-from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.webflow.reliable import WebflowApi
 
 __all__ = ["Batch", "BatchOutcome", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
 
-T = TypeVar("T")
 Target = Literal["live", "staged", "draft"]
 Operation = Literal["create", "update"]
 
@@ -115,35 +112,27 @@ class BatchOutcome:
 
 @dataclass(slots=True)
 class WriterStats:
-    requests: int = 0
+    """What the writer did besides its outcomes (requests are counted by :class:`WebflowApi`)."""
+
     rejected_batches: int = 0
     reconciled: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-
-
-RetryHook = Callable[[str, RetriableError], None]
 
 
 class Writer:
     def __init__(
         self,
-        client: WebflowClient,
+        api: WebflowApi,
         checkpoint: CheckpointLog,
         run_id: int,
         *,
-        policy: RetryPolicy | None = None,
         external_key_fields: Mapping[str, str] | None = None,
-        on_retry: RetryHook | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.client = client
+        self.api = api
         self.checkpoint = checkpoint
         self.run_id = run_id
-        self.policy = policy or RetryPolicy()
         self.external_key_fields = dict(external_key_fields or {})
         self.stats = WriterStats()
-        self._on_retry = on_retry
         self._now = now
 
     # -- entry points ----------------------------------------------------------------------------
@@ -207,9 +196,7 @@ class Writer:
             crashpoints.reach("before-send")
             crashpoints.reach_in_flight("in-flight")
             try:
-                created = await self._retrying(
-                    batch.collection, self._creating(batch, remaining), idempotent=False
-                )
+                created = await self._send_creates(batch, remaining)
             except (OutcomeUnknown, ServerError) as error:
                 record.unknown(str(error), http_status=error.status)
                 lost = error
@@ -235,23 +222,21 @@ class Writer:
             await self._isolate(replace(batch, items=tuple(remaining)), rejected, outcome)
         return []
 
-    def _creating(
-        self, batch: Batch, items: Sequence[PendingItem]
-    ) -> Callable[[], Awaitable[list[Item]]]:
+    async def _send_creates(self, batch: Batch, items: Sequence[PendingItem]) -> list[Item]:
         if batch.locale_ids:
-            return functools.partial(
-                self.client.create_items_in_locales,
+            return await self.api.create_items_in_locales(
                 batch.collection_id,
                 [i.field_data for i in items],
                 cms_locale_ids=batch.locale_ids,
                 is_draft=batch.target == "draft",
+                collection=batch.collection,
             )
-        return functools.partial(
-            self.client.create_items,
+        return await self.api.create_items(
             batch.collection_id,
             [i.field_data for i in items],
             live=batch.target == "live",
             is_draft=batch.target == "draft",
+            collection=batch.collection,
         )
 
     async def _set_locale_values(
@@ -266,15 +251,11 @@ class Writer:
             for locale_id, values in pending.locales.items()
         ]
         for start in range(0, len(updates), 100):
-            await self._retrying(
-                batch.collection,
-                functools.partial(
-                    self.client.update_items,
-                    batch.collection_id,
-                    updates[start : start + 100],
-                    live=False,
-                ),
-                idempotent=True,
+            await self.api.update_items(
+                batch.collection_id,
+                updates[start : start + 100],
+                live=False,
+                collection=batch.collection,
             )
 
     def _acknowledge_created(
@@ -384,7 +365,8 @@ class Writer:
         key_field = self.external_key_fields.get(collection)
         found: dict[str, Item] = {}
         horizon = (since - RECONCILE_SKEW) if since is not None else None
-        async for item in self.iter_items(collection, collection_id, newest_first=True):
+        items = self.api.iter_items(collection_id, newest_first=True, collection=collection)
+        async for item in items:
             key = by_slug.get(item.slug or "")
             if key is None and key_field is not None:
                 external = item.field_data.get(key_field)
@@ -400,35 +382,6 @@ class Writer:
                 break
         return found
 
-    async def call(
-        self, collection: str, operation: Callable[[], Awaitable[T]], *, idempotent: bool = True
-    ) -> T:
-        """Any other API call the run makes, under the same retries and counters."""
-        result: T = await self._retrying(collection, operation, idempotent=idempotent)
-        return result
-
-    async def iter_items(
-        self, collection: str, collection_id: str, *, newest_first: bool = False
-    ) -> AsyncIterator[Item]:
-        offset = 0
-        while True:
-            page = await self._retrying(
-                collection,
-                functools.partial(
-                    self.client.list_items,
-                    collection_id,
-                    offset=offset,
-                    sort_by="createdOn" if newest_first else None,
-                    sort_order="desc" if newest_first else None,
-                ),
-                idempotent=True,
-            )
-            for item in page.items:
-                yield item
-            offset += len(page.items)
-            if not page.items or offset >= page.pagination.total:
-                return
-
     # -- updates ---------------------------------------------------------------------------------
 
     async def _update(self, batch: Batch, outcome: BatchOutcome) -> None:
@@ -438,12 +391,11 @@ class Writer:
             self.run_id, batch.collection, f"update-{batch.target}", len(batch.items)
         ) as record:
             try:
-                returned = await self._retrying(
-                    batch.collection,
-                    lambda: self.client.update_items(
-                        batch.collection_id, updates, live=batch.target == "live"
-                    ),
-                    idempotent=True,
+                returned = await self.api.update_items(
+                    batch.collection_id,
+                    updates,
+                    live=batch.target == "live",
+                    collection=batch.collection,
                 )
             except RequestRejected as error:
                 record.rejected(str(error), http_status=error.status)
@@ -484,12 +436,8 @@ class Writer:
         with self.checkpoint.batch(self.run_id, collection, "publish", len(chunk)) as record:
             crashpoints.reach("before-publish")
             try:
-                result = await self._retrying(
-                    collection,
-                    functools.partial(
-                        self.client.publish_items, collection_id, ids, cms_locale_ids=locale_ids
-                    ),
-                    idempotent=True,
+                result = await self.api.publish_items(
+                    collection_id, ids, cms_locale_ids=locale_ids, collection=collection
                 )
             except RequestRejected as error:
                 record.rejected(str(error), http_status=error.status)
@@ -561,25 +509,6 @@ class Writer:
         failures = [ItemFailure(key=i.key, field=field, reason=reason, kind=kind) for i in items]
         record.fail(failures)
         return len(failures)
-
-    async def _retrying(
-        self, collection: str, operation: Callable[[], Any], *, idempotent: bool
-    ) -> Any:
-        def note(error: RetriableError, _attempt: int) -> None:
-            self.stats.retries += 1
-            if error.status == 429:
-                self.stats.rate_limited += 1
-            if self._on_retry is not None:
-                self._on_retry(collection, error)
-
-        self.stats.requests += 1
-        return await call_with_retries(
-            operation,
-            policy=self.policy,
-            budget=self.client.budget,
-            idempotent=idempotent,
-            on_retry=note,
-        )
 
 
 #: Marks an intent whose secondary locales are not set yet: a lost answer is read back as

@@ -8,6 +8,7 @@ from typing import Any
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.webflow.reliable import WebflowApi
 from flowport.pipeline.writer import Batch, PendingItem, Target, Writer
 from tests.engine.conftest import make_collection, sandbox_stats, set_faults
 
@@ -47,7 +48,7 @@ async def test_batch_with_three_invalid_items_creates_the_other_97(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     bad = frozenset({7, 50, 93})
     before = await total_requests(sandbox)
 
@@ -83,7 +84,7 @@ async def test_dropped_answers_are_reconciled_without_duplicates(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     await set_faults(sandbox, FaultConfig(commit_then_drop_rate=0.3, error_rate=0.1))
 
     items = pending(1000)
@@ -107,7 +108,7 @@ async def test_staged_items_are_published_and_publish_errors_recorded(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     await writer.write(
         Batch("posts", collection_id, "create", "staged", pending(10, target="staged"))
     )
@@ -132,7 +133,7 @@ async def test_updates_patch_existing_items(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     await writer.write(Batch("posts", collection_id, "create", "live", pending(5)))
     states = checkpoint.lookup("posts", [str(i) for i in range(5)])
     changed = tuple(
