@@ -471,7 +471,8 @@ def validate(
         problems = asyncio.run(_call(validate_job, job))
     except ConfigError as exc:
         _fail(EXIT_BAD_JOB, f"error: {exc}")
-    except FatalError as exc:
+    except FlowportError as exc:
+        # Fatal or not (an unreachable API is retriable for a run): here it ends the check.
         _fail(EXIT_ABORTED, f"error: cannot check the target schema: {exc}")
     except ImportError as exc:
         _fail(EXIT_ABORTED, f"error: the online check is unavailable ({exc}); try --offline")
