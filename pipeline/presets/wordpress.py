@@ -35,11 +35,10 @@ import aiohttp
 from lxml import etree
 
 from flowport.base.errors import ConfigError, SourceError
-from flowport.base.models import CollectionSchema, FieldSchema
 from flowport.connectors import SourceRecord
 from flowport.connectors.wordpress_common import decode_slug
 from flowport.mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
-from flowport.pipeline.jobfile import CollectionJob, Job
+from flowport.pipeline.jobfile import Job
 
 __all__ = [
     "BUILTIN_POST_TYPES",
@@ -854,36 +853,6 @@ class _AnyReference:
         return "0" * 24
 
 
-def _planned_schema(name: str, collection: CollectionJob) -> CollectionSchema:
-    fields = []
-    spec = collection.collection_schema
-    for slug, field_spec in spec.fields.items() if spec is not None else ():
-        fields.append(
-            FieldSchema.model_validate(
-                {
-                    "id": slug,
-                    "slug": slug,
-                    "displayName": field_spec.name or slug,
-                    "type": field_spec.type,
-                    "isRequired": field_spec.required,
-                    "validations": (
-                        {"options": [{"name": o, "id": o} for o in field_spec.options]}
-                        if field_spec.options
-                        else None
-                    ),
-                }
-            )
-        )
-    return CollectionSchema.model_validate(
-        {
-            "id": name,
-            "displayName": collection.target,
-            "slug": collection.target_slug(),
-            "fields": [f.model_dump(by_alias=True) for f in fields],
-        }
-    )
-
-
 def _term_path(record: SourceRecord, base: str, parents: Mapping[str, str | None]) -> str:
     slugs = [str(record.fields.get("slug") or "")]
     seen = {slugs[0]}
@@ -902,7 +871,7 @@ async def redirect_rows(job: Job, profile: SiteProfile) -> RedirectReport:
     seen: set[str] = set()
     for name in job.collections:
         collection = job.collections[name]
-        schema = _planned_schema(name, collection)
+        schema = collection.planned_schema(name)
         mapper = compile_mapping(
             collection.mapping(),
             schema,
