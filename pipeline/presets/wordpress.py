@@ -7,8 +7,9 @@
 
 Scanning reads only what the job needs to know: the site's address, the post types present, the
 permalink pattern (learned from item links) and whether there are attachments. A WXR file is
-streamed with ``lxml.etree.iterparse`` (no DTD, no entities, no network; elements cleared as they
-go); a live site answers through its REST index, types and one page of posts. Credentials are
+read by the WXR connector's first pass (:func:`flowport.connectors.wxr.scan_export`: streamed,
+a hostile prolog refused, bare ``&`` repaired, as in the run); a live site answers through its
+REST index, types and one page of posts. Credentials are
 only ever env var NAMES, written into the job file; their values are read by the connector.
 
 Redirect rows come from the job itself: each collection's records are read through the same
@@ -32,11 +33,10 @@ from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-from lxml import etree
 
 from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import SourceRecord
-from flowport.connectors.wordpress_common import decode_slug
+from flowport.connectors.wxr import ExportItem, ExportScan, scan_export
 from flowport.mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
 from flowport.pipeline.jobfile import Job
 
@@ -77,9 +77,6 @@ BUILTIN_POST_TYPES: Final = frozenset(
         "jp_pay_product",
     }
 )
-#: WXR item term domains and channel term elements -> taxonomy.
-_TERM_DOMAINS: Final = {"category": "category", "post_tag": "post_tag", "tag": "post_tag"}
-_SLUG_TAG: Final = {"category": "category_nicename", "tag": "tag_slug"}
 #: Job collections the preset always names this way; a custom post type never takes one.
 _RESERVED: Final = ("posts", "pages", "categories", "tags", "authors")
 _USER_AGENT: Final = "flowport-init"
@@ -236,132 +233,57 @@ def _old_path(url: str, site_url: str) -> str | None:
 # ---- scanning a WXR file --------------------------------------------------------------------
 
 
-def _local(tag: object) -> tuple[str, str]:
-    if not isinstance(tag, str):
-        return "", ""
-    if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return "", tag
-
-
-def _is_wp(namespace: str) -> bool:
-    return re.match(r"^https?://wordpress\.org/export/1\.\d+/$", namespace) is not None
-
-
-def _child_texts(item: etree._Element) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for child in item:
-        namespace, local = _local(child.tag)
-        key = f"wp:{local}" if _is_wp(namespace) else local
-        if key not in texts:
-            texts[key] = (child.text or "").strip()
-    return texts
-
-
 def scan_wxr(path: Path) -> SiteProfile:
-    """Learn a WXR export's site address, post types, permalinks and attachments."""
+    """Learn a WXR export's site address, post types, permalinks and attachments.
+
+    The export is read by the connector's own first pass (:func:`scan_export`): a hostile
+    prolog is refused and a bare ``&`` repaired exactly as the run will, streaming.
+    """
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(f"no such file: {path}", key="source", fix="check the WXR file's path")
-    try:
-        return _scan_wxr(path, recover=False)
-    except etree.XMLSyntaxError as exc:
-        log.warning("%s is not well-formed XML (%s); scanning it leniently", path.name, exc)
-        try:
-            profile = _scan_wxr(path, recover=True)
-        except etree.XMLSyntaxError as again:
-            raise SourceError(f"{path}: not a readable WXR file: {again}") from None
-        note = (
-            f"{path.name} is not well-formed XML (line {exc.lineno}: {exc.msg}); the connector "
-            "repairs bare '&' and refuses anything else"
-        )
-        return _replace_notes(profile, (*profile.notes, note))
-
-
-def _replace_notes(profile: SiteProfile, notes: tuple[str, ...]) -> SiteProfile:
-    values = {name: getattr(profile, name) for name in SiteProfile.__dataclass_fields__}
-    values["notes"] = notes
-    return SiteProfile(**values)
-
-
-def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
-    channel_link = blog_url = site_url = title = ""
-    is_wxr = False
-    counts: Counter[str] = Counter()
     patterns: Counter[str] = Counter()
-    used: dict[str, set[str]] = {"category": set(), "post_tag": set()}
-    declared: dict[str, set[str]] = {"category": set(), "post_tag": set()}
-    with path.open("rb") as stream:
-        events = etree.iterparse(
-            stream,
-            events=("end",),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            recover=recover,
-        )
-        for _, element in events:
-            namespace, local = _local(element.tag)
-            parent = element.getparent()
-            in_channel = parent is not None and _local(parent.tag)[1] == "channel"
-            if local == "item" and not namespace:
-                texts = _child_texts(element)
-                post_type = texts.get("wp:post_type") or "post"
-                counts[post_type] += 1
-                for child in element:
-                    if _local(child.tag) == ("", "category"):
-                        domain = _TERM_DOMAINS.get(str(child.get("domain") or ""))
-                        nicename = child.get("nicename")
-                        if domain is not None and nicename:
-                            used[domain].add(nicename)
-                link = texts.get("link", "")
-                if post_type == "post" and link and texts.get("wp:status") == "publish":
-                    patterns[
-                        _permalink_pattern(
-                            link,
-                            channel_link or blog_url or site_url,
-                            texts.get("wp:post_date"),
-                            texts.get("wp:post_name", ""),
-                            texts.get("wp:post_id", ""),
-                        )
-                    ] += 1
-                element.clear(keep_tail=False)
-                while element.getprevious() is not None:
-                    del element.getparent()[0]
-            elif in_channel:
-                text = (element.text or "").strip()
-                if local == "link" and not namespace:
-                    channel_link = text
-                elif local == "title" and not namespace:
-                    title = text
-                elif _is_wp(namespace):
-                    is_wxr = True
-                    if local in ("category", "tag"):
-                        slug = _child_texts(element).get(f"wp:{_SLUG_TAG[local]}")
-                        if slug:
-                            declared[_TERM_DOMAINS[local]].add(slug)
-                    if local == "base_blog_url":
-                        blog_url = text
-                    elif local == "base_site_url":
-                        site_url = text
-                if local not in ("item", "channel"):
-                    element.clear(keep_tail=False)
-    if not is_wxr:
-        raise SourceError(
-            f"{path}: not a WordPress export (no wordpress.org/export namespace in <channel>)"
-        )
+
+    def learn_permalink(item: ExportItem, channel: Mapping[str, str]) -> None:
+        if item.post_type == "post" and item.link and item.status == "publish":
+            site = channel.get("link") or channel.get("base_blog_url") or ""
+            site = site or channel.get("base_site_url", "")
+            pattern = _permalink_pattern(
+                item.link, site, item.post_date or None, item.post_name, item.post_id
+            )
+            patterns[pattern] += 1
+
+    scan = scan_export(path, each_item=learn_permalink)
+    channel = scan.channel
     # The channel <link> and base_blog_url are the blog; base_site_url can be the network's
     # root (wordpress.com exports say https://wordpress.com/ there).
-    address = (channel_link or blog_url or site_url).rstrip("/")
+    address = channel.get("link") or channel.get("base_blog_url") or ""
+    address = (address or channel.get("base_site_url", "")).rstrip("/")
     if not re.match(r"^https?://[^/\s]+", address):
         raise SourceError(f"{path}: the export names no site address (<link>, base_blog_url)")
-    structure = _most_common(patterns)
-    found = {name: (_rest_base(name), None, n) for name, n in counts.items()}
+    repaired = scan.repair_note(path.name)
+    notes = [*_undeclared_term_notes(scan), *([repaired] if repaired else [])]
+    found = {name: (_rest_base(name), None, n) for name, n in scan.post_types.items()}
+    return SiteProfile(
+        origin="wxr",
+        location=str(path),
+        site_url=address,
+        title=channel.get("title", ""),
+        post_types=_post_types(found),
+        has_attachments=scan.post_types.get("attachment", 0) > 0,
+        permalink_structure=_most_common(patterns),
+        notes=tuple(notes),
+    )
+
+
+def _undeclared_term_notes(scan: ExportScan) -> list[str]:
     notes: list[str] = []
-    for taxonomy, slugs in used.items():
-        undeclared = sorted(decode_slug(s) for s in slugs - declared[taxonomy])
+    for taxonomy in ("category", "post_tag"):
+        used = {slug for term_taxonomy, slug in scan.item_terms if term_taxonomy == taxonomy}
+        declared = {
+            slug for term_taxonomy, slug in scan.declared_terms if term_taxonomy == taxonomy
+        }
+        undeclared = sorted(used - declared)
         if undeclared:
             shown = ", ".join(undeclared[:10]) + (" ..." if len(undeclared) > 10 else "")
             notes.append(
@@ -369,16 +291,7 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
                 f"({shown}); they are migrated as terms of their own, as WordPress's importer "
                 "creates them"
             )
-    return SiteProfile(
-        origin="wxr",
-        location=str(path),
-        site_url=address,
-        title=title,
-        post_types=_post_types(found),
-        has_attachments=counts.get("attachment", 0) > 0,
-        permalink_structure=structure,
-        notes=tuple(notes),
-    )
+    return notes
 
 
 def _rest_base(post_type: str) -> str:
