@@ -32,10 +32,14 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-
 from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import SourceRecord
+from flowport.connectors.wordpress_api import (
+    NoApiHere,
+    WordPressApi,
+    WordPressRefused,
+    application_password_from_env,
+)
 from flowport.connectors.wxr import ExportItem, ExportScan, scan_export
 from flowport.mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
 from flowport.pipeline.jobfile import Job
@@ -302,40 +306,6 @@ def _rest_base(post_type: str) -> str:
 # ---- scanning a live site -------------------------------------------------------------------
 
 
-class _Rest:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        self.session = session
-        self.base_url = base_url
-        self.pretty = True
-
-    def _url(self, route: str) -> tuple[str, dict[str, str]]:
-        if self.pretty:
-            return f"{self.base_url}/wp-json{route}", {}
-        return f"{self.base_url}/", {"rest_route": route}
-
-    async def get(
-        self, route: str, params: Mapping[str, str] | None = None
-    ) -> tuple[Any, Mapping[str, str]]:
-        url, query = self._url(route)
-        query.update(params or {})
-        async with self.session.get(url, params=query) as response:
-            text = await response.text()
-            if response.status >= 400:
-                raise _RestRefused(response.status, f"GET {route}: HTTP {response.status}")
-            try:
-                return json.loads(text), response.headers
-            except json.JSONDecodeError:
-                raise _RestRefused(
-                    response.status, f"GET {route}: the answer is not JSON"
-                ) from None
-
-
-class _RestRefused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 async def scan_rest(
     base_url: str,
     *,
@@ -344,7 +314,9 @@ async def scan_rest(
     env: Mapping[str, str] | None = None,
     timeout_seconds: float = 30.0,
 ) -> SiteProfile:
-    """Learn a live site's address, post types, permalinks and attachments from its REST API."""
+    """Learn a live site's address, post types, permalinks and attachments from its REST API,
+    through the connector's own client (:class:`WordPressApi`): one discovery, the same
+    application-password auth, retries and error bodies as the run."""
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         raise ConfigError(
@@ -352,28 +324,38 @@ async def scan_rest(
             key="source",
             fix="pass the site's http(s) address, e.g. https://blog.example.com (no credentials)",
         )
-    base = base_url.strip().rstrip("/")
-    if base.endswith("/wp-json"):
-        base = base[: -len("/wp-json")]
-    auth = _auth(user_env, password_env, env or {})
-    timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-    headers = {"User-Agent": _USER_AGENT}
-    try:
-        async with aiohttp.ClientSession(timeout=timeout, headers=headers, auth=auth) as session:
-            api = _Rest(session, base)
-            index = await _index(api)
-            types = await _rest_types(api, index)
-            media = await _total(api, "/wp/v2/media")
-            posts, _ = await api.get(
-                "/wp/v2/posts", {"per_page": "20", "_fields": "id,link,slug,date"}
-            )
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise SourceError(f"{base}: cannot reach the site ({exc.__class__.__name__})") from None
-    except _RestRefused as exc:
-        raise SourceError(f"{base}: {exc}") from None
+    base = base_url.strip().rstrip("/").removesuffix("/wp-json")
+    credentials = application_password_from_env(user_env, password_env, env or {}, key="source")
+    async with WordPressApi.open(
+        base, timeout_seconds=timeout_seconds, user_agent=_USER_AGENT, credentials=credentials
+    ) as api:
+        # The whole index: its name, home and routes are what the scan is after.
+        index = await api.discover(fields=None)
+        if "wp/v2" not in (index.get("namespaces") or ()):
+            raise SourceError(f"{base}: the REST index has no wp/v2 namespace; is this WordPress?")
+        await api.check_credentials()  # a wrong password would scan only what the public sees
+        types = await _rest_types(api, index)
+        media = await _total(api, "/wp/v2/media")
+        posts = await api.page(
+            "/wp/v2/posts", {"per_page": "20", "_fields": "id,link,slug,date"}, 1
+        )
     site_url = str(index.get("home") or index.get("url") or base).rstrip("/")
+    return SiteProfile(
+        origin="rest",
+        location=base,
+        site_url=site_url,
+        title=str(index.get("name") or ""),
+        post_types=types,
+        has_attachments=bool(media),
+        permalink_structure=_rest_permalinks(posts.items, site_url),
+        user_env=user_env,
+        password_env=password_env,
+    )
+
+
+def _rest_permalinks(posts: Sequence[object], site_url: str) -> str | None:
     patterns: Counter[str] = Counter()
-    for post in posts if isinstance(posts, list) else []:
+    for post in posts:
         if isinstance(post, Mapping) and isinstance(post.get("link"), str):
             patterns[
                 _permalink_pattern(
@@ -384,61 +366,19 @@ async def scan_rest(
                     str(post.get("id") or ""),
                 )
             ] += 1
-    return SiteProfile(
-        origin="rest",
-        location=base,
-        site_url=site_url,
-        title=str(index.get("name") or ""),
-        post_types=types,
-        has_attachments=bool(media),
-        permalink_structure=_most_common(patterns),
-        user_env=user_env,
-        password_env=password_env,
-    )
+    return _most_common(patterns)
 
 
-def _auth(
-    user_env: str | None, password_env: str | None, env: Mapping[str, str]
-) -> aiohttp.BasicAuth | None:
-    if (user_env is None) != (password_env is None):
-        raise ConfigError(
-            "the user and password env vars go together",
-            key="source",
-            fix="pass both --user-env and --password-env (an application password), or neither",
-        )
-    if user_env is None or password_env is None:
-        return None
-    user, password = env.get(user_env), env.get(password_env)
-    if not user or not password:
-        missing = user_env if not user else password_env
-        raise ConfigError(
-            f"environment variable {missing} is not set",
-            key="source",
-            fix=f"export {missing}=... (the password is an application password)",
-        )
-    return aiohttp.BasicAuth(user, password)
-
-
-async def _index(api: _Rest) -> Mapping[str, Any]:
-    try:
-        index, _ = await api.get("/")
-    except _RestRefused as exc:
-        if exc.status != 404 and exc.status < 500 and exc.status != 200:
-            raise
-        api.pretty = False  # plain permalinks: /wp-json/ is not routed, ?rest_route= is
-        index, _ = await api.get("/")
-    if not isinstance(index, Mapping) or "wp/v2" not in (index.get("namespaces") or ()):
-        raise _RestRefused(200, "GET /wp-json/: no wp/v2 namespace; is this a WordPress site?")
-    return index
-
-
-async def _rest_types(api: _Rest, index: Mapping[str, Any]) -> tuple[PostType, ...]:
+async def _rest_types(api: WordPressApi, index: Mapping[str, Any]) -> tuple[PostType, ...]:
     routes = index.get("routes") or {}
     found: dict[str, tuple[str, str | None, int | None]] = {}
     if isinstance(routes, Mapping) and "/wp/v2/types" not in routes:
         found = {"post": ("posts", None, None), "page": ("pages", None, None)}
         return _post_types(found)
-    answer, _ = await api.get("/wp/v2/types")
+    try:
+        answer, _ = await api.get("/wp/v2/types", {})
+    except NoApiHere as exc:
+        raise SourceError(f"{api.site} /wp/v2/types: {exc}") from None
     for name, info in answer.items() if isinstance(answer, Mapping) else ():
         if not isinstance(info, Mapping) or not info.get("rest_base"):
             continue
@@ -449,10 +389,11 @@ async def _rest_types(api: _Rest, index: Mapping[str, Any]) -> tuple[PostType, .
     return _post_types(found)
 
 
-async def _total(api: _Rest, route: str) -> int:
+async def _total(api: WordPressApi, route: str) -> int:
+    # A site that hides the route, or refuses it to this reader, has none to migrate.
     try:
         _, headers = await api.get(route, {"per_page": "1", "_fields": "id"})
-    except _RestRefused:
+    except (NoApiHere, WordPressRefused):
         return 0
     try:
         return int(headers.get("X-WP-Total", "0"))
