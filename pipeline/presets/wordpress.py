@@ -442,10 +442,23 @@ def _post_collection(
     profile: SiteProfile, post_type: PostType, job_dir: Path, *, with_terms: bool
 ) -> str:
     name = post_type.collection
-    site = profile.site_url
+    lines = [
+        *_post_table(profile, post_type, job_dir),
+        "",
+        *_post_fields(profile, post_type, with_terms=with_terms),
+        "",
+        _STATUS_BLOCK.format(name=name).rstrip("\n"),
+        "",
+        *_post_schema(profile, post_type, with_terms=with_terms),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _post_table(profile: SiteProfile, post_type: PostType, job_dir: Path) -> list[str]:
+    name = post_type.collection
     source = _source_table(profile, job_dir, kind=post_type.name, resource=post_type.resource)
     count = f" ({post_type.count} in the export)" if post_type.count is not None else ""
-    lines = [
+    return [
         f"# WordPress post type '{post_type.name}'{count} -> Webflow collection '{name}'.",
         f"[collections.{name}]",
         f"target = {_toml(post_type.label)}",
@@ -457,9 +470,13 @@ def _post_collection(
         "# (drafts have none) is made from the name.",
         'slug_from = "name"',
         "# Relative links and images in the content are made absolute against the old site.",
-        f"base_url = {_toml(site + '/')}",
-        "",
-        f"[collections.{name}.fields]",
+        f"base_url = {_toml(profile.site_url + '/')}",
+    ]
+
+
+def _post_fields(profile: SiteProfile, post_type: PostType, *, with_terms: bool) -> list[str]:
+    lines = [
+        f"[collections.{post_type.collection}.fields]",
         'name = { source = "title", transforms = ["strip_html", "html_unescape", '
         '{ default = "(no title)" }] }',
         'slug = "slug"',
@@ -485,7 +502,7 @@ def _post_collection(
     if post_type.name == "page":
         lines += [
             "# A page's parent page, set in a second pass (pages reference pages).",
-            f'parent-page = {{ source = "parent", reference = "{name}" }}',
+            f'parent-page = {{ source = "parent", reference = "{post_type.collection}" }}',
         ]
     if profile.has_attachments:
         lines += [
@@ -493,8 +510,12 @@ def _post_collection(
             'featured-image = "featured_image.url"',
             'featured-image-alt = "featured_image.alt"',
         ]
-    lines += ["", _STATUS_BLOCK.format(name=name).rstrip("\n"), ""]
-    lines += [
+    return lines
+
+
+def _post_schema(profile: SiteProfile, post_type: PostType, *, with_terms: bool) -> list[str]:
+    name = post_type.collection
+    lines = [
         f"[collections.{name}.schema]",
         f"singular_name = {_toml(post_type.singular)}",
         f"slug = {_toml(name)}",
@@ -522,40 +543,42 @@ def _post_collection(
             'featured-image = { type = "Image", name = "Featured Image" }',
             'featured-image-alt = { type = "PlainText", name = "Featured Image Alt" }',
         ]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Taxonomy:
+    """How a WordPress taxonomy is named in the job: collection, labels, WXR kind, REST base."""
+
+    name: str
+    label: str
+    singular: str
+    kind: str
+    resource: str
+
+
+_TAXONOMIES: Final = {
+    "category": _Taxonomy("categories", "Categories", "Category", "category", "categories"),
+    "post_tag": _Taxonomy("tags", "Tags", "Tag", "tag", "tags"),
+}
 
 
 def _term_collection(
     profile: SiteProfile, job_dir: Path, *, taxonomy: Literal["category", "post_tag"]
 ) -> str:
-    if taxonomy == "category":
-        name, label, singular, kind, resource = (
-            "categories",
-            "Categories",
-            "Category",
-            "category",
-            "categories",
-        )
-        base = profile.category_base
-    else:
-        name, label, singular, kind, resource = (
-            "tags",
-            "Tags",
-            "Tag",
-            "tag",
-            "tags",
-        )
-        base = profile.tag_base
-    source = _source_table(profile, job_dir, kind=kind, resource=resource)
+    names = _TAXONOMIES[taxonomy]
+    name = names.name
+    base = profile.category_base if taxonomy == "category" else profile.tag_base
+    source = _source_table(profile, job_dir, kind=names.kind, resource=names.resource)
     old_url = (
         'old-url = "link"'
         if profile.origin == "rest"
         else f"old-url = {{ template = {_toml(f'{profile.site_url}/{base}/{{slug}}/')} }}"
     )
     lines = [
-        f"# WordPress {'categories' if taxonomy == 'category' else 'tags'} -> '{name}'.",
+        f"# WordPress {names.name} -> '{name}'.",
         f"[collections.{name}]",
-        f"target = {_toml(label)}",
+        f"target = {_toml(names.label)}",
         "create_missing = true",
         'external_key_field = "wordpress-id"',
         f"source = {source}",
@@ -574,20 +597,25 @@ def _term_collection(
             "# The parent category: a reference into this same collection, set in a second pass.",
             'parent = { template = "category:{parent}", reference = "categories" }',
         ]
-    lines += [
+    lines += _term_schema(names)
+    return "\n".join(lines) + "\n"
+
+
+def _term_schema(names: _Taxonomy) -> list[str]:
+    lines = [
         "",
-        f"[collections.{name}.schema]",
-        f"singular_name = {_toml(singular)}",
-        f"slug = {_toml(name)}",
+        f"[collections.{names.name}.schema]",
+        f"singular_name = {_toml(names.singular)}",
+        f"slug = {_toml(names.name)}",
         "",
-        f"[collections.{name}.schema.fields]",
+        f"[collections.{names.name}.schema.fields]",
         'wordpress-id = { type = "PlainText", name = "WordPress ID" }',
         'old-url = { type = "PlainText", name = "Old URL" }',
         'description = "PlainText"',
     ]
-    if taxonomy == "category":
+    if names.kind == "category":
         lines.append('parent = { type = "Reference", collection = "categories" }')
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _author_collection(profile: SiteProfile, job_dir: Path) -> str:
