@@ -190,17 +190,14 @@ class WordPressApi:
                 backoff_seconds=backoff_seconds,
             )
 
-    @property
-    def credentials(self) -> ApplicationPassword | None:
-        return self._credentials
-
     def _target(self, route: str, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         if self._style == "pretty":
             return f"{self.site}/wp-json{route}", dict(params)
         return f"{self.site}/", {"rest_route": route, **params}
 
     async def discover(self, fields: str | None = "namespaces") -> Mapping[str, Any]:
-        """The REST index (only ``fields`` of it, None for all), found once per client."""
+        """The REST index (only ``fields`` of it, None for all), found once per client: later
+        calls answer what the first one read, whatever ``fields`` they name."""
         if self._index is not None:
             return self._index
         params = {"_fields": fields} if fields else {}

@@ -74,7 +74,14 @@ from flowport.connectors.wordpress_common import (
     user_slug,
 )
 
-__all__ = ["ExportItem", "ExportScan", "WxrSource", "WxrSourceConfig", "scan_export"]
+__all__ = [
+    "ExportItem",
+    "ExportScan",
+    "ItemObserver",
+    "WxrSource",
+    "WxrSourceConfig",
+    "scan_export",
+]
 
 log = logging.getLogger("flowport.connectors.wxr")
 
