@@ -393,42 +393,7 @@ def _find_collection(existing: Sequence[CollectionSchema], target: str) -> Colle
 
 def _planned_schema(name: str, collection: CollectionJob) -> CollectionSchema:
     """What a collection the run would create will look like, for mapping it in a plan."""
-    fields: list[dict[str, Any]] = [
-        {
-            "id": "name",
-            "slug": "name",
-            "displayName": "Name",
-            "type": "PlainText",
-            "isRequired": True,
-        },
-        {
-            "id": "slug",
-            "slug": "slug",
-            "displayName": "Slug",
-            "type": "PlainText",
-            "isRequired": True,
-        },
-    ]
-    spec = collection.collection_schema
-    for slug, definition in spec.fields.items() if spec is not None else ():
-        validations: dict[str, Any] | None = None
-        if definition.options is not None:
-            validations = {"options": [{"name": o, "id": o} for o in definition.options]}
-        elif definition.collection is not None:
-            validations = {"collectionId": definition.collection}
-        fields.append(
-            {
-                "id": slug,
-                "slug": slug,
-                "displayName": definition.name or slug,
-                "type": definition.type,
-                "isRequired": definition.required,
-                "validations": validations,
-            }
-        )
-    return CollectionSchema.model_validate(
-        {"id": f"planned-{name}", "displayName": collection.target, "fields": fields}
-    )
+    return collection.planned_schema(name)
 
 
 class _CheckpointReferences:
