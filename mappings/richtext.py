@@ -25,6 +25,7 @@ import nh3
 
 from flowport.mappings.webflow_html import (
     LINK_SCHEMES,
+    TABLE_MODES,
     RichTextOptions,
     WarningLog,
     code_paragraphs,
@@ -42,6 +43,7 @@ __all__ = [
     "ALLOWED_TAGS",
     "KNOWN_SHORTCODES",
     "REGISTERED_SHORTCODES",
+    "TABLE_MODES",
     "RichTextOptions",
     "RichTextResult",
     "markdown_to_html",

@@ -324,11 +324,11 @@ def _contents(box: HtmlElement) -> list[str | HtmlElement]:
 
 def _paragraph_of(run: list[str | HtmlElement], box: HtmlElement) -> None:
     """Appends the run to ``box`` as one paragraph, its outer whitespace left outside it."""
-    first, last = run[0], run[-1]
+    first = run[0]
     if isinstance(first, str):
         _append(box, first[: len(first) - len(first.lstrip())])
-        run[0] = first = first.lstrip()
-    trailing = ""
+        run[0] = first.lstrip()
+    trailing, last = "", run[-1]
     if isinstance(last, str):
         trailing = last[len(last.rstrip()) :]
         run[-1] = last.rstrip()
@@ -410,13 +410,20 @@ def _dissolve(box: HtmlElement, root: HtmlElement) -> None:
             _dissolve(child, root)
         elif child.tag in _PARAGRAPH_LIKE:
             _flatten_inside(child)
-            child.tag = "p"
-            child.attrib.clear()
+            _become_paragraph(child)
         elif _is_kept_block(child) and not _is_embed_block(child):
             _flatten_inside(child)
     _wrap_inline_runs(box)
     if box is not root:
         box.drop_tag()
+
+
+def _become_paragraph(element: HtmlElement) -> None:
+    element.tag = "p"
+    element.attrib.clear()
+    # A caption's closing <br> (the block editor leaves one) would be an empty last line.
+    while len(element) and element[-1].tag == "br" and not (element[-1].tail or "").strip():
+        element.remove(element[-1])
 
 
 def _flatten_inside(block: HtmlElement) -> None:
@@ -428,15 +435,16 @@ def _flatten_inside(block: HtmlElement) -> None:
         parent = element.getparent()
         if element.tag == "li" and parent is not None and parent.tag in ("ul", "ol"):
             continue
-        if block.tag == "blockquote" and element.getparent() is block:
+        if block.tag == "blockquote" and parent is block:
             # Webflow's quotes hold paragraphs, as WordPress's do.
             _flatten_inside(element)
-            element.tag = "p"
-            element.attrib.clear()
+            _become_paragraph(element)
             continue
         if element.getnext() is not None or (element.tail or "").strip():
             element.append(lxml.html.Element("br"))
         element.drop_tag()
+    if block.tag == "blockquote" and any(child.tag == "p" for child in block):
+        _wrap_inline_runs(block)  # "<p>quote</p><cite>who</cite>": the citation a paragraph too
 
 
 def _fragment(markup: str) -> HtmlElement:
@@ -483,7 +491,7 @@ class _Normaliser:
             ):
                 self.block_editor_embed(element, root)
         for element in list(root.iter("iframe", "object", "embed", "video", "audio")):
-            if _attached(element, root):
+            if _attached(element, root) and not _in_video_figure(element):
                 self.embed(element, root)
 
     def block_editor_embed(self, figure: HtmlElement, root: HtmlElement) -> None:
@@ -495,7 +503,10 @@ class _Normaliser:
             return
         replacement = self.embed_markup(url.split()[0], "", f"embed of {url}")
         if caption is not None:
-            replacement += f"<p>{_serialise_children(caption)}</p>"
+            _become_paragraph(caption)
+            replacement += cast(
+                "str", lxml.html.tostring(caption, encoding="unicode", with_tail=False)
+            )
         self.replace(figure, f"<div>{replacement}</div>", root)
 
     def embed(self, element: HtmlElement, root: HtmlElement) -> None:
@@ -542,12 +553,15 @@ class _Normaliser:
         self.replace(pre, f"<div>{paragraphs}</div>", root)
 
     def table(self, table: HtmlElement, root: HtmlElement) -> None:
-        rows = [[_inline_markup(cell) for cell in row.iter("td", "th")] for row in table.iter("tr")]
-        rows = [row for row in rows if any(_text_of(cell) for cell in row)]
+        rows = [[_cell_markup(cell) for cell in row.iter("td", "th")] for row in table.iter("tr")]
+        # Empty trailing cells carry nothing but " | " noise; empty rows nothing at all.
+        rows = [_without_empty_tail(row) for row in rows]
+        rows = [row for row in rows if row]
         first = excerpt(" | ".join(_text_of(cell) for cell in rows[0]), 60) if rows else ""
         if self.options.tables == "embed":
             self.log.add("table_kept_html", f"table {first!r} kept as HTML in a custom-code embed")
-            markup = lxml.html.tostring(table, encoding="unicode", method="html")
+            _fold_whitespace(table)
+            markup = lxml.html.tostring(table, encoding="unicode", method="html", with_tail=False)
             self.replace(table, f"<div>{_embed_block(cast('str', markup))}</div>", root)
             return
         self.log.add("table_flattened", f"table {first!r} became one paragraph per row")
@@ -570,6 +584,13 @@ class _Normaliser:
             f"{scheme.group(1).lower()}: is not kept",
         )
         del anchor.attrib["href"]
+
+
+def _in_video_figure(element: HtmlElement) -> bool:
+    return any(
+        ancestor.tag == "figure" and ancestor.get("data-rt-type") == "video"
+        for ancestor in element.iterancestors()
+    )
 
 
 def _attached(element: HtmlElement, root: HtmlElement) -> bool:
@@ -597,12 +618,46 @@ def _embed_source(element: HtmlElement) -> str:
     return source.strip()
 
 
+_TABLE_PARTS: Final = frozenset({"table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption"})
+
+
+def _fold_whitespace(table: HtmlElement) -> None:
+    """wpautop's line breaks and paragraphs inside a table are layout, not content."""
+    for paragraph in list(table.iter("p")):
+        paragraph.drop_tag()
+    for element in table.iter():
+        element.text = re.sub(r"\s+", " ", element.text) if element.text else None
+        element.tail = re.sub(r"\s+", " ", element.tail) if element.tail else None
+        if element.tag in _TABLE_PARTS and not (element.tail or "").strip():
+            element.tail = None
+        if element.tag in _TABLE_PARTS - {"td", "th", "caption"}:
+            element.text = None if not (element.text or "").strip() else element.text
+    for cell in table.iter("td", "th", "caption"):
+        cell.text = (cell.text or "").lstrip() or None
+        if len(cell):
+            cell[-1].tail = (cell[-1].tail or "").rstrip() or None
+        else:
+            cell.text = (cell.text or "").rstrip() or None
+
+
+def _cell_markup(cell: HtmlElement) -> str:
+    markup = _inline_markup(cell)
+    # A header cell says what a column is; bold keeps that once the grid is gone.
+    return f"<strong>{markup}</strong>" if cell.tag == "th" and markup else markup
+
+
 def _inline_markup(cell: HtmlElement) -> str:
     for block in list(cell.iter(*_CONTAINERS, *_PARAGRAPH_LIKE, *_TOP_BLOCKS)):
         if block is not cell:
             block.tail = " " + (block.tail or "")
             block.drop_tag()
     return " ".join(_serialise_children(cell).split())
+
+
+def _without_empty_tail(row: list[str]) -> list[str]:
+    while row and not _text_of(row[-1]):
+        row = row[:-1]
+    return row
 
 
 def _text_of(markup: str) -> str:
