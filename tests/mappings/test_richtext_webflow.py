@@ -465,10 +465,19 @@ _EMBEDS = re.compile(r"<(?:iframe|object|embed|video|audio)\b|wp-block-embed\b",
 _EMBED_KINDS = {"video_embedded", "embed_linked", "embed_dropped"}
 
 
+_BLOCK_EDGE = re.compile(
+    r"</?(?:p|h[1-6]|div|li|ul|ol|dl|dd|dt|td|th|tr|table|br|hr|figure|figcaption|blockquote"
+    r"|pre|section)\b[^>]*>",
+    re.I,
+)
+
+
 def _words(html: str) -> Counter[str]:
     html = re.sub(r"<!--.*?-->|<(script|style)\b.*?</\1>", " ", html, flags=re.S | re.I)
     if not html.strip():
         return Counter()
+    # A block's edge separates words ("<h2>a</h2><p>b</p>" is two), an inline tag's does not.
+    html = _BLOCK_EDGE.sub(" ", html)
     text = lxml.html.fragment_fromstring(html, create_parent="div").text_content()
     return Counter(re.findall(r"\w+", text))
 
