@@ -472,11 +472,13 @@ class _Normaliser:
         for element in list(root.iter(*_DROPPED)):
             element.drop_tree()
         self.embeds(root)
-        for element in list(root.iter("pre")):
-            self.code_block(element, root)
+        # Tables before code: a <pre> in a cell stays in its row (or in the embedded table).
         for element in list(root.iter("table")):
             if _attached(element, root):
                 self.table(element, root)
+        for element in list(root.iter("pre")):
+            if _attached(element, root) and not _inside(element, _is_embed_block):
+                self.code_block(element, root)
         for element in list(root.iter("a")):
             self.link(element)
         _dissolve(root, root)
@@ -491,7 +493,7 @@ class _Normaliser:
             ):
                 self.block_editor_embed(element, root)
         for element in list(root.iter("iframe", "object", "embed", "video", "audio")):
-            if _attached(element, root) and not _in_video_figure(element):
+            if _attached(element, root) and not _inside(element, _is_video_figure):
                 self.embed(element, root)
 
     def block_editor_embed(self, figure: HtmlElement, root: HtmlElement) -> None:
@@ -553,11 +555,11 @@ class _Normaliser:
         self.replace(pre, f"<div>{paragraphs}</div>", root)
 
     def table(self, table: HtmlElement, root: HtmlElement) -> None:
-        rows = [[_cell_markup(cell) for cell in row.iter("td", "th")] for row in table.iter("tr")]
-        # Empty trailing cells carry nothing but " | " noise; empty rows nothing at all.
-        rows = [_without_empty_tail(row) for row in rows]
-        rows = [row for row in rows if row]
-        first = excerpt(" | ".join(_text_of(cell) for cell in rows[0]), 60) if rows else ""
+        texts = [
+            _without_empty_tail([" ".join(cell.text_content().split()) for cell in row])
+            for row in _rows(table)
+        ]
+        first = excerpt(" | ".join(next((row for row in texts if row), [])), 60)
         if self.options.tables == "embed":
             self.log.add("table_kept_html", f"table {first!r} kept as HTML in a custom-code embed")
             _fold_whitespace(table)
@@ -565,7 +567,9 @@ class _Normaliser:
             self.replace(table, f"<div>{_embed_block(cast('str', markup))}</div>", root)
             return
         self.log.add("table_flattened", f"table {first!r} became one paragraph per row")
-        paragraphs = "".join(f"<p>{' | '.join(row)}</p>" for row in rows)
+        # Empty trailing cells carry nothing but " | " noise; empty rows nothing at all.
+        rows = [_without_empty_tail([_cell_markup(cell) for cell in row]) for row in _rows(table)]
+        paragraphs = "".join(f"<p>{' | '.join(row)}</p>" for row in rows if row)
         self.replace(table, f"<div>{paragraphs}</div>", root)
 
     # Links -----------------------------------------------------------------------------------
@@ -586,11 +590,12 @@ class _Normaliser:
         del anchor.attrib["href"]
 
 
-def _in_video_figure(element: HtmlElement) -> bool:
-    return any(
-        ancestor.tag == "figure" and ancestor.get("data-rt-type") == "video"
-        for ancestor in element.iterancestors()
-    )
+def _inside(element: HtmlElement, kind: Callable[[HtmlElement], bool]) -> bool:
+    return any(kind(ancestor) for ancestor in element.iterancestors())
+
+
+def _is_video_figure(element: HtmlElement) -> bool:
+    return bool(element.tag == "figure" and element.get("data-rt-type") == "video")
 
 
 def _attached(element: HtmlElement, root: HtmlElement) -> bool:
@@ -626,6 +631,8 @@ def _fold_whitespace(table: HtmlElement) -> None:
     for paragraph in list(table.iter("p")):
         paragraph.drop_tag()
     for element in table.iter():
+        if element.tag == "pre" or _inside(element, lambda e: e.tag == "pre"):
+            continue  # a code block's line breaks are its content
         element.text = re.sub(r"\s+", " ", element.text) if element.text else None
         element.tail = re.sub(r"\s+", " ", element.tail) if element.tail else None
         if element.tag in _TABLE_PARTS and not (element.tail or "").strip():
@@ -652,6 +659,10 @@ def _inline_markup(cell: HtmlElement) -> str:
             block.tail = " " + (block.tail or "")
             block.drop_tag()
     return " ".join(_serialise_children(cell).split())
+
+
+def _rows(table: HtmlElement) -> list[list[HtmlElement]]:
+    return [list(row.iter("td", "th")) for row in table.iter("tr")]
 
 
 def _without_empty_tail(row: list[str]) -> list[str]:

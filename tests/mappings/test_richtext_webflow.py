@@ -150,6 +150,18 @@ class TestTables:
             '<div data-rt-embed-type="true"><table><tbody><tr><td>a</td></tr></tbody></table></div>'
         )
 
+    def test_code_in_an_embedded_table_keeps_its_lines(self) -> None:
+        content = "<table><tr><td><pre>x = 1\n  y = 2</pre></td><td>b</td></tr></table>"
+        html, warnings = convert(content, options=RichTextOptions(tables="embed"))
+        assert html == (
+            '<div data-rt-embed-type="true"><table><tbody><tr><td><pre>x = 1\n  y = 2</pre></td>'
+            "<td>b</td></tr></tbody></table></div>"
+        )
+        assert list(warnings) == ["table_kept_html"]
+        html, warnings = convert(content)
+        assert html == "<p>x = 1 y = 2 | b</p>"
+        assert list(warnings) == ["table_flattened"]
+
 
 class TestDivsAndBareText:
     def test_block_editor_buttons_in_divs_stay_separate_paragraphs(self) -> None:
