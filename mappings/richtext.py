@@ -277,8 +277,9 @@ class _WordPressConverter:
         return "".join(out)
 
     def replace(self, name: str, raw: str, inner: str | None, opening: str) -> str | None:
-        if name in ("code", "sourcecode") and inner is not None:
-            return self.block(self.code(inner))
+        if name in ("code", "sourcecode"):
+            # Unclosed, "[code]" is prose about code, not a block of it.
+            return None if inner is None else self.block(self.code(inner))
         if name not in KNOWN_SHORTCODES:
             if not _is_registered(name, self.options.shortcodes):
                 return None  # "[sic]", "[see <a href=...>]": prose in brackets, kept as written

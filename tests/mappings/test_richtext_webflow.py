@@ -355,6 +355,11 @@ class TestCode:
         )
         assert warnings == {"code_block": "code block 'if a < b:' became code paragraphs"}
 
+    def test_an_unclosed_code_shortcode_is_prose(self) -> None:
+        html, warnings = convert("Wrap it in [code] tags.")
+        assert html == "<p>Wrap it in [code] tags.</p>"
+        assert warnings == {}
+
 
 class TestLinks:
     @pytest.mark.parametrize(
