@@ -7,6 +7,7 @@ fixture holds (an old YouTube <object>, an irc: link) is written out here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections import Counter
@@ -499,26 +500,85 @@ def _words(html: str) -> Counter[str]:
     return Counter(re.findall(r"\w+", text))
 
 
+def assert_whole_or_warned(where: str, content: str) -> set[str]:
+    """No bare text at the top level; an embed, table or code block changed only with a
+    warning; no words lost without one. Returns the kinds of warning given."""
+    result = wordpress_to_html(content)
+    kinds = {kind for kind, _ in result.warnings}
+    assert top_level_bare_text(result.html) == [], where
+    if _EMBEDS.search(content):
+        assert kinds & _EMBED_KINDS, f"{where}: an embed changed without a warning"
+    # A body that lost words (beyond the known shortcodes' own tags) must say so.
+    lost = _words(_KNOWN_SHORTCODE.sub(" ", content)) - _words(result.html)
+    if lost:
+        assert result.warnings, f"{where}: lost {sorted(lost)[:5]} silently"
+    if re.search(r"<(?:pre|table)\b", content):
+        assert kinds & {"code_block", "table_flattened"}, where
+    return kinds
+
+
+def _bodies(path: Path) -> list[tuple[str, str]]:
+    bodies = [
+        (f"{path.name}: {item.findtext('title')}", item.findtext(f"{{{CONTENT_NS}}}encoded") or "")
+        for item in _items(path)
+    ]
+    return [(where, content) for where, content in bodies if content.strip()]
+
+
 @pytest.mark.shared
 def test_every_theme_unit_test_body_arrives_whole_or_warned() -> None:
-    bodies = [
-        (item.findtext("title"), item.findtext(f"{{{CONTENT_NS}}}encoded") or "")
-        for item in _items(THEME_UNIT_TEST)
-    ]
-    bodies = [(title, content) for title, content in bodies if content.strip()]
+    bodies = _bodies(THEME_UNIT_TEST)
     assert len(bodies) > 90
-    embeds = 0
-    for title, content in bodies:
-        result = wordpress_to_html(content)
-        kinds = {kind for kind, _ in result.warnings}
-        assert top_level_bare_text(result.html) == [], title
-        if _EMBEDS.search(content):
-            embeds += 1
-            assert kinds & _EMBED_KINDS, f"{title}: an embed changed without a warning"
-        # A body that lost words (beyond the known shortcodes' own tags) must say so.
-        lost = _words(_KNOWN_SHORTCODE.sub(" ", content)) - _words(result.html)
-        if lost:
-            assert result.warnings, f"{title}: lost {sorted(lost)[:5]} silently"
-        if re.search(r"<(?:pre|table)\b", content):
-            assert kinds & {"code_block", "table_flattened"}, title
-    assert embeds >= 4
+    kinds: Counter[str] = Counter()
+    for where, content in bodies:
+        kinds.update(assert_whole_or_warned(where, content))
+    assert kinds["video_embedded"] >= 1
+    assert kinds["embed_linked"] >= 3
+    assert kinds["table_flattened"] >= 3
+    assert kinds["code_block"] >= 3
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    "export",
+    [
+        "wxr-theme-unit-test/64-block-test-data.xml",
+        "wxr-theme-unit-test/theme-preview.xml",
+        "wxr-wordpress-importer-tests/phpunit-data/a11y-unit-test-data.xml",
+        "wxr-wordpress-importer-tests/phpunit-data/theme-unit-test-data.xml",
+        "wxr-wordpress-importer-tests/phpunit-data/wxr-utf-8-challenges.xml",
+        "wxr-ghost-migrate-fixtures/has-audio-enclosure-with-libsyn-embed.xml",
+    ],
+)
+def test_other_exports_arrive_whole_or_warned(export: str) -> None:
+    bodies = _bodies(SHARED / export)
+    assert bodies
+    for where, content in bodies:
+        assert_whole_or_warned(where, content)
+
+
+@pytest.mark.shared
+def test_rest_api_fixture_bodies_arrive_whole_or_warned() -> None:
+    folders = [SHARED / "wp-rest-api-core-fixtures", SHARED / "wp-rest-api-ghost-migrate-fixtures"]
+    found = 0
+    for path in sorted(p for folder in folders for p in require_shared(folder).glob("*.json")):
+        for where, content in _rendered_contents(json.loads(path.read_text()), path.name):
+            found += 1
+            assert_whole_or_warned(where, content)
+    assert found >= 10
+
+
+def _rendered_contents(value: Any, where: str) -> list[tuple[str, str]]:
+    """Every ``content.rendered`` of a REST answer (a post, a page, a list of them)."""
+    if isinstance(value, list):
+        return [found for element in value for found in _rendered_contents(element, where)]
+    if not isinstance(value, dict):
+        return []
+    content = value.get("content")
+    found = []
+    if isinstance(content, dict) and isinstance(content.get("rendered"), str):
+        found.append((f"{where}#{value.get('id')}", content["rendered"]))
+    return found + [
+        item for key, inner in value.items() if key != "content"
+        for item in _rendered_contents(inner, where)
+    ]  # fmt: skip
