@@ -269,6 +269,23 @@ class TestVideosAndEmbeds:
             + "<p>after</p>"
         )
 
+    def test_a_player_in_a_list_item_or_a_link_is_moved_to_the_top_level(self) -> None:
+        vimeo = video_figure(
+            "https://player.vimeo.com/video/76979871", "https://vimeo.com/76979871"
+        )
+        html, _ = convert(
+            '<!-- wp:list --><ul><li>one</li><li>two <iframe src="https://vimeo.com/76979871">'
+            "</iframe> more</li><li>three</li></ul><!-- /wp:list -->"
+        )
+        assert (
+            html == f"<ul><li>one</li><li>two</li></ul>{vimeo}<ul><li>more</li><li>three</li></ul>"
+        )
+        html, _ = convert(
+            '<p><a href="https://x.example.com">see <iframe src="https://vimeo.com/76979871">'
+            "</iframe></a> end</p>"
+        )
+        assert html == f'<p><a href="https://x.example.com">see</a></p>{vimeo}<p>end</p>'
+
     def test_a_player_without_a_source_is_named_as_removed(self) -> None:
         html, warnings = convert("<p>Gone: <iframe></iframe></p>")
         assert html == "<p>Gone: </p>"
