@@ -14,10 +14,9 @@ from pydantic import ValidationError
 from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import RecordError, SourceItem, SourceRecord, csv_source
 from flowport.connectors.csv_source import CsvSource, CsvSourceConfig
+from tests.conftest import REPO, require_shared
 
-from .conftest import GHOST_CSV, TWEETS, require_shared
-
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import GHOST_CSV, TWEETS
 
 
 def source(path: Path, **options: object) -> CsvSource:

@@ -16,8 +16,9 @@ from pydantic import ValidationError
 from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import RecordError, SourceItem, SourceRecord
 from flowport.connectors.sql import SqlSource, SqlSourceConfig, parse_table_name
+from tests.conftest import require_shared
 
-from .conftest import CHINOOK, CHINOOK_TABLES, POSTGRES_PASSWORD, chinook_counts, require_shared
+from .conftest import CHINOOK, CHINOOK_TABLES, POSTGRES_PASSWORD, chinook_counts
 
 PRIMARY_KEYS = {
     "Album": ("AlbumId",), "Artist": ("ArtistId",), "Customer": ("CustomerId",),

@@ -16,8 +16,8 @@ from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import RecordError, Source, SourceItem, SourceRecord
 from flowport.connectors.wordpress_rest import WordPressRestConfig, WordPressRestSource
 from flowport.connectors.wxr import WxrSource
+from tests.conftest import require_shared
 
-from .conftest import require_shared
 from .wordpress_fixture import (
     CORE_FIXTURES,
     GHOST_REST,

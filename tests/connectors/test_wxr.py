@@ -19,8 +19,9 @@ from lxml import etree
 from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import RecordError, Source, SourceItem, SourceRecord
 from flowport.connectors.wxr import WxrSource, WxrSourceConfig
+from tests.conftest import require_shared
 
-from .conftest import open_descriptors_to, require_shared
+from .conftest import open_descriptors_to
 from .wordpress_fixture import THEME_UNIT_TEST, WXR_GHOST, WXR_IMPORTER, WXR_THEME
 
 pytestmark = pytest.mark.shared

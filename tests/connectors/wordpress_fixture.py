@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import shlex
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -32,7 +31,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from .conftest import ACCEPTANCE, SHARED, unavailable
+from tests.conftest import ACCEPTANCE, SHARED, free_port, require_shared, unavailable
 
 __all__ = [
     "CORE_FIXTURES",
@@ -68,12 +67,6 @@ def session_database() -> str:
 
 def load_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,7 +122,7 @@ def ensure_wordpress(config: pytest.Config) -> WordPressSite:
     WP_LOCAL_HOME.mkdir(parents=True, exist_ok=True)
     with (WP_LOCAL_HOME / "flowport-tests.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        port = _free_port()
+        port = free_port()
         command = ["bash", str(WP_LOCAL), "start", "--db", database, "--port", str(port)]
         command += ["--wxr", str(THEME_UNIT_TEST)]
         started = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
@@ -337,7 +330,7 @@ def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wxr import WxrSourceConfig
 
     from .cases import ConnectorCase
-    from .conftest import open_descriptors_to, require_shared
+    from .conftest import open_descriptors_to
 
     path = tmp / "theme.xml"
     path.write_bytes(require_shared(THEME_UNIT_TEST).read_bytes())
@@ -363,7 +356,6 @@ def wxr_categories_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wxr import WxrSourceConfig
 
     from .cases import ConnectorCase
-    from .conftest import require_shared
 
     path = require_shared(THEME_UNIT_TEST)
     slugs = {
@@ -382,7 +374,6 @@ def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wordpress_rest import WordPressRestConfig
 
     from .cases import ConnectorCase
-    from .conftest import require_shared
 
     template = load_json(require_shared(GHOST_REST) / "single-post.json")
     posts = []
@@ -409,7 +400,6 @@ def rest_wordpress_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wordpress_rest import WordPressRestConfig
 
     from .cases import ConnectorCase
-    from .conftest import require_shared
 
     site = ensure_wordpress(request.config)
     stamps = _plain_posts(require_shared(THEME_UNIT_TEST), "post")

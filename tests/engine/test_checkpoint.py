@@ -22,8 +22,7 @@ from flowport.pipeline.checkpoint import (
     ItemFailure,
 )
 from flowport.pipeline.logging import clear_secrets, register_secret
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 
 @pytest.fixture
