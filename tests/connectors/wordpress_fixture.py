@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from aiohttp import web
@@ -63,6 +63,12 @@ def session_database() -> str:
     """A database (and so instance) name of this test session's own: two sessions on one host
     must not stop, reseed or reset each other's WordPress."""
     return f"flowport_wp_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+# SOURCE_TYPING: why the WXR and REST cases carry ``type: ignore``: ``WxrSource.records`` and
+# ``WordPressRestSource.records`` are annotated ``AsyncIterator``, while the ``Source`` protocol
+# promises an ``AsyncGenerator`` (whose ``aclose`` closing relies on). The objects are async
+# generators at run time; once connectors/ aligns the annotations, mypy flags these ignores.
 
 
 def load_json(path: Path) -> Any:
@@ -245,7 +251,7 @@ class FixtureWordPress:
         headers = {"X-WP-Total": str(len(chosen)), "X-WP-TotalPages": str(total_pages)}
         return web.json_response(window, headers=headers)
 
-    def start(self) -> FixtureWordPress:
+    def start(self) -> Self:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -340,7 +346,7 @@ def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         assert open_descriptors_to(path) == [], f"{path} is still open after an early close"
 
     return ConnectorCase(
-        source=WxrSourceConfig(path=Path("theme.xml")).open(base_dir=tmp, env={}),
+        source=WxrSourceConfig(path=Path("theme.xml")).open(base_dir=tmp, env={}),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(stamps),
         sample_key="1241",
         sample_fields={"slug": "template-sticky", "sticky": True, "type": "post"},
@@ -363,7 +369,7 @@ def wxr_categories_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         for el in etree.parse(str(path)).iter(f"{_WP12}category")
     }
     return ConnectorCase(
-        source=WxrSourceConfig(path=path, kind="category").open(base_dir=tmp, env={}),
+        source=WxrSourceConfig(path=path, kind="category").open(base_dir=tmp, env={}),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(slugs),
         sample_key="category:child-2",
         sample_fields={"parent": "child-1", "name": "Child 2", "taxonomy": "category"},
@@ -387,7 +393,7 @@ def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     since = "2018-01-01T00:00:00Z"
     expected_since = sum(1 for post in posts if post["modified_gmt"] + "Z" > since)
     return ConnectorCase(
-        source=WordPressRestConfig(base_url=server.base_url).open(base_dir=tmp, env={}),
+        source=WordPressRestConfig(base_url=server.base_url).open(base_dir=tmp, env={}),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(posts),
         sample_key="7",
         sample_fields={"slug": template["slug"], "title": "My Awesome Post"},
@@ -407,7 +413,7 @@ def rest_wordpress_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         base_url=site.base_url, user_env="WP_USER", password_env="WP_APP_PASSWORD", status="any"
     )
     return ConnectorCase(
-        source=config.open(base_dir=tmp, env=site.env()),
+        source=config.open(base_dir=tmp, env=site.env()),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(stamps),  # status=any: drafts and scheduled posts too
         sample_key="1241",
         sample_fields={"slug": "template-sticky", "sticky": True, "content_format": "raw"},

@@ -262,8 +262,8 @@ def test_references_point_at_the_right_items(migrated: Migrated, export: Export)
         assert (
             by_key[f"category:{slug}"].field_data.get("parent") == categories[f"category:{parent}"]
         ), slug
-    for slug, parent in export.categories.items():
-        if parent is None:
+    for slug, parent_or_none in export.categories.items():
+        if parent_or_none is None:
             assert "parent" not in by_key[f"category:{slug}"].field_data, slug
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pydantic import BaseModel
 
 from flowport.pipeline.jobfile import load_job
 from tests.conftest import require_shared
@@ -65,12 +66,15 @@ def test_init_on_a_rest_url_writes_a_job_reading_the_site(site: _Site, tmp_path:
     job = load_job(job_path)
     assert list(job.collections) == ["authors", "categories", "tags", "posts", "pages"]
     assert job.destination.token_env == "WEBFLOW_TOKEN"
-    for collection in job.collections.values():
+    resources = {}
+    for name, collection in job.collections.items():
+        # The registry's protocol leaves model_dump out; every source config is a pydantic model.
+        assert isinstance(collection.source, BaseModel)
         source = collection.source.model_dump()
         assert source["type"] == "wordpress"
         assert source["base_url"] == site.base_url
         assert source["user_env"] is None  # anonymous: no status=any, no credentials
-    resources = {name: c.source.model_dump()["resource"] for name, c in job.collections.items()}
+        resources[name] = source["resource"]
     assert resources == {
         "authors": "users", "categories": "categories", "tags": "tags",
         "posts": "posts", "pages": "pages",

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -184,8 +185,11 @@ def _run_fuzzer(base_url: str, targets: Targets) -> tuple[list[str], list[str]]:
     schema = schemathesis.openapi.from_dict(json.loads(json.dumps(normalized_spec())))
     operations = []
     for result in schema.get_all_operations():
-        operation = result.ok()
-        operations.append(operation)
+        # An operation schemathesis cannot read comes as an Err: raise its own error, not an
+        # AttributeError on Err.ok.
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
     operations.sort(
         key=lambda op: (
             METHOD_ORDER.get(op.method.upper(), 9),

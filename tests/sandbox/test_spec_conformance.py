@@ -176,7 +176,7 @@ def test_wrong_content_type_is_a_violation(validator: SpecValidator) -> None:
 def test_every_cms_example_in_the_spec_validates(validator: SpecValidator) -> None:
     # Structure only: a handful of the spec's example ids are typos (23 or 20 hex digits), so
     # the id format is held to the sandbox's answers, not to the spec's illustrations.
-    failures = []
+    failures: list[str] = []
     checked = 0
     still_incomplete = set()
     for operation in validator.operations(CMS_OPERATION_IDS):
