@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -15,9 +13,9 @@ from flowport.mappings.richtext import (
     sanitize_html,
     wordpress_to_html,
 )
+from tests.conftest import ACCEPTANCE, require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-THEME_UNIT_TEST = SHARED / "acceptance-data" / "wxr-theme-unit-test"
+THEME_UNIT_TEST = ACCEPTANCE / "wxr-theme-unit-test"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 BASE = "https://wpthemetestdata.example.org/"
 
@@ -189,10 +187,7 @@ class TestSanitizeAndMarkdown:
 
 
 def _theme_unit_test_contents() -> list[tuple[str, str]]:
-    if not THEME_UNIT_TEST.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{THEME_UNIT_TEST} is missing, and CI=true forbids skipping")
-        pytest.skip(f"{THEME_UNIT_TEST} is absent (../shared not mounted)")
+    require_shared(THEME_UNIT_TEST)
     contents: list[tuple[str, str]] = []
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     for path in sorted(THEME_UNIT_TEST.glob("*.xml")):
