@@ -134,7 +134,10 @@ class MediaLimits:
     total_seconds: float = 120.0
     max_redirects: int = 10
     retry: RetryPolicy = field(
-        default_factory=lambda: RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=10.0)
+        # A source host's 429s get as few tries as its failures: it is not our budget to wait.
+        default_factory=lambda: RetryPolicy(
+            max_attempts=3, max_rate_limited=3, base_delay=0.5, max_delay=10.0
+        )
     )
 
     def max_bytes(self, kind: MediaKind) -> int:

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from flowport.pipeline.sandbox._config import SandboxConfig
 from flowport.pipeline.sandbox._errors import ApiError, not_found, validation_error
@@ -474,7 +475,9 @@ class AssetStore:
                     400, "InvalidArgument", f"Bucket POST must contain a field named '{name}'."
                 )
         encoded = fields["policy"]
-        if not hmac.compare_digest(self._sign(encoded), fields["x-amz-signature"]):
+        # Bytes: compare_digest refuses str with non-ASCII characters (a forged field may hold any).
+        given = fields["x-amz-signature"].encode("utf-8", "replace")
+        if not hmac.compare_digest(self._sign(encoded).encode(), given):
             raise StorageError(
                 403, "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
@@ -536,7 +539,13 @@ def _check_conditions(policy: Mapping[str, Any], bucket: str, form: UploadForm) 
 async def receive_upload(request: web.Request, store: AssetStore) -> web.Response:
     """The storage endpoint: reads the multipart POST, then lets the store judge it."""
     try:
-        form = await _read_form(request, store.read_cap)
+        try:
+            form = await _read_form(request, store.read_cap)
+        except (ValueError, HttpProcessingError) as problem:  # aiohttp: not valid multipart
+            raise StorageError(
+                400, "MalformedPOSTRequest", f"The body of your POST request is not well-formed "
+                f"multipart/form-data: {problem}",
+            ) from None  # fmt: skip
         asset, digest = store.accept_upload(request.match_info["bucket"], form)
     except StorageError as refusal:
         return refusal.response()

@@ -250,3 +250,16 @@ async def test_files_and_names(
         image.asset_id: "download.png",
         text.asset_id: "readme.txt",
     }
+
+
+async def test_a_rate_limiting_source_host_gets_few_tries(
+    sandbox: Sandbox, client: WebflowClient, image_host: ImageHost
+) -> None:
+    image_host.files["/busy.png"] = (png(4, 4), "image/png")
+    image_host.failures_first["/busy.png"] = [429] * 10
+    async with MediaUploader(client, sandbox.site_id, sleep=no_sleep) as media:
+        result = await media.upload(image_host.url("/busy.png"))
+    assert isinstance(result, MediaFailure)
+    assert result.kind == "unreachable"
+    assert "rate limiting" in result.detail
+    assert image_host.hits["/busy.png"] == 4  # the first try and three more

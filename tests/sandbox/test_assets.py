@@ -248,3 +248,30 @@ async def test_reset_removes_assets(api: Api, session: aiohttp.ClientSession) ->
     listed = (await api.get(f"/sites/{api.sandbox.site_id}/assets")).body
     assert listed["assets"] == []
     assert (await fetch(session, created["hostedUrl"]))[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "code"),
+    [
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nnot a part", 400, "MalformedPOSTRequest"),
+        ("application/json", b"{}", 412, "PreconditionFailed"),
+    ],
+    ids=["broken-multipart", "not-multipart"],
+)
+async def test_storage_refuses_bodies_that_are_not_a_form(
+    api: Api, session: aiohttp.ClientSession, content_type: str, body: bytes, status: int, code: str
+) -> None:
+    created = await create(api, "photo.png", PNG_BYTES)
+    headers = {"Content-Type": content_type}
+    async with session.post(created["uploadUrl"], data=body, headers=headers) as response:
+        text = await response.text()
+    assert (response.status, s3_code(text)) == (status, code), text
+
+
+async def test_a_forged_non_ascii_signature_is_refused(
+    api: Api, session: aiohttp.ClientSession
+) -> None:
+    created = await create(api, "photo.png", PNG_BYTES)
+    fields = _tampered(created["uploadDetails"], **{"X-Amz-Signature": "é" * 64})
+    status, text = await upload(session, created, PNG_BYTES, fields=fields)
+    assert (status, s3_code(text)) == (403, "SignatureDoesNotMatch")
