@@ -1,4 +1,4 @@
-"""Fixtures for the media tests: the sandbox, an open client, and a real local image host."""
+"""Fixtures for the media tests: the root's sandbox, an open client, a real local image host."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
 from flowport.pipeline.ratebudget import RateBudget
-from flowport.pipeline.sandbox import Sandbox, SandboxConfig
+from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
-
-TOKEN = "media-test-token"
+from tests.conftest import TOKEN, UNLIMITED_RATE
 
 
 def png(width: int, height: int, shade: int = 0) -> bytes:
@@ -103,10 +103,8 @@ async def image_host() -> AsyncIterator[ImageHost]:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    config = SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, seed=5)
-    async with Sandbox(config) as running:
-        yield running
+def sandbox_settings() -> dict[str, Any]:
+    return {"rate_limit": UNLIMITED_RATE, "window_seconds": 60.0, "seed": 5}
 
 
 @pytest.fixture

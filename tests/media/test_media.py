@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
+from pydantic import SecretStr
 
+from flowport.base.models import AssetUpload
 from flowport.pipeline.media import (
     InMemoryAssetLedger,
     MediaFailure,
@@ -17,19 +21,16 @@ from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.retry import RetryPolicy
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
+from tests.conftest import TOKEN
 
 from .conftest import ImageHost, no_sleep, png
 
 FAST = RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0)
 
 
-def uploader(client: WebflowClient, sandbox: Sandbox, **limits: object) -> MediaUploader:
-    settings: dict[str, object] = {"retry": FAST, **limits}
+def uploader(client: WebflowClient, sandbox: Sandbox, **limits: Any) -> MediaUploader:
     return MediaUploader(
-        client,
-        sandbox.site_id,
-        limits=MediaLimits(**settings),  # type: ignore[arg-type]
-        sleep=no_sleep,
+        client, sandbox.site_id, limits=MediaLimits(**{"retry": FAST, **limits}), sleep=no_sleep
     )
 
 
@@ -167,17 +168,13 @@ async def test_a_server_error_is_retried(
 class CorruptingClient(WebflowClient):
     """Flips one byte on the way to storage, as a damaged transfer would."""
 
-    async def upload_asset(self, upload, data):  # type: ignore[no-untyped-def]
+    async def upload_asset(self, upload: AssetUpload, data: bytes) -> None:
         await super().upload_asset(upload, data[:-1] + bytes([data[-1] ^ 0xFF]))
 
 
 async def test_a_corrupted_upload_fails_the_md5_check(
     sandbox: Sandbox, budget: RateBudget, image_host: ImageHost
 ) -> None:
-    from pydantic import SecretStr
-
-    from .conftest import TOKEN
-
     image_host.files["/photo.png"] = (png(8, 8), "image/png")
     ledger = InMemoryAssetLedger()
     async with (

@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 
 from flowport.pipeline.sandbox import Sandbox, SandboxConfig
+from tests.conftest import TOKEN
 
-from .conftest import TOKEN, Api, SandboxFactory, TimeControl
+from .conftest import Api, SandboxFactory, TimeControl
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
