@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from flowport.pipeline.sandbox._assets import AssetHooks, AssetStore
 from flowport.pipeline.sandbox._config import SandboxConfig
 from flowport.pipeline.sandbox._errors import ApiError, bad_request, not_found, validation_error
 from flowport.pipeline.sandbox._fields import (
@@ -214,6 +215,16 @@ class SandboxCore:
         self._last_site_publish: dict[str, float] = {}
         self.sites: dict[str, _Site] = {}
         self.collections: dict[str, _Collection] = {}
+        self.assets = AssetStore(
+            config,
+            AssetHooks(
+                new_id=self.new_id,
+                now=self._now,
+                record=self._record,
+                commit=self._commit,
+                check_site=self._site,
+            ),
+        )
         entries = journal.load() if journal is not None else []
         if entries:
             self._replay(entries)
@@ -262,6 +273,9 @@ class SandboxCore:
                     batch = []
             if batch:
                 yield {"n": self._counter, "ops": batch}
+        assets = list(self.assets.records())
+        if assets:
+            yield {"n": self._counter, "ops": assets}
 
     def close(self) -> None:
         if self._journal is not None:
@@ -283,6 +297,7 @@ class SandboxCore:
         if kind == "reset":
             self.sites.clear()
             self.collections.clear()
+            self.assets.forget()
         elif kind == "site":
             self._put_site(
                 _Site(
@@ -317,6 +332,8 @@ class SandboxCore:
             self._put_variant(self.collections[op["c"]], ItemVariant.from_record(op))
         elif kind == "drop_item":
             self._drop_variant(self.collections[op["c"]], op["id"], op["l"])
+        elif kind in ("asset", "drop_asset"):
+            self.assets.apply(op)
 
     # ---- primitives: the only code that changes state --------------------------------------
 
@@ -1285,6 +1302,7 @@ class SandboxCore:
                 for collection in self.collections.values()
             ],
             "itemCount": {site.id: site.item_count for site in self.sites.values()},
+            "assets": self.assets.dump(),
         }  # fmt: skip
 
     def reset(self) -> None:
@@ -1292,6 +1310,7 @@ class SandboxCore:
         self._record({"op": "reset"})
         self.sites.clear()
         self.collections.clear()
+        self.assets.clear()
         self._last_site_publish.clear()
         self._create_site()
         self._commit()
