@@ -365,6 +365,13 @@ def validate(
         )
         _stdout.print(f"  references in a cycle ({fields}) are set in a second pass", markup=False)
     if offline:
+        from flowport.pipeline.preflight import source_problems
+
+        offline_problems = asyncio.run(source_problems(job, files_only=True))
+        for problem in offline_problems:
+            _stderr.print(redact(f"problem: {problem}"), markup=False, soft_wrap=True)
+        if offline_problems:
+            raise typer.Exit(EXIT_BAD_JOB)
         return
     try:
         from flowport.pipeline.runner import validate_job

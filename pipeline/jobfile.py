@@ -136,6 +136,8 @@ class RunOptions(_Strict):
     mode: Literal["live", "staged", "draft"] = "live"
     publish_site: bool = False
     batch_size: int = Field(default=100, ge=1, le=100)
+    #: How long each source may take to open and give its first record before any write.
+    source_check_seconds: float = Field(default=120.0, gt=0, le=3600)
 
 
 class SchemaField(_Strict):

@@ -30,6 +30,7 @@ from flowport.base.models import CollectionSchema
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import NullSink, ProgressSink
+from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
 from flowport.pipeline.stages.collection import CollectionRun
@@ -38,7 +39,6 @@ from flowport.pipeline.stages.schema import (
     SiteLocales,
     check_mapping,
     check_mappings,
-    check_sources,
     expected_schema,
     prepare_collections,
 )
@@ -209,7 +209,10 @@ class _Run:
         job, writer = self.job, self.writer
         existing = await writer.call("", functools.partial(writer.client.list_collections, site_id))
         await check_mappings(job, writer, site_id, existing)
-        await check_sources(job)
+        # Every source opens and gives its first record before the first write; the opened
+        # sources serve the run.
+        cursors = {name: writer.checkpoint.cursor(name) for name in job.collections}
+        sources = await open_and_check_sources(job, cursors)
         locales = await SiteLocales.read(job, writer, site_id)
         self.schemas.update(
             await prepare_collections(job, writer, self.executor, site_id, existing)
@@ -224,6 +227,7 @@ class _Run:
                 sink=self.sink,
                 schemas=self.schemas,
                 locales=locales,
+                source=sources.get(name),
             ).run()
         for deferred in writer.checkpoint.deferred_references(LOOKUP_CHUNK):
             await self.executor.set_references(deferred)
@@ -275,4 +279,5 @@ async def validate_job(job: Job) -> list[str]:
                 check_mapping(job, name, schema)
             except ConfigError as error:
                 problems.append(str(error))
+    problems.extend(await source_problems(job))
     return problems

@@ -58,6 +58,7 @@ class CollectionRun:
         sink: ProgressSink,
         schemas: Mapping[str, CollectionSchema],
         locales: SiteLocales,
+        source: Source | None = None,
     ) -> None:
         self.job = job
         self.name = name
@@ -69,6 +70,8 @@ class CollectionRun:
         self.schema = schemas[name]
         self.collection = job.collections[name]
         self.locale_ids = locales.ids_for(name, self.collection)
+        #: The source as the preflight opened and checked it, when it did.
+        self.source = source
 
     async def run(self) -> None:
         name, schema, collection = self.name, self.schema, self.collection
@@ -79,7 +82,9 @@ class CollectionRun:
             foreign = await foreign_items(
                 self.writer, self.checkpoint, name, schema.id, collection.external_key_field
             )
-        source = collection.source.open(base_dir=self.job.path.parent, env=os.environ)
+        source = self.source or collection.source.open(
+            base_dir=self.job.path.parent, env=os.environ
+        )
         cursor = IncrementalCursor(self.checkpoint, name, incremental=collection.incremental)
         read = ReadStage(
             self.checkpoint,

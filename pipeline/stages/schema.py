@@ -4,13 +4,11 @@ and (in a run) the collections and fields the job may create."""
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from flowport.base.errors import ConfigError, FatalError, OutcomeUnknown, ServerError
 from flowport.base.models import CollectionSchema
-from flowport.connectors import CheckedSource
 from flowport.mappings import compile_mapping
 from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.logging import ProgressSink
@@ -22,7 +20,6 @@ __all__ = [
     "SiteLocales",
     "check_mapping",
     "check_mappings",
-    "check_sources",
     "create_collection",
     "create_missing_fields",
     "expected_schema",
@@ -204,14 +201,6 @@ async def check_mappings(
 
         schema = await expected_schema(job, name, existing, read, site_id)
         check_mapping(job, name, schema)
-
-
-async def check_sources(job: Job) -> None:
-    """Every source that can say it is unreadable says so before the first write."""
-    for collection in job.collections.values():
-        source = collection.source.open(base_dir=job.path.parent, env=os.environ)
-        if isinstance(source, CheckedSource):
-            await source.check()
 
 
 async def expected_schema(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
+import re
 from contextlib import aclosing
 from pathlib import Path
 
@@ -62,15 +64,35 @@ async def test_tweets_every_record_starts_on_the_line_that_holds_its_id() -> Non
     assert max(len(r.key) for r in records) == 18, "ids over 32 bits stay exact text"
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def per_line_reference(raw: bytes) -> str:
+    """The text a per-line decision gives, written independently of the source: each line (at
+    LF, CRLF or a lone CR) as UTF-8 if it is valid UTF-8, else as cp1252."""
+    lines = re.split(rb"(?<=\n)|(?<=\r)(?!\n)", raw)
+    decoded = []
+    for line in lines:
+        try:
+            decoded.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            decoded.append(line.decode("cp1252", errors="replace"))
+    return "".join(decoded)
+
+
 @pytest.mark.shared
 @pytest.mark.parametrize("name", ["BarackObama", "realDonaldTrump"])
-async def test_cp1252_files_fall_back_and_count_damaged_rows(
+async def test_non_utf8_files_fall_back_per_line_and_say_so(
     name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = require_shared(TWEETS) / f"twitter-ratio__{name}.csv"
     raw = path.read_bytes()
-    with path.open(encoding="cp1252", errors="replace", newline="") as handle:
-        expected = list(csv.DictReader(handle))
+    expected = list(csv.DictReader(io.StringIO(per_line_reference(raw), newline="")))
     # Rows holding one of the five bytes cp1252 leaves undefined are the damaged ones.
     undefined = {"\x81", "\x8d", "\x8f", "\x90", "\x9d"}
     with path.open(encoding="latin-1", newline="") as handle:
@@ -78,11 +100,24 @@ async def test_cp1252_files_fall_back_and_count_damaged_rows(
     src = source(path, key="url")
     with caplog.at_level(logging.WARNING, logger="flowport.connectors.csv_source"):
         items = await read(src)
-    assert [item.fields for item in items if isinstance(item, SourceRecord)] == expected
-    assert src.encoding_used == "cp1252"
+    records = [item for item in items if isinstance(item, SourceRecord)]
+    assert [record.fields for record in records] == expected
+    assert src.encoding_used == "utf-8, else cp1252 per line"
     assert damaged > 0
     assert src.damaged_rows == damaged
     assert f"{damaged} row(s)" in caplog.text
+    # Every record read through a cp1252 line says so, naming each non-ASCII value.
+    fallback_lines = {n + 1 for n, line in enumerate(re.split(rb"(?<=\n)", raw)) if not _utf8(line)}
+    warned = [record for record in records if record.warnings]
+    assert warned, "some rows of these files are not UTF-8"
+    for record in warned:
+        assert {w.kind for w in record.warnings} == {"encoding_fallback"}
+        assert int((record.position or "").split()[1]) in fallback_lines
+        named = {w.field for w in record.warnings}
+        assert named == {k for k, v in record.fields.items() if not v.isascii()} or named == {None}
+    for record in records:
+        if not record.warnings:
+            assert all(_utf8(v.encode()) for v in record.fields.values())
     assert raw.count(b"\n") == len(expected), "multi-line tweets there use lone CRs"
     assert items[-1].position == f"line {len(expected) + 1}"
 
@@ -288,8 +323,10 @@ async def test_non_utf8_byte_far_into_the_file_still_switches_before_any_record(
     path = write(tmp_path / "late.csv", body + "50000,caf\xe9\n", encoding="cp1252")
     src = source(path)
     items = await read(src)
-    assert src.encoding_used == "cp1252"
+    assert src.encoding_used == "utf-8, else cp1252 per line"
     assert items[-1].fields["text"] == "café"  # type: ignore[union-attr]
+    assert [w.field for w in items[-1].warnings] == ["text"]  # type: ignore[union-attr]
+    assert not any(item.warnings for item in items[:-1])  # type: ignore[union-attr]
     assert src.damaged_rows == 0
 
 

@@ -100,10 +100,31 @@ def test_validate_reports_a_cycle(tmp_path: Path) -> None:
             """
         )
     )
+    (tmp_path / "p.csv").write_text("id,n,parent\n1,Home,\n", encoding="utf-8")
     result = flowport("validate", str(path), "--offline", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pages.parent" in result.stdout
     assert "second pass" in result.stdout
+
+
+def test_validate_offline_opens_file_sources(job: Path) -> None:
+    (job.parent / "posts.csv").unlink()
+    (job.parent / "authors.csv").write_text("ident,name\na1,Zoë\n", encoding="utf-8")
+    result = flowport("validate", str(job), "--offline", cwd=job.parent)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "problem: collections.authors: " in result.stderr
+    assert "key column 'id' is not in the header" in result.stderr
+    assert "problem: collections.posts: " in result.stderr
+    assert "posts.csv does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_online_opens_every_source(job: Path) -> None:
+    (job.parent / "posts.csv").write_bytes(b"")
+    result = flowport("validate", str(job), cwd=job.parent)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "problem: collections.posts: " in result.stderr
+    assert "empty" in result.stderr
 
 
 def test_validate_rejects_a_bad_job_with_exit_2(job: Path) -> None:

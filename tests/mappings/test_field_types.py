@@ -279,6 +279,17 @@ def test_plain_text_over_the_limit_is_truncated_with_a_warning() -> None:
     assert [(w.field, w.kind) for w in item.warnings] == [("summary", "truncated")]
 
 
+def test_nul_characters_are_dropped_from_plain_text_with_a_warning() -> None:
+    item = mapped(MAPPER, {"title": "Ti\x00tle\x00", "summary": "ab\x00c"})
+    assert item.field_data["name"] == "Title"
+    assert item.field_data["summary"] == "abc"
+    assert [(w.field, w.kind) for w in item.warnings] == [
+        ("name", "nul_dropped"),
+        ("summary", "nul_dropped"),
+    ]
+    assert "2 NUL" in item.warnings[0].message
+
+
 def test_plain_text_over_the_limit_fails_when_overflow_is_error() -> None:
     failure = failed(STRICT, {"title": "T", "summary": "abcdefghijklmnop"})
     assert failure.reason == "field summary: text is 16 characters, over the field's limit of 10"
