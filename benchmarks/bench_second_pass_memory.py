@@ -93,6 +93,7 @@ def measure(rows: int, *, plan_only: bool, timeout: float) -> dict[str, Any]:
                 "exit_code": result.exit_code,
                 "timed_out": result.timed_out,
                 "wall_seconds": round(result.wall_seconds, 1),
+                "cpu_seconds": round(result.cpu_seconds, 1),
                 "peak_rss_mb": round(result.peak_rss_mb, 1),
                 "collections": result.finished.get("collections") if label == "run" else None,
             }
