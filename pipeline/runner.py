@@ -110,10 +110,16 @@ def _checkpoint_for(job: Job, *, dry_run: bool) -> Iterator[CheckpointLog]:
 
 
 async def run_job(
-    job: Job, progress: ProgressSink | None = None, *, dry_run: bool = False
+    job: Job,
+    progress: ProgressSink | None = None,
+    *,
+    dry_run: bool = False,
+    summary: RunSummary | None = None,
 ) -> RunSummary:
+    """Run (or plan) a job. A caller that must report on a run that raises (an interrupt, a
+    fatal error) passes its own ``summary``: it holds the counts so far and the reason."""
     sink: ProgressSink = progress or NullSink()
-    summary = RunSummary(job=job.path.stem, dry_run=dry_run)
+    summary = summary if summary is not None else RunSummary(job=job.path.stem, dry_run=dry_run)
     started = time.perf_counter()
     if job.destination.api != "sandbox":
         job.token()  # a missing token is a bad job: stop before creating anything

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from flowport.base.errors import ConfigError, FatalError, OutcomeUnknown, ServerError
 from flowport.base.models import CollectionSchema
@@ -265,29 +265,4 @@ def find_collection(existing: Sequence[CollectionSchema], target: str) -> Collec
 
 def planned_schema(name: str, collection: CollectionJob) -> CollectionSchema:
     """What a collection the run would create will look like, for mapping it in a plan."""
-    fields: list[dict[str, Any]] = [
-        {"id": "name", "slug": "name", "displayName": "Name", "type": "PlainText"},
-        {"id": "slug", "slug": "slug", "displayName": "Slug", "type": "PlainText"},
-    ]
-    for basic in fields:
-        basic["isRequired"] = True
-    spec = collection.collection_schema
-    for slug, definition in spec.fields.items() if spec is not None else ():
-        validations: dict[str, Any] | None = None
-        if definition.options is not None:
-            validations = {"options": [{"name": o, "id": o} for o in definition.options]}
-        elif definition.collection is not None:
-            validations = {"collectionId": definition.collection}
-        fields.append(
-            {
-                "id": slug,
-                "slug": slug,
-                "displayName": definition.name or slug,
-                "type": definition.type,
-                "isRequired": definition.required,
-                "validations": validations,
-            }
-        )
-    return CollectionSchema.model_validate(
-        {"id": f"planned-{name}", "displayName": collection.target, "fields": fields}
-    )
+    return collection.planned_schema(name)

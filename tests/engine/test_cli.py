@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -117,6 +118,31 @@ def test_validate_offline_opens_file_sources(job: Path) -> None:
     assert "problem: collections.posts: " in result.stderr
     assert "posts.csv does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+REMOTE = """
+    api = "http://127.0.0.1:{port}/v2"
+    site_id = "580e63e98c9a982ac9b8b741"
+    token_env = "FLOWPORT_CLI_TEST_TOKEN"
+"""
+
+
+def test_validate_with_an_unreachable_api_says_so_in_one_line(
+    job: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # bound and released: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    remote = textwrap.dedent(REMOTE).format(port=port).strip()
+    job.write_text(JOB.replace('api = "sandbox"', remote), encoding="utf-8")
+    monkeypatch.setenv("FLOWPORT_CLI_TEST_TOKEN", "not-a-real-token")
+    result = flowport("validate", str(job), cwd=job.parent)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [text for text in result.stderr.splitlines() if text.strip()]
+    assert line.startswith("error: cannot check the target schema")
+    assert f"127.0.0.1', {port}" in line or f"127.0.0.1:{port}" in line
+    assert "not-a-real-token" not in result.stdout + result.stderr
 
 
 def test_validate_online_opens_every_source(job: Path) -> None:

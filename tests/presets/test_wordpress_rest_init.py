@@ -13,8 +13,10 @@ from aiohttp import web
 from typer import Typer
 from typer.testing import CliRunner
 
+from flowport.base.errors import SourceError
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.presets.cli import register
+from flowport.pipeline.presets.wordpress import scan_rest
 from tests.connectors.wordpress_fixture import FixtureWordPress, load_json
 
 from .conftest import CORE_FIXTURES, require
@@ -117,3 +119,42 @@ def test_credentials_are_env_var_names_and_missing_ones_are_named(
     assert result.exit_code == 2
     assert "WP_TEST_USER is not set" in result.output
     assert not (tmp_path / "a.toml").exists()
+
+
+# ---- the site scan talks through the connector's client ------------------------------------
+
+
+async def test_the_scan_discovers_once_and_follows_rest_route(site: _Site) -> None:
+    site.pretty_permalinks = False  # /wp-json/ is a 404 page, ?rest_route= answers
+    site.index = None  # the plain fixture index, served through ?rest_route=/ only
+    profile = await scan_rest(site.base_url)
+    assert profile.title == "fixture"
+    assert [route for route, _ in site.requests].count("/") == 1
+    assert "/wp/v2/posts" in [route for route, _ in site.requests]
+    assert profile.has_attachments
+
+
+async def test_the_scan_retries_a_busy_site_as_the_run_does(site: _Site) -> None:
+    site.failures["/wp/v2/posts"] = 1  # one 503, then the answer
+    profile = await scan_rest(site.base_url)
+    assert [route for route, _ in site.requests].count("/wp/v2/posts") == 2
+    assert profile.permalink_structure is not None
+
+
+async def test_a_refusal_names_wordpress_error_code_and_message(site: _Site) -> None:
+    del site.collections["posts"]
+    with pytest.raises(SourceError, match=r"/wp/v2/posts: HTTP 404 rest_no_route: No route"):
+        await scan_rest(site.base_url)
+
+
+async def test_a_wrong_application_password_stops_the_scan(site: _Site) -> None:
+    site.user, site.password = "editor", "right password"
+    env = {"WP_USER": "editor", "WP_PASSWORD": "wrong password"}
+    with pytest.raises(SourceError, match="did not accept the application password") as raised:
+        await scan_rest(site.base_url, user_env="WP_USER", password_env="WP_PASSWORD", env=env)
+    assert "wrong password" not in str(raised.value)
+    env["WP_PASSWORD"] = "right password"
+    profile = await scan_rest(
+        site.base_url, user_env="WP_USER", password_env="WP_PASSWORD", env=env
+    )
+    assert profile.user_env == "WP_USER"
