@@ -9,7 +9,6 @@ finishes the job without a duplicate).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,15 +20,8 @@ from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import RunSummary, run_job
 from flowport.pipeline.sandbox import Sandbox
-from tests.badinput.conftest import (
-    TOKEN_ENV,
-    CliResult,
-    checkpoint_states,
-    flowport,
-    make_token,
-    sandbox_items,
-    write_csv,
-)
+from tests.badinput.conftest import TOKEN_ENV, checkpoint_states, sandbox_items
+from tests.conftest import CliResult, free_port, make_token, run_cli_async, write_csv
 
 AUTHORS = [("a1", "Ada Lovelace", "ada@example.com"), ("a2", "Grace Hopper", "grace@example.com")]
 POST_HEADER = ("id", "title", "author_id", "words", "published", "kind", "summary")
@@ -133,7 +125,7 @@ async def run(path: Path) -> RunSummary:
 
 
 async def cli_run(path: Path, **env: str) -> CliResult:
-    return await flowport("run", str(path), "--log-format", "json", cwd=path.parent, env=env)
+    return await run_cli_async("run", str(path), "--log-format", "json", cwd=path.parent, env=env)
 
 
 def failures(path: Path) -> dict[str, tuple[str | None, str]]:
@@ -174,13 +166,6 @@ def assert_clean_abort(result: CliResult, path: Path, *named: str) -> None:
     assert last["outcome"] == "aborted"
 
 
-def closed_port() -> int:
-    # Bound and released: nothing listens there for the few seconds a test needs it.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 # ---- malformed and mis-encoded CSV -----------------------------------------------------------
 
 
@@ -207,7 +192,7 @@ async def test_malformed_csv_rows_fail_alone_and_a_fixed_file_finishes_the_job(
     assert "line 3" in failed["line 3"][1]
     assert "field" in failed["line 3"][1]  # "expected 7 fields, got 3" or the like
     assert "quote" in failed["line 5"][1]
-    listed = await flowport("errors", str(path), "--format", "json", cwd=tmp_path)
+    listed = await run_cli_async("errors", str(path), "--format", "json", cwd=tmp_path)
     assert listed.returncode == 0, listed.output
     assert "line 5" in listed.stdout
     assert "quote" in listed.stdout
@@ -472,7 +457,7 @@ async def test_missing_required_values_fail_per_item(tmp_path: Path, sandbox: Sa
 async def test_an_unreachable_source_stops_the_run_before_any_write(
     tmp_path: Path, sandbox: Sandbox, kind: str
 ) -> None:
-    port = closed_port()
+    port = free_port()
     env: dict[str, str] = {}
     if kind == "wordpress":
         source = (

@@ -16,10 +16,9 @@ from pydantic import ValidationError
 from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import RecordError, SourceItem, SourceRecord, csv_source
 from flowport.connectors.csv_source import CsvSource, CsvSourceConfig
+from tests.conftest import REPO, require_shared
 
-from .conftest import GHOST_CSV, TWEETS, require_shared
-
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import GHOST_CSV, TWEETS
 
 
 def source(path: Path, **options: object) -> CsvSource:
@@ -29,8 +28,17 @@ def source(path: Path, **options: object) -> CsvSource:
 
 
 async def read(src: CsvSource) -> list[SourceItem]:
-    async with aclosing(src.records()) as items:  # type: ignore[type-var]
+    async with aclosing(src.records()) as items:
         return [item async for item in items]
+
+
+async def read_records(src: CsvSource) -> list[SourceRecord]:
+    """What ``read`` returns, each item held to be a record (a RecordError fails the test)."""
+    found: list[SourceRecord] = []
+    for item in await read(src):
+        assert isinstance(item, SourceRecord), item
+        found.append(item)
+    return found
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -156,7 +164,7 @@ async def test_json_inside_a_cell_stays_text_and_space_after_quote_is_kept() -> 
 async def test_utf8_bom_is_stripped_and_leading_zeros_stay(tmp_path: Path) -> None:
     path = write(tmp_path / "bom.csv", "\ufeffid,zip,price\r\n00123,01234,1.50\r\n7,,3\r\n")
     src = source(path)
-    items = await read(src)
+    items = await read_records(src)
     assert src.encoding_used == "utf-8-sig"
     assert [item.fields for item in items] == [
         {"id": "00123", "zip": "01234", "price": "1.50"},
@@ -167,7 +175,7 @@ async def test_utf8_bom_is_stripped_and_leading_zeros_stay(tmp_path: Path) -> No
 
 async def test_explicit_utf8_also_strips_a_bom(tmp_path: Path) -> None:
     path = write(tmp_path / "bom.csv", "\ufeffid,name\nx,Zoë\n")
-    items = await read(source(path, encoding="utf-8"))
+    items = await read_records(source(path, encoding="utf-8"))
     assert [item.fields for item in items] == [{"id": "x", "name": "Zoë"}]
 
 
@@ -176,7 +184,7 @@ async def test_gzip_by_suffix_or_setting(tmp_path: Path, compression: str) -> No
     body = 'id;title\n1;Ünïcode\n2;"two\nlines"\n'
     path = tmp_path / ("data.csv.gz" if compression == "auto" else "data.bin")
     path.write_bytes(gzip.compress(body.encode("utf-8")))
-    items = await read(source(path, compression=compression))
+    items = await read_records(source(path, compression=compression))
     assert [(i.key, dict(i.fields), i.position) for i in items] == [
         ("1", {"id": "1", "title": "Ünïcode"}, "line 2"),
         ("2", {"id": "2", "title": "two\nlines"}, "line 3"),
@@ -198,14 +206,14 @@ async def test_gzip_detected_by_magic_bytes_without_suffix(tmp_path: Path) -> No
     ],
 )
 async def test_delimiter_is_sniffed(tmp_path: Path, delimiter: str, text: str) -> None:
-    items = await read(source(write(tmp_path / "d.csv", text)))
-    assert items[0].fields["name"] == "Anna"  # type: ignore[union-attr]
+    items = await read_records(source(write(tmp_path / "d.csv", text)))
+    assert items[0].fields["name"] == "Anna"
     assert {len(i.fields) for i in items} == {3}
 
 
 async def test_given_delimiter_wins(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "id;name\n1;a,b\n")
-    items = await read(source(path, delimiter=";"))
+    items = await read_records(source(path, delimiter=";"))
     assert [dict(i.fields) for i in items] == [{"id": "1", "name": "a,b"}]
 
 
@@ -276,7 +284,7 @@ async def test_an_empty_key_is_a_per_row_error_and_a_repeat_is_passed_on(tmp_pat
 async def test_several_column_key_and_column_selection(tmp_path: Path) -> None:
     path = write(tmp_path / "il.csv", "InvoiceId,InvoiceLineId,Qty,Note\n1,1,2,x\n1,2,1,y\n")
     src = source(path, key=["InvoiceId", "InvoiceLineId"], key_separator="/", columns=["Qty"])
-    items = await read(src)
+    items = await read_records(src)
     assert [(i.key, dict(i.fields)) for i in items] == [
         ("1/1", {"Qty": "2"}),
         ("1/2", {"Qty": "1"}),
@@ -348,7 +356,7 @@ async def test_since_is_refused_clearly(tmp_path: Path) -> None:
     src = source(write(tmp_path / "s.csv", "id\n1\n"))
     assert src.incremental is False
     with pytest.raises(ConfigError, match="cannot read incrementally"):
-        async with aclosing(src.records(since="2024-01-01")) as items:  # type: ignore[type-var]
+        async with aclosing(src.records(since="2024-01-01")) as items:
             await anext(items)
 
 

@@ -11,8 +11,7 @@ from flowport.base.models import CollectionSchema
 from flowport.mappings import CollectionMapping
 from flowport.pipeline.jobfile import Job, JobFileError, load_job
 from flowport.pipeline.logging import clear_secrets, redact
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 BASE = textwrap.dedent(
     """

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mapping_helpers import OPTION_NEWS, OPTION_REVIEW, compile_spec, failed, field, mapped, schema
+
+from tests.mappings.mapping_helpers import (
+    OPTION_NEWS,
+    OPTION_REVIEW,
+    compile_spec,
+    failed,
+    field,
+    mapped,
+    schema,
+)
 
 BASE_URL = "https://old.example.com/blog/"
 
