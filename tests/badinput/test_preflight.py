@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from flowport.pipeline.sandbox import Sandbox
+from tests.conftest import write_csv
 from tests.connectors.wordpress_fixture import FixtureWordPress, fixture_wordpress  # noqa: F401
 
-from .conftest import sandbox_items, write_csv
+from .conftest import sandbox_items
 from .test_corpus import assert_clean_abort, cli_run, make_job
 
 WORDPRESS_USER_ENV = "FLOWPORT_PREFLIGHT_WP_USER"

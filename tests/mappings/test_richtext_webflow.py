@@ -17,7 +17,6 @@ from typing import Any
 import lxml.html
 import pytest
 from lxml import etree
-from mapping_helpers import compile_spec, field, mapped, schema
 
 from flowport.base.errors import ConfigError
 from flowport.mappings import MappingWarning
@@ -28,6 +27,7 @@ from flowport.mappings.richtext import (
     wordpress_to_html,
 )
 from flowport.mappings.webflow_html import top_level_bare_text, video_figure, video_urls
+from tests.mappings.mapping_helpers import compile_spec, field, mapped, schema
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "acceptance-data"
 THEME_UNIT_TEST = SHARED / "wxr-theme-unit-test" / "themeunittestdata.wordpress.xml"
