@@ -525,6 +525,32 @@ def _check_destination(path: Path, destination: Destination) -> None:
 
 def _write_order(path: Path, collections: Mapping[str, CollectionJob]) -> WriteOrder:
     names = list(collections)
+    edges = _reference_edges(path, collections)
+    components = _strongly_connected(names, edges)
+    order = [name for component in components for name in component]
+    position = {name: i for i, name in enumerate(order)}
+    cycles = tuple(
+        tuple(component)
+        for component in components
+        if len(component) > 1 or any(t == component[0] for _, t in edges[component[0]])
+    )
+    deferred = {
+        name: frozenset(slug for slug, target in edges[name] if position[target] >= position[name])
+        for name in order
+    }
+    return WriteOrder(
+        names=tuple(order),
+        cycles=cycles,
+        deferred=types.MappingProxyType({k: v for k, v in deferred.items() if v}),
+    )
+
+
+def _reference_edges(
+    path: Path, collections: Mapping[str, CollectionJob]
+) -> dict[str, list[tuple[str, str]]]:
+    """Per collection, its (reference field, target collection) pairs; a target that is not a
+    collection of the job is a bad job file."""
+    names = list(collections)
     edges: dict[str, list[tuple[str, str]]] = {name: [] for name in names}
     for name, collection in collections.items():
         sources = collection.reference_targets()
@@ -541,8 +567,14 @@ def _write_order(path: Path, collections: Mapping[str, CollectionJob]) -> WriteO
                     + f"job collections: {', '.join(names)}",
                 )
             edges[name].append((slug, target))
+    return edges
 
-    # Tarjan's strongly connected components; each emitted component's dependencies come first.
+
+def _strongly_connected(
+    names: list[str], edges: Mapping[str, list[tuple[str, str]]]
+) -> list[list[str]]:
+    """Tarjan's strongly connected components; each emitted component's dependencies come
+    first, and a component's members keep the job file's order."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -572,23 +604,7 @@ def _write_order(path: Path, collections: Mapping[str, CollectionJob]) -> WriteO
     for name in names:
         if name not in index:
             visit(name)
-
-    order = [name for component in components for name in component]
-    position = {name: i for i, name in enumerate(order)}
-    cycles = tuple(
-        tuple(component)
-        for component in components
-        if len(component) > 1 or any(t == component[0] for _, t in edges[component[0]])
-    )
-    deferred = {
-        name: frozenset(slug for slug, target in edges[name] if position[target] >= position[name])
-        for name in order
-    }
-    return WriteOrder(
-        names=tuple(order),
-        cycles=cycles,
-        deferred=types.MappingProxyType({k: v for k, v in deferred.items() if v}),
-    )
+    return components
 
 
 # ---- translating pydantic errors ------------------------------------------------------------

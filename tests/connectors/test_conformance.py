@@ -99,10 +99,11 @@ async def test_two_reads_are_identical(case: ConnectorCase) -> None:
 async def test_batches_hold_what_records_yields(case: ConnectorCase) -> None:
     # The runner reads every source a batch at a time: the source's own batches when it has
     # them (record_batches), else records() grouped. Either way, the same items in order.
-    from flowport.pipeline.runner import LOOKUP_CHUNK, _read_batches
+    from flowport.pipeline.stages.claims import LOOKUP_CHUNK
+    from flowport.pipeline.stages.read import read_batches
 
     source = case.source
-    async with aclosing(_read_batches(source, None)) as batches:
+    async with aclosing(read_batches(source, None)) as batches:
         sizes = []
         batched: list[SourceItem] = []
         async for batch in batches:

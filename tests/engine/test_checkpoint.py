@@ -21,6 +21,7 @@ from flowport.pipeline.checkpoint import (
     SCHEMA_VERSION,
     Acknowledged,
     CheckpointLog,
+    DeferredReferences,
     ItemFailure,
 )
 from flowport.pipeline.logging import clear_secrets, register_secret
@@ -738,3 +739,27 @@ async def test_a_cancelled_batch_is_aborted(log: CheckpointLog) -> None:
             scope.cancel()
             await anyio.sleep(1)
     assert batch_row(log, opened[0])["outcome"] == "aborted"
+
+
+def test_deferred_references_stream_back_in_order_and_in_chunks(log: CheckpointLog) -> None:
+    log.start_scratch()
+    items = [
+        DeferredReferences(
+            "pages",
+            f"p{n}",
+            "staged" if n % 2 else "live",
+            f"digest-{n}",
+            {"parent": (f"p{n - 1}",), "related": ("a", 'quote"key')} if n else {},
+            source_hash=fingerprint(n) if n % 3 else None,
+        )
+        for n in range(7)
+    ]
+    log.defer_references(items[:4])
+    chunks = log.deferred_references(chunk=3)
+    assert next(chunks) == items[:3]
+    # Rows kept after the reading began are met too: the read is by position, a chunk at a time.
+    log.defer_references(items[4:])
+    assert next(chunks) == items[3:6]
+    assert list(chunks) == [items[6:]]
+    log.start_scratch()  # a new run starts with none
+    assert list(log.deferred_references()) == []

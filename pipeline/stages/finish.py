@@ -1,0 +1,78 @@
+"""The finish stage of a collection, once every record went through: items whose source
+record vanished, then what the executor leaves for the end (publishing what was staged, the
+writer's counts, the incremental cursor)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.jobfile import CollectionJob
+from flowport.pipeline.logging import ProgressSink
+from flowport.pipeline.stages.cursor import IncrementalCursor
+from flowport.pipeline.stages.executors import Executor
+from flowport.pipeline.stages.summary import RunSummary
+
+__all__ = ["finish_collection"]
+
+
+async def finish_collection(
+    executor: Executor,
+    checkpoint: CheckpointLog,
+    summary: RunSummary,
+    sink: ProgressSink,
+    name: str,
+    collection: CollectionJob,
+    collection_id: str,
+    *,
+    locale_ids: Sequence[str],
+    cursor: IncrementalCursor,
+    unreadable: int,
+) -> None:
+    if cursor.since is None:
+        # Only a read of the whole source says which records are gone.
+        await _remove_vanished(
+            executor, checkpoint, summary, sink, name, collection, collection_id, unreadable
+        )
+    await executor.finish_collection(name, collection_id, locale_ids, cursor)
+    sink.collection_finished(name, summary.collections.get(name, {}))
+
+
+async def _remove_vanished(
+    executor: Executor,
+    checkpoint: CheckpointLog,
+    summary: RunSummary,
+    sink: ProgressSink,
+    name: str,
+    collection: CollectionJob,
+    collection_id: str,
+    unreadable: int,
+) -> None:
+    """Items whose source record is gone, handled as the job says, within the safety cap."""
+    policy = collection.deletions
+    if policy == "keep":
+        return
+    counts = checkpoint.counts().get(name, {})
+    known = counts.get("done", 0) + counts.get("staged", 0)
+    vanished = checkpoint.count_unseen(name)
+    if not vanished:
+        return
+    if unreadable:
+        summary.notes.append(
+            f"{name}: {unreadable} source records could not be read, so {vanished} "
+            "missing records were not treated as deleted"
+        )
+        return
+    limit = math.floor(collection.max_delete_share * known)
+    if vanished > limit:
+        summary.count(name, "deletions_refused", vanished)
+        message = (
+            f"{name}: {vanished} of {known} items are gone from the source, more than "
+            f"max_delete_share = {collection.max_delete_share} allows ({limit}); nothing was "
+            "removed. If the source is right, raise max_delete_share for one run."
+        )
+        summary.notes.append(message)
+        sink.message("error", message)
+        return
+    await executor.remove(name, collection_id, checkpoint.unseen(name), policy)

@@ -1,0 +1,65 @@
+"""What a run (or a plan) did, per collection and outcome: the value ``run_job`` returns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RunSummary"]
+
+
+@dataclass(slots=True)
+class RunSummary:
+    job: str
+    dry_run: bool = False
+    collections: dict[str, dict[str, int]] = field(default_factory=dict)
+    aborted: str | None = None
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds: float = 0.0
+    site_published: bool = False
+    notes: list[str] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, collection: str, outcome: str, n: int = 1) -> None:
+        if n:
+            per = self.collections.setdefault(collection, {})
+            per[outcome] = per.get(outcome, 0) + n
+
+    def add(self, collection: str, counts: Mapping[str, int]) -> None:
+        """The counts of one batch (a BatchOutcome's), from the code that did the work."""
+        for outcome, n in counts.items():
+            self.count(collection, outcome, n)
+
+    def total(self, outcome: str) -> int:
+        return sum(per.get(outcome, 0) for per in self.collections.values())
+
+    @property
+    def exit_code(self) -> int:
+        if self.aborted is not None:
+            return 3
+        troubles = ("failed", "publish_failed", "unresolved", "deletions_refused")
+        if any(self.total(outcome) for outcome in troubles):
+            return 1
+        return 0
+
+    def as_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "job": self.job,
+            "exit_code": self.exit_code,
+            "aborted": self.aborted,
+            "collections": self.collections,
+            "requests": self.requests,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "seconds": round(self.seconds, 3),
+            "site_published": self.site_published,
+        }
+        if self.dry_run:
+            result["dry_run"] = True
+            result["samples"] = self.samples
+        if self.notes:
+            result["notes"] = self.notes
+        return result
