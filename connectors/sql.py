@@ -17,9 +17,13 @@ Decisions a job author may want to know:
 * Values become JSON-like: ``Decimal`` -> exact text (``"0.99"``), date/time -> ISO 8601,
   ``bytes`` -> base64 text (or refused, per ``binary``), UUID/IP/interval -> text, JSON and arrays
   -> lists and dicts. A value of a type not listed makes that row a :class:`RecordError`.
-* ``cursor_column`` makes the source incremental: ``records(since=s)`` reads only rows whose cursor
-  is past ``s``; ``s`` is the text this source put in ``SourceRecord.cursor``, read back as the
-  column's type (learnt from one row), so comparisons are the database's own.
+* ``cursor_column`` makes the source incremental: ``records(since=s)`` reads the rows whose cursor
+  is at or past ``s``; ``s`` is the text this source put in ``SourceRecord.cursor``, read back as
+  the column's type (learnt from one row), so comparisons are the database's own. The bound is
+  inclusive because a cursor is coarser than the changes it orders (MariaDB's ``TIMESTAMP`` and
+  WordPress keep whole seconds): a row saved in the same second as the last one read would be
+  skipped for good by ``>``. The rows at the bound that did not change are read again and the
+  runner skips them by their source fingerprint, without a request.
 * A row whose key is NULL or empty is a :class:`RecordError`. A row repeating an earlier row's
   key is passed on as read: the runner, which sees every source's keys in flat memory, refuses
   the repeat (the first row wins), so a table of any size is read without a set of its keys.
@@ -509,7 +513,7 @@ class SqlSource:
                 if sample is None:
                     return None
                 threshold = _since_value(since, sample, self._cursor_column)
-                statement = statement.where(cursor > sa.bindparam("since", threshold))
+                statement = statement.where(cursor >= sa.bindparam("since", threshold))
         return statement.order_by(*order).execution_options(**options)
 
     async def _batches(self, result: Any) -> AsyncIterator[list[SourceItem]]:

@@ -48,6 +48,34 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+def require_reachable(what: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        unavailable(f"{what} is not reachable on {host}:{port}")
+
+
+async def execute_sql(url: str, *statements: str) -> None:
+    """Run statements in one committed transaction, through the URL's async driver."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    drivers = {
+        "sqlite": "sqlite+aiosqlite",
+        "postgresql": "postgresql+asyncpg",
+        "mysql": "mysql+aiomysql",
+    }
+    parsed = make_url(url)
+    engine = create_async_engine(
+        parsed.set(drivername=drivers[parsed.get_backend_name()]), poolclass=NullPool
+    )
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
+
+
 def run_async_in_thread(make: Callable[[], Awaitable[_T]]) -> _T:
     """Run a coroutine to completion on its own loop in its own thread, clear of pytest's loops."""
     outcome: dict[str, Any] = {}
