@@ -526,7 +526,12 @@ class SqlSource:
             columns.index(self._cursor_column) if self._cursor_column is not None else None
         )
         row_number = 0
-        partitions = result.partitions()
+        # The size is given here, not only as the statement's yield_per: SQLAlchemy applies
+        # yield_per to compiled SELECTs but not to text(), so a query read without a cursor
+        # column came back whole, server-side cursor or not. Its docs: "a specific partition
+        # size should be passed to Result.partitions() to avoid fetching the entire result"
+        # (Core, "Using Server Side Cursors (a.k.a. stream results)").
+        partitions = result.partitions(self._batch_size)
         while True:
             try:
                 rows = await anext(partitions)

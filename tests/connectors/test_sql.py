@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 import sqlite3
 from contextlib import aclosing, closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from .conftest import (
     CHINOOK,
     CHINOOK_TABLES,
     POSTGRES_PASSWORD,
+    Backend,
     chinook_counts,
     execute_sql,
 )
@@ -34,51 +33,6 @@ PRIMARY_KEYS = {
     "Playlist": ("PlaylistId",), "PlaylistTrack": ("PlaylistId", "TrackId"),
     "Track": ("TrackId",),
 }  # fmt: skip
-
-
-def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One database holding Chinook; the PostgreSQL script names everything in snake_case."""
-
-    id: str
-    url: str
-    snake_case: bool = False
-
-    def ident(self, name: str) -> str:
-        return snake(name) if self.snake_case else name
-
-    def source(self, **options: Any) -> SqlSource:
-        for option in ("table", "cursor_column"):
-            if isinstance(options.get(option), str):
-                options[option] = self.ident(options[option])
-        key = options.pop("key")
-        keys = (key,) if isinstance(key, str) else key
-        config = SqlSourceConfig(
-            url_env="DB_URL", key=tuple(self.ident(k) for k in keys), **options
-        )
-        return config.open(base_dir=Path("/nonexistent"), env={"DB_URL": self.url})
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.shared),
-        pytest.param("postgres", marks=[pytest.mark.shared, pytest.mark.postgres]),
-        pytest.param("mariadb", marks=[pytest.mark.shared, pytest.mark.mariadb]),
-    ]
-)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "sqlite":
-        database: Path = request.getfixturevalue("chinook_sqlite")
-        return Backend("sqlite", f"sqlite:///{database}")
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_chinook")
-        # A bare backend name: the connector picks the async driver itself.
-        return Backend("postgres", url.replace("postgresql+asyncpg://", "postgresql://"), True)
-    return Backend("mariadb", request.getfixturevalue("mariadb_chinook"))
 
 
 async def read(src: SqlSource, since: str | None = None) -> list[SourceItem]:
