@@ -8,18 +8,28 @@ logs or errors.
 
 Decisions a job author may want to know:
 
-* Rows come from a server-side cursor (``yield_per``), in a read-only transaction
+* Rows come from a server-side cursor, ``batch_size`` a fetch, in a read-only transaction
   (``SET TRANSACTION READ ONLY`` on PostgreSQL, ``START TRANSACTION READ ONLY`` on MySQL/MariaDB,
   ``PRAGMA query_only`` on SQLite), ordered by the cursor column (if any) then the key, so two
   reads give the same order. A ``query`` without a cursor column keeps the query's own order.
+* ``query`` is one SELECT (or WITH ... SELECT), sent as written: comments may come before or
+  after it, and ``:name`` in it is never taken for a bind parameter. ``SELECT ... INTO``
+  (OUTFILE, DUMPFILE, @variables, a table) writes, and is refused when the job is loaded; a
+  query the read-only transaction refuses (a writable WITH, ``nextval()``) fails at its first
+  fetch. Either failure, like any other of the database's, is a :class:`SourceError` naming the
+  source and the database's own message. How the text is read: ``_sql_text``.
 * ``table`` is an identifier taken as written, case included (``Album`` is ``"Album"``):
   ``schema.table``, with double quotes around a part holding a dot.
 * Values become JSON-like: ``Decimal`` -> exact text (``"0.99"``), date/time -> ISO 8601,
   ``bytes`` -> base64 text (or refused, per ``binary``), UUID/IP/interval -> text, JSON and arrays
   -> lists and dicts. A value of a type not listed makes that row a :class:`RecordError`.
-* ``cursor_column`` makes the source incremental: ``records(since=s)`` reads only rows whose cursor
-  is past ``s``; ``s`` is the text this source put in ``SourceRecord.cursor``, read back as the
-  column's type (learnt from one row), so comparisons are the database's own.
+* ``cursor_column`` makes the source incremental: ``records(since=s)`` reads the rows whose cursor
+  is at or past ``s``; ``s`` is the text this source put in ``SourceRecord.cursor``, read back as
+  the column's type (learnt from one row), so comparisons are the database's own. The bound is
+  inclusive because a cursor is coarser than the changes it orders (MariaDB's ``TIMESTAMP`` and
+  WordPress keep whole seconds): a row saved in the same second as the last one read would be
+  skipped for good by ``>``. The rows at the bound that did not change are read again and the
+  runner skips them by their source fingerprint, without a request.
 * A row whose key is NULL or empty is a :class:`RecordError`. A row repeating an earlier row's
   key is passed on as read: the runner, which sees every source's keys in flat memory, refuses
   the repeat (the first row wins), so a table of any size is read without a set of its keys.
@@ -32,6 +42,7 @@ import contextlib
 import datetime as dt
 import decimal
 import enum
+import functools
 import ipaddress
 import math
 import uuid
@@ -45,6 +56,7 @@ from pydantic import Field, field_validator, model_validator
 from flowport.base.errors import ConfigError, FlowportError, SourceError
 from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
 from flowport.connectors._keys import KeyedSourceConfig
+from flowport.connectors._sql_text import check_read_only_query, escape_bind_markers
 
 if TYPE_CHECKING:
     # SQLAlchemy is imported where a SQL source is opened, not with the job-file models:
@@ -160,11 +172,7 @@ class SqlSourceConfig(KeyedSourceConfig):
         if value is None:
             return None
         statement = value.strip().rstrip(";").strip()
-        first_word = statement.split(None, 1)[0].upper() if statement else ""
-        if first_word not in ("SELECT", "WITH"):
-            raise ValueError("query must be a single SELECT (or WITH ... SELECT) statement")
-        if ";" in statement:
-            raise ValueError("query must be a single statement: remove the ';' inside it")
+        check_read_only_query(statement)
         return statement
 
     @model_validator(mode="after")
@@ -254,6 +262,28 @@ def _describe(exc: BaseException, url: URL) -> str:
     cause = original if isinstance(original, BaseException) else exc
     message = str(cause).strip() or type(cause).__name__
     return _scrub(f"{type(cause).__name__}: {message}", url)
+
+
+@functools.cache
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What a failed read raises: SQLAlchemy's errors, and the drivers' own, which SQLAlchemy's
+    asyncio adapters let through unwrapped from a server-side cursor's fetches (asyncpg's
+    ReadOnlySQLTransactionError from the first fetch of a query calling nextval(), for one)."""
+    import sqlite3
+
+    import aiomysql
+    import asyncpg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (
+        SQLAlchemyError,
+        OSError,
+        TimeoutError,
+        sqlite3.Error,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        aiomysql.MySQLError,
+    )
 
 
 class _Unconvertible(Exception):
@@ -410,7 +440,7 @@ class SqlSource:
                 return 0
             if not isinstance(statement, sa.Select):
                 statement = sa.select(sa.literal_column("*")).select_from(
-                    sa.text(self._query or "").columns().subquery(_QUERY_ALIAS)
+                    self._query_clause().columns().subquery(_QUERY_ALIAS)
                 )
             counted = sa.select(sa.func.count()).select_from(
                 statement.order_by(None).subquery("flowport_count")
@@ -442,13 +472,11 @@ class SqlSource:
                 await engine.dispose()
 
     async def _run(self, doing: str, step: Awaitable[_T]) -> _T:
-        from sqlalchemy.exc import SQLAlchemyError
-
         try:
             return await step
         except FlowportError:
             raise
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        except _read_errors() as exc:
             raise SourceError(f"{self.name}: cannot {doing}: {_describe(exc, self._url)}") from None
 
     async def _check_sqlite_file(self) -> None:
@@ -486,8 +514,15 @@ class SqlSource:
                 quoted_name(table, quote=True),
                 schema=quoted_name(schema, quote=True) if schema else None,
             )
+        return self._query_clause().columns().subquery(_QUERY_ALIAS)
+
+    def _query_clause(self) -> sa.TextClause:
+        import sqlalchemy as sa
+
         assert self._query is not None
-        return sa.text(self._query).columns().subquery(_QUERY_ALIAS)
+        # The newline ends a "-- comment" closing the query, which would otherwise swallow the
+        # ")" of the subquery the query is wrapped in.
+        return sa.text(escape_bind_markers(self._query) + "\n")
 
     async def _statement(
         self, connection: AsyncConnection, since: str | None
@@ -496,7 +531,7 @@ class SqlSource:
 
         options = {"yield_per": self._batch_size}
         if self._query is not None and self._cursor_column is None:
-            return sa.text(self._query).execution_options(**options)
+            return self._query_clause().execution_options(**options)
         source = self._from_clause()
         order = [_column(name) for name in self._key_columns]
         statement: sa.Select[Any] = sa.select(sa.literal_column("*")).select_from(source)
@@ -509,12 +544,10 @@ class SqlSource:
                 if sample is None:
                     return None
                 threshold = _since_value(since, sample, self._cursor_column)
-                statement = statement.where(cursor > sa.bindparam("since", threshold))
+                statement = statement.where(cursor >= sa.bindparam("since", threshold))
         return statement.order_by(*order).execution_options(**options)
 
     async def _batches(self, result: Any) -> AsyncIterator[list[SourceItem]]:
-        from sqlalchemy.exc import SQLAlchemyError
-
         columns = list(result.keys())
         self._require_columns(columns)
         key_indices = [columns.index(name) for name in self._key_columns]
@@ -522,13 +555,18 @@ class SqlSource:
             columns.index(self._cursor_column) if self._cursor_column is not None else None
         )
         row_number = 0
-        partitions = result.partitions()
+        # The size is given here, not only as the statement's yield_per: SQLAlchemy applies
+        # yield_per to compiled SELECTs but not to text(), so a query read without a cursor
+        # column came back whole, server-side cursor or not. Its docs: "a specific partition
+        # size should be passed to Result.partitions() to avoid fetching the entire result"
+        # (Core, "Using Server Side Cursors (a.k.a. stream results)").
+        partitions = result.partitions(self._batch_size)
         while True:
             try:
                 rows = await anext(partitions)
             except StopAsyncIteration:
                 return
-            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            except _read_errors() as exc:
                 raise SourceError(
                     f"{self.name}: reading stopped after row {row_number}: "
                     f"{_describe(exc, self._url)}"

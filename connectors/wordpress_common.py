@@ -91,6 +91,7 @@ __all__ = [
     "decode_text",
     "gmt_iso",
     "is_after",
+    "is_at_or_after",
     "local_iso",
     "parse_since",
     "post_key",
@@ -287,14 +288,25 @@ def parse_since(since: str) -> datetime:
 def is_after(cursor: str | None, since: datetime) -> bool:
     # An incremental read yields only records it can place after ``since``: one with no date
     # (an export without post dates) is read by full reads only.
+    parsed = _cursor_time(cursor)
+    return parsed is not None and parsed > since
+
+
+def is_at_or_after(cursor: str | None, since: datetime) -> bool:
+    # WordPress keeps whole seconds: a post saved in the same second as the saved cursor
+    # compares equal to it, and ``>`` would skip it until it changes again. The posts at the
+    # cursor that did not change are read again; the runner skips them by their fingerprint.
+    parsed = _cursor_time(cursor)
+    return parsed is not None and parsed >= since
+
+
+def _cursor_time(cursor: str | None) -> datetime | None:
     if cursor is None:
-        return False
+        return None
     parsed = _parse_datetime(cursor)
     if parsed is None:
-        return False
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed > since
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def add_meta(meta: dict[str, Any], key: str, value: str) -> None:

@@ -14,7 +14,7 @@ of a custom post type or taxonomy) into the shapes of :mod:`flowport.connectors.
   and stops with a clear error instead of quietly reading only public content.
 - Incremental reads (post types only) ask for ``modified_after`` with a margin (WordPress compares
   it with the site-local ``post_modified``, whose zone the client does not know) and keep the
-  records whose ``modified_gmt`` is past ``since``.
+  records whose ``modified_gmt`` is at or past ``since`` (whole seconds: see ``is_at_or_after``).
 - ``/wp-json/`` or, when pretty permalinks are off, ``/?rest_route=/`` (detected on a 404).
 - 5xx, 429 and timeouts are retried with exponential backoff and jitter, honouring Retry-After.
 
@@ -56,7 +56,7 @@ from flowport.connectors.wordpress_common import (
     decode_slug,
     decode_text,
     gmt_iso,
-    is_after,
+    is_at_or_after,
     local_iso,
     parse_since,
     post_key,
@@ -463,7 +463,7 @@ class WordPressRestSource:
                                 )
                                 continue
                             seen.add(record.key)
-                            if since_at is not None and not is_after(record.cursor, since_at):
+                            if since_at is not None and not is_at_or_after(record.cursor, since_at):
                                 continue
                         yield record
 

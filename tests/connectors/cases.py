@@ -58,6 +58,9 @@ class ConnectorCase:
     #: For incremental sources: a ``since`` and how many records a read past it must yield.
     since: str | None = None
     expected_since_records: int | None = None
+    #: Whether a read from ``since`` includes the records at it: SQL and WordPress REST reads do
+    #: (their cursors keep whole seconds, so an equal cursor may be a later change).
+    since_is_inclusive: bool = False
     #: Strings that must never appear in the source's name or repr (passwords).
     secrets: tuple[str, ...] = ()
     release_check: ReleaseCheck | None = None
@@ -166,6 +169,7 @@ def sqlite_invoice_incremental(request: pytest.FixtureRequest, tmp: Path) -> Con
         sample_fields={"BillingAddress": "Theodor-Heuss-Straße 34", "BillingState": None},
         since=INVOICE_SINCE_SQLITE,
         expected_since_records=_invoices_after_2025(),
+        since_is_inclusive=True,
         release_check=_sqlite_released(database),
     )
 
@@ -211,6 +215,7 @@ def postgres_invoice_incremental(request: pytest.FixtureRequest, tmp: Path) -> C
         },
         since="2025-01-01T00:00:00",
         expected_since_records=_invoices_after_2025(),
+        since_is_inclusive=True,
         secrets=(POSTGRES_PASSWORD,),
         release_check=_postgres_released(url),
     )
@@ -249,6 +254,7 @@ def mariadb_invoice_incremental(request: pytest.FixtureRequest, tmp: Path) -> Co
         sample_fields={"BillingAddress": "Theodor-Heuss-Straße 34", "Total": "1.98"},
         since="2025-01-01T00:00:00",
         expected_since_records=_invoices_after_2025(),
+        since_is_inclusive=True,
         release_check=_mariadb_released(url),
     )
 

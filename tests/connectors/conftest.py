@@ -8,6 +8,7 @@ with ``CI=true`` it fails instead, so CI never passes by skipping.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import shutil
 import socket
@@ -15,11 +16,13 @@ import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+from flowport.connectors.sql import SqlSource, SqlSourceConfig
 from tests.conftest import ACCEPTANCE, require_shared, unavailable
 
 CHINOOK = ACCEPTANCE / "sql-chinook"
@@ -46,6 +49,34 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def require_reachable(what: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        unavailable(f"{what} is not reachable on {host}:{port}")
+
+
+async def execute_sql(url: str, *statements: str) -> None:
+    """Run statements in one committed transaction, through the URL's async driver."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    drivers = {
+        "sqlite": "sqlite+aiosqlite",
+        "postgresql": "postgresql+asyncpg",
+        "mysql": "mysql+aiomysql",
+    }
+    parsed = make_url(url)
+    engine = create_async_engine(
+        parsed.set(drivername=drivers[parsed.get_backend_name()]), poolclass=NullPool
+    )
+    try:
+        async with engine.begin() as connection:
+            for statement in statements:
+                await connection.exec_driver_sql(statement)
+    finally:
+        await engine.dispose()
 
 
 def run_async_in_thread(make: Callable[[], Awaitable[_T]]) -> _T:
@@ -212,3 +243,48 @@ def open_descriptors_to(path: Path) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One database holding Chinook; the PostgreSQL script names everything in snake_case."""
+
+    id: str
+    url: str
+    snake_case: bool = False
+
+    def ident(self, name: str) -> str:
+        return snake(name) if self.snake_case else name
+
+    def source(self, **options: Any) -> SqlSource:
+        for option in ("table", "cursor_column"):
+            if isinstance(options.get(option), str):
+                options[option] = self.ident(options[option])
+        key = options.pop("key")
+        keys = (key,) if isinstance(key, str) else key
+        config = SqlSourceConfig(
+            url_env="DB_URL", key=tuple(self.ident(k) for k in keys), **options
+        )
+        return config.open(base_dir=Path("/nonexistent"), env={"DB_URL": self.url})
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.shared),
+        pytest.param("postgres", marks=[pytest.mark.shared, pytest.mark.postgres]),
+        pytest.param("mariadb", marks=[pytest.mark.shared, pytest.mark.mariadb]),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "sqlite":
+        database: Path = request.getfixturevalue("chinook_sqlite")
+        return Backend("sqlite", f"sqlite:///{database}")
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_chinook")
+        # A bare backend name: the connector picks the async driver itself.
+        return Backend("postgres", url.replace("postgresql+asyncpg://", "postgresql://"), True)
+    return Backend("mariadb", request.getfixturevalue("mariadb_chinook"))

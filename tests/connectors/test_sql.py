@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
-import re
+import secrets
 import sqlite3
 from contextlib import aclosing, closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,14 @@ from flowport.connectors import RecordError, SourceItem, SourceRecord
 from flowport.connectors.sql import SqlSource, SqlSourceConfig, parse_table_name
 from tests.conftest import require_shared
 
-from .conftest import CHINOOK, CHINOOK_TABLES, POSTGRES_PASSWORD, chinook_counts
+from .conftest import (
+    CHINOOK,
+    CHINOOK_TABLES,
+    POSTGRES_PASSWORD,
+    Backend,
+    chinook_counts,
+    execute_sql,
+)
 
 PRIMARY_KEYS = {
     "Album": ("AlbumId",), "Artist": ("ArtistId",), "Customer": ("CustomerId",),
@@ -27,51 +33,6 @@ PRIMARY_KEYS = {
     "Playlist": ("PlaylistId",), "PlaylistTrack": ("PlaylistId", "TrackId"),
     "Track": ("TrackId",),
 }  # fmt: skip
-
-
-def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One database holding Chinook; the PostgreSQL script names everything in snake_case."""
-
-    id: str
-    url: str
-    snake_case: bool = False
-
-    def ident(self, name: str) -> str:
-        return snake(name) if self.snake_case else name
-
-    def source(self, **options: Any) -> SqlSource:
-        for option in ("table", "cursor_column"):
-            if isinstance(options.get(option), str):
-                options[option] = self.ident(options[option])
-        key = options.pop("key")
-        keys = (key,) if isinstance(key, str) else key
-        config = SqlSourceConfig(
-            url_env="DB_URL", key=tuple(self.ident(k) for k in keys), **options
-        )
-        return config.open(base_dir=Path("/nonexistent"), env={"DB_URL": self.url})
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.shared),
-        pytest.param("postgres", marks=[pytest.mark.shared, pytest.mark.postgres]),
-        pytest.param("mariadb", marks=[pytest.mark.shared, pytest.mark.mariadb]),
-    ]
-)
-def backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "sqlite":
-        database: Path = request.getfixturevalue("chinook_sqlite")
-        return Backend("sqlite", f"sqlite:///{database}")
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_chinook")
-        # A bare backend name: the connector picks the async driver itself.
-        return Backend("postgres", url.replace("postgresql+asyncpg://", "postgresql://"), True)
-    return Backend("mariadb", request.getfixturevalue("mariadb_chinook"))
 
 
 async def read(src: SqlSource, since: str | None = None) -> list[SourceItem]:
@@ -148,11 +109,41 @@ async def test_incremental_read_with_a_cursor_column(backend: Backend) -> None:
     later = records_of(await read(src, since=since))
     stored_since = full[299].fields[backend.ident("InvoiceDate")]
     expected = reference(
-        "SELECT COUNT(*) FROM Invoice WHERE InvoiceDate > ?", str(stored_since).replace("T", " ")
+        "SELECT COUNT(*) FROM Invoice WHERE InvoiceDate >= ?", str(stored_since).replace("T", " ")
     )[0][0]
     assert len(later) == expected
     assert 0 < len(later) < len(full)
-    assert all(record.cursor is not None and record.cursor > since for record in later)
+    assert all(record.cursor is not None and record.cursor >= since for record in later)
+
+
+async def test_a_row_saved_in_the_same_second_as_the_cursor_is_read_again(
+    backend: Backend,
+) -> None:
+    # MariaDB's TIMESTAMP keeps whole seconds: a row saved in the second the last read ended
+    # compares equal to the saved cursor, not greater, and a `>` read would skip it for good.
+    table = f"stamped_{secrets.token_hex(3)}"
+    stamp = {"sqlite": "TEXT", "postgres": "TIMESTAMP(0)", "mariadb": "TIMESTAMP NULL"}[backend.id]
+    rows = ", ".join(f"({n}, 'v1', '2026-01-01 00:00:0{n}')" for n in range(1, 6))
+    await execute_sql(
+        backend.url,
+        f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, title VARCHAR(20), updated_at {stamp})",
+        f"INSERT INTO {table} VALUES {rows}",
+    )
+    try:
+        src = backend.source(table=table, key="id", cursor_column="updated_at")
+        since = records_of(await read(src))[-1].cursor
+        assert since is not None
+        assert since.replace("T", " ") == "2026-01-01 00:00:05"
+        await execute_sql(
+            backend.url,
+            f"INSERT INTO {table} VALUES (6, 'v1', '2026-01-01 00:00:05')",
+            f"UPDATE {table} SET title = 'v2', updated_at = '2026-01-01 00:00:05' WHERE id = 3",
+        )
+        later = records_of(await read(src, since=since))
+        # Row 5 did not change: the runner skips it by its source fingerprint.
+        assert {r.key: r.fields["title"] for r in later} == {"3": "v2", "5": "v1", "6": "v1"}
+    finally:
+        await execute_sql(backend.url, f"DROP TABLE {table}")
 
 
 async def test_query_with_cursor_is_wrapped_as_a_subquery(backend: Backend) -> None:
@@ -164,7 +155,7 @@ async def test_query_with_cursor_is_wrapped_as_a_subquery(backend: Backend) -> N
     since = full[len(full) // 2].cursor
     assert since is not None
     later = records_of(await read(src, since=since))
-    assert {r.key for r in later} == {r.key for r in full if r.cursor and r.cursor > since}
+    assert {r.key for r in later} == {r.key for r in full if r.cursor and r.cursor >= since}
     assert date in later[0].fields
 
 

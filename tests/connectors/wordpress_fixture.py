@@ -399,6 +399,7 @@ def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         sample_fields={"slug": template["slug"], "title": "My Awesome Post"},
         since=since,
         expected_since_records=expected_since,
+        since_is_inclusive=True,
     )
 
 
@@ -419,5 +420,6 @@ def rest_wordpress_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         sample_fields={"slug": "template-sticky", "sticky": True, "content_format": "raw"},
         since=CASE_SINCE,
         expected_since_records=_count_after(stamps, CASE_SINCE),
+        since_is_inclusive=True,
         secrets=(site.app_password,),
     )

@@ -219,10 +219,14 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
         )
         db.execute("INSERT INTO books VALUES ('60', 'Book 60', '160', '2026-02-01T00:00:01')")
     second = await run_job(load_job(path))
-    assert second.collections["books"] == {"updated": 1, "created": 1}
+    # Book 59 holds the first run's cursor: read again (the read is inclusive), sent no more.
+    assert second.collections["books"] == {"updated": 1, "created": 1, "unchanged": 1}
 
+    # The read is inclusive: the row at the saved cursor is read again, and skipped unsent.
+    before = await writes(sandbox)
     third = await run_job(load_job(path))
-    assert third.collections.get("books", {}) == {}
+    assert third.collections.get("books", {}) == {"unchanged": 1}
+    assert await writes(sandbox) == before
 
 
 async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_wins(
