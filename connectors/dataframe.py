@@ -24,7 +24,8 @@ Decisions a job author may want to know:
   gives a NULL (the mapper treats None and an absent key alike); numpy scalars become plain
   ``int``/``float``/``bool``/``str``; ±inf becomes text (``"inf"``), as in the SQL source;
   Timestamps become ISO 8601, with their UTC offset when tz-aware and without one when naive
-  (as the SQL source writes a naive datetime); Timedeltas ISO 8601 durations as the SQL source
+  (as the SQL source writes a naive datetime; a DateTime field reads it as UTC unless a
+  ``datetime`` transform names its zone); Timedeltas ISO 8601 durations as the SQL source
   writes an interval (``-P0DT30S``); ``Decimal`` exact
   text; lists, tuples, arrays and dicts pass through with their elements converted. A value of
   any other type makes its row a :class:`RecordError` naming the column.
