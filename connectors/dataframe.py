@@ -59,7 +59,7 @@ from flowport.connectors.sql import iso_duration
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DataFrameSource", "DataFrameSourceConfig", "field_type_of"]
+__all__ = ["DataFrameSource", "DataFrameSourceConfig", "field_type_of", "library_use_fix"]
 
 _LIBRARY_USE_FIX = "pass the frame from Python: await flowport.run(job, sources={{{name!r}: df}})"
 
@@ -176,7 +176,6 @@ class _Values:
 
         self._np = np
         self._pd = pd
-        self._missing: tuple[Any, ...] = (None, pd.NA, pd.NaT)
 
     def column(self, series: pd.Series[Any], on_error: Callable[[int, str], None]) -> list[Any]:
         """One slice of a column, converted; ``on_error(offset, reason)`` for a value that

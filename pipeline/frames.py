@@ -84,8 +84,7 @@ def _check_names(job: Job, wanted: list[str], frames: Mapping[str, Any]) -> None
     for name in wanted:
         if name not in frames:
             raise ConfigError(
-                f"collection {name!r} reads a dataframe source, and no DataFrame was given "
-                "for it",
+                f"collection {name!r} reads a dataframe source, and no DataFrame was given for it",
                 key=f"collections.{name}.source",
                 fix=library_use_fix(name),
             )
