@@ -57,7 +57,6 @@ from flowport.base.models import CollectionSchema, Item
 from flowport.connectors import (
     AttachmentSource,
     BatchedSource,
-    CheckedSource,
     CountableSource,
     RecordError,
     Source,
@@ -77,6 +76,7 @@ from flowport.mappings.slugs import slug_with_suffix
 from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure, ItemState
 from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.logging import NullSink, ProgressSink
+from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.webflow.client import WebflowClient
 from flowport.pipeline.writer import LOCALES_PENDING, Batch, Operation, PendingItem, Target, Writer
@@ -213,10 +213,16 @@ def _checkpoint_for(job: Job, *, dry_run: bool) -> Iterator[CheckpointLog]:
 
 
 async def run_job(
-    job: Job, progress: ProgressSink | None = None, *, dry_run: bool = False
+    job: Job,
+    progress: ProgressSink | None = None,
+    *,
+    dry_run: bool = False,
+    summary: RunSummary | None = None,
 ) -> RunSummary:
+    """Run (or plan) a job. A caller that must report on a run that raises (an interrupt, a
+    fatal error) passes its own ``summary``: it holds the counts so far and the reason."""
     sink: ProgressSink = progress or NullSink()
-    summary = RunSummary(job=job.path.stem, dry_run=dry_run)
+    summary = summary if summary is not None else RunSummary(job=job.path.stem, dry_run=dry_run)
     started = time.perf_counter()
     if job.destination.api != "sandbox":
         job.token()  # a missing token is a bad job: stop before creating anything
@@ -321,6 +327,7 @@ async def validate_job(job: Job) -> list[str]:
                 _check_mapping(job, name, schema)
             except ConfigError as error:
                 problems.append(str(error))
+    problems.extend(await source_problems(job))
     return problems
 
 
@@ -386,42 +393,7 @@ def _find_collection(existing: Sequence[CollectionSchema], target: str) -> Colle
 
 def _planned_schema(name: str, collection: CollectionJob) -> CollectionSchema:
     """What a collection the run would create will look like, for mapping it in a plan."""
-    fields: list[dict[str, Any]] = [
-        {
-            "id": "name",
-            "slug": "name",
-            "displayName": "Name",
-            "type": "PlainText",
-            "isRequired": True,
-        },
-        {
-            "id": "slug",
-            "slug": "slug",
-            "displayName": "Slug",
-            "type": "PlainText",
-            "isRequired": True,
-        },
-    ]
-    spec = collection.collection_schema
-    for slug, definition in spec.fields.items() if spec is not None else ():
-        validations: dict[str, Any] | None = None
-        if definition.options is not None:
-            validations = {"options": [{"name": o, "id": o} for o in definition.options]}
-        elif definition.collection is not None:
-            validations = {"collectionId": definition.collection}
-        fields.append(
-            {
-                "id": slug,
-                "slug": slug,
-                "displayName": definition.name or slug,
-                "type": definition.type,
-                "isRequired": definition.required,
-                "validations": validations,
-            }
-        )
-    return CollectionSchema.model_validate(
-        {"id": f"planned-{name}", "displayName": collection.target, "fields": fields}
-    )
+    return collection.planned_schema(name)
 
 
 class _CheckpointReferences:
@@ -716,6 +688,8 @@ class _Run:
         self.second_pass: list[_DeferredItem] = []
         #: The site's locales: tag (lowercase) -> cmsLocaleId; the primary's under "".
         self.locales: dict[str, str] = {}
+        #: Each collection's source, opened and checked before the first write.
+        self.sources: dict[str, Source] = {}
 
     async def execute(self, site_id: str) -> None:
         existing = await self.writer.call(
@@ -750,11 +724,10 @@ class _Run:
             _check_mapping(self.job, name, schema)
 
     async def check_sources(self) -> None:
-        """Every source that can say it is unreadable says so before the first write."""
-        for collection in self.job.collections.values():
-            source = collection.source.open(base_dir=self.job.path.parent, env=os.environ)
-            if isinstance(source, CheckedSource):
-                await source.check()
+        """Every source opens and gives its first record before the first write; the opened
+        sources serve the run."""
+        cursors = {name: self.checkpoint.cursor(name) for name in self.job.collections}
+        self.sources = await open_and_check_sources(self.job, cursors)
 
     async def prepare_collections(self, site_id: str, existing: Sequence[CollectionSchema]) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""
@@ -872,7 +845,9 @@ class _Run:
             for f in job.write_order().deferred.get(name, frozenset())
             if f in references
         )
-        source = collection.source.open(base_dir=job.path.parent, env=os.environ)
+        source = self.sources.get(name) or collection.source.open(
+            base_dir=job.path.parent, env=os.environ
+        )
         mapper = compile_mapping(
             collection.mapping(),
             schema,

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -22,8 +23,7 @@ from flowport.pipeline.checkpoint import (
     ItemFailure,
 )
 from flowport.pipeline.logging import clear_secrets, register_secret
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -32,10 +32,10 @@ def log(tmp_path: Path) -> Iterator[CheckpointLog]:
         yield opened
 
 
-def ack(key: str, n: int, state: str = "done") -> Acknowledged:
+def ack(key: str, n: int, state: Literal["staged", "done"] = "done") -> Acknowledged:
     return Acknowledged(
         key=key, webflow_id=f"wf{n}", slug=f"slug-{n}", content_hash=f"h{n}", state=state
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_open_creates_private_wal_database(tmp_path: Path) -> None:
