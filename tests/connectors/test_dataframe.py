@@ -45,7 +45,7 @@ async def test_every_kind_of_missing_value_is_none_with_its_key_kept() -> None:
             "id": ["a", "b", "c", "d"],
             "floats": [np.nan, 1.5, None, 2.0],
             "objects": [None, np.nan, pd.NA, pd.NaT],
-            "stamps": pd.to_datetime([None, "2024-01-01", None, "2024-01-02"]),
+            "stamps": pd.Series([None, "2024-01-01", None, "2024-01-02"], dtype="datetime64[us]"),
             "nullable": pd.array([pd.NA, 1, 2, pd.NA], dtype="Int64"),
             "text": pd.array([pd.NA, "x", "y", None], dtype="string"),
             "flags": pd.array([None, True, False, None], dtype="boolean"),

@@ -13,8 +13,8 @@ import pytest
 
 import flowport
 from flowport.pipeline.sandbox import Sandbox
-from tests.engine.conftest import TOKEN, sandbox_stats
-from tests.engine.test_cli import flowport as flowport_cli
+from tests.conftest import TOKEN, run_cli
+from tests.engine.conftest import sandbox_stats
 
 #: `notes` goes through a transform, so its type is not taken from the dtype: the job says it.
 NOTES_SCHEMA = 'schema = { fields = { notes = "PlainText" } }\n'
@@ -52,7 +52,9 @@ schema = {{ singular_name = "Author" }}
 
 
 def products() -> pd.DataFrame:
-    released = pd.to_datetime(["2024-03-01 09:00", "2024-06-15 18:30", None], format="ISO8601")
+    released = pd.DatetimeIndex(
+        [pd.Timestamp("2024-03-01 09:00"), pd.Timestamp("2024-06-15 18:30"), pd.NaT]
+    )
     return pd.DataFrame(
         {
             "sku": ["K-1", "T-2", "M-3"],
@@ -223,12 +225,12 @@ def test_the_command_line_says_a_dataframe_source_is_for_library_use(
     job_file: Path, sandbox: Sandbox
 ) -> None:
     for command in (["run"], ["plan"], ["validate"]):
-        result = flowport_cli(*command, str(job_file), cwd=job_file.parent)
+        result = run_cli(*command, str(job_file), cwd=job_file.parent)
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         assert "products: a dataframe source is for library use" in result.stderr
         assert "sources={'products': df}" in result.stderr
     assert not (job_file.parent / "shop").exists()
-    offline = flowport_cli("validate", "--offline", str(job_file), cwd=job_file.parent)
+    offline = run_cli("validate", "--offline", str(job_file), cwd=job_file.parent)
     assert offline.returncode == 0, offline.stderr
 
 
