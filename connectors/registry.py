@@ -29,6 +29,7 @@ CONNECTORS: Final[tuple[tuple[str, str], ...]] = (
     ("flowport.connectors.sql", "SqlSourceConfig"),
     ("flowport.connectors.wxr", "WxrSourceConfig"),
     ("flowport.connectors.wordpress_rest", "WordPressRestConfig"),
+    ("flowport.connectors.dataframe", "DataFrameSourceConfig"),
 )
 
 

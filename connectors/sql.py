@@ -65,7 +65,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["SqlSource", "SqlSourceConfig", "parse_table_name"]
+__all__ = ["SqlSource", "SqlSourceConfig", "iso_duration", "parse_table_name"]
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -300,7 +300,7 @@ def _json_value(value: Any, binary: str) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
-        return _iso_duration(value)
+        return iso_duration(value)
     if isinstance(value, bytes | bytearray | memoryview):
         if binary == "refuse":
             raise _Unconvertible("binary data (the job sets binary = 'refuse')")
@@ -318,7 +318,8 @@ def _json_value(value: Any, binary: str) -> Any:
     raise _Unconvertible(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
-def _iso_duration(value: dt.timedelta) -> str:
+def iso_duration(value: dt.timedelta) -> str:
+    """``P1DT7200S``: an interval as ISO 8601, the way every source writes one."""
     sign = "-" if value < dt.timedelta(0) else ""
     value = abs(value)
     seconds = value.seconds + value.microseconds / 1_000_000

@@ -9,10 +9,14 @@ The library's facade::
     preview = await flowport.plan(job)       # what a run would do; writes nothing
     problems = await flowport.validate(job)  # one line per problem; writes nothing
 
+    # a collection with source = { type = "dataframe", key = "sku" } reads a pandas frame:
+    summary = await flowport.run(job, sources={"products": df})
+
 Where things live:
 
 - :mod:`flowport.base`: the error taxonomy and the Webflow models, below every stage;
-- :mod:`flowport.connectors`: sources (CSV, SQL, WordPress REST and WXR), one Protocol;
+- :mod:`flowport.connectors`: sources (CSV, SQL, WordPress REST and WXR, pandas DataFrames),
+  one Protocol;
 - :mod:`flowport.mappings`: field mappings and transforms, from a record to ``fieldData``;
 - :mod:`flowport.pipeline`: the engine: job files, runner, writer, checkpoint log, Webflow
   client, the sandbox and the command line.

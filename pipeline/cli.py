@@ -41,6 +41,7 @@ from rich.table import Table
 from flowport.base.errors import ConfigError, FatalError, FlowportError
 from flowport.pipeline import __version__
 from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.frames import dataframe_collections
 from flowport.pipeline.jobfile import Job, load_job
 from flowport.pipeline.logging import JsonLinesSink, RichProgressSink, redact
 
@@ -107,6 +108,20 @@ def _load(path: Path) -> Job:
         _fail(EXIT_BAD_JOB, f"error: {exc}")
 
 
+def _refuse_dataframe_sources(job: Job, job_file: Path) -> None:
+    """A dataframe source reads a frame given in Python: the command line has none to give."""
+    names = dataframe_collections(job)
+    if names:
+        listed = ", ".join(names)
+        _fail(
+            EXIT_BAD_JOB,
+            f"error: {job_file}: {listed}: a dataframe source is for library use; the command "
+            "line has no DataFrame to give it\n"
+            f"fix: run the job from Python: await flowport.run(flowport.load_job("
+            f"{str(job_file)!r}), sources={{{names[0]!r}: df}})",
+        )
+
+
 class JobLocked(FatalError):
     def __init__(self, pid: str) -> None:
         super().__init__(f"another run of this job is in progress (pid {pid or 'unknown'})")
@@ -164,6 +179,7 @@ def run(
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
     job = _load(job_file)
+    _refuse_dataframe_sources(job, job_file)
     if job.destination.api != "sandbox":
         try:
             job.token()  # before the lock creates the state folder: a bad job leaves no trace
@@ -315,6 +331,7 @@ def plan(
     if output not in ("table", "json"):
         _fail(EXIT_BAD_JOB, "error: --format takes table or json")
     job = _load(job_file)
+    _refuse_dataframe_sources(job, job_file)
     from flowport.pipeline.runner import run_job
 
     try:
@@ -465,6 +482,7 @@ def validate(
         if offline_problems:
             raise typer.Exit(EXIT_BAD_JOB)
         return
+    _refuse_dataframe_sources(job, job_file)
     try:
         from flowport.pipeline.runner import validate_job
 

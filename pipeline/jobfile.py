@@ -476,7 +476,12 @@ def load_job(path: Path) -> Job:
             )
         if not collection.target:
             collection = collection.model_copy(update={"target": name})
-        if collection.create_missing and collection.collection_schema is None:
+        # A dataframe's schema can come from its dtypes alone (pipeline/frames.py).
+        if (
+            collection.create_missing
+            and collection.collection_schema is None
+            and collection.source.type != "dataframe"
+        ):
             raise JobFileError(
                 path,
                 "create_missing = true needs a schema to create the collection from",

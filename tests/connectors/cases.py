@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import shutil
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 
 from flowport.connectors import Source
 from flowport.connectors.csv_source import CsvSourceConfig
+from flowport.connectors.dataframe import DataFrameSourceConfig
 from flowport.connectors.sql import SqlSourceConfig
 from tests.conftest import require_shared
 
@@ -259,6 +262,72 @@ def mariadb_invoice_incremental(request: pytest.FixtureRequest, tmp: Path) -> Co
     )
 
 
+def _chinook_frame(database: Path, query: str, **options: Any) -> Any:
+    import pandas as pd
+
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        return pd.read_sql_query(query, db, **options)
+
+
+def dataframe_tweets(request: pytest.FixtureRequest, tmp: Path) -> ConnectorCase:
+    # pandas' own reader makes the frame (ids as int64); the figures come from the csv module.
+    import pandas as pd
+
+    path = require_shared(TWEETS) / "mayweather-mcgregor__tweets.csv"
+    rows = _csv_rows(path, "utf-8")
+    sample = rows[7]
+    frame = pd.read_csv(path)
+    return ConnectorCase(
+        source=DataFrameSourceConfig(key="id")
+        .bind(frame, label="tweets")
+        .open(base_dir=tmp, env={}),
+        expected_records=len(rows),
+        sample_key=sample["id"],
+        sample_fields={
+            "id": int(sample["id"]),
+            "screen_name": sample["screen_name"],
+            "text": sample["text"],
+        },
+    )
+
+
+def dataframe_invoice_by_index(request: pytest.FixtureRequest, tmp: Path) -> ConnectorCase:
+    # No key: the index (InvoiceId) is the key and, being named, a field too.
+    database: Path = request.getfixturevalue("chinook_sqlite")
+    frame = _chinook_frame(
+        database, "SELECT * FROM Invoice", index_col="InvoiceId", parse_dates=["InvoiceDate"]
+    )
+    return ConnectorCase(
+        source=DataFrameSourceConfig().bind(frame, label="invoices").open(base_dir=tmp, env={}),
+        expected_records=chinook_counts()["Invoice"],
+        sample_key="1",
+        sample_fields={
+            "InvoiceId": 1,
+            "BillingAddress": "Theodor-Heuss-Straße 34",
+            "BillingState": None,
+            "Total": 1.98,
+            "InvoiceDate": "2021-01-01T00:00:00",
+        },
+    )
+
+
+def dataframe_customer_by_company(request: pytest.FixtureRequest, tmp: Path) -> ConnectorCase:
+    # Most customers have no Company: each of those rows is a RecordError, the read goes on.
+    database: Path = request.getfixturevalue("chinook_sqlite")
+    frame = _chinook_frame(database, "SELECT * FROM Customer ORDER BY CustomerId")
+    with_company = int(chinook_scalar("SELECT COUNT(Company) FROM Customer"))
+    first = chinook_scalar("SELECT Company FROM Customer WHERE CustomerId = 1")
+    return ConnectorCase(
+        source=DataFrameSourceConfig(key="Company")
+        .bind(frame, label="customers")
+        .open(base_dir=tmp, env={}),
+        expected_records=with_company,
+        expected_errors=chinook_counts()["Customer"] - with_company,
+        sample_key=first,
+        sample_fields={"CustomerId": 1, "Company": first, "Fax": "+55 (12) 3923-5566"},
+    )
+
+
 CASES: list[Any] = [
     pytest.param(csv_tweets, id="csv-tweets-utf8", marks=pytest.mark.shared),
     pytest.param(csv_cp1252_tweets, id="csv-tweets-cp1252", marks=pytest.mark.shared),
@@ -282,5 +351,12 @@ CASES: list[Any] = [
         rest_wordpress_posts_case,
         id="wordpress-rest-real",
         marks=[pytest.mark.shared, pytest.mark.wordpress],
+    ),
+    pytest.param(dataframe_tweets, id="dataframe-tweets", marks=pytest.mark.shared),
+    pytest.param(
+        dataframe_invoice_by_index, id="dataframe-invoice-index", marks=pytest.mark.shared
+    ),
+    pytest.param(
+        dataframe_customer_by_company, id="dataframe-customer-company", marks=pytest.mark.shared
     ),
 ]
