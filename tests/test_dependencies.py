@@ -1,5 +1,6 @@
 """The dependency lists, held by tests: every runtime dependency in pyproject.toml is used by the
-product.
+product, and requirements/lock.txt (what README and CI install from) pins every requirement of
+pyproject.toml, its extras included, to a version the range admits.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from collections.abc import Iterable, Mapping
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCK = ROOT / "requirements" / "lock.txt"
 #: The folders that install as the `flowport` package (see tests/test_import_graph.py).
 PACKAGE_FOLDERS = ("flowport", "pipeline", "connectors", "mappings")
 
@@ -40,6 +43,15 @@ def runtime_requirements() -> list[Requirement]:
     project = pyproject()["project"]
     assert isinstance(project, dict)
     return [Requirement(text) for text in project["dependencies"]]
+
+
+def every_requirement() -> list[Requirement]:
+    project = pyproject()["project"]
+    assert isinstance(project, dict)
+    extras: dict[str, list[str]] = project.get("optional-dependencies", {})
+    return runtime_requirements() + [
+        Requirement(text) for texts in extras.values() for text in texts
+    ]
 
 
 def imported_top_level_names(folders: Iterable[Path]) -> set[str]:
@@ -77,6 +89,22 @@ def unused_dependencies(
     }
 
 
+def locked_versions() -> dict[str, list[str]]:
+    """Name -> pinned versions of the lock's lines whose marker holds here (a universal lock
+    may pin one package twice, for different Python versions)."""
+    pins: dict[str, list[str]] = {}
+    for line in LOCK.read_text(encoding="utf-8").splitlines():
+        requirement, _, marker = line.partition("#")[0].partition(";")
+        if not requirement.strip() or requirement.lstrip().startswith("-"):
+            continue
+        if marker.strip() and not Marker(marker).evaluate():
+            continue
+        name, _, version = requirement.partition("==")
+        assert version, f"not a pin: {line!r}"
+        pins.setdefault(canonicalize_name(name.strip()), []).append(version.strip())
+    return pins
+
+
 def test_every_runtime_dependency_is_used_by_the_product() -> None:
     imported = imported_top_level_names(ROOT / folder for folder in PACKAGE_FOLDERS)
     unused = unused_dependencies(
@@ -101,3 +129,17 @@ def test_the_unused_check_sees_an_unused_dependency(tmp_path: Path) -> None:
     requirements = [Requirement(t) for t in ("lxml>=5", "python_slugify>=8", "orjson", "nh3")]
     assert unused_dependencies(requirements, imported, providers, set()) == {"nh3"}
     assert unused_dependencies(requirements, imported, providers, {"nh3"}) == set()
+
+
+def test_the_lock_pins_every_requirement_within_its_range() -> None:
+    pins = locked_versions()
+    wrong = [
+        f"{requirement}: locked {pins.get(canonicalize_name(requirement.name))}"
+        for requirement in every_requirement()
+        if requirement.marker is None or requirement.marker.evaluate()
+        if not any(
+            requirement.specifier.contains(version, prereleases=True)
+            for version in pins.get(canonicalize_name(requirement.name), [])
+        )
+    ]
+    assert wrong == [], "refresh the lock: .ci/refresh-lock"
