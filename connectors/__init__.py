@@ -28,8 +28,23 @@ __all__ = [
     "Source",
     "SourceItem",
     "SourceRecord",
+    "SourceWarning",
     "items_of",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceWarning:
+    """Something the source changed or guessed while reading a record (a line decoded with a
+    fallback codec): it travels with the record and becomes a per-item warning, never a silence.
+
+    ``kind`` is a stable word for counting (``encoding_fallback``); ``field`` names the value it
+    concerns, when it concerns one.
+    """
+
+    kind: str
+    message: str
+    field: str | None = None
 
 
 @dataclass(slots=True)
@@ -43,13 +58,14 @@ class SourceRecord:
     ``fields`` holds JSON-like values (str, int, float, bool, None, lists, dicts); CSV values stay
     text. ``cursor`` is the record's incremental cursor value (an ``updated_at``, a
     ``modified_gmt``) for sources that read incrementally; ``position`` says where it was read
-    ("line 17", "item 4"), for error messages.
+    ("line 17", "item 4"), for error messages. ``warnings`` says what reading it changed.
     """
 
     key: str
     fields: Mapping[str, Any]
     cursor: str | None = None
     position: str | None = None
+    warnings: tuple[SourceWarning, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

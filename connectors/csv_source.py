@@ -21,10 +21,18 @@ Decisions a job author may want to know:
   ``MAX_FIELD_CHARS`` becomes a :class:`RecordError` for that row; reading goes on. So does a row
   whose key is empty or repeats an earlier row's key (the first one wins). Blank lines are skipped.
 * ``encoding = "auto"``: a UTF-8 BOM is honoured and stripped (a UTF-16 BOM too); otherwise the file
-  is checked to be valid UTF-8 in bounded chunks before the first record is read, and if it is not,
-  it is read as cp1252, whose five undefined bytes become U+FFFD. Rows holding a U+FFFD produced
-  that way (or under ``"<codec>:replace"``) are counted in :attr:`CsvSource.damaged_rows` and
-  logged as a warning at the end of the read.
+  is checked to be valid UTF-8 in bounded chunks before the first record is read. If it is not,
+  the decision is made line by line, never for the whole file: a line that is valid UTF-8 stays
+  UTF-8 (one stray byte elsewhere must not turn "México" into "MÃ©xico"), and only a line that is
+  not is read as cp1252, its record carrying an ``encoding_fallback`` warning for each value
+  with non-ASCII text. cp1252's five undefined bytes become U+FFFD. Rows holding a U+FFFD
+  produced that way (or under ``"<codec>:replace"``) are counted in
+  :attr:`CsvSource.damaged_rows` and logged as a warning at the end of the read.
+* ``header = false`` reads a file without a header row; ``columns`` then names every column in
+  order. A first row that looks like data (a cell of over 100 characters or holding a line
+  break) is said to be one when a key column is not found in it.
+* Fields past the header's width that are all empty (trailing delimiters, as spreadsheets
+  export) are dropped: nothing is lost; a row with more non-empty fields is an error.
 * Duplicate header names are told apart the way pandas does it: ``name``, ``name.1``, ...
 * Memory stays flat whatever the file's size: a key repeated in the file is passed on as read,
   and the runner, which sees every source's keys, refuses the repeat (the first row wins).
@@ -39,6 +47,7 @@ import gzip
 import io
 import itertools
 import logging
+import re
 import zlib
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -47,10 +56,10 @@ from pathlib import Path
 from typing import IO, Literal, Protocol, cast
 
 import anyio
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from flowport.base.errors import ConfigError, SourceError
-from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
+from flowport.connectors import RecordError, SourceItem, SourceRecord, SourceWarning, items_of
 from flowport.connectors._keys import KeyedSourceConfig
 
 __all__ = ["MAX_FIELD_CHARS", "CsvSource", "CsvSourceConfig"]
@@ -67,6 +76,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 #: Bytes read at a time by the scan that counts rows before a run.
 _SCAN_BLOCK = 1 << 20
 _REPLACEMENT_CHAR = "\ufffd"
+#: The codec name of a file read line by line: UTF-8 where a line is valid, else cp1252.
+_PER_LINE = "utf-8, else cp1252 per line"
+#: A header cell this long, or holding a line break, is text of a record, not a column name.
+_HEADER_CELL_MAX = 100
+_LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
 #: Codecs in which the byte 0x0D is always a CR, so a byte scan can vouch for line breaks.
 _BYTE_TRANSPARENT_CODECS = frozenset({"utf-8", "utf-8-sig", "cp1252", "latin-1", "iso8859-1"})
 
@@ -95,11 +109,19 @@ class CsvSourceConfig(KeyedSourceConfig):
     path: Path = Field(
         description="The CSV file; relative paths are resolved against the job file's folder."
     )
+    header: bool = Field(
+        default=True,
+        description=(
+            "Whether the first row names the columns. With header = false, `columns` names "
+            "every column of the file, in order."
+        ),
+    )
     columns: tuple[str, ...] | None = Field(
         default=None,
         description=(
             "The columns the mapping reads. Each must be in the header (else the read stops with "
-            "an error naming it) and only these are passed on. None passes every column."
+            "an error naming it) and only these are passed on. None passes every column. With "
+            "header = false: the name of every column, in order."
         ),
     )
     encoding: str = Field(
@@ -131,6 +153,18 @@ class CsvSourceConfig(KeyedSourceConfig):
         _parse_encoding(value)
         return value
 
+    @model_validator(mode="after")
+    def _headerless_needs_columns(self) -> CsvSourceConfig:
+        if not self.header:
+            if not self.columns:
+                raise ValueError(
+                    "header = false needs columns = [...] naming every column of the file, in order"
+                )
+            missing = [name for name in self.key_columns if name not in self.columns]
+            if missing:
+                raise ValueError(f"key column {missing[0]!r} is not one of `columns`")
+        return self
+
     @field_validator("delimiter")
     @classmethod
     def _delimiter_single_char(cls, value: str | None) -> str | None:
@@ -149,11 +183,25 @@ class CsvSourceConfig(KeyedSourceConfig):
             key_columns=self.key_columns,
             key_separator=self.key_separator,
             columns=self.columns,
+            header=self.header,
             encoding=self.encoding,
             delimiter=self.delimiter,
             compression=self.compression,
             batch_size=self.batch_size,
         )
+
+
+def _first_line_break(block: bytes) -> bytes:
+    """b"\r" when the block's first line ends with a lone CR, b"\n" for LF or CRLF, b"" when the
+    block holds no line break (the next block decides)."""
+    lf, cr = block.find(b"\n"), block.find(b"\r")
+    if cr < 0 and lf < 0:
+        return b""
+    if cr < 0 or (0 <= lf < cr):
+        return b"\n"
+    if cr + 1 < len(block):
+        return b"\n" if block[cr + 1 : cr + 2] == b"\n" else b"\r"
+    return b""  # a CR at the block's end: the next block says whether an LF follows
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +221,7 @@ class CsvSource:
         key_columns: tuple[str, ...],
         key_separator: str = ":",
         columns: tuple[str, ...] | None = None,
+        header: bool = True,
         encoding: str = "auto",
         delimiter: str | None = None,
         compression: Literal["auto", "gzip", "none"] = "auto",
@@ -186,6 +235,7 @@ class CsvSource:
         self._key_columns = key_columns
         self._key_separator = key_separator
         self._columns = columns
+        self._header = header
         self._delimiter = delimiter
         self._compression = compression
         self._batch_size = batch_size
@@ -222,7 +272,9 @@ class CsvSource:
 
     def _count_rows(self) -> int | None:
         scan = self._scan()
-        return scan.rows if scan is not None else None
+        if scan is None:
+            return None
+        return scan.rows if self._header else scan.rows + 1
 
     def _plain_line_breaks(self) -> bool:
         scan = self._scan()
@@ -244,11 +296,16 @@ class CsvSource:
                     return None
                 raw.seek(0)
                 lines, last, carry, plain, quoted = 0, b"\n", b"", True, False
+                line_break = b""
                 while block := raw.read(_SCAN_BLOCK):
+                    # The file's line break is the first one's: LF (or CRLF), or a lone CR in
+                    # classic Mac files, as the read decides too.
+                    line_break = line_break or _first_line_break(block)
                     # Between quote characters, fields alternate outside and inside quotes
                     # (a doubled quote inside a field opens and closes an empty stretch).
                     stretches = block.split(b'"')
-                    lines += sum(part.count(b"\n") for part in stretches[quoted::2])
+                    counted = line_break or b"\n"
+                    lines += sum(part.count(counted) for part in stretches[quoted::2])
                     quoted ^= (len(stretches) - 1) % 2 == 1
                     last = block[-1:]
                     if plain:
@@ -259,7 +316,7 @@ class CsvSource:
                         plain = joined.count(b"\r") == joined.count(b"\r\n")
         except OSError:
             return None
-        lines += last != b"\n" and not quoted
+        lines += last != (line_break or b"\n") and not quoted
         self._scanned = _ByteScan(stamp, max(lines - 1, 0), plain and not carry)
         return self._scanned
 
@@ -316,6 +373,7 @@ class CsvSource:
             key_columns=self._key_columns,
             key_separator=self._key_separator,
             columns=self._columns,
+            header=self._header,
         )
 
     def _open_binary(self, stack: ExitStack) -> IO[bytes]:
@@ -332,10 +390,12 @@ class CsvSource:
             raise SourceError(f"cannot open CSV file {self._path}: {exc.strerror or exc}") from None
         return raw
 
-    def _open_text(self, codec: str, errors: str) -> tuple[ExitStack, IO[str]]:
+    def _open_text(self, codec: str, errors: str) -> tuple[ExitStack, _Text]:
         stack = ExitStack()
         try:
             binary = self._open_binary(stack)
+            if codec == _PER_LINE:
+                return stack, _PerLineText(binary)
             text = io.TextIOWrapper(binary, encoding=codec, errors=errors, newline="")
             stack.callback(text.detach)
         except BaseException:
@@ -357,7 +417,7 @@ class CsvSource:
                     try:
                         decoder.decode(data, final=not data)
                     except UnicodeDecodeError:
-                        return "cp1252", "replace"
+                        return _PER_LINE, "replace"
                     if not data:
                         return "utf-8", "strict"
                     data = stream.read(_UTF8_SCAN_CHUNK)
@@ -413,6 +473,63 @@ def _unique_headers(raw: list[str]) -> list[str]:
     return headers
 
 
+class _Text(Protocol):
+    """What the reader needs of decoded text: lines as ``newline=""`` splits them, and reads."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def read(self, size: int = -1, /) -> str: ...
+
+
+class _Cp1252Line(str):
+    """A line that was not valid UTF-8 and was read as cp1252 (see :class:`_PerLineText`)."""
+
+    __slots__ = ()
+
+
+class _PerLineText:
+    """Text of a file that is not valid UTF-8 throughout, decided line by line: a line that is
+    valid UTF-8 stays UTF-8, one that is not is read as cp1252 and marked (:class:`_Cp1252Line`)
+    so its record can say so. Splitting at line breaks never cuts a UTF-8 character: its bytes
+    are all above 0x7F. Lines split as ``newline=""`` text does: after LF, CRLF and a lone CR."""
+
+    def __init__(self, binary: IO[bytes]) -> None:
+        self._lines = self._decoded(binary)
+        self._pending = ""
+
+    @staticmethod
+    def _decoded(binary: IO[bytes]) -> Iterator[str]:
+        for raw in binary:
+            for part in _LONE_CR.split(raw):
+                if not part:
+                    continue
+                try:
+                    yield part.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield _Cp1252Line(part.decode("cp1252", errors="replace"))
+
+    def __iter__(self) -> Iterator[str]:
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            yield pending
+        yield from self._lines
+
+    def read(self, size: int = -1, /) -> str:
+        parts = [self._pending]
+        length = len(self._pending)
+        for line in self._lines:
+            if 0 <= size <= length:
+                break
+            parts.append(line)
+            length += len(line)
+        text = "".join(parts)
+        if 0 <= size < len(text):
+            text, self._pending = text[:size], text[size:]
+        else:
+            self._pending = ""
+        return text
+
+
 class _LineCountingRows(Protocol):
     """What csv.reader returns: rows, and how many lines it has taken from its input."""
 
@@ -427,7 +544,7 @@ class _RowReader:
     def __init__(
         self,
         *,
-        open_text: Callable[[], tuple[ExitStack, IO[str]]],
+        open_text: Callable[[], tuple[ExitStack, _Text]],
         path: Path,
         label: str,
         codec: str,
@@ -436,6 +553,7 @@ class _RowReader:
         key_columns: tuple[str, ...],
         key_separator: str,
         columns: tuple[str, ...] | None,
+        header: bool = True,
         plain_line_breaks: bool = False,
     ) -> None:
         if csv.field_size_limit() < MAX_FIELD_CHARS:
@@ -461,11 +579,15 @@ class _RowReader:
         #: the careful path (see _read_carefully_from_here).
         self._direct: _LineCountingRows | None = None
         self._direct_base = 0
+        self._has_header = header
+        self._per_line = codec == _PER_LINE
         try:
-            self._headers = self._read_header()
+            self._headers = self._read_header() if header else list(columns or ())
             self._key_indices = self._indices(key_columns, "key column")
             self._selected = (
-                None if columns is None else self._indices(columns, "column listed in `columns`")
+                None
+                if columns is None or not header
+                else self._indices(columns, "column listed in `columns`")
             )
         except BaseException:
             self.close()
@@ -532,6 +654,13 @@ class _RowReader:
         indices: list[int] = []
         for name in names:
             if name not in self._headers:
+                if _looks_like_data(self._headers):
+                    first = next(h for h in self._headers if _is_data_like(h))
+                    raise SourceError(
+                        f"{self._label}: this file seems to have no header row: its first row "
+                        f"holds {_excerpt(first)!r}, text of a record rather than a column name; "
+                        "set header = false and name every column in order with columns = [...]"
+                    )
                 close = difflib.get_close_matches(name, self._headers, n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise SourceError(
@@ -594,7 +723,8 @@ class _RowReader:
         self._record_lines = []
         self._lines = self._physical_lines()
         self._rows = csv.reader(self._lines, delimiter=self._delimiter, strict=True)
-        self._read_header()
+        if self._has_header:
+            self._read_header()
         skipped = 0
         while skipped < produced and self._read(1):
             skipped += 1
@@ -633,6 +763,8 @@ class _RowReader:
 
     def _to_item(self, row: list[str], line: int) -> SourceItem:
         headers = self._headers
+        if len(row) > len(headers) and not any(row[len(headers) :]):
+            row = row[: len(headers)]  # trailing empty fields, as spreadsheets export them
         if len(row) != len(headers):
             return self._error(line, f"expected {len(headers)} fields, found {len(row)}")
         key_parts = [row[index] for index in self._key_indices]
@@ -646,4 +778,42 @@ class _RowReader:
             fields = dict(zip(headers, row, strict=True))
         else:
             fields = {headers[index]: row[index] for index in self._selected}
-        return SourceRecord(key=key, fields=fields, position=f"line {line}")
+        warnings: tuple[SourceWarning, ...] = ()
+        if self._per_line and any(type(text) is _Cp1252Line for text in self._record_lines):
+            warnings = _fallback_warnings(fields, line)
+        return SourceRecord(key=key, fields=fields, position=f"line {line}", warnings=warnings)
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _is_data_like(cell: str) -> bool:
+    return len(cell) > _HEADER_CELL_MAX or "\n" in cell or "\r" in cell
+
+
+def _looks_like_data(headers: list[str]) -> bool:
+    return any(_is_data_like(cell) for cell in headers)
+
+
+def _fallback_warnings(fields: Mapping[str, str], line: int) -> tuple[SourceWarning, ...]:
+    """One warning per value a cp1252 line may have decoded differently than meant: those
+    holding non-ASCII text (ASCII reads the same in both codecs)."""
+    return tuple(
+        SourceWarning(
+            kind="encoding_fallback",
+            field=name,
+            message=(
+                f"line {line} is not valid UTF-8; read as cp1252: {_excerpt(value)!r} (if the "
+                'whole file is cp1252, say encoding = "cp1252")'
+            ),
+        )
+        for name, value in fields.items()
+        if not value.isascii()
+    ) or (
+        SourceWarning(
+            kind="encoding_fallback",
+            message=f"line {line} is not valid UTF-8; read as cp1252",
+        ),
+    )

@@ -17,28 +17,33 @@ of a custom post type or taxonomy) into the shapes of :mod:`flowport.connectors.
   records whose ``modified_gmt`` is past ``since``.
 - ``/wp-json/`` or, when pretty permalinks are off, ``/?rest_route=/`` (detected on a 404).
 - 5xx, 429 and timeouts are retried with exponential backoff and jitter, honouring Retry-After.
+
+The HTTP side (discovery, auth, paging headers, error bodies, retries) is
+:class:`flowport.connectors.wordpress_api.WordPressApi`, which ``flowport init`` uses too.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import random
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, aclosing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowport.base.errors import ConfigError, SourceError, parse_retry_after
+from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import RecordError, SourceItem, SourceRecord
+from flowport.connectors.wordpress_api import (
+    ApplicationPassword,
+    NoApiHere,
+    Page,
+    WordPressApi,
+    application_password_from_env,
+)
 from flowport.connectors.wordpress_common import (
     AuthorRef,
     FeaturedImage,
@@ -70,8 +75,6 @@ _KNOWN_RESOURCES: dict[str, tuple[RecordShape, str | None]] = {
     "tags": ("term", "post_tag"),
     "users": ("user", None),
 }
-_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-_MAX_BACKOFF_SECONDS = 30.0
 # WordPress filters modified_after on the site-local column; zones run from UTC-12 to UTC+14.
 _ZONE_MARGIN = timedelta(hours=15)
 _EMBED = "author,wp:term,wp:featuredmedia"
@@ -146,167 +149,9 @@ class WordPressRestConfig(BaseModel):
         return self
 
     def open(self, *, base_dir: Path, env: Mapping[str, str]) -> WordPressRestSource:
-        credentials = None
-        if self.user_env is not None and self.password_env is not None:
-            user = env.get(self.user_env)
-            password = env.get(self.password_env)
-            if not user or not password:
-                missing = self.user_env if not user else self.password_env
-                raise ConfigError(
-                    f"environment variable {missing} is not set",
-                    key="user_env" if not user else "password_env",
-                    fix=f"export {missing}=... (the password is an application password)",
-                )
-            credentials = _Credentials(
-                user, password, source=f"{self.user_env}/{self.password_env}"
-            )
-        return WordPressRestSource(self, credentials)
-
-
-class _Credentials:
-    """An application password, kept out of every repr, log line and message."""
-
-    __slots__ = ("_header", "source", "user")
-
-    def __init__(self, user: str, password: str, *, source: str) -> None:
-        self.user = user
-        self.source = source
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        self._header = f"Basic {token}"
-
-    def header(self) -> str:
-        return self._header
-
-    def __repr__(self) -> str:
-        return f"_Credentials(user={self.user!r}, password=<hidden>)"
-
-
-class _NoApiHere(Exception):
-    """A 404, or a 2xx that is not JSON: the API is not at this address (or lacks the route)."""
-
-
-class _Refused(SourceError):
-    """WordPress answered with an error status that retrying will not change."""
-
-    def __init__(self, message: str, *, status: int, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    items: list[Any]
-    total: int | None
-    total_pages: int | None
-
-
-def _wordpress_error(body: object) -> tuple[str, str]:
-    if isinstance(body, Mapping):
-        return str(body.get("code") or "unknown"), decode_text(str(body.get("message") or ""))
-    return "unknown", ""
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-class _Api:
-    """One run's HTTP side: the route style, retries, and errors turned into SourceError."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        config: WordPressRestConfig,
-        credentials: _Credentials | None,
-    ) -> None:
-        self._session = session
-        self._config = config
-        self._credentials = credentials
-        self._style: Literal["pretty", "query"] = (
-            "query" if config.api_style == "query" else "pretty"
+        return WordPressRestSource(
+            self, application_password_from_env(self.user_env, self.password_env, env)
         )
-        self.site = config.base_url
-
-    def _target(self, route: str, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-        if self._style == "pretty":
-            return f"{self.site}/wp-json{route}", dict(params)
-        return f"{self.site}/", {"rest_route": route, **params}
-
-    async def discover(self) -> None:
-        if self._config.api_style != "auto":
-            try:
-                await self.get("/", {"_fields": "namespaces"})
-            except _NoApiHere as failure:
-                raise SourceError(f"{self.site}: no WordPress REST API: {failure}") from None
-            return
-        try:
-            await self.get("/", {"_fields": "namespaces"})
-        except _NoApiHere as pretty_failure:
-            self._style = "query"
-            try:
-                await self.get("/", {"_fields": "namespaces"})
-            except _NoApiHere as query_failure:
-                raise SourceError(
-                    f"{self.site}: no WordPress REST API found: /wp-json/ gave "
-                    f"{pretty_failure}; /?rest_route=/ gave {query_failure}"
-                ) from None
-            log.info("%s: pretty permalinks are off; using ?rest_route=", self.site)
-
-    async def get(self, route: str, params: Mapping[str, str]) -> tuple[Any, Mapping[str, str]]:
-        url, query = self._target(route, params)
-        headers = {"Accept": "application/json"}
-        if self._credentials is not None:
-            headers["Authorization"] = self._credentials.header()
-        where = f"{self.site} {route}"
-        attempts = self._config.max_attempts
-        for attempt in range(1, attempts + 1):
-            retry_after: float | None = None
-            try:
-                async with self._session.get(url, params=query, headers=headers) as response:
-                    status = response.status
-                    text = await response.text(errors="replace")
-                    answer_headers = dict(response.headers)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if attempt == attempts:
-                    raise SourceError(
-                        f"{where}: no answer after {attempts} tries ({problem})"
-                    ) from None
-            else:
-                body = _json_or_none(text)
-                if 200 <= status < 300:
-                    if body is None:
-                        raise _NoApiHere(f"HTTP {status} but not JSON: {text[:80]!r}")
-                    return body, answer_headers
-                code, message = _wordpress_error(body)
-                if status in _RETRY_STATUSES and attempt < attempts:
-                    retry_after = parse_retry_after(answer_headers.get("Retry-After"))
-                    log.info("%s: HTTP %s, try %s of %s", where, status, attempt, attempts)
-                elif status == 404:
-                    raise _NoApiHere(f"HTTP 404 {code}: {message}")
-                else:
-                    raise _Refused(
-                        f"{where}: HTTP {status} {code}: {message or text[:120]!r}",
-                        status=status,
-                        code=code,
-                    )
-            delay = self._config.backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random())
-            await anyio.sleep(
-                min(retry_after if retry_after is not None else delay, _MAX_BACKOFF_SECONDS)
-            )
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -534,7 +379,9 @@ def _user(item: Mapping[str, Any]) -> UserRecord:
 class WordPressRestSource:
     """One REST resource of one site; see the module docstring."""
 
-    def __init__(self, config: WordPressRestConfig, credentials: _Credentials | None) -> None:
+    def __init__(
+        self, config: WordPressRestConfig, credentials: ApplicationPassword | None
+    ) -> None:
         self._config = config
         self._credentials = credentials
         known = _KNOWN_RESOURCES.get(config.resource)
@@ -560,6 +407,18 @@ class WordPressRestSource:
     def _edit_context(self) -> bool:
         return self._credentials is not None and self._config.context != "view"
 
+    def _api(self, *, connections: int = 100) -> AbstractAsyncContextManager[WordPressApi]:
+        config = self._config
+        return WordPressApi.open(
+            config.base_url,
+            timeout_seconds=config.timeout_seconds,
+            connections=connections,
+            credentials=self._credentials,
+            api_style=config.api_style,
+            max_attempts=config.max_attempts,
+            backoff_seconds=config.backoff_seconds,
+        )
+
     async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
         since_at = parse_since(since) if since is not None else None
         if since_at is not None and not self.incremental:
@@ -569,15 +428,9 @@ class WordPressRestSource:
                 fix="run it without --since (terms and users are read in full)",
             )
         config = self._config
-        timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
-        connector = aiohttp.TCPConnector(limit=config.max_pages_in_flight)
-        async with aiohttp.ClientSession(
-            timeout=timeout, connector=connector, headers={"User-Agent": "flowport"}
-        ) as session:
-            api = _Api(session, config, self._credentials)
+        async with self._api(connections=config.max_pages_in_flight) as api:
             await api.discover()
-            if self._credentials is not None:
-                await self._check_credentials(api)
+            await api.check_credentials()
             shape, taxonomy = await self._resolve(api)
             if since_at is not None and shape in ("term", "user"):
                 raise ConfigError(
@@ -618,18 +471,14 @@ class WordPressRestSource:
         """What WordPress reports in ``X-WP-Total`` for the same read, from a one-item page."""
         since_at = parse_since(since) if since is not None else None
         config = self._config
-        timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
-        async with aiohttp.ClientSession(
-            timeout=timeout, headers={"User-Agent": "flowport"}
-        ) as session:
-            api = _Api(session, config, self._credentials)
+        async with self._api() as api:
             await api.discover()
             shape, _taxonomy = await self._resolve(api)
             if since_at is not None and shape in ("term", "user"):
                 return None
             params = {**self._params(shape, since_at), "per_page": "1"}
             params.pop("_embed", None)
-            page = await self._fetch(api, f"/wp/v2/{config.resource}", params, 1)
+            page = await api.page(f"/wp/v2/{config.resource}", params, 1)
             return page.total
 
     def _params(self, shape: RecordShape, since_at: datetime | None) -> dict[str, str]:
@@ -650,7 +499,9 @@ class WordPressRestSource:
             )
         return params
 
-    async def _learn_terms(self, api: _Api, items: list[Any], known: dict[int, TermRef]) -> None:
+    async def _learn_terms(
+        self, api: WordPressApi, items: list[Any], known: dict[int, TermRef]
+    ) -> None:
         """Look up the categories and tags a page's posts have beyond what _embed listed."""
         for field, _, rest_base in _TERM_ID_FIELDS:
             missing: set[int] = set()
@@ -674,7 +525,7 @@ class WordPressRestSource:
                 }
                 try:
                     body, _ = await api.get(f"/wp/v2/{rest_base}", params)
-                except _NoApiHere:
+                except NoApiHere:
                     return
                 for entry in body if isinstance(body, list) else []:
                     if isinstance(entry, Mapping) and _as_int(entry.get("id")) is not None:
@@ -685,21 +536,7 @@ class WordPressRestSource:
                             name=decode_text(entry.get("name")) or None,
                         )
 
-    async def _check_credentials(self, api: _Api) -> None:
-        assert self._credentials is not None
-        try:
-            await api.get("/wp/v2/users/me", {"context": "edit", "_fields": "id,username"})
-        except _Refused as exc:
-            if exc.status not in (401, 403):
-                raise
-            raise SourceError(
-                f"{self._config.base_url}: WordPress did not accept the application password of "
-                f"user {self._credentials.user!r} (from {self._credentials.source}): users/me "
-                f"answered {exc}. WordPress treats a wrong application password as no login at "
-                "all, so reading on would silently miss drafts and private content."
-            ) from None
-
-    async def _resolve(self, api: _Api) -> tuple[RecordShape, str | None]:
+    async def _resolve(self, api: WordPressApi) -> tuple[RecordShape, str | None]:
         if self._shape is not None:
             return self._shape, self._taxonomy
         resource = self._config.resource
@@ -724,14 +561,16 @@ class WordPressRestSource:
         )
 
     @staticmethod
-    async def _get_listing(api: _Api, route: str) -> tuple[Mapping[str, Any], Mapping[str, str]]:
+    async def _get_listing(
+        api: WordPressApi, route: str
+    ) -> tuple[Mapping[str, Any], Mapping[str, str]]:
         try:
             body, headers = await api.get(route, {})
-        except _NoApiHere as exc:
+        except NoApiHere as exc:
             raise SourceError(f"{api.site} {route}: {exc}") from None
         return (body if isinstance(body, Mapping) else {}), headers
 
-    async def _term_slugs(self, api: _Api, route: str) -> dict[int, str]:
+    async def _term_slugs(self, api: WordPressApi, route: str) -> dict[int, str]:
         # Terms name their parent by id, which means nothing on another site: map it to a slug.
         params = {"per_page": "100", "orderby": "id", "order": "asc", "_fields": "id,slug"}
         slugs: dict[int, str] = {}
@@ -745,27 +584,10 @@ class WordPressRestSource:
                             slugs[term_id] = decode_slug(item["slug"])
         return slugs
 
-    async def _fetch(self, api: _Api, route: str, params: Mapping[str, str], page: int) -> _Page:
-        try:
-            body, headers = await api.get(route, {**params, "page": str(page)})
-        except _NoApiHere as exc:
-            raise SourceError(f"{self._config.base_url} {route}: {exc}") from None
-        except _Refused as exc:
-            if page > 1 and exc.code == "rest_post_invalid_page_number":
-                return _Page([], None, None)  # the site shrank during the read
-            raise
-        if not isinstance(body, list):
-            raise SourceError(
-                f"{self._config.base_url} {route}: expected a JSON list, got {type(body).__name__}"
-            )
-        return _Page(
-            body, _int_header(headers, "X-WP-Total"), _int_header(headers, "X-WP-TotalPages")
-        )
-
     async def _pages(
-        self, api: _Api, route: str, params: Mapping[str, str], *, record_total: bool = True
+        self, api: WordPressApi, route: str, params: Mapping[str, str], *, record_total: bool = True
     ) -> AsyncGenerator[tuple[int, list[Any]], None]:
-        first = await self._fetch(api, route, params, 1)
+        first = await api.page(route, params, 1)
         if record_total:
             self.reported_total = first.total
         yield 1, first.items
@@ -774,17 +596,17 @@ class WordPressRestSource:
             # No paging headers (a proxy stripped them): read on until a short page.
             page, last = 2, first
             while len(last.items) >= per_page:
-                last = await self._fetch(api, route, params, page)
+                last = await api.page(route, params, page)
                 yield page, last.items
                 page += 1
             return
         window = self._config.max_pages_in_flight
         for start in range(2, first.total_pages + 1, window):
             numbers = range(start, min(start + window, first.total_pages + 1))
-            fetched: dict[int, _Page] = {}
+            fetched: dict[int, Page] = {}
 
-            async def fetch_into(number: int, into: dict[int, _Page] = fetched) -> None:
-                into[number] = await self._fetch(api, route, params, number)
+            async def fetch_into(number: int, into: dict[int, Page] = fetched) -> None:
+                into[number] = await api.page(route, params, number)
 
             try:
                 async with anyio.create_task_group() as group:

@@ -10,6 +10,10 @@ stays flat whatever the file's size:
    files, which have no author list). Only those small maps are kept.
 2. the read yields records of one ``kind``.
 
+:func:`scan_export` is that first pass on its own: ``flowport init wordpress FILE`` learns a
+site from it (post types, terms, the channel's address, each item's link), so the preset and
+the run read an export with the same parser, the same refusals and the same repair.
+
 Safety: a document whose DOCTYPE declares entities or names an external DTD (billion laughs,
 external entities) is refused from its prolog's bytes before any parser reads it
 (:mod:`flowport.connectors._xml_prolog`), whatever libxml2 is installed; the parser then loads
@@ -70,7 +74,14 @@ from flowport.connectors.wordpress_common import (
     user_slug,
 )
 
-__all__ = ["WxrSource", "WxrSourceConfig"]
+__all__ = [
+    "ExportItem",
+    "ExportScan",
+    "ItemObserver",
+    "WxrSource",
+    "WxrSourceConfig",
+    "scan_export",
+]
 
 log = logging.getLogger("flowport.connectors.wxr")
 
@@ -311,7 +322,8 @@ class _Parse:
     wp_elements: int = 0
 
     def children(self) -> Iterator[tuple[str, str, etree._Element]]:
-        """Every child of ``<channel>``: (family, local name, element), cleared after use."""
+        """The children of ``<channel>`` in the wp namespace or in none (items, ``<link>``,
+        ``<title>``): (family, local name, element), cleared after use."""
         try:
             raw = self.path.open("rb")
         except OSError as exc:
@@ -341,7 +353,7 @@ class _Parse:
                         continue
                     if depth == 3:
                         family, local = _name(element)
-                        if in_channel and (family == "wp" or local == "item"):
+                        if in_channel and (family in ("wp", "") or local == "item"):
                             yield family, local, element
                         element.clear(keep_tail=False)
                         parent = element.getparent()
@@ -375,7 +387,7 @@ class _Author:
 
 
 @dataclass
-class _Scan:
+class ExportScan:
     attachments: dict[int, tuple[str | None, str]] = field(default_factory=dict)
     authors: dict[str, _Author] = field(default_factory=dict)
     creators: list[str] = field(default_factory=list)
@@ -389,6 +401,33 @@ class _Scan:
     declared_terms: set[tuple[str, str]] = field(default_factory=set)
     #: Items per post type, repeats included: an upper bound for the records a kind yields.
     post_types: dict[str, int] = field(default_factory=dict)
+    #: The channel's own facts, first occurrence: link, title, base_blog_url, base_site_url.
+    channel: dict[str, str] = field(default_factory=dict)
+
+    def repair_note(self, label: str) -> str | None:
+        if not self.repaired:
+            return None
+        return (
+            f"{label}: not well-formed XML; repaired {self.repairs} bare '&' or HTML "
+            f"entities outside CDATA (first on line {self.first_repair_line})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExportItem:
+    """What a site scan learns from one ``<item>``: texts as exported (slugs still encoded)."""
+
+    post_type: str
+    status: str
+    post_id: str
+    post_name: str
+    post_date: str
+    link: str
+
+
+_CHANNEL_FACTS = frozenset(
+    {("", "link"), ("", "title"), ("wp", "base_blog_url"), ("wp", "base_site_url")}
+)
 
 
 def _int(value: str | None) -> int | None:
@@ -507,7 +546,7 @@ def _item_terms(element: etree._Element) -> dict[str, list[TermRef]]:
     return terms
 
 
-def _author_ref(login: str | None, scan: _Scan) -> AuthorRef | None:
+def _author_ref(login: str | None, scan: ExportScan) -> AuthorRef | None:
     if not login or not login.strip():
         return None
     login = login.strip()
@@ -533,7 +572,7 @@ def _post_type_of(parts: Mapping[str, etree._Element]) -> str:
     return (_get(parts, "wp:post_type") or "post").strip() or "post"
 
 
-def _item_record(element: etree._Element, scan: _Scan) -> _Item:
+def _item_record(element: etree._Element, scan: ExportScan) -> _Item:
     parts = _fields(element)
     post_type = _post_type_of(parts)
     post_id = _int(_get(parts, "wp:post_id"))
@@ -662,6 +701,106 @@ class _Dedup:
 
 
 # ----------------------------------------------------------------------------------------------
+# The first pass
+
+
+ItemObserver = Callable[[ExportItem, Mapping[str, str]], None]
+
+
+def scan_export(
+    path: Path, *, repair: bool = True, each_item: ItemObserver | None = None
+) -> ExportScan:
+    """The first pass over a whole export (see the module docstring): refuses a hostile prolog,
+    checks the file is well-formed WXR, repairs bare ``&`` when ``repair`` allows, streams.
+
+    ``each_item`` sees every item as it goes by, with the channel's facts read so far (a
+    channel names its site before its items): how ``flowport init`` learns permalinks from a
+    file of any size without a second parser.
+    """
+    label = path.name
+    try:
+        return _scan_with(path, label, repair=False, each_item=each_item)
+    except _NeedsRepair as needs:
+        if not repair:
+            raise needs.error from None
+        return _scan_with(path, label, repair=True, each_item=each_item)
+
+
+def _scan_with(
+    path: Path, label: str, *, repair: bool, each_item: ItemObserver | None
+) -> ExportScan:
+    scan = ExportScan(repaired=repair)
+    parse = _Parse(path, label, repair)
+    creators: dict[str, None] = {}
+    for family, local, element in parse.children():
+        if (family, local) in _CHANNEL_FACTS:
+            scan.channel.setdefault(local, _text(element).strip())
+        elif family == "wp" and local == "author":
+            author = _author_of(element)
+            if author is not None:
+                scan.authors.setdefault(author.login, author)
+        elif family == "wp" and local == "wxr_version":
+            scan.version = _text(element).strip()
+        elif family == "wp" and local in _TERM_ELEMENTS:
+            term = _term_record(local, element)
+            if term is not None:
+                scan.declared_terms.add((term["taxonomy"], term["slug"]))
+        elif local == "item":
+            _scan_item(element, scan, creators, each_item)
+    if parse.wp_elements == 0:
+        raise SourceError(
+            f"{label}: not a WordPress export: nothing in the "
+            "http(s)://wordpress.org/export/1.x/ namespace under <channel>"
+        )
+    scan.creators = list(creators)
+    scan.repairs = parse.repairs
+    scan.first_repair_line = parse.first_repair_line
+    return scan
+
+
+def _scan_item(
+    element: etree._Element,
+    scan: ExportScan,
+    creators: dict[str, None],
+    each_item: ItemObserver | None,
+) -> None:
+    parts = _fields(element)
+    post_type = _post_type_of(parts)
+    scan.post_types[post_type] = scan.post_types.get(post_type, 0) + 1
+    if each_item is not None:
+        each_item(_export_item(parts, post_type), scan.channel)
+    creator = (_get(parts, "dc:creator") or "").strip()
+    if creator:
+        creators.setdefault(creator, None)
+    for taxonomy, refs in _item_terms(element).items():
+        for ref in refs:
+            if ref["slug"]:
+                scan.item_terms.setdefault((taxonomy, ref["slug"]), ref["name"] or ref["slug"])
+    if post_type != "attachment":
+        return
+    post_id = _int(_get(parts, "wp:post_id"))
+    if post_id is None or post_id in scan.attachments:
+        return
+    url = (_get(parts, "wp:attachment_url") or _get(parts, ":guid") or "").strip() or None
+    alt = _meta(element, "postmeta", "meta_key", "meta_value").get("_wp_attachment_image_alt")
+    scan.attachments[post_id] = (url, alt if isinstance(alt, str) else "")
+
+
+def _export_item(parts: Mapping[str, etree._Element], post_type: str) -> ExportItem:
+    def text(name: str) -> str:
+        return (_get(parts, name) or "").strip()
+
+    return ExportItem(
+        post_type=post_type,
+        status=text("wp:status"),
+        post_id=text("wp:post_id"),
+        post_name=text("wp:post_name"),
+        post_date=text("wp:post_date"),
+        link=text(":link"),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
 # The source
 
 
@@ -676,7 +815,7 @@ class WxrSource:
         self._kind = kind
         self._attachments: dict[int, tuple[str | None, str]] = {}
         #: The first pass done for a count, kept for the read that follows it.
-        self._counted: _Scan | None = None
+        self._counted: ExportScan | None = None
         self._repair = repair
         self._label = path.name
         self.notes: list[str] = []
@@ -733,63 +872,10 @@ class WxrSource:
             return "term"
         return "post"
 
-    def _scan(self) -> _Scan:
-        try:
-            return self._scan_with(repair=False)
-        except _NeedsRepair as needs:
-            if not self._repair:
-                raise needs.error from None
-            return self._scan_with(repair=True)
+    def _scan(self) -> ExportScan:
+        return scan_export(self._path, repair=self._repair)
 
-    def _scan_with(self, *, repair: bool) -> _Scan:
-        scan = _Scan(repaired=repair)
-        parse = _Parse(self._path, self._label, repair)
-        creators: dict[str, None] = {}
-        for family, local, element in parse.children():
-            if family == "wp" and local == "author":
-                author = _author_of(element)
-                if author is not None:
-                    scan.authors.setdefault(author.login, author)
-            elif family == "wp" and local == "wxr_version":
-                scan.version = _text(element).strip()
-            elif family == "wp" and local in _TERM_ELEMENTS:
-                term = _term_record(local, element)
-                if term is not None:
-                    scan.declared_terms.add((term["taxonomy"], term["slug"]))
-            elif local == "item":
-                self._scan_item(element, scan, creators)
-        if parse.wp_elements == 0:
-            raise SourceError(
-                f"{self._label}: not a WordPress export: nothing in the "
-                "http(s)://wordpress.org/export/1.x/ namespace under <channel>"
-            )
-        scan.creators = list(creators)
-        scan.repairs = parse.repairs
-        scan.first_repair_line = parse.first_repair_line
-        return scan
-
-    @staticmethod
-    def _scan_item(element: etree._Element, scan: _Scan, creators: dict[str, None]) -> None:
-        parts = _fields(element)
-        post_type = _post_type_of(parts)
-        scan.post_types[post_type] = scan.post_types.get(post_type, 0) + 1
-        creator = (_get(parts, "dc:creator") or "").strip()
-        if creator:
-            creators.setdefault(creator, None)
-        for taxonomy, refs in _item_terms(element).items():
-            for ref in refs:
-                if ref["slug"]:
-                    scan.item_terms.setdefault((taxonomy, ref["slug"]), ref["name"] or ref["slug"])
-        if _post_type_of(parts) != "attachment":
-            return
-        post_id = _int(_get(parts, "wp:post_id"))
-        if post_id is None or post_id in scan.attachments:
-            return
-        url = (_get(parts, "wp:attachment_url") or _get(parts, ":guid") or "").strip() or None
-        alt = _meta(element, "postmeta", "meta_key", "meta_value").get("_wp_attachment_image_alt")
-        scan.attachments[post_id] = (url, alt if isinstance(alt, str) else "")
-
-    def _read(self, scan: _Scan) -> Generator[SourceItem, None, None]:
+    def _read(self, scan: ExportScan) -> Generator[SourceItem, None, None]:
         parse = _Parse(self._path, self._label, scan.repaired)
         dedup = _Dedup()
         shape = self._shape
@@ -866,7 +952,7 @@ class WxrSource:
                     yield checked
 
     def _post_item(
-        self, element: etree._Element, scan: _Scan, dedup: _Dedup, position: str
+        self, element: etree._Element, scan: ExportScan, dedup: _Dedup, position: str
     ) -> Iterator[SourceItem]:
         parts = _fields(element)
         if _post_type_of(parts) != self._kind:
@@ -896,11 +982,8 @@ class WxrSource:
         counted, self._counted = self._counted, None
         scan = counted if counted is not None else await anyio.to_thread.run_sync(self._scan)
         self._attachments = scan.attachments
-        if scan.repaired:
-            note = (
-                f"{self._label}: not well-formed XML; repaired {scan.repairs} bare '&' or HTML "
-                f"entities outside CDATA (first on line {scan.first_repair_line})"
-            )
+        note = scan.repair_note(self._label)
+        if note is not None:
             self.notes.append(note)
             log.warning(note)
         reader = self._read(scan)

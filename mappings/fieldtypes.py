@@ -67,6 +67,10 @@ def _plain_text(field: FieldSchema, overflow: str) -> Coercer:
 
     def coerce(value: Any, run: TransformRun) -> Any:
         text = _as_text(value).strip()
+        if "\x00" in text:
+            # A NUL is never text (a binary column, a C string's end): dropped, and said so.
+            run.warn("nul_dropped", f"{text.count(chr(0))} NUL character(s) removed")
+            text = text.replace("\x00", "").strip()
         if single_line and ("\n" in text or "\r" in text):
             text = _NEWLINES.sub(" ", text)
         if not text:

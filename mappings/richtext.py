@@ -1,9 +1,14 @@
 """HTML for Webflow Rich Text fields: sanitising, Markdown, and WordPress post content.
 
 Webflow's rich text keeps a small set of elements (paragraphs, headings, quotes, lists, links,
-images in figures, emphasis, code, line breaks and rules); everything else is unwrapped (its text
-kept) or, for scripts and styles, dropped with its content. Relative links and image sources are
-made absolute against the collection's ``base_url`` so they still work once on Webflow.
+images in figures, emphasis, code, line breaks and rules), its own video figures and custom-code
+embeds (see ``webflow_html``); everything else is unwrapped (its text kept) or, for scripts and
+styles, dropped with its content. Relative links and image sources are made absolute against the
+collection's ``base_url`` so they still work once on Webflow.
+
+WordPress content is converted in three steps: shortcodes and wpautop's paragraphs (here), the
+rewrite into what Webflow keeps, each change recorded as a warning (``webflow_html``), and the
+sanitizer.
 """
 
 from __future__ import annotations
@@ -18,12 +23,28 @@ from urllib.parse import urljoin
 
 import nh3
 
+from flowport.mappings.webflow_html import (
+    LINK_SCHEMES,
+    TABLE_MODES,
+    RichTextOptions,
+    WarningLog,
+    code_paragraphs,
+    excerpt,
+    normalise_for_webflow,
+    protect_webflow_blocks,
+    video_figure,
+    video_urls,
+)
+
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
 __all__ = [
     "ALLOWED_TAGS",
     "KNOWN_SHORTCODES",
+    "REGISTERED_SHORTCODES",
+    "TABLE_MODES",
+    "RichTextOptions",
     "RichTextResult",
     "markdown_to_html",
     "sanitize_html",
@@ -37,7 +58,7 @@ ALLOWED_TAGS: Final = frozenset(
     }
 )  # fmt: skip
 _ATTRIBUTES: Final = {"a": {"href", "target", "title"}, "img": {"src", "alt"}}
-_URL_SCHEMES: Final = frozenset({"http", "https", "mailto", "tel"})
+_TABLE_TAGS: Final = frozenset({"table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td"})
 _DROPPED_WITH_CONTENT: Final = frozenset(
     {"script", "style", "template", "noscript", "iframe", "object", "embed", "svg", "math"}
 )
@@ -74,17 +95,31 @@ def sanitize_html(
     Relative links and sources are joined to ``base_url``; without one they are kept and, when
     ``relative`` is given, listed there so the caller can warn.
     """
-    return nh3.clean(
-        html,
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags=set(_DROPPED_WITH_CONTENT),
-        # "*" must be given, or ammonia keeps its default lang/title on every element.
-        attributes={"*": set(), **{tag: set(names) for tag, names in _ATTRIBUTES.items()}},
-        attribute_filter=_absolute_urls(base_url, relative),
-        url_schemes=set(_URL_SCHEMES),
-        link_rel=None,
-        strip_comments=True,
-    ).strip()
+    keep_urls = _absolute_urls(base_url, relative)
+
+    def clean(markup: str, tags: frozenset[str]) -> str:
+        return nh3.clean(
+            markup,
+            tags=set(tags),
+            clean_content_tags=set(_DROPPED_WITH_CONTENT),
+            # "*" must be given, or ammonia keeps its default lang/title on every element.
+            attributes={
+                "*": set(),
+                "td": {"colspan", "rowspan"},
+                "th": {"colspan", "rowspan"},
+                **{tag: set(names) for tag, names in _ATTRIBUTES.items()},
+            },
+            attribute_filter=keep_urls,
+            url_schemes=set(LINK_SCHEMES),
+            link_rel=None,
+            strip_comments=True,
+        )
+
+    def clean_embed(inner: str) -> str:
+        return clean(inner, (ALLOWED_TAGS - {"figure", "figcaption"}) | _TABLE_TAGS).strip()
+
+    protected, restore = protect_webflow_blocks(html, clean_embed)
+    return restore(clean(protected, ALLOWED_TAGS)).strip()
 
 
 @functools.cache
@@ -118,20 +153,48 @@ _BLOCK_TAGS: Final = (
 )
 _BLOCK_OPEN: Final = re.compile(rf"(<(?:{_BLOCK_TAGS})\b[^>]*>)", re.I)
 _BLOCK_CLOSE: Final = re.compile(rf"(</(?:{_BLOCK_TAGS})>)", re.I)
-_PRE_BLOCK: Final = re.compile(r"(<pre\b.*?</pre>)", re.S | re.I)
 _BLANK_BETWEEN_TAGS: Final = re.compile(r">\s*\n\s*\n\s*<")
 _STARTS_BLOCK: Final = re.compile(rf"^(?:</?(?:{_BLOCK_TAGS})\b|\x00\d+\x00$)", re.I)
 _PLACEHOLDER: Final = re.compile(r"([\x00\x01])(\d+)\1")
 _MEDIA_KEYS: Final = ("src", "mp4", "m4v", "webm", "ogv", "wmv", "flv", "mp3", "ogg", "wav", "m4a")
-#: Shortcodes WordPress core and Jetpack register that flowport turns into Webflow markup.
+#: Shortcodes WordPress core, Jetpack and the code highlighters (SyntaxHighlighter Evolved,
+#: Jetpack's [code]) register, which flowport turns into Webflow markup.
 KNOWN_SHORTCODES: Final = frozenset(
-    {"caption", "wp_caption", "gallery", "embed", "video", "audio", "youtube", "vimeo", "playlist"}
-)
+    {
+        "caption", "wp_caption", "gallery", "embed", "video", "audio", "youtube", "vimeo",
+        "playlist", "code", "sourcecode",
+    }
+)  # fmt: skip
+#: Shortcodes common plugins and themes register whose output only WordPress can render: they
+#: are removed (their content kept) with a warning. Any other bracketed text is prose, kept
+#: verbatim; a job names its site's own with ``{richtext_wordpress = {shortcodes = [...]}}``.
+REGISTERED_SHORTCODES: Final = frozenset(
+    {
+        "contact-form-7", "contact-form", "gravityform", "gravityforms", "wpforms", "ninja_form",
+        "mc4wp_form", "column", "columns", "one_half", "one_half_last", "one_third",
+        "one_third_last", "two_third", "one_fourth", "three_fourth", "button", "row", "tabs",
+        "tab", "accordion", "toggle", "box", "alert", "quote", "pullquote", "divider", "spacer",
+        "icon", "woocommerce_cart", "woocommerce_checkout", "products", "product", "add_to_cart",
+        "recent_products", "wpseo_breadcrumb", "rank_math_breadcrumb", "ultimatemember",
+        "instagram-feed", "custom-twitter-feeds", "soundcloud", "googlemaps", "slideshow",
+        "tweet", "twitter-timeline", "archives", "sitemap", "bbp-forum-index", "wp_sitemap_page",
+        "smart_slider3", "rev_slider", "metaslider", "layerslider", "ngg", "nggallery",
+        "envira-gallery", "foogallery", "table", "wpdatatable", "tablepress", "fusion_builder",
+        "cs_content", "elementor-template", "shortcode", "wpv-post-body", "php",
+    }
+)  # fmt: skip
+#: Page builders register whole families of shortcodes by prefix.
+_REGISTERED_PREFIXES: Final = ("vc_", "et_pb_", "fusion_", "su_", "av_", "mk_", "cs_", "themify_")
+
+
+def _is_registered(name: str, extra: frozenset[str]) -> bool:
+    return name in REGISTERED_SHORTCODES or name in extra or name.startswith(_REGISTERED_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)
 class RichTextResult:
     html: str
+    #: (kind, message): one per kind, the first occurrence's excerpt, the count of the others.
     warnings: tuple[tuple[str, str], ...] = ()
 
 
@@ -163,10 +226,15 @@ def _link(url: str) -> str:
 
 class _WordPressConverter:
     def __init__(
-        self, attachment_url: Callable[[str], str | None] | None, protected: list[str]
+        self,
+        attachment_url: Callable[[str], str | None] | None,
+        protected: list[str],
+        options: RichTextOptions,
+        log: WarningLog,
     ) -> None:
         self.attachment_url = attachment_url
-        self.warnings: list[tuple[str, str]] = []
+        self.options = options
+        self.log = log
         # Markup made from a shortcode is set aside as a block, so paragraphs form around it.
         self.protected = protected
 
@@ -200,7 +268,7 @@ class _WordPressConverter:
                 if closing is not None:
                     inner = text[end : closing.start()]
                     end = closing.end()
-            replacement = self.replace(name, raw_attributes, inner, match.group(3) is not None)
+            replacement = self.replace(name, raw_attributes, inner, match.group(0))
             out.append(match.group(0) if replacement is None else replacement)
             if replacement is None and inner is not None:
                 out.append(self.shortcodes(inner) + f"[/{match.group(1)}]")
@@ -208,14 +276,27 @@ class _WordPressConverter:
         out.append(text[position:])
         return "".join(out)
 
-    def replace(self, name: str, raw: str, inner: str | None, closed: bool) -> str | None:
+    def replace(self, name: str, raw: str, inner: str | None, opening: str) -> str | None:
+        if name in ("code", "sourcecode"):
+            # Unclosed, "[code]" is prose about code, not a block of it.
+            return None if inner is None else self.block(self.code(inner))
         if name not in KNOWN_SHORTCODES:
-            looks_like_shortcode = inner is not None or closed or "=" in raw
-            if not looks_like_shortcode:
-                return None  # "[sic]", "[edge case]": prose in brackets
-            self.warnings.append(("shortcode_unknown", f"removed [{name}], kept its content"))
+            if not _is_registered(name, self.options.shortcodes):
+                return None  # "[sic]", "[see <a href=...>]": prose in brackets, kept as written
+            if inner is not None and inner.strip():
+                message = f"removed {excerpt(opening, 60)}, kept its content"
+            else:
+                message = f"removed {excerpt(opening, 60)}; what it showed on WordPress is lost"
+            self.log.add("shortcode_unknown", message)
             return "" if inner is None else self.shortcodes(inner)
         return self.block(self.known(name, _attributes(raw), inner))
+
+    def code(self, inner: str) -> str:
+        # Highlighters store the code as written, entities and all; Webflow gets it as text.
+        paragraphs, first = code_paragraphs(html_lib.unescape(inner))
+        if first:
+            self.log.add("code_block", f"code block {excerpt(first, 60)!r} became code paragraphs")
+        return paragraphs
 
     def known(self, name: str, attributes: dict[str, str], inner: str | None) -> str:
         if name in ("caption", "wp_caption"):
@@ -223,7 +304,7 @@ class _WordPressConverter:
         if name == "gallery":
             return self.gallery(attributes)
         if name == "playlist":
-            self.warnings.append(("playlist_dropped", "[playlist] has no Webflow equivalent"))
+            self.log.add("playlist_dropped", "[playlist] has no Webflow equivalent")
             return ""
         url = ""
         if name == "embed" or (name in ("youtube", "vimeo") and inner):
@@ -239,8 +320,12 @@ class _WordPressConverter:
                 else f"https://vimeo.com/{url}"
             )
         if not url:
-            self.warnings.append(("shortcode_empty", f"[{name}] without a URL was removed"))
+            self.log.add("shortcode_empty", f"[{name}] without a URL was removed")
             return ""
+        urls = video_urls(url)
+        if urls is not None:
+            self.log.add("video_embedded", f"[{name}] {excerpt(url, 60)} became a Webflow video")
+            return video_figure(*urls)
         return _link(url)
 
     def caption(self, attributes: dict[str, str], inner: str) -> str:
@@ -260,19 +345,15 @@ class _WordPressConverter:
         ]
         ids = [i for i in ids if i]
         if not ids:
-            self.warnings.append(
-                (
-                    "gallery_unresolved",
-                    "[gallery] without ids (the post's attached images) was removed",
-                )
+            self.log.add(
+                "gallery_unresolved",
+                "[gallery] without ids (the post's attached images) was removed",
             )
             return ""
         if self.attachment_url is None:
-            self.warnings.append(
-                (
-                    "gallery_unresolved",
-                    f"[gallery] of {len(ids)} images removed: no attachment lookup",
-                )
+            self.log.add(
+                "gallery_unresolved",
+                f"[gallery] of {len(ids)} images removed: no attachment lookup",
             )
             return ""
         figures: list[str] = []
@@ -285,8 +366,9 @@ class _WordPressConverter:
             else:
                 unresolved.append(attachment_id)
         if unresolved:
-            self.warnings.append(
-                ("gallery_unresolved", "no URL for attachment ids " + ", ".join(unresolved))
+            self.log.add(
+                "gallery_unresolved",
+                excerpt("no URL for attachment ids " + ", ".join(unresolved)),
             )
         return "".join(figures)
 
@@ -314,8 +396,11 @@ def wordpress_to_html(
     *,
     base_url: str | None = None,
     attachment_url: Callable[[str], str | None] | None = None,
+    options: RichTextOptions | None = None,
 ) -> RichTextResult:
     """WordPress post content (classic or block editor) as Webflow rich text."""
+    options = options or RichTextOptions()
+    log = WarningLog()
     has_blocks = "<!-- wp:" in content
     text = _BLOCK_COMMENT.sub("", content)
     protected: list[str] = []
@@ -327,7 +412,7 @@ def wordpress_to_html(
         return f"{mark}{len(protected) - 1}{mark}"
 
     text = _PROTECTED.sub(protect, text)
-    converter = _WordPressConverter(attachment_url, protected)
+    converter = _WordPressConverter(attachment_url, protected, options, log)
     text = converter.shortcodes(text)
     if not has_blocks:
         text = _autop(text)
@@ -337,12 +422,9 @@ def wordpress_to_html(
         if restored == text:
             break
         text = restored
+    text = normalise_for_webflow(text, options, log)
     cleaned = sanitize_html(text, base_url=base_url)
     cleaned = re.sub(r"<p>\s*</p>", "", cleaned)
-    # Dropped scripts and comments leave blank lines behind; code keeps its own.
-    parts = _PRE_BLOCK.split(cleaned)
-    cleaned = "".join(
-        part if index % 2 else _BLANK_BETWEEN_TAGS.sub(">\n<", part)
-        for index, part in enumerate(parts)
-    ).strip()
-    return RichTextResult(cleaned, tuple(converter.warnings))
+    # Dropped scripts and comments leave blank lines behind (code blocks are paragraphs now).
+    cleaned = _BLANK_BETWEEN_TAGS.sub(">\n<", cleaned).strip()
+    return RichTextResult(cleaned, log.warnings())

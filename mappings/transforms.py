@@ -17,7 +17,12 @@ import nh3
 from flowport.base.models import FieldType
 from flowport.mappings.paths import is_missing
 from flowport.mappings.results import MappingWarning
-from flowport.mappings.richtext import markdown_to_html, wordpress_to_html
+from flowport.mappings.richtext import (
+    TABLE_MODES,
+    RichTextOptions,
+    markdown_to_html,
+    wordpress_to_html,
+)
 from flowport.mappings.slugs import webflow_slug
 from flowport.mappings.values import (
     FieldValueError,
@@ -216,15 +221,37 @@ def _markdown(arg: Any, env: TransformEnv) -> Transform:
     return _each(lambda text: markdown_to_html(text, base_url=base_url))
 
 
+def _richtext_options(arg: Any) -> RichTextOptions:
+    fix = '{richtext_wordpress = {tables = "rows", shortcodes = ["my_box"]}}'
+    options = {} if arg is None else arg
+    if not isinstance(options, Mapping) or set(options) - {"tables", "shortcodes"}:
+        raise TransformConfigError(
+            f"transform 'richtext_wordpress' takes a table with tables, shortcodes; got {arg!r}",
+            fix=fix,
+        )
+    tables = options.get("tables", "rows")
+    if tables not in TABLE_MODES:
+        raise TransformConfigError(
+            f"richtext_wordpress: tables must be one of {', '.join(TABLE_MODES)}; got {tables!r}",
+            fix=fix,
+        )
+    names = options.get("shortcodes", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise TransformConfigError(
+            f"richtext_wordpress: shortcodes must be a list of names; got {names!r}", fix=fix
+        )
+    return RichTextOptions(tables=tables, shortcodes=frozenset(n.lower() for n in names))
+
+
 def _richtext_wordpress(arg: Any, env: TransformEnv) -> Transform:
-    _no_arg("richtext_wordpress", arg)
+    options = _richtext_options(arg)
     base_url = env.base_url
     lookup = env.attachment_url
 
     def convert(value: Any, run: TransformRun) -> Any:
         if not isinstance(value, str):
             return value
-        result = wordpress_to_html(value, base_url=base_url, attachment_url=lookup)
+        result = wordpress_to_html(value, base_url=base_url, attachment_url=lookup, options=options)
         for kind, message in result.warnings:
             run.warn(kind, message)
         return result.html

@@ -25,9 +25,11 @@ import inspect
 import json
 import os
 import platform
+import signal
 import sys
+import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -170,31 +172,121 @@ def run(
     use_json = log_format is LogFormat.json or (
         log_format is LogFormat.auto and not sys.stdout.isatty()
     )
-    try:
-        with job_lock(job.state_dir):
-            from flowport.pipeline.runner import run_job
+    from flowport.pipeline.runner import RunSummary, run_job
 
-            if use_json:
-                json_sink = JsonLinesSink(sys.stdout, quiet=quiet)
-                summary = asyncio.run(run_job(job, progress=json_sink))
-                json_sink.emit("run_finished", **summary.as_dict())
-            else:
-                with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
-                    summary = asyncio.run(run_job(job, progress=rich_sink))
-                _print_summary(summary.as_dict())
-    except JobLocked as exc:
-        _fail(EXIT_ABORTED, f"error: {exc}")
-    except ConfigError as exc:
-        _fail(EXIT_BAD_JOB, f"error: {exc}")
-    except FatalError as exc:
-        _fail(EXIT_ABORTED, f"aborted: {exc}")
-    except KeyboardInterrupt:
-        _fail(EXIT_ABORTED, "interrupted; the next run resumes where this one stopped")
-    except FlowportError as exc:
-        _fail(EXIT_ABORTED, f"aborted: {exc}")
-    except Exception:
-        _fail(EXIT_ABORTED, f"aborted by an unexpected error:\n{traceback.format_exc()}")
-    raise typer.Exit(summary.exit_code)
+    # The summary is ours, not the runner's: whatever stops the run (a fatal error, SIGINT,
+    # SIGTERM from systemd, a bug), it holds the counts so far and ends the output.
+    summary = RunSummary(job=job.path.stem)
+    json_sink = JsonLinesSink(sys.stdout, quiet=quiet) if use_json else None
+    code, problem = EXIT_ABORTED, ""
+    with _terminate_as_exception():
+        try:
+            with job_lock(job.state_dir):
+                if json_sink is not None:
+                    _run_until_signal(lambda: run_job(job, progress=json_sink, summary=summary))
+                else:
+                    with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
+                        _run_until_signal(lambda: run_job(job, progress=rich_sink, summary=summary))
+            code = summary.exit_code
+        except JobLocked as exc:
+            problem = f"error: {exc}"
+        except ConfigError as exc:
+            code, problem = EXIT_BAD_JOB, f"error: {exc}"
+        except FlowportError as exc:
+            problem = f"aborted: {exc}"
+        except (KeyboardInterrupt, Terminated) as exc:
+            problem = f"{_signal_name(exc)}: stopped; the next run resumes where this one stopped"
+        except Exception as exc:
+            problem = f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
+    _finish_run(summary, code, problem, json_sink)
+
+
+class Terminated(BaseException):
+    """SIGTERM (systemd stopping a unit, ``kill``): a stop like SIGINT, not a crash."""
+
+
+def _signal_name(exc: BaseException) -> str:
+    return "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the main thread outside the event loop (during the
+    loop, :func:`_run_until_signal` cancels the run instead), instead of ending the process
+    with no word and exit 143."""
+
+    def raise_terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_until_signal(make: Callable[[], Coroutine[Any, Any, object]]) -> None:
+    """Run a coroutine; SIGTERM cancels it as SIGINT does, so its cleanup (the checkpoint's
+    final flush, the run's record) happens, then :class:`Terminated` is raised."""
+    received: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            received.append(signal.SIGTERM)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, stop)
+        try:
+            await make()
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        if received:
+            raise Terminated from None
+        raise
+    finally:
+        # remove_signal_handler put back the default; the caller's handler goes on.
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _crash_note(job: Job) -> str:
+    """A bug's traceback goes to a file in the job's state folder, never to the terminal."""
+    details = traceback.format_exc()
+    try:
+        job.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        path = job.state_dir / f"crash-{stamp}-{os.getpid()}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as report:
+            report.write(redact(details))
+    except OSError as exc:
+        return f"its details could not be saved ({exc.strerror}); the next run resumes"
+    return f"details in {path}; please report it with that file. The next run resumes"
+
+
+def _finish_run(summary: Any, code: int, problem: str, json_sink: JsonLinesSink | None) -> NoReturn:
+    """Every exit of ``run`` ends with the summary: a ``run_finished`` line in JSON, a table
+    and a totals line on a terminal, with the exit code and, when it stopped, why."""
+    if problem:
+        # The CLI knows why better than the runner, which saw only a cancellation.
+        summary.aborted = problem.removeprefix("error: ").removeprefix("aborted: ")
+    result = summary.as_dict()
+    result["exit_code"] = code
+    if problem:
+        _stderr.print(redact(problem), markup=False, soft_wrap=True)
+    if json_sink is not None:
+        json_sink.emit("run_finished", **result)
+    else:
+        _print_summary(result)
+    raise typer.Exit(code)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -365,6 +457,13 @@ def validate(
         )
         _stdout.print(f"  references in a cycle ({fields}) are set in a second pass", markup=False)
     if offline:
+        from flowport.pipeline.preflight import source_problems
+
+        offline_problems = asyncio.run(source_problems(job, files_only=True))
+        for problem in offline_problems:
+            _stderr.print(redact(f"problem: {problem}"), markup=False, soft_wrap=True)
+        if offline_problems:
+            raise typer.Exit(EXIT_BAD_JOB)
         return
     try:
         from flowport.pipeline.runner import validate_job
@@ -372,7 +471,8 @@ def validate(
         problems = asyncio.run(_call(validate_job, job))
     except ConfigError as exc:
         _fail(EXIT_BAD_JOB, f"error: {exc}")
-    except FatalError as exc:
+    except FlowportError as exc:
+        # Fatal or not (an unreachable API is retriable for a run): here it ends the check.
         _fail(EXIT_ABORTED, f"error: cannot check the target schema: {exc}")
     except ImportError as exc:
         _fail(EXIT_ABORTED, f"error: the online check is unavailable ({exc}); try --offline")

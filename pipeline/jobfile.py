@@ -136,6 +136,8 @@ class RunOptions(_Strict):
     mode: Literal["live", "staged", "draft"] = "live"
     publish_site: bool = False
     batch_size: int = Field(default=100, ge=1, le=100)
+    #: How long each source may take to open and give its first record before any write.
+    source_check_seconds: float = Field(default=120.0, gt=0, le=3600)
 
 
 class SchemaField(_Strict):
@@ -253,6 +255,47 @@ class CollectionJob(CollectionMapping):
         if self.collection_schema is not None and self.collection_schema.slug:
             return self.collection_schema.slug
         return webflow_slug(self.target)
+
+    def planned_schema(self, name: str) -> CollectionSchema:
+        """What the collection will look like once the run has created it from ``[schema]``.
+
+        The one answer for the plan, validation and ``flowport init``'s redirect rows: Webflow
+        gives every collection a required name and slug, a field's display name is the one
+        :meth:`missing_fields` creates it with, and a reference names the job collection it
+        points to (there is no Webflow id yet). The ``planned-`` id marks it as not created.
+        """
+        fields: list[dict[str, Any]] = [
+            {"id": slug, "slug": slug, "displayName": slug.title(), "type": "PlainText",
+             "isRequired": True}
+            for slug in ("name", "slug")
+        ]  # fmt: skip
+        spec = self.collection_schema
+        for slug, definition in spec.fields.items() if spec is not None else ():
+            validations: dict[str, Any] | None = None
+            if definition.options is not None:
+                validations = {"options": [{"name": o, "id": o} for o in definition.options]}
+            elif definition.collection is not None:
+                validations = {"collectionId": definition.collection}
+            fields.append(
+                {
+                    "id": slug,
+                    "slug": slug,
+                    "displayName": definition.name or _display_name(slug),
+                    "type": definition.type,
+                    "isRequired": definition.required,
+                    "helpText": definition.help_text,
+                    "validations": validations,
+                }
+            )
+        return CollectionSchema.model_validate(
+            {
+                "id": f"planned-{name}",
+                "displayName": self.target,
+                "singularName": self.schema_singular_name(),
+                "slug": self.target_slug(),
+                "fields": fields,
+            }
+        )
 
     def missing_fields(
         self, schema: CollectionSchema, collection_ids: Mapping[str, str]

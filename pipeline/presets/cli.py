@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -16,9 +17,10 @@ import typer
 from rich.console import Console
 
 from flowport.base.errors import ConfigError, FatalError
-from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.jobfile import Job, load_job
 from flowport.pipeline.logging import redact
 from flowport.pipeline.presets.wordpress import (
+    RedirectReport,
     SiteProfile,
     job_toml,
     redirect_rows,
@@ -62,6 +64,60 @@ def _profile(source: str, user_env: str | None, password_env: str | None) -> Sit
     return scan_wxr(Path(source))
 
 
+_Source = Annotated[
+    str,
+    typer.Argument(
+        help="A WordPress export file (WXR) or a site's address (https://...).",
+        show_default=False,
+    ),
+]
+_Out = Annotated[Path, typer.Option("--out", help="The job file to write.", dir_okay=False)]
+_Redirects = Annotated[
+    Path | None,
+    typer.Option(
+        "--redirects",
+        help="The 301 redirects CSV to write (default: <job>-redirects.csv).",
+        dir_okay=False,
+    ),
+]
+_TargetApi = Annotated[
+    str,
+    typer.Option(
+        "--target-api", help='"sandbox" or a Webflow API base URL (https://api.webflow.com/v2).'
+    ),
+]
+_SiteId = Annotated[
+    str | None, typer.Option("--site-id", help="The Webflow site id (real API only).")
+]
+_TokenEnv = Annotated[
+    str, typer.Option("--token-env", help="NAME of the env var holding the API token.")
+]
+_UserEnv = Annotated[
+    str | None,
+    typer.Option("--user-env", help="NAME of the env var holding the WordPress user."),
+]
+_PasswordEnv = Annotated[
+    str | None,
+    typer.Option(
+        "--password-env", help="NAME of the env var holding that user's application password."
+    ),
+]
+_Force = Annotated[
+    bool, typer.Option("--force", help="Overwrite the job file and CSV if they exist.")
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where the job goes: the file, its redirects CSV and the destination it names."""
+
+    out: Path
+    csv_path: Path
+    target_api: str
+    site_id: str | None
+    token_env: str
+
+
 def register(app: typer.Typer) -> None:
     init_app = typer.Typer(
         help="Write a ready job file for a known kind of source.", no_args_is_help=True
@@ -69,51 +125,15 @@ def register(app: typer.Typer) -> None:
 
     @init_app.command("wordpress")
     def wordpress(
-        source: Annotated[
-            str,
-            typer.Argument(
-                help="A WordPress export file (WXR) or a site's address (https://...).",
-                show_default=False,
-            ),
-        ],
-        out: Annotated[
-            Path, typer.Option("--out", help="The job file to write.", dir_okay=False)
-        ] = Path("wordpress.toml"),
-        redirects: Annotated[
-            Path | None,
-            typer.Option(
-                "--redirects",
-                help="The 301 redirects CSV to write (default: <job>-redirects.csv).",
-                dir_okay=False,
-            ),
-        ] = None,
-        target_api: Annotated[
-            str,
-            typer.Option(
-                "--target-api",
-                help='"sandbox" or a Webflow API base URL (https://api.webflow.com/v2).',
-            ),
-        ] = "sandbox",
-        site_id: Annotated[
-            str | None, typer.Option("--site-id", help="The Webflow site id (real API only).")
-        ] = None,
-        token_env: Annotated[
-            str, typer.Option("--token-env", help="NAME of the env var holding the API token.")
-        ] = "WEBFLOW_TOKEN",  # noqa: S107 (a variable name, not a token)
-        user_env: Annotated[
-            str | None,
-            typer.Option("--user-env", help="NAME of the env var holding the WordPress user."),
-        ] = None,
-        password_env: Annotated[
-            str | None,
-            typer.Option(
-                "--password-env",
-                help="NAME of the env var holding that user's application password.",
-            ),
-        ] = None,
-        force: Annotated[
-            bool, typer.Option("--force", help="Overwrite the job file and CSV if they exist.")
-        ] = False,
+        source: _Source,
+        out: _Out = Path("wordpress.toml"),
+        redirects: _Redirects = None,
+        target_api: _TargetApi = "sandbox",
+        site_id: _SiteId = None,
+        token_env: _TokenEnv = "WEBFLOW_TOKEN",  # noqa: S107 (a variable name, not a token)
+        user_env: _UserEnv = None,
+        password_env: _PasswordEnv = None,
+        force: _Force = False,
     ) -> None:
         """Map posts, pages, categories, tags and authors of a WordPress site into Webflow."""
         _env_name(token_env, "--token-env")
@@ -125,52 +145,66 @@ def register(app: typer.Typer) -> None:
         for path in (out, csv_path):
             if path.exists() and not force:
                 _fail(_EXIT_BAD_ARGUMENTS, f"error: {path} exists (pass --force to replace it)")
-        try:
-            profile = _profile(source, user_env, password_env)
-        except ConfigError as exc:
-            _fail(_EXIT_BAD_ARGUMENTS, f"error: {exc}")
-        except FatalError as exc:
-            _fail(_EXIT_SOURCE, f"error: {exc}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        text = job_toml(
-            profile,
-            job_dir=out.parent,
-            target_api=target_api,
-            site_id=site_id,
-            token_env=token_env,
-        )
-        # Written beside the target first, so relative paths resolve the same when it is loaded
-        # back; a job file that does not load never replaces anything.
-        draft = out.with_name(f".{out.name}.draft")
-        draft.write_text(text, encoding="utf-8")
-        try:
-            job = load_job(draft)
-        except ConfigError as exc:
-            draft.unlink(missing_ok=True)
-            _fail(_EXIT_SOURCE, f"error: the generated job file does not load: {exc}")
-        try:
-            report = asyncio.run(redirect_rows(job, profile))
-        except ConfigError as exc:
-            draft.unlink(missing_ok=True)
-            _fail(_EXIT_BAD_ARGUMENTS, f"error: {exc}")
-        except FatalError as exc:
-            draft.unlink(missing_ok=True)
-            _fail(_EXIT_SOURCE, f"error: {exc}")
-        draft.replace(out)
-        write_redirects_csv(csv_path, report.rows)
-        _stdout.print(
-            f"wrote {out}: {len(job.collections)} collections "
-            f"({', '.join(job.collections)}) from {profile.site_url}",
-            markup=False,
-        )
-        if profile.permalink_structure:
-            _stdout.print(f"  permalinks: {profile.permalink_structure}", markup=False)
-        for note in profile.notes:
-            _stdout.print(f"  note: {note}", markup=False)
-        _stdout.print(f"wrote {csv_path}: {len(report.rows)} redirects", markup=False)
-        for name, reasons in report.left_out.items():
-            detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-            _stdout.print(f"  {name}: no redirect for {detail}", markup=False)
-        _stdout.print(f"next: flowport validate {out} --offline && flowport run {out}")
+        target = _Target(out, csv_path, target_api, site_id, token_env)
+        _init_wordpress(_scanned(source, user_env, password_env), target)
 
     app.add_typer(init_app, name="init")
+
+
+def _scanned(source: str, user_env: str | None, password_env: str | None) -> SiteProfile:
+    try:
+        return _profile(source, user_env, password_env)
+    except ConfigError as exc:
+        _fail(_EXIT_BAD_ARGUMENTS, f"error: {exc}")
+    except FatalError as exc:
+        _fail(_EXIT_SOURCE, f"error: {exc}")
+
+
+def _init_wordpress(profile: SiteProfile, target: _Target) -> None:
+    out = target.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = job_toml(
+        profile,
+        job_dir=out.parent,
+        target_api=target.target_api,
+        site_id=target.site_id,
+        token_env=target.token_env,
+    )
+    # Written beside the target first, so relative paths resolve the same when it is loaded
+    # back; a job file that does not load never replaces anything.
+    draft = out.with_name(f".{out.name}.draft")
+    draft.write_text(text, encoding="utf-8")
+    try:
+        job = load_job(draft)
+    except ConfigError as exc:
+        draft.unlink(missing_ok=True)
+        _fail(_EXIT_SOURCE, f"error: the generated job file does not load: {exc}")
+    try:
+        report = asyncio.run(redirect_rows(job, profile))
+    except ConfigError as exc:
+        draft.unlink(missing_ok=True)
+        _fail(_EXIT_BAD_ARGUMENTS, f"error: {exc}")
+    except FatalError as exc:
+        draft.unlink(missing_ok=True)
+        _fail(_EXIT_SOURCE, f"error: {exc}")
+    draft.replace(out)
+    write_redirects_csv(target.csv_path, report.rows)
+    _print_summary(profile, job, report, target)
+
+
+def _print_summary(profile: SiteProfile, job: Job, report: RedirectReport, target: _Target) -> None:
+    out = target.out
+    _stdout.print(
+        f"wrote {out}: {len(job.collections)} collections "
+        f"({', '.join(job.collections)}) from {profile.site_url}",
+        markup=False,
+    )
+    if profile.permalink_structure:
+        _stdout.print(f"  permalinks: {profile.permalink_structure}", markup=False)
+    for note in profile.notes:
+        _stdout.print(f"  note: {note}", markup=False)
+    _stdout.print(f"wrote {target.csv_path}: {len(report.rows)} redirects", markup=False)
+    for name, reasons in report.left_out.items():
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+        _stdout.print(f"  {name}: no redirect for {detail}", markup=False)
+    _stdout.print(f"next: flowport validate {out} --offline && flowport run {out}")

@@ -7,8 +7,9 @@
 
 Scanning reads only what the job needs to know: the site's address, the post types present, the
 permalink pattern (learned from item links) and whether there are attachments. A WXR file is
-streamed with ``lxml.etree.iterparse`` (no DTD, no entities, no network; elements cleared as they
-go); a live site answers through its REST index, types and one page of posts. Credentials are
+read by the WXR connector's first pass (:func:`flowport.connectors.wxr.scan_export`: streamed,
+a hostile prolog refused, bare ``&`` repaired, as in the run); a live site answers through its
+REST index, types and one page of posts. Credentials are
 only ever env var NAMES, written into the job file; their values are read by the connector.
 
 Redirect rows come from the job itself: each collection's records are read through the same
@@ -31,15 +32,17 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-from lxml import etree
-
 from flowport.base.errors import ConfigError, SourceError
-from flowport.base.models import CollectionSchema, FieldSchema
 from flowport.connectors import SourceRecord
-from flowport.connectors.wordpress_common import decode_slug
+from flowport.connectors.wordpress_api import (
+    NoApiHere,
+    WordPressApi,
+    WordPressRefused,
+    application_password_from_env,
+)
+from flowport.connectors.wxr import ExportItem, ExportScan, scan_export
 from flowport.mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
-from flowport.pipeline.jobfile import CollectionJob, Job
+from flowport.pipeline.jobfile import Job
 
 __all__ = [
     "BUILTIN_POST_TYPES",
@@ -78,9 +81,6 @@ BUILTIN_POST_TYPES: Final = frozenset(
         "jp_pay_product",
     }
 )
-#: WXR item term domains and channel term elements -> taxonomy.
-_TERM_DOMAINS: Final = {"category": "category", "post_tag": "post_tag", "tag": "post_tag"}
-_SLUG_TAG: Final = {"category": "category_nicename", "tag": "tag_slug"}
 #: Job collections the preset always names this way; a custom post type never takes one.
 _RESERVED: Final = ("posts", "pages", "categories", "tags", "authors")
 _USER_AGENT: Final = "flowport-init"
@@ -237,132 +237,57 @@ def _old_path(url: str, site_url: str) -> str | None:
 # ---- scanning a WXR file --------------------------------------------------------------------
 
 
-def _local(tag: object) -> tuple[str, str]:
-    if not isinstance(tag, str):
-        return "", ""
-    if tag.startswith("{"):
-        namespace, _, local = tag[1:].partition("}")
-        return namespace, local
-    return "", tag
-
-
-def _is_wp(namespace: str) -> bool:
-    return re.match(r"^https?://wordpress\.org/export/1\.\d+/$", namespace) is not None
-
-
-def _child_texts(item: etree._Element) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for child in item:
-        namespace, local = _local(child.tag)
-        key = f"wp:{local}" if _is_wp(namespace) else local
-        if key not in texts:
-            texts[key] = (child.text or "").strip()
-    return texts
-
-
 def scan_wxr(path: Path) -> SiteProfile:
-    """Learn a WXR export's site address, post types, permalinks and attachments."""
+    """Learn a WXR export's site address, post types, permalinks and attachments.
+
+    The export is read by the connector's own first pass (:func:`scan_export`): a hostile
+    prolog is refused and a bare ``&`` repaired exactly as the run will, streaming.
+    """
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(f"no such file: {path}", key="source", fix="check the WXR file's path")
-    try:
-        return _scan_wxr(path, recover=False)
-    except etree.XMLSyntaxError as exc:
-        log.warning("%s is not well-formed XML (%s); scanning it leniently", path.name, exc)
-        try:
-            profile = _scan_wxr(path, recover=True)
-        except etree.XMLSyntaxError as again:
-            raise SourceError(f"{path}: not a readable WXR file: {again}") from None
-        note = (
-            f"{path.name} is not well-formed XML (line {exc.lineno}: {exc.msg}); the connector "
-            "repairs bare '&' and refuses anything else"
-        )
-        return _replace_notes(profile, (*profile.notes, note))
-
-
-def _replace_notes(profile: SiteProfile, notes: tuple[str, ...]) -> SiteProfile:
-    values = {name: getattr(profile, name) for name in SiteProfile.__dataclass_fields__}
-    values["notes"] = notes
-    return SiteProfile(**values)
-
-
-def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
-    channel_link = blog_url = site_url = title = ""
-    is_wxr = False
-    counts: Counter[str] = Counter()
     patterns: Counter[str] = Counter()
-    used: dict[str, set[str]] = {"category": set(), "post_tag": set()}
-    declared: dict[str, set[str]] = {"category": set(), "post_tag": set()}
-    with path.open("rb") as stream:
-        events = etree.iterparse(
-            stream,
-            events=("end",),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            recover=recover,
-        )
-        for _, element in events:
-            namespace, local = _local(element.tag)
-            parent = element.getparent()
-            in_channel = parent is not None and _local(parent.tag)[1] == "channel"
-            if local == "item" and not namespace:
-                texts = _child_texts(element)
-                post_type = texts.get("wp:post_type") or "post"
-                counts[post_type] += 1
-                for child in element:
-                    if _local(child.tag) == ("", "category"):
-                        domain = _TERM_DOMAINS.get(str(child.get("domain") or ""))
-                        nicename = child.get("nicename")
-                        if domain is not None and nicename:
-                            used[domain].add(nicename)
-                link = texts.get("link", "")
-                if post_type == "post" and link and texts.get("wp:status") == "publish":
-                    patterns[
-                        _permalink_pattern(
-                            link,
-                            channel_link or blog_url or site_url,
-                            texts.get("wp:post_date"),
-                            texts.get("wp:post_name", ""),
-                            texts.get("wp:post_id", ""),
-                        )
-                    ] += 1
-                element.clear(keep_tail=False)
-                while element.getprevious() is not None:
-                    del element.getparent()[0]
-            elif in_channel:
-                text = (element.text or "").strip()
-                if local == "link" and not namespace:
-                    channel_link = text
-                elif local == "title" and not namespace:
-                    title = text
-                elif _is_wp(namespace):
-                    is_wxr = True
-                    if local in ("category", "tag"):
-                        slug = _child_texts(element).get(f"wp:{_SLUG_TAG[local]}")
-                        if slug:
-                            declared[_TERM_DOMAINS[local]].add(slug)
-                    if local == "base_blog_url":
-                        blog_url = text
-                    elif local == "base_site_url":
-                        site_url = text
-                if local not in ("item", "channel"):
-                    element.clear(keep_tail=False)
-    if not is_wxr:
-        raise SourceError(
-            f"{path}: not a WordPress export (no wordpress.org/export namespace in <channel>)"
-        )
+
+    def learn_permalink(item: ExportItem, channel: Mapping[str, str]) -> None:
+        if item.post_type == "post" and item.link and item.status == "publish":
+            site = channel.get("link") or channel.get("base_blog_url") or ""
+            site = site or channel.get("base_site_url", "")
+            pattern = _permalink_pattern(
+                item.link, site, item.post_date or None, item.post_name, item.post_id
+            )
+            patterns[pattern] += 1
+
+    scan = scan_export(path, each_item=learn_permalink)
+    channel = scan.channel
     # The channel <link> and base_blog_url are the blog; base_site_url can be the network's
     # root (wordpress.com exports say https://wordpress.com/ there).
-    address = (channel_link or blog_url or site_url).rstrip("/")
+    address = channel.get("link") or channel.get("base_blog_url") or ""
+    address = (address or channel.get("base_site_url", "")).rstrip("/")
     if not re.match(r"^https?://[^/\s]+", address):
         raise SourceError(f"{path}: the export names no site address (<link>, base_blog_url)")
-    structure = _most_common(patterns)
-    found = {name: (_rest_base(name), None, n) for name, n in counts.items()}
+    repaired = scan.repair_note(path.name)
+    notes = [*_undeclared_term_notes(scan), *([repaired] if repaired else [])]
+    found = {name: (_rest_base(name), None, n) for name, n in scan.post_types.items()}
+    return SiteProfile(
+        origin="wxr",
+        location=str(path),
+        site_url=address,
+        title=channel.get("title", ""),
+        post_types=_post_types(found),
+        has_attachments=scan.post_types.get("attachment", 0) > 0,
+        permalink_structure=_most_common(patterns),
+        notes=tuple(notes),
+    )
+
+
+def _undeclared_term_notes(scan: ExportScan) -> list[str]:
     notes: list[str] = []
-    for taxonomy, slugs in used.items():
-        undeclared = sorted(decode_slug(s) for s in slugs - declared[taxonomy])
+    for taxonomy in ("category", "post_tag"):
+        used = {slug for term_taxonomy, slug in scan.item_terms if term_taxonomy == taxonomy}
+        declared = {
+            slug for term_taxonomy, slug in scan.declared_terms if term_taxonomy == taxonomy
+        }
+        undeclared = sorted(used - declared)
         if undeclared:
             shown = ", ".join(undeclared[:10]) + (" ..." if len(undeclared) > 10 else "")
             notes.append(
@@ -370,16 +295,7 @@ def _scan_wxr(path: Path, *, recover: bool) -> SiteProfile:
                 f"({shown}); they are migrated as terms of their own, as WordPress's importer "
                 "creates them"
             )
-    return SiteProfile(
-        origin="wxr",
-        location=str(path),
-        site_url=address,
-        title=title,
-        post_types=_post_types(found),
-        has_attachments=counts.get("attachment", 0) > 0,
-        permalink_structure=structure,
-        notes=tuple(notes),
-    )
+    return notes
 
 
 def _rest_base(post_type: str) -> str:
@@ -390,40 +306,6 @@ def _rest_base(post_type: str) -> str:
 # ---- scanning a live site -------------------------------------------------------------------
 
 
-class _Rest:
-    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
-        self.session = session
-        self.base_url = base_url
-        self.pretty = True
-
-    def _url(self, route: str) -> tuple[str, dict[str, str]]:
-        if self.pretty:
-            return f"{self.base_url}/wp-json{route}", {}
-        return f"{self.base_url}/", {"rest_route": route}
-
-    async def get(
-        self, route: str, params: Mapping[str, str] | None = None
-    ) -> tuple[Any, Mapping[str, str]]:
-        url, query = self._url(route)
-        query.update(params or {})
-        async with self.session.get(url, params=query) as response:
-            text = await response.text()
-            if response.status >= 400:
-                raise _RestRefused(response.status, f"GET {route}: HTTP {response.status}")
-            try:
-                return json.loads(text), response.headers
-            except json.JSONDecodeError:
-                raise _RestRefused(
-                    response.status, f"GET {route}: the answer is not JSON"
-                ) from None
-
-
-class _RestRefused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 async def scan_rest(
     base_url: str,
     *,
@@ -432,7 +314,9 @@ async def scan_rest(
     env: Mapping[str, str] | None = None,
     timeout_seconds: float = 30.0,
 ) -> SiteProfile:
-    """Learn a live site's address, post types, permalinks and attachments from its REST API."""
+    """Learn a live site's address, post types, permalinks and attachments from its REST API,
+    through the connector's own client (:class:`WordPressApi`): one discovery, the same
+    application-password auth, retries and error bodies as the run."""
     parts = urlsplit(base_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
         raise ConfigError(
@@ -440,28 +324,38 @@ async def scan_rest(
             key="source",
             fix="pass the site's http(s) address, e.g. https://blog.example.com (no credentials)",
         )
-    base = base_url.strip().rstrip("/")
-    if base.endswith("/wp-json"):
-        base = base[: -len("/wp-json")]
-    auth = _auth(user_env, password_env, env or {})
-    timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-    headers = {"User-Agent": _USER_AGENT}
-    try:
-        async with aiohttp.ClientSession(timeout=timeout, headers=headers, auth=auth) as session:
-            api = _Rest(session, base)
-            index = await _index(api)
-            types = await _rest_types(api, index)
-            media = await _total(api, "/wp/v2/media")
-            posts, _ = await api.get(
-                "/wp/v2/posts", {"per_page": "20", "_fields": "id,link,slug,date"}
-            )
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise SourceError(f"{base}: cannot reach the site ({exc.__class__.__name__})") from None
-    except _RestRefused as exc:
-        raise SourceError(f"{base}: {exc}") from None
+    base = base_url.strip().rstrip("/").removesuffix("/wp-json")
+    credentials = application_password_from_env(user_env, password_env, env or {}, key="source")
+    async with WordPressApi.open(
+        base, timeout_seconds=timeout_seconds, user_agent=_USER_AGENT, credentials=credentials
+    ) as api:
+        # The whole index: its name, home and routes are what the scan is after.
+        index = await api.discover(fields=None)
+        if "wp/v2" not in (index.get("namespaces") or ()):
+            raise SourceError(f"{base}: the REST index has no wp/v2 namespace; is this WordPress?")
+        await api.check_credentials()  # a wrong password would scan only what the public sees
+        types = await _rest_types(api, index)
+        media = await _total(api, "/wp/v2/media")
+        posts = await api.page(
+            "/wp/v2/posts", {"per_page": "20", "_fields": "id,link,slug,date"}, 1
+        )
     site_url = str(index.get("home") or index.get("url") or base).rstrip("/")
+    return SiteProfile(
+        origin="rest",
+        location=base,
+        site_url=site_url,
+        title=str(index.get("name") or ""),
+        post_types=types,
+        has_attachments=bool(media),
+        permalink_structure=_rest_permalinks(posts.items, site_url),
+        user_env=user_env,
+        password_env=password_env,
+    )
+
+
+def _rest_permalinks(posts: Sequence[object], site_url: str) -> str | None:
     patterns: Counter[str] = Counter()
-    for post in posts if isinstance(posts, list) else []:
+    for post in posts:
         if isinstance(post, Mapping) and isinstance(post.get("link"), str):
             patterns[
                 _permalink_pattern(
@@ -472,61 +366,19 @@ async def scan_rest(
                     str(post.get("id") or ""),
                 )
             ] += 1
-    return SiteProfile(
-        origin="rest",
-        location=base,
-        site_url=site_url,
-        title=str(index.get("name") or ""),
-        post_types=types,
-        has_attachments=bool(media),
-        permalink_structure=_most_common(patterns),
-        user_env=user_env,
-        password_env=password_env,
-    )
+    return _most_common(patterns)
 
 
-def _auth(
-    user_env: str | None, password_env: str | None, env: Mapping[str, str]
-) -> aiohttp.BasicAuth | None:
-    if (user_env is None) != (password_env is None):
-        raise ConfigError(
-            "the user and password env vars go together",
-            key="source",
-            fix="pass both --user-env and --password-env (an application password), or neither",
-        )
-    if user_env is None or password_env is None:
-        return None
-    user, password = env.get(user_env), env.get(password_env)
-    if not user or not password:
-        missing = user_env if not user else password_env
-        raise ConfigError(
-            f"environment variable {missing} is not set",
-            key="source",
-            fix=f"export {missing}=... (the password is an application password)",
-        )
-    return aiohttp.BasicAuth(user, password)
-
-
-async def _index(api: _Rest) -> Mapping[str, Any]:
-    try:
-        index, _ = await api.get("/")
-    except _RestRefused as exc:
-        if exc.status != 404 and exc.status < 500 and exc.status != 200:
-            raise
-        api.pretty = False  # plain permalinks: /wp-json/ is not routed, ?rest_route= is
-        index, _ = await api.get("/")
-    if not isinstance(index, Mapping) or "wp/v2" not in (index.get("namespaces") or ()):
-        raise _RestRefused(200, "GET /wp-json/: no wp/v2 namespace; is this a WordPress site?")
-    return index
-
-
-async def _rest_types(api: _Rest, index: Mapping[str, Any]) -> tuple[PostType, ...]:
+async def _rest_types(api: WordPressApi, index: Mapping[str, Any]) -> tuple[PostType, ...]:
     routes = index.get("routes") or {}
     found: dict[str, tuple[str, str | None, int | None]] = {}
     if isinstance(routes, Mapping) and "/wp/v2/types" not in routes:
         found = {"post": ("posts", None, None), "page": ("pages", None, None)}
         return _post_types(found)
-    answer, _ = await api.get("/wp/v2/types")
+    try:
+        answer, _ = await api.get("/wp/v2/types", {})
+    except NoApiHere as exc:
+        raise SourceError(f"{api.site} /wp/v2/types: {exc}") from None
     for name, info in answer.items() if isinstance(answer, Mapping) else ():
         if not isinstance(info, Mapping) or not info.get("rest_base"):
             continue
@@ -537,10 +389,11 @@ async def _rest_types(api: _Rest, index: Mapping[str, Any]) -> tuple[PostType, .
     return _post_types(found)
 
 
-async def _total(api: _Rest, route: str) -> int:
+async def _total(api: WordPressApi, route: str) -> int:
+    # A site that hides the route, or refuses it to this reader, has none to migrate.
     try:
         _, headers = await api.get(route, {"per_page": "1", "_fields": "id"})
-    except _RestRefused:
+    except (NoApiHere, WordPressRefused):
         return 0
     try:
         return int(headers.get("X-WP-Total", "0"))
@@ -589,10 +442,23 @@ def _post_collection(
     profile: SiteProfile, post_type: PostType, job_dir: Path, *, with_terms: bool
 ) -> str:
     name = post_type.collection
-    site = profile.site_url
+    lines = [
+        *_post_table(profile, post_type, job_dir),
+        "",
+        *_post_fields(profile, post_type, with_terms=with_terms),
+        "",
+        _STATUS_BLOCK.format(name=name).rstrip("\n"),
+        "",
+        *_post_schema(profile, post_type, with_terms=with_terms),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _post_table(profile: SiteProfile, post_type: PostType, job_dir: Path) -> list[str]:
+    name = post_type.collection
     source = _source_table(profile, job_dir, kind=post_type.name, resource=post_type.resource)
     count = f" ({post_type.count} in the export)" if post_type.count is not None else ""
-    lines = [
+    return [
         f"# WordPress post type '{post_type.name}'{count} -> Webflow collection '{name}'.",
         f"[collections.{name}]",
         f"target = {_toml(post_type.label)}",
@@ -604,9 +470,13 @@ def _post_collection(
         "# (drafts have none) is made from the name.",
         'slug_from = "name"',
         "# Relative links and images in the content are made absolute against the old site.",
-        f"base_url = {_toml(site + '/')}",
-        "",
-        f"[collections.{name}.fields]",
+        f"base_url = {_toml(profile.site_url + '/')}",
+    ]
+
+
+def _post_fields(profile: SiteProfile, post_type: PostType, *, with_terms: bool) -> list[str]:
+    lines = [
+        f"[collections.{post_type.collection}.fields]",
         'name = { source = "title", transforms = ["strip_html", "html_unescape", '
         '{ default = "(no title)" }] }',
         'slug = "slug"',
@@ -632,7 +502,7 @@ def _post_collection(
     if post_type.name == "page":
         lines += [
             "# A page's parent page, set in a second pass (pages reference pages).",
-            f'parent-page = {{ source = "parent", reference = "{name}" }}',
+            f'parent-page = {{ source = "parent", reference = "{post_type.collection}" }}',
         ]
     if profile.has_attachments:
         lines += [
@@ -640,8 +510,12 @@ def _post_collection(
             'featured-image = "featured_image.url"',
             'featured-image-alt = "featured_image.alt"',
         ]
-    lines += ["", _STATUS_BLOCK.format(name=name).rstrip("\n"), ""]
-    lines += [
+    return lines
+
+
+def _post_schema(profile: SiteProfile, post_type: PostType, *, with_terms: bool) -> list[str]:
+    name = post_type.collection
+    lines = [
         f"[collections.{name}.schema]",
         f"singular_name = {_toml(post_type.singular)}",
         f"slug = {_toml(name)}",
@@ -669,40 +543,42 @@ def _post_collection(
             'featured-image = { type = "Image", name = "Featured Image" }',
             'featured-image-alt = { type = "PlainText", name = "Featured Image Alt" }',
         ]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class _Taxonomy:
+    """How a WordPress taxonomy is named in the job: collection, labels, WXR kind, REST base."""
+
+    name: str
+    label: str
+    singular: str
+    kind: str
+    resource: str
+
+
+_TAXONOMIES: Final = {
+    "category": _Taxonomy("categories", "Categories", "Category", "category", "categories"),
+    "post_tag": _Taxonomy("tags", "Tags", "Tag", "tag", "tags"),
+}
 
 
 def _term_collection(
     profile: SiteProfile, job_dir: Path, *, taxonomy: Literal["category", "post_tag"]
 ) -> str:
-    if taxonomy == "category":
-        name, label, singular, kind, resource = (
-            "categories",
-            "Categories",
-            "Category",
-            "category",
-            "categories",
-        )
-        base = profile.category_base
-    else:
-        name, label, singular, kind, resource = (
-            "tags",
-            "Tags",
-            "Tag",
-            "tag",
-            "tags",
-        )
-        base = profile.tag_base
-    source = _source_table(profile, job_dir, kind=kind, resource=resource)
+    names = _TAXONOMIES[taxonomy]
+    name = names.name
+    base = profile.category_base if taxonomy == "category" else profile.tag_base
+    source = _source_table(profile, job_dir, kind=names.kind, resource=names.resource)
     old_url = (
         'old-url = "link"'
         if profile.origin == "rest"
         else f"old-url = {{ template = {_toml(f'{profile.site_url}/{base}/{{slug}}/')} }}"
     )
     lines = [
-        f"# WordPress {'categories' if taxonomy == 'category' else 'tags'} -> '{name}'.",
+        f"# WordPress {names.name} -> '{name}'.",
         f"[collections.{name}]",
-        f"target = {_toml(label)}",
+        f"target = {_toml(names.label)}",
         "create_missing = true",
         'external_key_field = "wordpress-id"',
         f"source = {source}",
@@ -721,20 +597,25 @@ def _term_collection(
             "# The parent category: a reference into this same collection, set in a second pass.",
             'parent = { template = "category:{parent}", reference = "categories" }',
         ]
-    lines += [
+    lines += _term_schema(names)
+    return "\n".join(lines) + "\n"
+
+
+def _term_schema(names: _Taxonomy) -> list[str]:
+    lines = [
         "",
-        f"[collections.{name}.schema]",
-        f"singular_name = {_toml(singular)}",
-        f"slug = {_toml(name)}",
+        f"[collections.{names.name}.schema]",
+        f"singular_name = {_toml(names.singular)}",
+        f"slug = {_toml(names.name)}",
         "",
-        f"[collections.{name}.schema.fields]",
+        f"[collections.{names.name}.schema.fields]",
         'wordpress-id = { type = "PlainText", name = "WordPress ID" }',
         'old-url = { type = "PlainText", name = "Old URL" }',
         'description = "PlainText"',
     ]
-    if taxonomy == "category":
+    if names.kind == "category":
         lines.append('parent = { type = "Reference", collection = "categories" }')
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _author_collection(profile: SiteProfile, job_dir: Path) -> str:
@@ -854,36 +735,6 @@ class _AnyReference:
         return "0" * 24
 
 
-def _planned_schema(name: str, collection: CollectionJob) -> CollectionSchema:
-    fields = []
-    spec = collection.collection_schema
-    for slug, field_spec in spec.fields.items() if spec is not None else ():
-        fields.append(
-            FieldSchema.model_validate(
-                {
-                    "id": slug,
-                    "slug": slug,
-                    "displayName": field_spec.name or slug,
-                    "type": field_spec.type,
-                    "isRequired": field_spec.required,
-                    "validations": (
-                        {"options": [{"name": o, "id": o} for o in field_spec.options]}
-                        if field_spec.options
-                        else None
-                    ),
-                }
-            )
-        )
-    return CollectionSchema.model_validate(
-        {
-            "id": name,
-            "displayName": collection.target,
-            "slug": collection.target_slug(),
-            "fields": [f.model_dump(by_alias=True) for f in fields],
-        }
-    )
-
-
 def _term_path(record: SourceRecord, base: str, parents: Mapping[str, str | None]) -> str:
     slugs = [str(record.fields.get("slug") or "")]
     seen = {slugs[0]}
@@ -902,7 +753,7 @@ async def redirect_rows(job: Job, profile: SiteProfile) -> RedirectReport:
     seen: set[str] = set()
     for name in job.collections:
         collection = job.collections[name]
-        schema = _planned_schema(name, collection)
+        schema = collection.planned_schema(name)
         mapper = compile_mapping(
             collection.mapping(),
             schema,

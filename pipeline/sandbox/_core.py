@@ -14,7 +14,7 @@ until it is published.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -413,34 +413,22 @@ class SandboxCore:
 
     def publish_site(self, site_id: str, body: object) -> dict[str, Any]:
         site = self._site(site_id)
-        body = _object(body)
-        _reject_unknown(body, {"customDomains", "publishToWebflowSubdomain", "pageId"})
-        domains = body.get("customDomains")
-        to_subdomain = body.get("publishToWebflowSubdomain", False)
-        if not isinstance(to_subdomain, bool):
-            raise validation_error(
-                "publishToWebflowSubdomain must be a boolean",
-                [{"param": "publishToWebflowSubdomain", "description": "must be a boolean"}],
-            )
-        if domains is not None and not isinstance(domains, list):
-            raise validation_error(
-                "customDomains must be an array",
-                [{"param": "customDomains", "description": "must be an array"}],
-            )
-        if domains:
-            raise validation_error(
-                "Unknown custom domain ids: the sandbox site has no custom domains",
-                [{"param": "customDomains", "description": f"unknown domain ids: {domains}"}],
-            )
-        if "customDomains" not in body and not to_subdomain:
-            raise validation_error(
-                "Include customDomains or publishToWebflowSubdomain: true to publish the site"
-            )
-        if "pageId" in body:
-            raise validation_error(
-                "The sandbox site has no pages; publish the whole site (omit pageId)",
-                [{"param": "pageId", "description": "no page with this id"}],
-            )
+        to_subdomain = _site_publish_target(_object(body))
+        self._claim_site_publish(site_id)
+        now = self._now()
+        self._publish_staged_items(site_id, now)
+        site.last_published = now
+        site.last_updated = now
+        self._put_site(site)
+        self._commit()
+        return {
+            "customDomains": [],
+            "publishToWebflowSubdomain": to_subdomain,
+            "publishScope": "site",
+        }
+
+    def _claim_site_publish(self, site_id: str) -> None:
+        """One successful site publish per interval, or a 429 saying when the next may come."""
         now_clock = self.config.clock()
         last = self._last_site_publish.get(site_id)
         interval = self.config.site_publish_interval
@@ -454,7 +442,8 @@ class SandboxCore:
                 headers={"Retry-After": format_seconds(wait)},
             )
         self._last_site_publish[site_id] = now_clock
-        now = self._now()
+
+    def _publish_staged_items(self, site_id: str, now: str) -> None:
         # A site publish takes every staged item that is not a draft live; drafts of live items
         # stay live unchanged (Webflow's July 2025 rule) and archived items leave the live site.
         for collection in self.collections.values():
@@ -469,15 +458,6 @@ class SandboxCore:
                     elif not variant.is_draft:
                         variant.publish(now)
                         self._put_variant(collection, variant)
-        site.last_published = now
-        site.last_updated = now
-        self._put_site(site)
-        self._commit()
-        return {
-            "customDomains": [],
-            "publishToWebflowSubdomain": to_subdomain,
-            "publishScope": "site",
-        }
 
     # ---- collections and fields -----------------------------------------------------------
 
@@ -585,29 +565,6 @@ class SandboxCore:
         help_text = raw.get("helpText")
         if help_text is not None and not isinstance(help_text, str):
             raise fail("helpText", "helpText must be a string")
-        metadata = raw.get("metadata")
-        validations: dict[str, Any] | None = None
-        if field_type == "Option":
-            options = metadata.get("options") if isinstance(metadata, dict) else None
-            if not isinstance(options, list) or not options:
-                raise fail("metadata.options", "an Option field needs metadata.options")
-            names: list[str] = []
-            for option in options:
-                name = option.get("name") if isinstance(option, dict) else None
-                if not isinstance(name, str) or not name.strip() or name in names:
-                    raise fail("metadata.options", f"invalid or repeated option name {name!r}")
-                names.append(name)
-            validations = {"options": [{"id": self.new_id(), "name": n} for n in names]}
-        elif field_type in ("Reference", "MultiReference"):
-            target = metadata.get("collectionId") if isinstance(metadata, dict) else None
-            if not isinstance(target, str):
-                raise fail("metadata.collectionId", f"a {field_type} field needs a collectionId")
-            referenced = self.collections.get(target)
-            if referenced is None or referenced.site_id != collection.site_id:
-                raise fail("metadata.collectionId", f"no collection '{target}' in this site")
-            validations = {"collectionId": target}
-        elif metadata is not None:
-            raise fail("metadata", "metadata is only for Option, Reference and MultiReference")
         return FieldDef(
             id=self.new_id(),
             slug=slug,
@@ -615,8 +572,33 @@ class SandboxCore:
             type=str(field_type),
             is_required=is_required,
             help_text=help_text,
-            validations=validations,
+            validations=self._field_validations(
+                collection, str(field_type), raw.get("metadata"), fail
+            ),
         )
+
+    def _field_validations(
+        self,
+        collection: _Collection,
+        field_type: str,
+        metadata: object,
+        fail: Callable[[str, str], ApiError],
+    ) -> dict[str, Any] | None:
+        """What a field's metadata sets: an Option field's options, a reference's target."""
+        if field_type == "Option":
+            names = _option_names(metadata, fail)
+            return {"options": [{"id": self.new_id(), "name": n} for n in names]}
+        if field_type in ("Reference", "MultiReference"):
+            target = metadata.get("collectionId") if isinstance(metadata, dict) else None
+            if not isinstance(target, str):
+                raise fail("metadata.collectionId", f"a {field_type} field needs a collectionId")
+            referenced = self.collections.get(target)
+            if referenced is None or referenced.site_id != collection.site_id:
+                raise fail("metadata.collectionId", f"no collection '{target}' in this site")
+            return {"collectionId": target}
+        if metadata is not None:
+            raise fail("metadata", "metadata is only for Option, Reference and MultiReference")
+        return None
 
     def create_field(self, collection_id: str, body: object) -> dict[str, Any]:
         collection = self._collection(collection_id)
@@ -1103,69 +1085,90 @@ class SandboxCore:
         kinds: set[str] = set()
         changes: list[tuple[ItemVariant, dict[str, Any], Mapping[str, Any]]] = []
         for index, raw in enumerate(raws):
-            position = index if many else None
-            if not isinstance(raw, dict):
-                details.append(_detail("items", "an item must be an object", position))
-                kinds.add("invalid")
-                continue
-            item_id = raw.get("id")
-            try:
-                variant = self._variant(collection, str(item_id), raw.get("cmsLocaleId"))
-            except ApiError as missing:
-                details.append(_detail("id", missing.message, position))
-                kinds.add("missing" if missing.status == 404 else "invalid")
-                continue
-            if live and variant.live is None:
-                details.append(_detail("id", f"Item not published: '{item_id}'", position))
-                kinds.add("conflict")
-                continue
-            problems = self._check_flags(raw)
-            clean, errors = self._check_field_data(collection, raw.get("fieldData", {}), checker,
-                                                   partial=True)  # fmt: skip
-            problems.extend(errors)
-            if not problems and "slug" in clean:
-                try:
-                    clean["slug"] = self._claim_slug(collection, clean["slug"], [variant.locale],
-                                                     taken, owner=variant.id)  # fmt: skip
-                except InvalidValue as problem:
-                    problems.append(("slug", str(problem)))
-            if problems:
-                details.extend(_detail(p, d, position) for p, d in problems)
-                kinds.add("invalid")
-                continue
-            changes.append((variant, clean, raw))
+            checked = self._check_update(
+                collection, raw, index if many else None, live=live, checker=checker, taken=taken
+            )
+            if isinstance(checked, _Refusal):
+                details.extend(checked.details)
+                kinds.add(checked.kind)
+            else:
+                changes.append((*checked, raw))
         if details and (self.config.bulk_invalid == "reject_all" or not changes):
-            if kinds == {"missing"}:
-                raise ApiError(404, "item_not_found", "Item not found", details)
-            if kinds == {"conflict"}:
-                raise ApiError(409, "conflict", "Conflict with server data: item not published",
-                               details)  # fmt: skip
-            raise validation_error("Validation Failure", details)
+            raise _update_refused(kinds, details)
         now = self._now()
         for variant, clean, raw in changes:
-            data = dict(variant.field_data)
-            for key, value in clean.items():
-                if value is None:
-                    data.pop(key, None)
-                else:
-                    data[key] = value
-            variant.field_data = data
-            variant.last_updated = now
-            if "isArchived" in raw:
-                variant.is_archived = raw["isArchived"]
-            if "isDraft" in raw:
-                variant.is_draft = raw["isDraft"]
-            if variant.is_archived:
-                # Archived items leave the live site at once.
-                variant.live = None
-            elif live and not raw.get("isDraft", False):
-                variant.publish(now)
-            self._put_variant(collection, variant)
+            self._apply_update(collection, variant, clean, raw, live=live, now=now)
         self._commit()
         rendered = [variant.staged() for variant, _, _ in changes]
         if not many:
             return rendered[0]
         return _items_answer(rendered, details)
+
+    def _check_update(
+        self,
+        collection: _Collection,
+        raw: object,
+        position: int | None,
+        *,
+        live: bool,
+        checker: ValueChecker,
+        taken: set[tuple[str, str]],
+    ) -> tuple[ItemVariant, dict[str, Any]] | _Refusal:
+        """One entry of an update: the variant it changes and its checked fieldData, or why not.
+        A slug it asks for is claimed in ``taken``, so two entries cannot take the same one."""
+        if not isinstance(raw, dict):
+            return _Refusal("invalid", [_detail("items", "an item must be an object", position)])
+        item_id = raw.get("id")
+        try:
+            variant = self._variant(collection, str(item_id), raw.get("cmsLocaleId"))
+        except ApiError as missing:
+            kind: Literal["missing", "invalid"] = "missing" if missing.status == 404 else "invalid"
+            return _Refusal(kind, [_detail("id", missing.message, position)])
+        if live and variant.live is None:
+            details = [_detail("id", f"Item not published: '{item_id}'", position)]
+            return _Refusal("conflict", details)
+        problems = self._check_flags(raw)
+        clean, errors = self._check_field_data(collection, raw.get("fieldData", {}), checker,
+                                               partial=True)  # fmt: skip
+        problems.extend(errors)
+        if not problems and "slug" in clean:
+            try:
+                clean["slug"] = self._claim_slug(collection, clean["slug"], [variant.locale],
+                                                 taken, owner=variant.id)  # fmt: skip
+            except InvalidValue as problem:
+                problems.append(("slug", str(problem)))
+        if problems:
+            return _Refusal("invalid", [_detail(p, d, position) for p, d in problems])
+        return variant, clean
+
+    def _apply_update(
+        self,
+        collection: _Collection,
+        variant: ItemVariant,
+        clean: Mapping[str, Any],
+        raw: Mapping[str, Any],
+        *,
+        live: bool,
+        now: str,
+    ) -> None:
+        data = dict(variant.field_data)
+        for key, value in clean.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        variant.field_data = data
+        variant.last_updated = now
+        if "isArchived" in raw:
+            variant.is_archived = raw["isArchived"]
+        if "isDraft" in raw:
+            variant.is_draft = raw["isDraft"]
+        if variant.is_archived:
+            # Archived items leave the live site at once.
+            variant.live = None
+        elif live and not raw.get("isDraft", False):
+            variant.publish(now)
+        self._put_variant(collection, variant)
 
     def delete_item(
         self, collection_id: str, item_id: str, locale: str | None = None, *, live: bool = False
@@ -1326,6 +1329,70 @@ def _check_id(param: str, value: str) -> None:
             f"Provided ID is invalid: {param} must be 24 hexadecimal characters",
             [{"param": param, "description": f"invalid id {value!r}"}],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why one entry of an update cannot apply; ``kind`` picks the status of a refused request."""
+
+    kind: Literal["invalid", "missing", "conflict"]
+    details: list[dict[str, Any]]
+
+
+def _update_refused(kinds: set[str], details: list[dict[str, Any]]) -> ApiError:
+    # Only when every entry failed the same way does the answer name that way (404, 409).
+    if kinds == {"missing"}:
+        return ApiError(404, "item_not_found", "Item not found", details)
+    if kinds == {"conflict"}:
+        return ApiError(409, "conflict", "Conflict with server data: item not published", details)
+    return validation_error("Validation Failure", details)
+
+
+def _site_publish_target(body: Mapping[str, Any]) -> bool:
+    """Whether a site publish body asks for the webflow.io subdomain; refuses what the sandbox
+    site cannot do (custom domains, single pages) and a body that asks for nothing."""
+    _reject_unknown(body, {"customDomains", "publishToWebflowSubdomain", "pageId"})
+    domains = body.get("customDomains")
+    to_subdomain = body.get("publishToWebflowSubdomain", False)
+    if not isinstance(to_subdomain, bool):
+        raise validation_error(
+            "publishToWebflowSubdomain must be a boolean",
+            [{"param": "publishToWebflowSubdomain", "description": "must be a boolean"}],
+        )
+    if domains is not None and not isinstance(domains, list):
+        raise validation_error(
+            "customDomains must be an array",
+            [{"param": "customDomains", "description": "must be an array"}],
+        )
+    if domains:
+        raise validation_error(
+            "Unknown custom domain ids: the sandbox site has no custom domains",
+            [{"param": "customDomains", "description": f"unknown domain ids: {domains}"}],
+        )
+    if "customDomains" not in body and not to_subdomain:
+        raise validation_error(
+            "Include customDomains or publishToWebflowSubdomain: true to publish the site"
+        )
+    if "pageId" in body:
+        raise validation_error(
+            "The sandbox site has no pages; publish the whole site (omit pageId)",
+            [{"param": "pageId", "description": "no page with this id"}],
+        )
+    return to_subdomain
+
+
+def _option_names(metadata: object, fail: Callable[[str, str], ApiError]) -> list[str]:
+    """An Option field's option names: at least one, each a non-blank string, none repeated."""
+    options = metadata.get("options") if isinstance(metadata, dict) else None
+    if not isinstance(options, list) or not options:
+        raise fail("metadata.options", "an Option field needs metadata.options")
+    names: list[str] = []
+    for option in options:
+        name = option.get("name") if isinstance(option, dict) else None
+        if not isinstance(name, str) or not name.strip() or name in names:
+            raise fail("metadata.options", f"invalid or repeated option name {name!r}")
+        names.append(name)
+    return names
 
 
 def _object(body: object) -> dict[str, Any]:

@@ -56,77 +56,100 @@ async def serve(config: SandboxConfig) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("sandbox")
-    def sandbox_command(
-        host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="Port; 0 picks a free one.", min=0)] = 0,
-        rate_limit: Annotated[
-            int, typer.Option(help="Requests per window per token.", min=1)
-        ] = 120,
-        window_seconds: Annotated[float, typer.Option(help="Rate window length.")] = 60.0,
-        seed: Annotated[int, typer.Option(help="Seed for ids and faults.")] = 0,
-        state: Annotated[
-            Path | None, typer.Option(help="Journal file: state survives restarts and SIGKILL.")
-        ] = None,
-        token_file: Annotated[
-            Path | None, typer.Option(help=f"File with the token(s); else ${TOKEN_ENV}.")
-        ] = None,
-        error_rate: Annotated[float, typer.Option(help="Share of 500/503 answers.")] = 0.0,
-        slow_rate: Annotated[float, typer.Option(help="Share of slow answers.")] = 0.0,
-        slow_seconds: Annotated[float, typer.Option(help="Delay of a slow answer.")] = 2.0,
-        burst_429_rate: Annotated[float, typer.Option(help="Share starting a 429 burst.")] = 0.0,
-        burst_429_length: Annotated[int, typer.Option(help="Requests per 429 burst.")] = 5,
-        commit_then_drop_rate: Annotated[
-            float, typer.Option(help="Share of requests applied, then answered by a disconnect.")
-        ] = 0.0,
-        duplicate_slug: Annotated[
-            str, typer.Option(help="reject (400) or suffix (-2, -3 ...).")
-        ] = "reject",
-        bulk_invalid: Annotated[
-            str, typer.Option(help="reject_all or partial, for a bulk request with bad items.")
-        ] = "reject_all",
-        item_limit: Annotated[int, typer.Option(help="Plan item limit per site.", min=1)] = 10_000,
-        site_publish_interval: Annotated[
-            float, typer.Option(help="Seconds between successful site publishes.")
-        ] = 60.0,
-        locale: Annotated[
-            list[str] | None, typer.Option(help="Locale tag; primary first, repeatable.")
-        ] = None,
-    ) -> None:
-        """Serve a local emulator of Webflow's CMS Data API v2; prints its base URL."""
-        if duplicate_slug not in ("reject", "suffix"):
-            raise typer.BadParameter("--duplicate-slug must be reject or suffix")
-        if bulk_invalid not in ("reject_all", "partial"):
-            raise typer.BadParameter("--bulk-invalid must be reject_all or partial")
-        slug_mode: Literal["reject", "suffix"] = (
-            "suffix" if duplicate_slug == "suffix" else "reject"
+    app.command("sandbox")(sandbox_command)
+
+
+# The command's options, one alias each, so its signature reads as a list of names and defaults.
+_Host = Annotated[str, typer.Option(help="Interface to listen on.")]
+_Port = Annotated[int, typer.Option(help="Port; 0 picks a free one.", min=0)]
+_RateLimit = Annotated[int, typer.Option(help="Requests per window per token.", min=1)]
+_WindowSeconds = Annotated[float, typer.Option(help="Rate window length.")]
+_Seed = Annotated[int, typer.Option(help="Seed for ids and faults.")]
+_State = Annotated[
+    Path | None, typer.Option(help="Journal file: state survives restarts and SIGKILL.")
+]
+_TokenFile = Annotated[
+    Path | None, typer.Option(help=f"File with the token(s); else ${TOKEN_ENV}.")
+]
+_ErrorRate = Annotated[float, typer.Option(help="Share of 500/503 answers.")]
+_SlowRate = Annotated[float, typer.Option(help="Share of slow answers.")]
+_SlowSeconds = Annotated[float, typer.Option(help="Delay of a slow answer.")]
+_Burst429Rate = Annotated[float, typer.Option(help="Share starting a 429 burst.")]
+_Burst429Length = Annotated[int, typer.Option(help="Requests per 429 burst.")]
+_CommitThenDropRate = Annotated[
+    float, typer.Option(help="Share of requests applied, then answered by a disconnect.")
+]
+_DuplicateSlug = Annotated[str, typer.Option(help="reject (400) or suffix (-2, -3 ...).")]
+_BulkInvalid = Annotated[
+    str, typer.Option(help="reject_all or partial, for a bulk request with bad items.")
+]
+_ItemLimit = Annotated[int, typer.Option(help="Plan item limit per site.", min=1)]
+_SitePublishInterval = Annotated[
+    float, typer.Option(help="Seconds between successful site publishes.")
+]
+_Locale = Annotated[list[str] | None, typer.Option(help="Locale tag; primary first, repeatable.")]
+
+
+def sandbox_command(
+    host: _Host = "127.0.0.1",
+    port: _Port = 0,
+    rate_limit: _RateLimit = 120,
+    window_seconds: _WindowSeconds = 60.0,
+    seed: _Seed = 0,
+    state: _State = None,
+    token_file: _TokenFile = None,
+    error_rate: _ErrorRate = 0.0,
+    slow_rate: _SlowRate = 0.0,
+    slow_seconds: _SlowSeconds = 2.0,
+    burst_429_rate: _Burst429Rate = 0.0,
+    burst_429_length: _Burst429Length = 5,
+    commit_then_drop_rate: _CommitThenDropRate = 0.0,
+    duplicate_slug: _DuplicateSlug = "reject",
+    bulk_invalid: _BulkInvalid = "reject_all",
+    item_limit: _ItemLimit = 10_000,
+    site_publish_interval: _SitePublishInterval = 60.0,
+    locale: _Locale = None,
+) -> None:
+    """Serve a local emulator of Webflow's CMS Data API v2; prints its base URL."""
+    slug_mode, bulk_mode = _modes(duplicate_slug, bulk_invalid)
+    try:
+        config = SandboxConfig(
+            tokens=read_tokens(token_file),
+            host=host,
+            port=port,
+            rate_limit=rate_limit,
+            window_seconds=window_seconds,
+            seed=seed,
+            state_file=state,
+            duplicate_slug=slug_mode,
+            bulk_invalid=bulk_mode,
+            item_limit=item_limit,
+            site_publish_interval=site_publish_interval,
+            locales=tuple(locale) if locale else ("en",),
+            faults=FaultConfig(
+                error_rate=error_rate,
+                slow_rate=slow_rate,
+                slow_seconds=slow_seconds,
+                burst_429_rate=burst_429_rate,
+                burst_429_length=burst_429_length,
+                commit_then_drop_rate=commit_then_drop_rate,
+            ),
         )
-        bulk_mode: Literal["reject_all", "partial"] = (
-            "partial" if bulk_invalid == "partial" else "reject_all"
-        )
-        try:
-            config = SandboxConfig(
-                tokens=read_tokens(token_file),
-                host=host,
-                port=port,
-                rate_limit=rate_limit,
-                window_seconds=window_seconds,
-                seed=seed,
-                state_file=state,
-                duplicate_slug=slug_mode,
-                bulk_invalid=bulk_mode,
-                item_limit=item_limit,
-                site_publish_interval=site_publish_interval,
-                locales=tuple(locale) if locale else ("en",),
-                faults=FaultConfig(
-                    error_rate=error_rate,
-                    slow_rate=slow_rate,
-                    slow_seconds=slow_seconds,
-                    burst_429_rate=burst_429_rate,
-                    burst_429_length=burst_429_length,
-                    commit_then_drop_rate=commit_then_drop_rate,
-                ),
-            )
-        except ValueError as problem:
-            raise typer.BadParameter(str(problem)) from None
-        asyncio.run(serve(config))
+    except ValueError as problem:
+        raise typer.BadParameter(str(problem)) from None
+    asyncio.run(serve(config))
+
+
+def _modes(
+    duplicate_slug: str, bulk_invalid: str
+) -> tuple[Literal["reject", "suffix"], Literal["reject_all", "partial"]]:
+    """The two mode options, checked before anything else is read (the token included)."""
+    if duplicate_slug not in ("reject", "suffix"):
+        raise typer.BadParameter("--duplicate-slug must be reject or suffix")
+    if bulk_invalid not in ("reject_all", "partial"):
+        raise typer.BadParameter("--bulk-invalid must be reject_all or partial")
+    slug_mode: Literal["reject", "suffix"] = "suffix" if duplicate_slug == "suffix" else "reject"
+    bulk_mode: Literal["reject_all", "partial"] = (
+        "partial" if bulk_invalid == "partial" else "reject_all"
+    )
+    return slug_mode, bulk_mode

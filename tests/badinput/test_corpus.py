@@ -9,7 +9,6 @@ finishes the job without a duplicate).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,15 +20,8 @@ from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import RunSummary, run_job
 from flowport.pipeline.sandbox import Sandbox
-from tests.badinput.conftest import (
-    TOKEN_ENV,
-    CliResult,
-    checkpoint_states,
-    flowport,
-    make_token,
-    sandbox_items,
-    write_csv,
-)
+from tests.badinput.conftest import TOKEN_ENV, checkpoint_states, sandbox_items
+from tests.conftest import CliResult, free_port, make_token, run_cli_async, write_csv
 
 AUTHORS = [("a1", "Ada Lovelace", "ada@example.com"), ("a2", "Grace Hopper", "grace@example.com")]
 POST_HEADER = ("id", "title", "author_id", "words", "published", "kind", "summary")
@@ -133,7 +125,7 @@ async def run(path: Path) -> RunSummary:
 
 
 async def cli_run(path: Path, **env: str) -> CliResult:
-    return await flowport("run", str(path), "--log-format", "json", cwd=path.parent, env=env)
+    return await run_cli_async("run", str(path), "--log-format", "json", cwd=path.parent, env=env)
 
 
 def failures(path: Path) -> dict[str, tuple[str | None, str]]:
@@ -174,13 +166,6 @@ def assert_clean_abort(result: CliResult, path: Path, *named: str) -> None:
     assert last["outcome"] == "aborted"
 
 
-def closed_port() -> int:
-    # Bound and released: nothing listens there for the few seconds a test needs it.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 # ---- malformed and mis-encoded CSV -----------------------------------------------------------
 
 
@@ -207,7 +192,7 @@ async def test_malformed_csv_rows_fail_alone_and_a_fixed_file_finishes_the_job(
     assert "line 3" in failed["line 3"][1]
     assert "field" in failed["line 3"][1]  # "expected 7 fields, got 3" or the like
     assert "quote" in failed["line 5"][1]
-    listed = await flowport("errors", str(path), "--format", "json", cwd=tmp_path)
+    listed = await run_cli_async("errors", str(path), "--format", "json", cwd=tmp_path)
     assert listed.returncode == 0, listed.output
     assert "line 5" in listed.stdout
     assert "quote" in listed.stdout
@@ -250,8 +235,9 @@ async def test_cp1252_bytes_in_a_csv_declared_utf8_stop_the_read_naming_the_code
 
     result = await cli_run(path)
 
+    # Found before the first write: not even the authors, read from a good CSV, are written.
     assert sandbox_items(sandbox, "posts") == []
-    assert done_keys(path, "authors") == {"a1", "a2"}
+    assert sandbox_items(sandbox, "authors") == []
     # The read stops before the first record: the file, the codec and the way out.
     assert_clean_abort(result, path, "posts.csv", "utf-8", "cp1252")
 
@@ -306,9 +292,9 @@ async def test_malformed_wxr_stops_the_run_naming_the_line(
 
     result = await cli_run(path)
 
+    # Found before the first write: the authors before it in write order are not written.
     assert sandbox_items(sandbox, "posts") == []
-    # The collection before it in write order finished and stays done.
-    assert done_keys(path, "authors") == {"a1", "a2"}
+    assert sandbox_items(sandbox, "authors") == []
     assert_clean_abort(result, path, "export.xml: line 5", "not well-formed")
 
     fixed = WXR_HEAD + WXR_ITEM.format(title="Fine", n=1) + WXR_ITEM.format(title="Mended", n=2)
@@ -316,7 +302,7 @@ async def test_malformed_wxr_stops_the_run_naming_the_line(
     again = await cli_run(path)
     assert again.returncode == 0, again.output
     assert again.finished()["collections"] == {
-        "authors": {"unchanged": 2},
+        "authors": {"created": 2},
         "posts": {"created": 2},
     }
     assert_no_duplicates(sandbox, "posts", 2)
@@ -468,10 +454,10 @@ async def test_missing_required_values_fail_per_item(tmp_path: Path, sandbox: Sa
 
 
 @pytest.mark.parametrize("kind", ["wordpress", "sql", "csv"])
-async def test_an_unreachable_source_stops_the_run_and_keeps_what_was_done(
+async def test_an_unreachable_source_stops_the_run_before_any_write(
     tmp_path: Path, sandbox: Sandbox, kind: str
 ) -> None:
-    port = closed_port()
+    port = free_port()
     env: dict[str, str] = {}
     if kind == "wordpress":
         source = (
@@ -489,9 +475,11 @@ async def test_an_unreachable_source_stops_the_run_and_keeps_what_was_done(
 
     result = await cli_run(path, **env)
 
-    assert done_keys(path, "authors") == {"a1", "a2"}
+    # Every source is opened before the first write: the authors' good CSV is not written
+    # either, so the site is never left half-migrated by a source that was down from the start.
+    assert sandbox_items(sandbox, "authors") == []
     assert sandbox_items(sandbox, "posts") == []
-    assert_clean_abort(result, path, named)
+    assert_clean_abort(result, path, named, "collections.posts")
 
 
 # ---- the destination refuses -----------------------------------------------------------------

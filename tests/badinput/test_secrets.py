@@ -10,20 +10,14 @@ checkpoint log with its -wal and -shm, the lock, reports) is searched for the se
 from __future__ import annotations
 
 import stat
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
-from tests.badinput.conftest import (
-    TOKEN_ENV,
-    CliResult,
-    flowport,
-    make_token,
-    sandbox_items,
-    write_csv,
-)
+from flowport.pipeline.sandbox import FaultConfig, Sandbox
+from tests.badinput.conftest import TOKEN_ENV, sandbox_items
+from tests.conftest import CliResult, SandboxStarter, make_token, run_cli_async, write_csv
 
 ROWS = 600
 
@@ -94,14 +88,13 @@ def assert_private(state_dir: Path) -> None:
 
 
 @pytest.fixture
-async def faulty_sandbox(token: str) -> AsyncIterator[Sandbox]:
-    config = SandboxConfig(tokens=(token,), rate_limit=100_000, seed=5)
-    async with Sandbox(config) as running:
-        yield running
+async def faulty_sandbox(start_sandbox: SandboxStarter) -> Sandbox:
+    # A seed of its own: which requests the faults below strike follows from it.
+    return await start_sandbox(seed=5)
 
 
 async def run_cli(path: Path, **env: str) -> CliResult:
-    return await flowport("run", str(path), "--log-format", "json", cwd=path.parent, env=env)
+    return await run_cli_async("run", str(path), "--log-format", "json", cwd=path.parent, env=env)
 
 
 async def test_the_token_is_never_shown_nor_stored(
@@ -115,9 +108,9 @@ async def test_the_token_is_never_shown_nor_stored(
     wrong = make_token()
 
     # Before anything exists: a plan and an online validation read the site with the token.
-    results.append(await flowport("plan", str(path), cwd=tmp_path))
-    results.append(await flowport("plan", str(path), "--format", "json", cwd=tmp_path))
-    results.append(await flowport("validate", str(path), cwd=tmp_path))
+    results.append(await run_cli_async("plan", str(path), cwd=tmp_path))
+    results.append(await run_cli_async("plan", str(path), "--format", "json", cwd=tmp_path))
+    results.append(await run_cli_async("validate", str(path), cwd=tmp_path))
     # The plan sees the rows whose words are "many": exit 1, as the run will.
     assert [r.returncode for r in results] == [1, 1, 0], [r.output for r in results]
 
@@ -163,7 +156,7 @@ async def test_the_token_is_never_shown_nor_stored(
         ["plan", str(path)],
         ["validate", str(path)],
     ):
-        shown = await flowport(*command, cwd=tmp_path)
+        shown = await run_cli_async(*command, cwd=tmp_path)
         assert shown.returncode in (0, 1), shown.output
         results.append(shown)
 
@@ -195,10 +188,10 @@ async def test_a_database_password_never_shows(tmp_path: Path, sandbox: Sandbox)
     env = {"FLOWPORT_BADINPUT_DB": with_password}
     results = [
         await run_cli(path, **env),
-        await flowport("plan", str(path), cwd=tmp_path, env=env),
-        await flowport("validate", str(path), cwd=tmp_path, env=env),
-        await flowport("status", str(path), cwd=tmp_path, env=env),
-        await flowport("errors", str(path), "--format", "json", cwd=tmp_path, env=env),
+        await run_cli_async("plan", str(path), cwd=tmp_path, env=env),
+        await run_cli_async("validate", str(path), cwd=tmp_path, env=env),
+        await run_cli_async("status", str(path), cwd=tmp_path, env=env),
+        await run_cli_async("errors", str(path), "--format", "json", cwd=tmp_path, env=env),
     ]
 
     assert results[0].returncode == 3, results[0].output

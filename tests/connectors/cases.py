@@ -22,6 +22,7 @@ import pytest
 from flowport.connectors import Source
 from flowport.connectors.csv_source import CsvSourceConfig
 from flowport.connectors.sql import SqlSourceConfig
+from tests.conftest import require_shared
 
 from .conftest import (
     GHOST_CSV,
@@ -30,7 +31,6 @@ from .conftest import (
     chinook_counts,
     chinook_scalar,
     open_descriptors_to,
-    require_shared,
     run_async_in_thread,
 )
 from .wordpress_fixture import (

@@ -8,7 +8,6 @@ with ``CI=true`` it fails instead, so CI never passes by skipping.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
 import socket
@@ -21,8 +20,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-ACCEPTANCE = SHARED / "acceptance-data"
+from tests.conftest import ACCEPTANCE, require_shared, unavailable
+
 CHINOOK = ACCEPTANCE / "sql-chinook"
 TWEETS = ACCEPTANCE / "csv-fivethirtyeight-tweets"
 GHOST_CSV = ACCEPTANCE / "csv-ghost-migrate-platform-exports"
@@ -39,19 +38,6 @@ CHINOOK_TABLES = (
 )  # fmt: skip
 
 _T = TypeVar("_T")
-
-
-def unavailable(reason: str) -> None:
-    """Skip with the reason, except in CI where a missing dependency is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: required, not skipped)")
-    pytest.skip(reason)
-
-
-def require_shared(path: Path) -> Path:
-    if not path.exists():
-        unavailable(f"shared acceptance data not found at {path.resolve()}")
-    return path
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -80,7 +66,7 @@ def run_async_in_thread(make: Callable[[], Awaitable[_T]]) -> _T:
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
 
 
 def chinook_counts() -> dict[str, int]:

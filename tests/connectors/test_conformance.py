@@ -30,7 +30,7 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> ConnectorCase:
 
 
 async def read_all(source: Source, since: str | None = None) -> list[SourceItem]:
-    async with aclosing(source.records(since)) as items:  # type: ignore[type-var]
+    async with aclosing(source.records(since)) as items:
         return [item async for item in items]
 
 
@@ -115,7 +115,7 @@ async def test_batches_hold_what_records_yields(case: ConnectorCase) -> None:
 
 
 async def test_closing_early_releases_everything(case: ConnectorCase) -> None:
-    async with aclosing(case.source.records()) as items:  # type: ignore[type-var]
+    async with aclosing(case.source.records()) as items:
         first = await anext(items)
     assert isinstance(first, SourceRecord | RecordError)
     # Unclosed sessions and files announce themselves when collected; warnings are errors.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import logging
+import re
 from contextlib import aclosing
 from pathlib import Path
 
@@ -14,10 +16,9 @@ from pydantic import ValidationError
 from flowport.base.errors import ConfigError, SourceError
 from flowport.connectors import RecordError, SourceItem, SourceRecord, csv_source
 from flowport.connectors.csv_source import CsvSource, CsvSourceConfig
+from tests.conftest import REPO, require_shared
 
-from .conftest import GHOST_CSV, TWEETS, require_shared
-
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import GHOST_CSV, TWEETS
 
 
 def source(path: Path, **options: object) -> CsvSource:
@@ -27,8 +28,17 @@ def source(path: Path, **options: object) -> CsvSource:
 
 
 async def read(src: CsvSource) -> list[SourceItem]:
-    async with aclosing(src.records()) as items:  # type: ignore[type-var]
+    async with aclosing(src.records()) as items:
         return [item async for item in items]
+
+
+async def read_records(src: CsvSource) -> list[SourceRecord]:
+    """What ``read`` returns, each item held to be a record (a RecordError fails the test)."""
+    found: list[SourceRecord] = []
+    for item in await read(src):
+        assert isinstance(item, SourceRecord), item
+        found.append(item)
+    return found
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -62,15 +72,35 @@ async def test_tweets_every_record_starts_on_the_line_that_holds_its_id() -> Non
     assert max(len(r.key) for r in records) == 18, "ids over 32 bits stay exact text"
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def per_line_reference(raw: bytes) -> str:
+    """The text a per-line decision gives, written independently of the source: each line (at
+    LF, CRLF or a lone CR) as UTF-8 if it is valid UTF-8, else as cp1252."""
+    lines = re.split(rb"(?<=\n)|(?<=\r)(?!\n)", raw)
+    decoded = []
+    for line in lines:
+        try:
+            decoded.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            decoded.append(line.decode("cp1252", errors="replace"))
+    return "".join(decoded)
+
+
 @pytest.mark.shared
 @pytest.mark.parametrize("name", ["BarackObama", "realDonaldTrump"])
-async def test_cp1252_files_fall_back_and_count_damaged_rows(
+async def test_non_utf8_files_fall_back_per_line_and_say_so(
     name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = require_shared(TWEETS) / f"twitter-ratio__{name}.csv"
     raw = path.read_bytes()
-    with path.open(encoding="cp1252", errors="replace", newline="") as handle:
-        expected = list(csv.DictReader(handle))
+    expected = list(csv.DictReader(io.StringIO(per_line_reference(raw), newline="")))
     # Rows holding one of the five bytes cp1252 leaves undefined are the damaged ones.
     undefined = {"\x81", "\x8d", "\x8f", "\x90", "\x9d"}
     with path.open(encoding="latin-1", newline="") as handle:
@@ -78,11 +108,24 @@ async def test_cp1252_files_fall_back_and_count_damaged_rows(
     src = source(path, key="url")
     with caplog.at_level(logging.WARNING, logger="flowport.connectors.csv_source"):
         items = await read(src)
-    assert [item.fields for item in items if isinstance(item, SourceRecord)] == expected
-    assert src.encoding_used == "cp1252"
+    records = [item for item in items if isinstance(item, SourceRecord)]
+    assert [record.fields for record in records] == expected
+    assert src.encoding_used == "utf-8, else cp1252 per line"
     assert damaged > 0
     assert src.damaged_rows == damaged
     assert f"{damaged} row(s)" in caplog.text
+    # Every record read through a cp1252 line says so, naming each non-ASCII value.
+    fallback_lines = {n + 1 for n, line in enumerate(re.split(rb"(?<=\n)", raw)) if not _utf8(line)}
+    warned = [record for record in records if record.warnings]
+    assert warned, "some rows of these files are not UTF-8"
+    for record in warned:
+        assert {w.kind for w in record.warnings} == {"encoding_fallback"}
+        assert int((record.position or "").split()[1]) in fallback_lines
+        named = {w.field for w in record.warnings}
+        assert named == {k for k, v in record.fields.items() if not v.isascii()} or named == {None}
+    for record in records:
+        if not record.warnings:
+            assert all(_utf8(v.encode()) for v in record.fields.values())
     assert raw.count(b"\n") == len(expected), "multi-line tweets there use lone CRs"
     assert items[-1].position == f"line {len(expected) + 1}"
 
@@ -121,7 +164,7 @@ async def test_json_inside_a_cell_stays_text_and_space_after_quote_is_kept() -> 
 async def test_utf8_bom_is_stripped_and_leading_zeros_stay(tmp_path: Path) -> None:
     path = write(tmp_path / "bom.csv", "\ufeffid,zip,price\r\n00123,01234,1.50\r\n7,,3\r\n")
     src = source(path)
-    items = await read(src)
+    items = await read_records(src)
     assert src.encoding_used == "utf-8-sig"
     assert [item.fields for item in items] == [
         {"id": "00123", "zip": "01234", "price": "1.50"},
@@ -132,7 +175,7 @@ async def test_utf8_bom_is_stripped_and_leading_zeros_stay(tmp_path: Path) -> No
 
 async def test_explicit_utf8_also_strips_a_bom(tmp_path: Path) -> None:
     path = write(tmp_path / "bom.csv", "\ufeffid,name\nx,Zoë\n")
-    items = await read(source(path, encoding="utf-8"))
+    items = await read_records(source(path, encoding="utf-8"))
     assert [item.fields for item in items] == [{"id": "x", "name": "Zoë"}]
 
 
@@ -141,7 +184,7 @@ async def test_gzip_by_suffix_or_setting(tmp_path: Path, compression: str) -> No
     body = 'id;title\n1;Ünïcode\n2;"two\nlines"\n'
     path = tmp_path / ("data.csv.gz" if compression == "auto" else "data.bin")
     path.write_bytes(gzip.compress(body.encode("utf-8")))
-    items = await read(source(path, compression=compression))
+    items = await read_records(source(path, compression=compression))
     assert [(i.key, dict(i.fields), i.position) for i in items] == [
         ("1", {"id": "1", "title": "Ünïcode"}, "line 2"),
         ("2", {"id": "2", "title": "two\nlines"}, "line 3"),
@@ -163,14 +206,14 @@ async def test_gzip_detected_by_magic_bytes_without_suffix(tmp_path: Path) -> No
     ],
 )
 async def test_delimiter_is_sniffed(tmp_path: Path, delimiter: str, text: str) -> None:
-    items = await read(source(write(tmp_path / "d.csv", text)))
-    assert items[0].fields["name"] == "Anna"  # type: ignore[union-attr]
+    items = await read_records(source(write(tmp_path / "d.csv", text)))
+    assert items[0].fields["name"] == "Anna"
     assert {len(i.fields) for i in items} == {3}
 
 
 async def test_given_delimiter_wins(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "id;name\n1;a,b\n")
-    items = await read(source(path, delimiter=";"))
+    items = await read_records(source(path, delimiter=";"))
     assert [dict(i.fields) for i in items] == [{"id": "1", "name": "a,b"}]
 
 
@@ -241,7 +284,7 @@ async def test_an_empty_key_is_a_per_row_error_and_a_repeat_is_passed_on(tmp_pat
 async def test_several_column_key_and_column_selection(tmp_path: Path) -> None:
     path = write(tmp_path / "il.csv", "InvoiceId,InvoiceLineId,Qty,Note\n1,1,2,x\n1,2,1,y\n")
     src = source(path, key=["InvoiceId", "InvoiceLineId"], key_separator="/", columns=["Qty"])
-    items = await read(src)
+    items = await read_records(src)
     assert [(i.key, dict(i.fields)) for i in items] == [
         ("1/1", {"Qty": "2"}),
         ("1/2", {"Qty": "1"}),
@@ -288,8 +331,10 @@ async def test_non_utf8_byte_far_into_the_file_still_switches_before_any_record(
     path = write(tmp_path / "late.csv", body + "50000,caf\xe9\n", encoding="cp1252")
     src = source(path)
     items = await read(src)
-    assert src.encoding_used == "cp1252"
+    assert src.encoding_used == "utf-8, else cp1252 per line"
     assert items[-1].fields["text"] == "café"  # type: ignore[union-attr]
+    assert [w.field for w in items[-1].warnings] == ["text"]  # type: ignore[union-attr]
+    assert not any(item.warnings for item in items[:-1])  # type: ignore[union-attr]
     assert src.damaged_rows == 0
 
 
@@ -311,7 +356,7 @@ async def test_since_is_refused_clearly(tmp_path: Path) -> None:
     src = source(write(tmp_path / "s.csv", "id\n1\n"))
     assert src.incremental is False
     with pytest.raises(ConfigError, match="cannot read incrementally"):
-        async with aclosing(src.records(since="2024-01-01")) as items:  # type: ignore[type-var]
+        async with aclosing(src.records(since="2024-01-01")) as items:
             await anext(items)
 
 

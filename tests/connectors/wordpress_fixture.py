@@ -21,18 +21,17 @@ import json
 import os
 import secrets
 import shlex
-import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from aiohttp import web
 
-from .conftest import ACCEPTANCE, SHARED, unavailable
+from tests.conftest import ACCEPTANCE, SHARED, free_port, require_shared, unavailable
 
 __all__ = [
     "CORE_FIXTURES",
@@ -66,14 +65,14 @@ def session_database() -> str:
     return f"flowport_wp_{os.getpid()}_{secrets.token_hex(3)}"
 
 
+# SOURCE_TYPING: why the WXR and REST cases carry ``type: ignore``: ``WxrSource.records`` and
+# ``WordPressRestSource.records`` are annotated ``AsyncIterator``, while the ``Source`` protocol
+# promises an ``AsyncGenerator`` (whose ``aclose`` closing relies on). The objects are async
+# generators at run time; once connectors/ aligns the annotations, mypy flags these ignores.
+
+
 def load_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,7 +128,7 @@ def ensure_wordpress(config: pytest.Config) -> WordPressSite:
     WP_LOCAL_HOME.mkdir(parents=True, exist_ok=True)
     with (WP_LOCAL_HOME / "flowport-tests.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        port = _free_port()
+        port = free_port()
         command = ["bash", str(WP_LOCAL), "start", "--db", database, "--port", str(port)]
         command += ["--wxr", str(THEME_UNIT_TEST)]
         started = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
@@ -252,7 +251,7 @@ class FixtureWordPress:
         headers = {"X-WP-Total": str(len(chosen)), "X-WP-TotalPages": str(total_pages)}
         return web.json_response(window, headers=headers)
 
-    def start(self) -> FixtureWordPress:
+    def start(self) -> Self:
         loop = asyncio.new_event_loop()
         ready = threading.Event()
 
@@ -337,7 +336,7 @@ def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wxr import WxrSourceConfig
 
     from .cases import ConnectorCase
-    from .conftest import open_descriptors_to, require_shared
+    from .conftest import open_descriptors_to
 
     path = tmp / "theme.xml"
     path.write_bytes(require_shared(THEME_UNIT_TEST).read_bytes())
@@ -347,7 +346,7 @@ def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         assert open_descriptors_to(path) == [], f"{path} is still open after an early close"
 
     return ConnectorCase(
-        source=WxrSourceConfig(path=Path("theme.xml")).open(base_dir=tmp, env={}),
+        source=WxrSourceConfig(path=Path("theme.xml")).open(base_dir=tmp, env={}),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(stamps),
         sample_key="1241",
         sample_fields={"slug": "template-sticky", "sticky": True, "type": "post"},
@@ -363,7 +362,6 @@ def wxr_categories_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wxr import WxrSourceConfig
 
     from .cases import ConnectorCase
-    from .conftest import require_shared
 
     path = require_shared(THEME_UNIT_TEST)
     slugs = {
@@ -371,7 +369,7 @@ def wxr_categories_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         for el in etree.parse(str(path)).iter(f"{_WP12}category")
     }
     return ConnectorCase(
-        source=WxrSourceConfig(path=path, kind="category").open(base_dir=tmp, env={}),
+        source=WxrSourceConfig(path=path, kind="category").open(base_dir=tmp, env={}),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(slugs),
         sample_key="category:child-2",
         sample_fields={"parent": "child-1", "name": "Child 2", "taxonomy": "category"},
@@ -382,7 +380,6 @@ def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wordpress_rest import WordPressRestConfig
 
     from .cases import ConnectorCase
-    from .conftest import require_shared
 
     template = load_json(require_shared(GHOST_REST) / "single-post.json")
     posts = []
@@ -396,7 +393,7 @@ def rest_fixture_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     since = "2018-01-01T00:00:00Z"
     expected_since = sum(1 for post in posts if post["modified_gmt"] + "Z" > since)
     return ConnectorCase(
-        source=WordPressRestConfig(base_url=server.base_url).open(base_dir=tmp, env={}),
+        source=WordPressRestConfig(base_url=server.base_url).open(base_dir=tmp, env={}),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(posts),
         sample_key="7",
         sample_fields={"slug": template["slug"], "title": "My Awesome Post"},
@@ -409,7 +406,6 @@ def rest_wordpress_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
     from flowport.connectors.wordpress_rest import WordPressRestConfig
 
     from .cases import ConnectorCase
-    from .conftest import require_shared
 
     site = ensure_wordpress(request.config)
     stamps = _plain_posts(require_shared(THEME_UNIT_TEST), "post")
@@ -417,7 +413,7 @@ def rest_wordpress_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         base_url=site.base_url, user_env="WP_USER", password_env="WP_APP_PASSWORD", status="any"
     )
     return ConnectorCase(
-        source=config.open(base_dir=tmp, env=site.env()),
+        source=config.open(base_dir=tmp, env=site.env()),  # type: ignore[arg-type]  # see SOURCE_TYPING
         expected_records=len(stamps),  # status=any: drafts and scheduled posts too
         sample_key="1241",
         sample_fields={"slug": "template-sticky", "sticky": True, "content_format": "raw"},

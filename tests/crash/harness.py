@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import random
 import signal
 import subprocess
@@ -26,6 +25,7 @@ from typing import Any
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.sandbox.process import SandboxProcess
 from flowport.pipeline.sandbox.process import sandbox_process as shared_sandbox_process
+from tests.conftest import cli_command, cli_env
 
 __all__ = [
     "EXIT_ABORTED",
@@ -49,7 +49,6 @@ __all__ = [
     "write_job",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "CRASH_TEST_WEBFLOW_TOKEN"
 _TOKEN = "crash-test-token-3f9a1c"
 
@@ -63,10 +62,11 @@ CATEGORIES = ("Engineering", "Design", "Product", "Culture")
 
 
 def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "FLOWPORT_CRASH_AT"}
-    env.update({"PYTHONPATH": str(REPO), "NO_COLOR": "1", TOKEN_ENV: _TOKEN})
-    env.update(extra or {})
-    return env
+    # A crash point set in the test's own environment would strike every child: only `extra`
+    # sets one.
+    env = cli_env({TOKEN_ENV: _TOKEN})
+    env.pop("FLOWPORT_CRASH_AT", None)
+    return {**env, **(extra or {})}
 
 
 # ---- the sandbox, in its own process ------------------------------------------------------------
@@ -253,16 +253,7 @@ def write_job(
 
 
 def _command(job: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "flowport.pipeline.cli",
-        "run",
-        str(job),
-        "--log-format",
-        "json",
-        "-q",
-    ]
+    return cli_command("run", str(job), "--log-format", "json", "-q")
 
 
 def run_flowport(

@@ -9,16 +9,15 @@ from pydantic import SecretStr
 
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.ratebudget import RateBudget
-from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
+from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
-
-TOKEN = "engine-test-token"
+from tests.conftest import TOKEN, UNLIMITED_RATE
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, seed=3)) as running:
-        yield running
+def sandbox_settings() -> dict[str, Any]:
+    # A fixed seed: the fault draws of the writer's tests follow from it.
+    return {"rate_limit": UNLIMITED_RATE, "window_seconds": 60.0, "seed": 3}
 
 
 @pytest.fixture
@@ -26,6 +25,13 @@ async def client(sandbox: Sandbox) -> AsyncIterator[WebflowClient]:
     budget = RateBudget(100_000, 60.0)
     async with WebflowClient(sandbox.base_url, SecretStr(TOKEN), budget=budget) as running:
         yield running
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder for the test's job; its file names the token by ``FLOWPORT_TEST_TOKEN``."""
+    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
+    return tmp_path
 
 
 @pytest.fixture

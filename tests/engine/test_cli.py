@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -28,8 +29,7 @@ from flowport.pipeline.logging import (
     redact,
     register_secret,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO, cli_env, run_cli
 
 JOB = textwrap.dedent(
     """
@@ -53,19 +53,6 @@ JOB = textwrap.dedent(
 )
 
 
-def flowport(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "flowport.pipeline.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def job(tmp_path: Path) -> Path:
     path = tmp_path / "blog.toml"
@@ -76,13 +63,13 @@ def job(tmp_path: Path) -> Path:
 
 
 def test_version(tmp_path: Path) -> None:
-    result = flowport("version", cwd=tmp_path)
+    result = run_cli("version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"flowport {__version__}" in result.stdout
 
 
 def test_validate_offline_accepts_a_good_job(job: Path) -> None:
-    result = flowport("validate", str(job), "--offline", cwd=job.parent)
+    result = run_cli("validate", str(job), "--offline", cwd=job.parent)
     assert result.returncode == 0, result.stderr
     assert "job file OK" in result.stdout
     assert "authors → posts" in result.stdout
@@ -100,15 +87,61 @@ def test_validate_reports_a_cycle(tmp_path: Path) -> None:
             """
         )
     )
-    result = flowport("validate", str(path), "--offline", cwd=tmp_path)
+    (tmp_path / "p.csv").write_text("id,n,parent\n1,Home,\n", encoding="utf-8")
+    result = run_cli("validate", str(path), "--offline", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "pages.parent" in result.stdout
     assert "second pass" in result.stdout
 
 
+def test_validate_offline_opens_file_sources(job: Path) -> None:
+    (job.parent / "posts.csv").unlink()
+    (job.parent / "authors.csv").write_text("ident,name\na1,Zoë\n", encoding="utf-8")
+    result = run_cli("validate", str(job), "--offline", cwd=job.parent)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "problem: collections.authors: " in result.stderr
+    assert "key column 'id' is not in the header" in result.stderr
+    assert "problem: collections.posts: " in result.stderr
+    assert "posts.csv does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+REMOTE = """
+    api = "http://127.0.0.1:{port}/v2"
+    site_id = "580e63e98c9a982ac9b8b741"
+    token_env = "FLOWPORT_CLI_TEST_TOKEN"
+"""
+
+
+def test_validate_with_an_unreachable_api_says_so_in_one_line(
+    job: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # bound and released: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    remote = textwrap.dedent(REMOTE).format(port=port).strip()
+    job.write_text(JOB.replace('api = "sandbox"', remote), encoding="utf-8")
+    monkeypatch.setenv("FLOWPORT_CLI_TEST_TOKEN", "not-a-real-token")
+    result = run_cli("validate", str(job), cwd=job.parent)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [text for text in result.stderr.splitlines() if text.strip()]
+    assert line.startswith("error: cannot check the target schema")
+    assert f"127.0.0.1', {port}" in line or f"127.0.0.1:{port}" in line
+    assert "not-a-real-token" not in result.stdout + result.stderr
+
+
+def test_validate_online_opens_every_source(job: Path) -> None:
+    (job.parent / "posts.csv").write_bytes(b"")
+    result = run_cli("validate", str(job), cwd=job.parent)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "problem: collections.posts: " in result.stderr
+    assert "empty" in result.stderr
+
+
 def test_validate_rejects_a_bad_job_with_exit_2(job: Path) -> None:
     job.write_text(JOB.replace('path = "posts.csv"', 'paht = "posts.csv"'))
-    result = flowport("validate", str(job), "--offline", cwd=job.parent)
+    result = run_cli("validate", str(job), "--offline", cwd=job.parent)
     assert result.returncode == 2
     assert result.stdout == ""
     assert str(job) in result.stderr
@@ -118,14 +151,14 @@ def test_validate_rejects_a_bad_job_with_exit_2(job: Path) -> None:
 
 
 def test_validate_online_against_the_embedded_sandbox(job: Path) -> None:
-    result = flowport("validate", str(job), cwd=job.parent)
+    result = run_cli("validate", str(job), cwd=job.parent)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "target schema OK" in result.stdout
 
 
 def test_validate_online_reports_schema_problems_with_exit_2(job: Path) -> None:
     job.write_text(JOB.replace("[collections.posts]\ncreate_missing = true", "[collections.posts]"))
-    result = flowport("validate", str(job), cwd=job.parent)
+    result = run_cli("validate", str(job), cwd=job.parent)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "problem: collections.posts.target" in result.stderr
 
@@ -133,7 +166,7 @@ def test_validate_online_reports_schema_problems_with_exit_2(job: Path) -> None:
 def test_validate_online_checks_collections_the_job_would_create(job: Path) -> None:
     # Neither collection exists yet: their mappings are checked against what would be created.
     job.write_text(job.read_text().replace('slug_from = "name"\n', ""))
-    result = flowport("validate", str(job), cwd=job.parent)
+    result = run_cli("validate", str(job), cwd=job.parent)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "problem: collections.authors.fields.slug" in result.stderr
     assert "problem: collections.posts.fields.slug" in result.stderr
@@ -149,20 +182,20 @@ def test_validate_online_checks_collections_the_job_would_create(job: Path) -> N
     ],
 )
 def test_bad_arguments_exit_2(job: Path, args: list[str]) -> None:
-    result = flowport(*(a.format(job=job) for a in args), cwd=job.parent)
+    result = run_cli(*(a.format(job=job) for a in args), cwd=job.parent)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
 
 def test_a_missing_job_file_exits_2(tmp_path: Path) -> None:
     for command in ("run", "status", "errors", "validate"):
-        result = flowport(command, str(tmp_path / "nope.toml"), cwd=tmp_path)
+        result = run_cli(command, str(tmp_path / "nope.toml"), cwd=tmp_path)
         assert result.returncode == 2, command
         assert "no such job file" in result.stderr
 
 
 def test_status_before_any_run(job: Path) -> None:
-    result = flowport("status", str(job), cwd=job.parent)
+    result = run_cli("status", str(job), cwd=job.parent)
     assert result.returncode == 0, result.stderr
     assert "no run yet" in result.stdout
     assert not (job.parent / "blog").exists()
@@ -172,8 +205,8 @@ def test_status_before_any_run(job: Path) -> None:
 def populated(job: Path) -> Path:
     with CheckpointLog.open(job.parent / "blog" / CHECKPOINT_FILE) as log:
         run = log.begin_run()
-        batch = log.open_batch(run, "authors", "create", 3)
-        log.record_acknowledged(
+        batch = log.batches.open(run, "authors", "create", 3)
+        log.items.record_acknowledged(
             "authors",
             batch,
             [
@@ -181,7 +214,7 @@ def populated(job: Path) -> Path:
                 Acknowledged("a2", "wf2", "ana", "h2", "staged"),
             ],
         )
-        log.record_intent("posts", batch, [("p9", "p9", "h")])
+        log.intents.record("posts", batch, [("p9", "p9", "h")])
         log.record_failures(
             "posts",
             batch,
@@ -197,7 +230,7 @@ def populated(job: Path) -> Path:
 
 
 def test_status_shows_counts_and_the_last_run(populated: Path) -> None:
-    result = flowport("status", str(populated), cwd=populated.parent)
+    result = run_cli("status", str(populated), cwd=populated.parent)
     assert result.returncode == 0, result.stderr
     lines = {}
     for line in result.stdout.splitlines():
@@ -213,7 +246,7 @@ def test_status_shows_counts_and_the_last_run(populated: Path) -> None:
 
 
 def test_errors_as_csv(populated: Path) -> None:
-    result = flowport("errors", str(populated), "--format", "csv", cwd=populated.parent)
+    result = run_cli("errors", str(populated), "--format", "csv", cwd=populated.parent)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["collection"], r["key"], r["field"], r["kind"]) for r in rows] == [
@@ -225,7 +258,7 @@ def test_errors_as_csv(populated: Path) -> None:
 
 
 def test_errors_as_json(populated: Path) -> None:
-    result = flowport("errors", str(populated), "--format", "json", cwd=populated.parent)
+    result = run_cli("errors", str(populated), "--format", "json", cwd=populated.parent)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [r["key"] for r in rows] == ["p1", "p2"]
@@ -234,21 +267,21 @@ def test_errors_as_json(populated: Path) -> None:
 
 
 def test_errors_as_a_table(populated: Path) -> None:
-    result = flowport("errors", str(populated), cwd=populated.parent)
+    result = run_cli("errors", str(populated), cwd=populated.parent)
     assert result.returncode == 0, result.stderr
     assert "a404" in result.stdout
     assert "2 item errors" in result.stdout
 
 
 def test_errors_with_no_run_is_empty(job: Path) -> None:
-    result = flowport("errors", str(job), "--format", "json", cwd=job.parent)
+    result = run_cli("errors", str(job), "--format", "json", cwd=job.parent)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
 
 
 def test_a_second_run_of_the_same_job_exits_3(job: Path) -> None:
     with job_lock(job.parent / "blog"):
-        result = flowport("run", str(job), cwd=job.parent)
+        result = run_cli("run", str(job), cwd=job.parent)
     assert result.returncode == 3
     assert f"another run of this job is in progress (pid {os.getpid()})" in result.stderr
 
@@ -282,7 +315,7 @@ def test_a_killed_run_never_leaves_the_lock_stuck(tmp_path: Path) -> None:
         [sys.executable, "-c", _HOLDER, str(state)],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=cli_env(),
     )
     assert holder.stdout is not None
     try:
@@ -300,7 +333,7 @@ def test_a_killed_run_never_leaves_the_lock_stuck(tmp_path: Path) -> None:
 
 def test_run_with_a_bad_job_exits_2_before_locking(job: Path) -> None:
     job.write_text(JOB.replace('api = "sandbox"', 'api = "sandbox"\nconcurrency = 0'))
-    result = flowport("run", str(job), cwd=job.parent)
+    result = run_cli("run", str(job), cwd=job.parent)
     assert result.returncode == 2
     assert "destination.concurrency" in result.stderr
     assert not (job.parent / "blog").exists()
@@ -436,6 +469,6 @@ def test_rich_sink_draws_progress_per_collection() -> None:
 def test_the_demo_job_validates_offline(tmp_path: Path) -> None:
     shutil.copy(REPO / "runs" / "demo.toml", tmp_path / "demo.toml")
     shutil.copytree(REPO / "runs" / "demo-data", tmp_path / "demo-data")
-    result = flowport("validate", str(tmp_path / "demo.toml"), "--offline", cwd=tmp_path)
+    result = run_cli("validate", str(tmp_path / "demo.toml"), "--offline", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "authors → posts" in result.stdout

@@ -11,8 +11,7 @@ from flowport.base.models import CollectionSchema
 from flowport.mappings import CollectionMapping
 from flowport.pipeline.jobfile import Job, JobFileError, load_job
 from flowport.pipeline.logging import clear_secrets, redact
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO
 
 BASE = textwrap.dedent(
     """
@@ -385,3 +384,36 @@ def test_missing_fields_builds_create_field_bodies(tmp_path: Path) -> None:
     assert posts.target_slug() == "posts"
     with pytest.raises(ConfigError, match="no Webflow id yet"):
         posts.missing_fields(existing, {})
+
+
+def test_one_planned_schema_for_the_plan_and_the_preset(tmp_path: Path) -> None:
+    # There were two answers: the runner's had the built-in name and slug fields and reference
+    # targets but no collection slug, and display names that were bare slugs; flowport init's
+    # had the slug but neither built-in field nor reference targets. Now there is one, and it
+    # is what the run creates (the same names as missing_fields, the same slug and singular).
+    job = load_job(REPO / "runs" / "demo.toml")
+    posts = job.collections["posts"]
+    planned = posts.planned_schema("posts")
+    assert planned.id == "planned-posts"  # the runner tells a planned collection by this
+    assert (planned.display_name, planned.slug) == (posts.target, posts.target_slug())
+    assert planned.singular_name == posts.schema_singular_name() == "Post"
+    slugs = [field.slug for field in planned.fields]
+    assert slugs[:2] == ["name", "slug"]
+    assert all(planned.fields[i].is_required for i in (0, 1))
+    assert posts.collection_schema is not None
+    assert slugs[2:] == list(posts.collection_schema.fields)
+    author = planned.field("author")
+    assert author is not None
+    assert author.referenced_collection_id == "authors"
+    assert author.help_text == "Who wrote it"
+    category = planned.field("category")
+    assert category is not None
+    assert "Engineering" in category.options
+    source_key = planned.field("source-key")
+    assert source_key is not None
+    assert source_key.display_name == "Source Key"
+    bare = planned.model_copy(update={"fields": planned.fields[:2]})
+    created = posts.missing_fields(bare, {"authors": "c-authors"})
+    assert [body["displayName"] for body in created] == [
+        field.display_name for field in planned.fields[2:]
+    ]

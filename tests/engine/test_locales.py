@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,10 @@ from flowport.base.errors import ConfigError
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
-from flowport.pipeline.sandbox import Sandbox, SandboxConfig
+from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
-from tests.engine.conftest import TOKEN, sandbox_stats
+from tests.conftest import TOKEN, UNLIMITED_RATE
+from tests.engine.conftest import sandbox_stats
 
 JOB = """
 [destination]
@@ -68,16 +68,8 @@ def write_products(path: Path, n: int, *, revised: frozenset[int] = frozenset())
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    config = SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, locales=("en", "fr-FR"))
-    async with Sandbox(config) as running:
-        yield running
-
-
-@pytest.fixture
-def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
-    return tmp_path
+def sandbox_settings() -> dict[str, Any]:
+    return {"rate_limit": UNLIMITED_RATE, "locales": ("en", "fr-FR")}
 
 
 async def variants(
@@ -116,7 +108,7 @@ async def test_each_locale_gets_its_own_values_and_reruns_send_only_changes(
     assert summary.collections["products"]["created"] == 120
     assert summary.collections["products"]["published"] == 120
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
-        collection_id = log.collection_id("products")
+        collection_id = log.bindings.collection_id("products")
         assert log.counts()["products"] == {"done": 120}
     assert collection_id
     live_en = await variants(sandbox, collection_id, english, live=True)

@@ -15,7 +15,8 @@ from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
-from tests.engine.conftest import TOKEN, sandbox_stats
+from tests.conftest import TOKEN
+from tests.engine.conftest import sandbox_stats
 
 
 def job_text(base_url: str, site_id: str, source: str, *, extra: str = "") -> str:
@@ -62,12 +63,6 @@ def books(n: int, *, start: int = 0) -> list[tuple[str, str, str]]:
     return [(str(i), f"Book {i}", str(100 + i)) for i in range(start, start + n)]
 
 
-@pytest.fixture
-def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
-    return tmp_path
-
-
 async def items(sandbox: Sandbox, collection_id: str, *, live: bool = False) -> list[Any]:
     async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
         return [i async for i in client.iter_items(collection_id, live=live)]
@@ -75,7 +70,7 @@ async def items(sandbox: Sandbox, collection_id: str, *, live: bool = False) -> 
 
 def collection_id(job_dir: Path) -> str:
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
-        found = log.collection_id("books")
+        found = log.bindings.collection_id("books")
     assert found
     return found
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mapping_helpers import OPTION_NEWS, OPTION_REVIEW, compile_spec, failed, field, mapped, schema
+
+from tests.mappings.mapping_helpers import (
+    OPTION_NEWS,
+    OPTION_REVIEW,
+    compile_spec,
+    failed,
+    field,
+    mapped,
+    schema,
+)
 
 BASE_URL = "https://old.example.com/blog/"
 
@@ -277,6 +286,17 @@ def test_plain_text_over_the_limit_is_truncated_with_a_warning() -> None:
     item = mapped(MAPPER, {"title": "T", "summary": "abcdefghijklmnop"})
     assert item.field_data["summary"] == "abcdefghij"
     assert [(w.field, w.kind) for w in item.warnings] == [("summary", "truncated")]
+
+
+def test_nul_characters_are_dropped_from_plain_text_with_a_warning() -> None:
+    item = mapped(MAPPER, {"title": "Ti\x00tle\x00", "summary": "ab\x00c"})
+    assert item.field_data["name"] == "Title"
+    assert item.field_data["summary"] == "abc"
+    assert [(w.field, w.kind) for w in item.warnings] == [
+        ("name", "nul_dropped"),
+        ("summary", "nul_dropped"),
+    ]
+    assert "2 NUL" in item.warnings[0].message
 
 
 def test_plain_text_over_the_limit_fails_when_overflow_is_error() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mapping_helpers import compile_spec, field, schema
 
 from flowport.base.errors import ConfigError
 from flowport.mappings import CollectionMapping, FieldMapping
+from tests.mappings.mapping_helpers import compile_spec, field, schema
 
 TARGET = schema(
     field("author", "Reference", validations={"collectionId": "a" * 24}),

@@ -195,5 +195,6 @@ def test_webflow_datetime_writes_what_parsing_and_formatting_write(options: dict
 
 
 def test_webflow_datetime_of_other_values_matches_too() -> None:
-    for value in [None, 0, 1717668000, 1717668000.5, True, [], {}, "nan"]:
+    values: list[object] = [None, 0, 1717668000, 1717668000.5, True, [], {}, "nan"]
+    for value in values:
         assert _quick_datetime(value) == _reference_datetime(value), value

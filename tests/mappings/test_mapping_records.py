@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from mapping_helpers import (
+
+from flowport.mappings import RecordMapper, SkippedRecord
+from tests.mappings.mapping_helpers import (
     AUTHOR_ID,
     OTHER_AUTHOR_ID,
     DictResolver,
@@ -14,8 +16,6 @@ from mapping_helpers import (
     mapped,
     schema,
 )
-
-from flowport.mappings import RecordMapper, SkippedRecord
 
 POST_ID = "64a1b2c3d4e5f6a7b8c9d0f1"
 TARGET = schema(

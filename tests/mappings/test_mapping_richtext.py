@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -15,9 +13,9 @@ from flowport.mappings.richtext import (
     sanitize_html,
     wordpress_to_html,
 )
+from tests.conftest import ACCEPTANCE, require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-THEME_UNIT_TEST = SHARED / "acceptance-data" / "wxr-theme-unit-test"
+THEME_UNIT_TEST = ACCEPTANCE / "wxr-theme-unit-test"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 BASE = "https://wpthemetestdata.example.org/"
 
@@ -110,11 +108,14 @@ class TestWordPressContent:
             assert warnings == ["shortcode_empty"]
 
     def test_unknown_shortcodes_are_stripped_keeping_content_and_counted(self) -> None:
-        html, warnings = convert(
+        result = wordpress_to_html(
             '[column width="1/2"]Left [button url="/x"]Go[/button][/column] [contact-form-7 id="3"]'
         )
-        assert html == "<p>Left Go</p>"
-        assert warnings == ["shortcode_unknown", "shortcode_unknown", "shortcode_unknown"]
+        assert result.html == "<p>Left Go</p>"
+        # One warning per kind and field: the first occurrence, and how many more there were.
+        assert result.warnings == (
+            ("shortcode_unknown", 'removed [column width="1/2"], kept its content (+2)'),
+        )
 
     def test_brackets_in_code_and_prose_are_left_alone(self) -> None:
         content = (
@@ -123,12 +124,14 @@ class TestWordPressContent:
             "<pre>for (i = 0; i &lt; n; i++) { x[i] = [caption]; }\n\n[embed]u[/embed]</pre>"
         )
         html, warnings = convert(content)
+        # Webflow's API empties code blocks: the <pre> is sent as paragraphs of code.
         assert html == (
             "<p>Use <code>items[0]</code> and <code>[gallery]</code>, "
             "or array[i] [sic] [edge case].</p>\n"
-            "<pre>for (i = 0; i &lt; n; i++) { x[i] = [caption]; }\n\n[embed]u[/embed]</pre>"
+            "<p><code>for (i = 0; i &lt; n; i++) { x[i] = [caption]; }</code></p>"
+            "<p>\u200d</p><p><code>[embed]u[/embed]</code></p>"
         )
-        assert warnings == []
+        assert warnings == ["code_block"]
 
     def test_escaped_shortcodes_stay_literal(self) -> None:
         html, _ = convert("Write [[gallery]] to show a gallery.")
@@ -152,9 +155,10 @@ class TestWordPressContent:
             '<iframe src="https://evil.example.com"></iframe><a href="javascript:alert(1)">j</a>',
             base_url=BASE,
         )
+        # An iframe of no known video player is a link to its source (with a warning), not lost.
         assert html == (
             f'<p>Hi <a href="{BASE}about">us</a><img src="{BASE}wp-content/a.png"></p>\n'
-            "<p><a>j</a></p>"
+            '<p><a href="https://evil.example.com">https://evil.example.com</a></p><p><a>j</a></p>'
         )
 
     def test_entities_survive(self) -> None:
@@ -183,10 +187,7 @@ class TestSanitizeAndMarkdown:
 
 
 def _theme_unit_test_contents() -> list[tuple[str, str]]:
-    if not THEME_UNIT_TEST.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{THEME_UNIT_TEST} is missing, and CI=true forbids skipping")
-        pytest.skip(f"{THEME_UNIT_TEST} is absent (../shared not mounted)")
+    require_shared(THEME_UNIT_TEST)
     contents: list[tuple[str, str]] = []
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     for path in sorted(THEME_UNIT_TEST.glob("*.xml")):
@@ -200,6 +201,12 @@ def _theme_unit_test_contents() -> list[tuple[str, str]]:
 
 _SHORTCODE_LEFT = re.compile(r"\[/?(?:" + "|".join(sorted(KNOWN_SHORTCODES)) + r")\b")
 _EVENT_ATTRIBUTE = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
+_IMAGE_FIGURE_IN = re.compile(r"\[caption\b|<figure\b(?:(?!</figure>).)*?<img\b", re.S)
+_IMAGE_FIGURE_OUT = re.compile(r"<figure>(?:(?!</figure>).)*?<img\b", re.S)
+_VIDEO_FIGURE_STYLE = re.compile(
+    r'(?<=<figure class="w-richtext-figure-type-video w-richtext-align-fullwidth") '
+    r'style="padding-bottom:56.25%"'
+)
 
 
 @pytest.mark.shared
@@ -216,9 +223,12 @@ def test_theme_unit_test_content_comes_out_clean() -> None:
         assert "<script" not in html.lower(), where
         assert not _EVENT_ATTRIBUTE.search(html), where
         assert "javascript:" not in html.lower(), where
-        assert "style=" not in html, where
-        figures_in += len(re.findall(r"\[caption\b|<figure\b", content))
-        figures_out += html.count("<figure>")
+        # Webflow's own video figure sets its aspect ratio inline; no source style may pass.
+        assert "style=" not in _VIDEO_FIGURE_STYLE.sub("", html), where
+        # Image figures: a pull quote's, table's or gallery's wrapper <figure> is not one in
+        # Webflow (its parts become blocks of their own), so only figures of images count.
+        figures_in += len(_IMAGE_FIGURE_IN.findall(content))
+        figures_out += len(_IMAGE_FIGURE_OUT.findall(html))
         captions_out += html.count("<figcaption>")
     assert figures_out >= figures_in * 0.9, (figures_in, figures_out)
     assert captions_out >= 12

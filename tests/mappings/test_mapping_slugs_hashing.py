@@ -9,11 +9,11 @@ import re
 import struct
 
 import pytest
-from mapping_helpers import compile_spec, failed, field, mapped, schema
 
 from flowport.mappings import InMemorySlugClaims, content_hash, webflow_slug
 from flowport.mappings.hashing import canonical_json
 from flowport.mappings.slugs import MAX_SLUG_LENGTH, is_webflow_slug, slug_with_suffix
+from tests.mappings.mapping_helpers import compile_spec, failed, field, mapped, schema
 
 TARGET = schema(field("summary", "PlainText"))
 

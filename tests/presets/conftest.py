@@ -1,23 +1,25 @@
-"""Fixtures for the preset tests: the theme unit test export, read straight from ../shared."""
+"""What the preset tests share: the exports in ../shared and ``flowport init`` run in-process."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from typer import Typer
+from typer.testing import CliRunner, Result
 
-import pytest
+from flowport.pipeline.presets.cli import register
+from tests.conftest import ACCEPTANCE
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-ACCEPTANCE = SHARED / "acceptance-data"
 THEME_UNIT_TEST = ACCEPTANCE / "wxr-theme-unit-test" / "themeunittestdata.wordpress.xml"
 CORE_FIXTURES = ACCEPTANCE / "wp-rest-api-core-fixtures"
 
 
-def require(path: Path) -> Path:
-    """The path, or a skip with the reason (a failure when CI=true: CI never passes by skipping)."""
-    if not path.exists():
-        reason = f"{path} is absent (the shared acceptance data is not mounted)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI=true: required, not skipped)")
-        pytest.skip(reason)
-    return path
+def invoke_presets(*args: str) -> Result:
+    """The preset commands (``init ...``) on an app of their own, through typer's test runner."""
+    app = Typer()
+
+    # A callback keeps ``init`` a subcommand: typer runs an app's only command without its name.
+    @app.callback()
+    def main() -> None:
+        pass
+
+    register(app)
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)

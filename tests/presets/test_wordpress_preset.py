@@ -19,38 +19,20 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from lxml import etree
 from pydantic import SecretStr
-from typer import Typer
-from typer.testing import CliRunner
 
 from flowport.base.models import Item
 from flowport.pipeline.jobfile import load_job
-from flowport.pipeline.presets.cli import register
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.runner import RunSummary, run_job
 from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 from flowport.pipeline.webflow.client import WebflowClient
+from tests.conftest import REPO, require_shared
 
-from .conftest import THEME_UNIT_TEST, require
+from .conftest import THEME_UNIT_TEST, invoke_presets
 
 pytestmark = pytest.mark.shared
 
-REPO = Path(__file__).resolve().parents[2]
 LIVE, DRAFT = {"publish"}, {"draft", "pending", "future"}
-
-
-def _cli() -> Typer:
-    app = Typer()
-
-    @app.callback()
-    def main() -> None:
-        pass
-
-    register(app)
-    return app
-
-
-def invoke(*args: str) -> Any:
-    return CliRunner().invoke(_cli(), list(args), catch_exceptions=False)
 
 
 # ---- what the export holds, read with plain lxml -------------------------------------------
@@ -116,7 +98,7 @@ def read_export(path: Path) -> Export:
 
 @pytest.fixture(scope="module")
 def export() -> Export:
-    return read_export(require(THEME_UNIT_TEST))
+    return read_export(require_shared(THEME_UNIT_TEST))
 
 
 def test_export_counts_match_the_acceptance_readme(export: Export) -> None:
@@ -163,7 +145,9 @@ async def _read_back(job_path: Path) -> dict[str, list[Item]]:
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     folder = tmp_path_factory.mktemp("wordpress-preset")
     job_path = folder / "wordpress.toml"
-    result = invoke("init", "wordpress", str(require(THEME_UNIT_TEST)), "--out", str(job_path))
+    result = invoke_presets(
+        "init", "wordpress", str(require_shared(THEME_UNIT_TEST)), "--out", str(job_path)
+    )
     assert result.exit_code == 0, result.output
     # The sandbox enforces the plan's 120 requests a minute like Webflow; lift it so the test
     # does not sleep through the 40-odd field creations. Nothing else of the job is touched.
@@ -278,8 +262,8 @@ def test_references_point_at_the_right_items(migrated: Migrated, export: Export)
         assert (
             by_key[f"category:{slug}"].field_data.get("parent") == categories[f"category:{parent}"]
         ), slug
-    for slug, parent in export.categories.items():
-        if parent is None:
+    for slug, parent_or_none in export.categories.items():
+        if parent_or_none is None:
             assert "parent" not in by_key[f"category:{slug}"].field_data, slug
 
 
@@ -370,20 +354,24 @@ def test_redirects_cover_every_live_post_page_and_category(
 def test_init_refuses_to_overwrite_and_names_bad_sources(tmp_path: Path) -> None:
     existing = tmp_path / "job.toml"
     existing.write_text("# mine\n")
-    result = invoke("init", "wordpress", str(require(THEME_UNIT_TEST)), "--out", str(existing))
+    result = invoke_presets(
+        "init", "wordpress", str(require_shared(THEME_UNIT_TEST)), "--out", str(existing)
+    )
     assert result.exit_code == 2
     assert "exists" in result.output
     assert existing.read_text() == "# mine\n"
-    missing = invoke("init", "wordpress", str(tmp_path / "nope.xml"), "--out", str(tmp_path / "a"))
+    missing = invoke_presets(
+        "init", "wordpress", str(tmp_path / "nope.xml"), "--out", str(tmp_path / "a")
+    )
     assert missing.exit_code == 2
     assert "no such file" in missing.output
     not_wxr = tmp_path / "feed.xml"
     not_wxr.write_text("<rss><channel><title>x</title></channel></rss>")
-    refused = invoke("init", "wordpress", str(not_wxr), "--out", str(tmp_path / "b.toml"))
+    refused = invoke_presets("init", "wordpress", str(not_wxr), "--out", str(tmp_path / "b.toml"))
     assert refused.exit_code == 3
     assert "not a WordPress export" in refused.output
     assert not (tmp_path / "b.toml").exists()
-    secret = invoke(
+    secret = invoke_presets(
         "init", "wordpress", "https://example.com", "--user-env", "hunter2 secret", "--out", "x"
     )
     assert secret.exit_code == 2

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from typer import Typer
-from typer.testing import CliRunner
+from pydantic import BaseModel
 
+from flowport.base.errors import SourceError
 from flowport.pipeline.jobfile import load_job
-from flowport.pipeline.presets.cli import register
+from flowport.pipeline.presets.wordpress import scan_rest
+from tests.conftest import require_shared
 from tests.connectors.wordpress_fixture import FixtureWordPress, load_json
 
-from .conftest import CORE_FIXTURES, require
+from .conftest import CORE_FIXTURES, invoke_presets
 
 pytestmark = pytest.mark.shared
 
@@ -40,7 +41,7 @@ class _Site(FixtureWordPress):
 
 @pytest.fixture
 def site() -> Iterator[_Site]:
-    folder = require(CORE_FIXTURES)
+    folder = require_shared(CORE_FIXTURES)
     server = _Site(
         collections={
             "posts": load_json(folder / "PostsCollection.json"),
@@ -57,20 +58,9 @@ def site() -> Iterator[_Site]:
     server.stop()
 
 
-def _invoke(*args: str) -> Any:
-    app = Typer()
-
-    @app.callback()
-    def main() -> None:
-        pass
-
-    register(app)
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
-
 def test_init_on_a_rest_url_writes_a_job_reading_the_site(site: _Site, tmp_path: Path) -> None:
     job_path = tmp_path / "site.toml"
-    result = _invoke(
+    result = invoke_presets(
         "init", "wordpress", site.base_url, "--out", str(job_path),
         "--target-api", "https://api.webflow.com/v2", "--site-id", "5f0c8c9e1c9d440000e8d8c3",
     )  # fmt: skip
@@ -78,12 +68,15 @@ def test_init_on_a_rest_url_writes_a_job_reading_the_site(site: _Site, tmp_path:
     job = load_job(job_path)
     assert list(job.collections) == ["authors", "categories", "tags", "posts", "pages"]
     assert job.destination.token_env == "WEBFLOW_TOKEN"
-    for collection in job.collections.values():
+    resources = {}
+    for name, collection in job.collections.items():
+        # The registry's protocol leaves model_dump out; every source config is a pydantic model.
+        assert isinstance(collection.source, BaseModel)
         source = collection.source.model_dump()
         assert source["type"] == "wordpress"
         assert source["base_url"] == site.base_url
         assert source["user_env"] is None  # anonymous: no status=any, no credentials
-    resources = {name: c.source.model_dump()["resource"] for name, c in job.collections.items()}
+        resources[name] = source["resource"]
     assert resources == {
         "authors": "users", "categories": "categories", "tags": "tags",
         "posts": "posts", "pages": "pages",
@@ -110,10 +103,49 @@ def test_credentials_are_env_var_names_and_missing_ones_are_named(
 ) -> None:
     monkeypatch.delenv("WP_TEST_USER", raising=False)
     monkeypatch.delenv("WP_TEST_PASSWORD", raising=False)
-    result = _invoke(
+    result = invoke_presets(
         "init", "wordpress", site.base_url, "--out", str(tmp_path / "a.toml"),
         "--user-env", "WP_TEST_USER", "--password-env", "WP_TEST_PASSWORD",
     )  # fmt: skip
     assert result.exit_code == 2
     assert "WP_TEST_USER is not set" in result.output
     assert not (tmp_path / "a.toml").exists()
+
+
+# ---- the site scan talks through the connector's client ------------------------------------
+
+
+async def test_the_scan_discovers_once_and_follows_rest_route(site: _Site) -> None:
+    site.pretty_permalinks = False  # /wp-json/ is a 404 page, ?rest_route= answers
+    site.index = None  # the plain fixture index, served through ?rest_route=/ only
+    profile = await scan_rest(site.base_url)
+    assert profile.title == "fixture"
+    assert [route for route, _ in site.requests].count("/") == 1
+    assert "/wp/v2/posts" in [route for route, _ in site.requests]
+    assert profile.has_attachments
+
+
+async def test_the_scan_retries_a_busy_site_as_the_run_does(site: _Site) -> None:
+    site.failures["/wp/v2/posts"] = 1  # one 503, then the answer
+    profile = await scan_rest(site.base_url)
+    assert [route for route, _ in site.requests].count("/wp/v2/posts") == 2
+    assert profile.permalink_structure is not None
+
+
+async def test_a_refusal_names_wordpress_error_code_and_message(site: _Site) -> None:
+    del site.collections["posts"]
+    with pytest.raises(SourceError, match=r"/wp/v2/posts: HTTP 404 rest_no_route: No route"):
+        await scan_rest(site.base_url)
+
+
+async def test_a_wrong_application_password_stops_the_scan(site: _Site) -> None:
+    site.user, site.password = "editor", "right password"
+    env = {"WP_USER": "editor", "WP_PASSWORD": "wrong password"}
+    with pytest.raises(SourceError, match="did not accept the application password") as raised:
+        await scan_rest(site.base_url, user_env="WP_USER", password_env="WP_PASSWORD", env=env)
+    assert "wrong password" not in str(raised.value)
+    env["WP_PASSWORD"] = "right password"
+    profile = await scan_rest(
+        site.base_url, user_env="WP_USER", password_env="WP_PASSWORD", env=env
+    )
+    assert profile.user_env == "WP_USER"

@@ -1,4 +1,5 @@
-"""Fixtures for the sandbox tests: a real server on 127.0.0.1, a clock the test moves by hand."""
+"""Fixtures for the sandbox tests: the root's sandbox on 127.0.0.1 (``tests/conftest.py``) with
+a clock the test moves by hand, and a thin JSON client for it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from flowport.pipeline.sandbox import Sandbox, SandboxConfig
-
-TOKEN = "test-token"
+from flowport.pipeline.sandbox import Sandbox
+from tests.conftest import TOKEN, SandboxStarter
 
 
 @dataclass
@@ -115,39 +115,22 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def make_sandbox(
-    clock: TimeControl, session: aiohttp.ClientSession
-) -> AsyncIterator[SandboxFactory]:
-    started: list[Sandbox] = []
+def sandbox_settings(clock: TimeControl) -> dict[str, Any]:
+    # The sandbox's own default rate limit (the tests of limits set theirs), on the test's clock.
+    return {"clock": clock.monotonic, "wall_clock": clock.wall, "site_publish_interval": 60.0}
+
+
+@pytest.fixture
+def make_sandbox(start_sandbox: SandboxStarter, session: aiohttp.ClientSession) -> SandboxFactory:
+    """Another sandbox for the test, ``sandbox_settings`` with keyword overrides, and its client."""
 
     async def start(**overrides: Any) -> tuple[Sandbox, Api]:
-        settings: dict[str, Any] = {
-            "tokens": (TOKEN,),
-            "clock": clock.monotonic,
-            "wall_clock": clock.wall,
-            "site_publish_interval": 60.0,
-        }
-        settings.update(overrides)
-        sandbox = Sandbox(SandboxConfig(**settings))
-        await sandbox.start()
-        started.append(sandbox)
+        sandbox = await start_sandbox(**overrides)
         return sandbox, Api(session, sandbox)
 
-    yield start
-    for sandbox in reversed(started):
-        await sandbox.stop()
+    return start
 
 
 @pytest.fixture
-async def sandbox_api(make_sandbox: SandboxFactory) -> tuple[Sandbox, Api]:
-    return await make_sandbox()
-
-
-@pytest.fixture
-def api(sandbox_api: tuple[Sandbox, Api]) -> Api:
-    return sandbox_api[1]
-
-
-@pytest.fixture
-def sandbox(sandbox_api: tuple[Sandbox, Api]) -> Sandbox:
-    return sandbox_api[0]
+def api(sandbox: Sandbox, session: aiohttp.ClientSession) -> Api:
+    return Api(session, sandbox)

@@ -16,9 +16,8 @@ import aiohttp
 import pytest
 
 from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
-from tests.sandbox.conftest import TOKEN, Api, SandboxFactory, TimeControl
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import REPO, TOKEN
+from tests.sandbox.conftest import Api, SandboxFactory, TimeControl
 
 
 async def test_rate_limit_counts_every_request_in_a_fixed_window(

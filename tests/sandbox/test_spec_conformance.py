@@ -18,6 +18,9 @@ import aiohttp
 import jsonschema
 import pytest
 
+from flowport.pipeline.sandbox import FaultConfig
+from tests.conftest import TOKEN, UNLIMITED_RATE, SandboxStarter
+
 from . import spec_validator as spec_validator_module
 from .spec_validator import (
     CMS_OPERATION_IDS,
@@ -34,7 +37,6 @@ from .spec_validator import (
 
 pytestmark = pytest.mark.shared
 
-TOKEN = "conformance-token"
 RATE_OK = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "59"}
 JSON_OK = {**RATE_OK, "Content-Type": "application/json; charset=utf-8"}
 ITEM = {
@@ -174,7 +176,7 @@ def test_wrong_content_type_is_a_violation(validator: SpecValidator) -> None:
 def test_every_cms_example_in_the_spec_validates(validator: SpecValidator) -> None:
     # Structure only: a handful of the spec's example ids are typos (23 or 20 hex digits), so
     # the id format is held to the sandbox's answers, not to the spec's illustrations.
-    failures = []
+    failures: list[str] = []
     checked = 0
     still_incomplete = set()
     for operation in validator.operations(CMS_OPERATION_IDS):
@@ -309,12 +311,9 @@ class CheckedClient:
 
 
 @pytest.fixture
-async def sandbox(validator: SpecValidator) -> AsyncIterator[Any]:
-    from flowport.pipeline.sandbox import Sandbox, SandboxConfig
-
-    config = SandboxConfig(tokens=(TOKEN,), rate_limit=100_000, window_seconds=60.0, seed=0)
-    async with Sandbox(config) as running:
-        yield running
+def sandbox_settings(validator: SpecValidator) -> dict[str, Any]:
+    # Real time: the folder's hand-moved clock is for the tests of time.
+    return {"rate_limit": UNLIMITED_RATE, "window_seconds": 60.0, "seed": 0}
 
 
 @pytest.fixture
@@ -621,11 +620,11 @@ async def test_full_session_conforms(sandbox: Any, client: CheckedClient) -> Non
     assert {200, 202, 204, 400, 401, 404, 409} <= statuses
 
 
-async def test_rate_limited_answers_conform(validator: SpecValidator) -> None:
-    from flowport.pipeline.sandbox import Sandbox, SandboxConfig
-
-    config = SandboxConfig(tokens=(TOKEN,), rate_limit=3, window_seconds=60.0, seed=0)
-    async with Sandbox(config) as running, aiohttp.ClientSession() as session:
+async def test_rate_limited_answers_conform(
+    validator: SpecValidator, start_sandbox: SandboxStarter
+) -> None:
+    running = await start_sandbox(rate_limit=3)
+    async with aiohttp.ClientSession() as session:
         client = CheckedClient(session=session, base_url=running.base_url, validator=validator)
         statuses = [
             (
@@ -676,14 +675,10 @@ async def test_malformed_requests_get_documented_errors(
     ids=["server-errors", "429-bursts"],
 )
 async def test_injected_faults_still_conform(
-    validator: SpecValidator, faults: dict[str, Any]
+    validator: SpecValidator, faults: dict[str, Any], start_sandbox: SandboxStarter
 ) -> None:
-    from flowport.pipeline.sandbox import FaultConfig, Sandbox, SandboxConfig
-
-    config = SandboxConfig(
-        tokens=(TOKEN,), rate_limit=100_000, seed=0, faults=FaultConfig(**faults)
-    )
-    async with Sandbox(config) as running, aiohttp.ClientSession() as session:
+    running = await start_sandbox(faults=FaultConfig(**faults))
+    async with aiohttp.ClientSession() as session:
         client = CheckedClient(session=session, base_url=running.base_url, validator=validator)
         site = running.site_id
         calls = [

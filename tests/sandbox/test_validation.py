@@ -8,7 +8,7 @@ import pytest
 
 from tests.sandbox.conftest import Api, SandboxFactory
 
-ALL_TYPES = [
+ALL_TYPES: list[dict[str, Any]] = [
     {"type": "PlainText", "displayName": "Plain"},
     {"type": "RichText", "displayName": "Rich"},
     {"type": "Image", "displayName": "Picture"},

@@ -1,0 +1,297 @@
+"""One client for a WordPress site's REST API: the connector reads through it, and so does
+``flowport init wordpress URL`` when it learns a site.
+
+- Discovery: ``/wp-json/``, or ``/?rest_route=/`` when pretty permalinks are off (found on a
+  404, or a 2xx that is not JSON), once per client; :meth:`WordPressApi.discover` returns the
+  index so a caller that needs it (the site's name, home, routes) asks once.
+- Auth: an application password (Basic auth), named by env vars, kept out of every repr, log
+  line and message. WordPress 6.1 answers a *wrong* one as if no credentials were sent, so
+  :meth:`WordPressApi.check_credentials` asks ``users/me``.
+- Paging: :meth:`WordPressApi.page` reads ``X-WP-Total`` and ``X-WP-TotalPages``; a page past the
+  end (the site shrank during the read) is an empty page.
+- Errors: WordPress's ``{code, message}`` body is in the message; a 404 is :class:`NoApiHere`
+  (the route is not there), any other refusal a :class:`WordPressRefused`.
+- Retries: 5xx, 408, 425, 429 and timeouts, with exponential backoff and jitter, honouring
+  Retry-After (clamped).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import anyio
+
+from flowport.base.errors import ConfigError, SourceError, parse_retry_after
+from flowport.connectors.wordpress_common import decode_text
+
+__all__ = [
+    "ApiStyle",
+    "ApplicationPassword",
+    "NoApiHere",
+    "Page",
+    "WordPressApi",
+    "WordPressRefused",
+    "application_password_from_env",
+]
+
+log = logging.getLogger("flowport.connectors.wordpress_api")
+
+ApiStyle = Literal["auto", "pretty", "query"]
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_MAX_BACKOFF_SECONDS = 30.0
+
+
+class ApplicationPassword:
+    """An application password, kept out of every repr, log line and message."""
+
+    __slots__ = ("_header", "source", "user")
+
+    def __init__(self, user: str, password: str, *, source: str) -> None:
+        self.user = user
+        self.source = source
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._header = f"Basic {token}"
+
+    def header(self) -> str:
+        return self._header
+
+    def __repr__(self) -> str:
+        return f"ApplicationPassword(user={self.user!r}, password=<hidden>)"
+
+
+def application_password_from_env(
+    user_env: str | None,
+    password_env: str | None,
+    env: Mapping[str, str],
+    *,
+    key: str | None = None,
+) -> ApplicationPassword | None:
+    """The application password two env vars hold, None when neither is named.
+
+    ``key`` is the job file or command-line key errors name; without it, the one of
+    ``user_env`` and ``password_env`` at fault.
+    """
+    if (user_env is None) != (password_env is None):
+        raise ConfigError(
+            "the user and password env vars go together",
+            key=key or "user_env",
+            fix="name both (an application password), or neither",
+        )
+    if user_env is None or password_env is None:
+        return None
+    user, password = env.get(user_env), env.get(password_env)
+    if not user or not password:
+        missing = user_env if not user else password_env
+        raise ConfigError(
+            f"environment variable {missing} is not set",
+            key=key or ("user_env" if not user else "password_env"),
+            fix=f"export {missing}=... (the password is an application password)",
+        )
+    return ApplicationPassword(user, password, source=f"{user_env}/{password_env}")
+
+
+class NoApiHere(Exception):
+    """A 404, or a 2xx that is not JSON: the API is not at this address (or lacks the route)."""
+
+
+class WordPressRefused(SourceError):
+    """WordPress answered with an error status that retrying will not change."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    total: int | None
+    total_pages: int | None
+
+
+def _wordpress_error(body: object) -> tuple[str, str]:
+    if isinstance(body, Mapping):
+        return str(body.get("code") or "unknown"), decode_text(str(body.get("message") or ""))
+    return "unknown", ""
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+class WordPressApi:
+    """One site's REST API over one session: the route style, auth, retries, error bodies."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        site: str,
+        *,
+        credentials: ApplicationPassword | None = None,
+        api_style: ApiStyle = "auto",
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.5,
+    ) -> None:
+        self._session = session
+        self._credentials = credentials
+        self._api_style = api_style
+        self._style: Literal["pretty", "query"] = "query" if api_style == "query" else "pretty"
+        self._max_attempts = max_attempts
+        self._backoff_seconds = backoff_seconds
+        self._index: Mapping[str, Any] | None = None
+        self.site = site
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        site: str,
+        *,
+        timeout_seconds: float = 30.0,
+        connections: int = 100,
+        user_agent: str = "flowport",
+        credentials: ApplicationPassword | None = None,
+        api_style: ApiStyle = "auto",
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.5,
+    ) -> AsyncIterator[WordPressApi]:
+        """A client with a session of its own, closed on the way out."""
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout_seconds),
+            connector=aiohttp.TCPConnector(limit=connections),
+            headers={"User-Agent": user_agent},
+        ) as session:
+            yield cls(
+                session,
+                site,
+                credentials=credentials,
+                api_style=api_style,
+                max_attempts=max_attempts,
+                backoff_seconds=backoff_seconds,
+            )
+
+    def _target(self, route: str, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        if self._style == "pretty":
+            return f"{self.site}/wp-json{route}", dict(params)
+        return f"{self.site}/", {"rest_route": route, **params}
+
+    async def discover(self, fields: str | None = "namespaces") -> Mapping[str, Any]:
+        """The REST index (only ``fields`` of it, None for all), found once per client: later
+        calls answer what the first one read, whatever ``fields`` they name."""
+        if self._index is not None:
+            return self._index
+        params = {"_fields": fields} if fields else {}
+        try:
+            index, _ = await self.get("/", params)
+        except NoApiHere as pretty_failure:
+            if self._api_style != "auto":
+                raise SourceError(f"{self.site}: no WordPress REST API: {pretty_failure}") from None
+            self._style = "query"
+            try:
+                index, _ = await self.get("/", params)
+            except NoApiHere as query_failure:
+                raise SourceError(
+                    f"{self.site}: no WordPress REST API found: /wp-json/ gave "
+                    f"{pretty_failure}; /?rest_route=/ gave {query_failure}"
+                ) from None
+            log.info("%s: pretty permalinks are off; using ?rest_route=", self.site)
+        self._index = index if isinstance(index, Mapping) else {}
+        return self._index
+
+    async def check_credentials(self) -> None:
+        """Stop when WordPress did not accept the application password (see the docstring)."""
+        if self._credentials is None:
+            return
+        try:
+            await self.get("/wp/v2/users/me", {"context": "edit", "_fields": "id,username"})
+        except WordPressRefused as exc:
+            if exc.status not in (401, 403):
+                raise
+            raise SourceError(
+                f"{self.site}: WordPress did not accept the application password of "
+                f"user {self._credentials.user!r} (from {self._credentials.source}): users/me "
+                f"answered {exc}. WordPress treats a wrong application password as no login at "
+                "all, so reading on would silently miss drafts and private content."
+            ) from None
+
+    async def page(self, route: str, params: Mapping[str, str], number: int) -> Page:
+        """Page ``number`` of a list route, with the totals its paging headers report."""
+        try:
+            body, headers = await self.get(route, {**params, "page": str(number)})
+        except NoApiHere as exc:
+            raise SourceError(f"{self.site} {route}: {exc}") from None
+        except WordPressRefused as exc:
+            if number > 1 and exc.code == "rest_post_invalid_page_number":
+                return Page([], None, None)  # the site shrank during the read
+            raise
+        if not isinstance(body, list):
+            raise SourceError(
+                f"{self.site} {route}: expected a JSON list, got {type(body).__name__}"
+            )
+        return Page(
+            body, _int_header(headers, "X-WP-Total"), _int_header(headers, "X-WP-TotalPages")
+        )
+
+    async def get(self, route: str, params: Mapping[str, str]) -> tuple[Any, Mapping[str, str]]:
+        url, query = self._target(route, params)
+        headers = {"Accept": "application/json"}
+        if self._credentials is not None:
+            headers["Authorization"] = self._credentials.header()
+        where = f"{self.site} {route}"
+        attempts = self._max_attempts
+        for attempt in range(1, attempts + 1):
+            retry_after: float | None = None
+            try:
+                async with self._session.get(url, params=query, headers=headers) as response:
+                    status = response.status
+                    text = await response.text(errors="replace")
+                    answer_headers = dict(response.headers)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if attempt == attempts:
+                    raise SourceError(
+                        f"{where}: no answer after {attempts} tries ({problem})"
+                    ) from None
+            else:
+                body = _json_or_none(text)
+                if 200 <= status < 300:
+                    if body is None:
+                        raise NoApiHere(f"HTTP {status} but not JSON: {text[:80]!r}")
+                    return body, answer_headers
+                code, message = _wordpress_error(body)
+                if status in _RETRY_STATUSES and attempt < attempts:
+                    retry_after = parse_retry_after(answer_headers.get("Retry-After"))
+                    log.info("%s: HTTP %s, try %s of %s", where, status, attempt, attempts)
+                elif status == 404:
+                    raise NoApiHere(f"HTTP 404 {code}: {message}")
+                else:
+                    raise WordPressRefused(
+                        f"{where}: HTTP {status} {code}: {message or text[:120]!r}",
+                        status=status,
+                        code=code,
+                    )
+            delay = self._backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random())
+            await anyio.sleep(
+                min(retry_after if retry_after is not None else delay, _MAX_BACKOFF_SECONDS)
+            )
+        raise AssertionError("unreachable: the last attempt returns or raises")
