@@ -29,9 +29,6 @@ INDIRECT_USES = {
     "aiomysql",
     # zoneinfo's data where the operating system has no tz database (slim containers, Windows).
     "tzdata",
-    # The DataFrame source, being written on another branch, imports it; drop this entry when
-    # that source has landed and imports pandas.
-    "pandas",
 }
 
 
