@@ -112,17 +112,10 @@ def test_ruff_lint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-#: Folders held to the engine's size target (no function over 60 lines or McCabe 15); more
-#: join as they are brought under it.
-SIZE_TARGET_FOLDERS = ("pipeline/sandbox",)
-#: Modules held to it on their own.
-SIZE_TARGET_MODULES = (
-    "pipeline/writer.py",
-    "pipeline/checkpoint.py",
-    "pipeline/webflow/reliable.py",
-    "pipeline/retry.py",
-    "pipeline/ratebudget.py",
-)
+#: The engine, held whole to its size target (no function over 60 lines or McCabe 15): the
+#: runner's stages, the writer, the checkpoint log, the client, the presets and the sandbox.
+SIZE_TARGET_FOLDERS = ("pipeline",)
+SIZE_TARGET_MODULES: tuple[str, ...] = ()
 MAX_FUNCTION_LINES = 60
 MAX_COMPLEXITY = 15
 
