@@ -19,6 +19,7 @@ import base64
 import fcntl
 import json
 import os
+import re
 import secrets
 import shlex
 import subprocess
@@ -57,6 +58,35 @@ THEME_UNIT_TEST = WXR_THEME / "themeunittestdata.wordpress.xml"
 WP_LOCAL = SHARED / "wordpress" / "wp-local.sh"
 #: Where wp-local.sh keeps its instances, and the lock that serializes their starts on a host.
 WP_LOCAL_HOME = Path(os.environ.get("WP_LOCAL_HOME", "/var/tmp/wp-local"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_abandoned_instances() -> list[str]:
+    """Reset the instances of test sessions that died without cleaning up (killed by a timeout
+    or SIGKILL): their name carries their session's pid. Called under the start lock."""
+    reaped: list[str] = []
+    instances = WP_LOCAL_HOME / "instances"
+    for folder in sorted(instances.iterdir()) if instances.is_dir() else ():
+        match = re.fullmatch(r"flowport_wp_(\d+)_[0-9a-f]+", folder.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        subprocess.run(
+            ["bash", str(WP_LOCAL), "reset", "--db", folder.name],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        reaped.append(folder.name)
+    return reaped
 
 
 def session_database() -> str:
@@ -128,6 +158,7 @@ def ensure_wordpress(config: pytest.Config) -> WordPressSite:
     WP_LOCAL_HOME.mkdir(parents=True, exist_ok=True)
     with (WP_LOCAL_HOME / "flowport-tests.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        reap_abandoned_instances()
         port = free_port()
         command = ["bash", str(WP_LOCAL), "start", "--db", database, "--port", str(port)]
         command += ["--wxr", str(THEME_UNIT_TEST)]
