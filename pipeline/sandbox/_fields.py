@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -174,7 +175,7 @@ class ValueChecker:
         return self._text(definition, value, self.config.plain_text_max_length)
 
     def _rich_text(self, definition: FieldDef, value: Any) -> str:
-        return self._text(definition, value, self.config.rich_text_max_length)
+        return empty_code_blocks(self._text(definition, value, self.config.rich_text_max_length))
 
     def _file(self, definition: FieldDef, value: Any) -> dict[str, Any] | None:
         alt: Any = None
@@ -301,6 +302,61 @@ class ValueChecker:
                 f"{self.config.multi_reference_max} references"
             )
         return [self._reference(definition, entry) for entry in value]
+
+
+class _CodeBlockFinder(HTMLParser):
+    """Finds where the content of each ``<pre>`` starts and ends in the text, skipping those
+    inside a custom-code embed (``<div data-rt-embed-type='true'>``): Webflow keeps that code."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._divs: list[bool] = []  # for each open <div>: is it an embed?
+        self._pre_depth = 0
+        self._content_start = 0
+        self.spans: list[tuple[int, int]] = []
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self._line_starts[line - 1] + column
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "div":
+            self._divs.append(("data-rt-embed-type", "true") in attrs)
+        elif tag == "pre" and not any(self._divs):
+            self._pre_depth += 1
+            if self._pre_depth == 1:
+                self._content_start = self._offset() + len(self.get_starttag_text() or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._divs:
+            self._divs.pop()
+        elif tag == "pre" and self._pre_depth > 0:
+            self._pre_depth -= 1
+            if self._pre_depth == 0:
+                self.spans.append((self._content_start, self._offset()))
+
+    @property
+    def unclosed_start(self) -> int | None:
+        return self._content_start if self._pre_depth > 0 else None
+
+
+def empty_code_blocks(html: str) -> str:
+    """Webflow's "Field Types & Item Values" reference (developers.webflow.com/reference/
+    field-types-item-values, Rich Text): "Currently, code blocks in Rich Text fields aren't
+    supported. Passing any code blocks will result in an empty string between the opening and
+    closing tags." A code block is the editor's ``<pre>`` (with or without ``<code>`` inside);
+    inline ``<code>`` in a paragraph is not a block and stays."""
+    if "<pre" not in html.lower():
+        return html
+    finder = _CodeBlockFinder(html)
+    finder.feed(html)
+    finder.close()
+    if finder.unclosed_start is not None:  # browsers close a <pre> at the end of the document
+        finder.spans.append((finder.unclosed_start, len(html)))
+    for start, end in reversed(finder.spans):
+        html = html[:start] + html[end:]
+    return html
 
 
 def _is_link(value: str) -> bool:
