@@ -549,7 +549,7 @@ class SandboxCore:
         if unknown:
             raise fail(unknown[0], f"unknown key(s) for a field: {', '.join(unknown)}")
         field_type = raw.get("type")
-        if field_type not in CREATABLE_TYPES:
+        if not isinstance(field_type, str) or field_type not in CREATABLE_TYPES:
             raise fail("type", f"unsupported field type {field_type!r}")
         display_name = raw.get("displayName")
         if not isinstance(display_name, str) or not display_name.strip():
@@ -763,8 +763,13 @@ class SandboxCore:
             "pagination": {"limit": limit, "offset": offset, "total": len(rendered)},
         }
 
-    def _variant(self, collection: _Collection, item_id: str, locale: str | None) -> ItemVariant:
+    def _variant(self, collection: _Collection, item_id: str, locale: object) -> ItemVariant:
         _check_id("item_id", item_id)
+        if locale is not None and not isinstance(locale, str):
+            raise validation_error(
+                "cmsLocaleId must be a string",
+                [{"param": "cmsLocaleId", "description": f"must be a string, not {locale!r}"}],
+            )
         variants = collection.items.get(item_id)
         if variants is None:
             raise not_found("Item", item_id, code="item_not_found")
