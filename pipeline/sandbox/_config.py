@@ -10,7 +10,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["FaultConfig", "SandboxConfig"]
+__all__ = ["SCOPES", "FaultConfig", "SandboxConfig"]
+
+#: The scopes a Webflow token can carry that the sandbox's routes need (the spec's ``security``
+#: of each operation: ``sites:read`` to list sites, ``cms:write`` to create an item, ...).
+SCOPES: tuple[str, ...] = (
+    "assets:read", "assets:write", "cms:read", "cms:write", "sites:read", "sites:write",
+)  # fmt: skip
 
 
 def _utc_now() -> datetime:
@@ -38,6 +44,9 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     tokens: tuple[str, ...] = Field(default=("tok",), min_length=1, repr=False)
+    #: the scopes of some tokens; a token not named here has every scope (the embedded sandbox's
+    #: own token, and every configuration from before scopes)
+    token_scopes: dict[str, frozenset[str]] = Field(default_factory=dict, repr=False)
     rate_limit: int = Field(default=120, ge=1)
     window_seconds: float = Field(default=60.0, gt=0.0)
     site_publish_interval: float = Field(default=60.0, ge=0.0)
@@ -70,6 +79,18 @@ class SandboxConfig(BaseModel):
         if any(not token.strip() for token in value):
             raise ValueError("tokens must not be blank")
         return value
+
+    @field_validator("token_scopes")
+    @classmethod
+    def _scopes_known(cls, value: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+        for scopes in value.values():
+            unknown = sorted(set(scopes) - set(SCOPES))
+            if unknown:
+                raise ValueError(f"unknown scope(s) {unknown}; known: {', '.join(SCOPES)}")
+        return value
+
+    def scopes_of(self, token: str) -> frozenset[str]:
+        return self.token_scopes.get(token, frozenset(SCOPES))
 
     @field_validator("locales")
     @classmethod

@@ -18,23 +18,39 @@ __all__ = ["TOKEN_ENV", "read_tokens", "register", "serve"]
 TOKEN_ENV = "FLOWPORT_SANDBOX_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 
 
-def read_tokens(token_file: Path | None) -> tuple[str, ...]:
-    """Tokens from ``--token-file`` (one per line) or else from ``FLOWPORT_SANDBOX_TOKEN``."""
-    if token_file is not None:
-        try:
-            text = token_file.read_text(encoding="utf-8")
-        except OSError as problem:
-            raise typer.BadParameter(
-                f"cannot read token file {token_file}: {problem.strerror}"
-            ) from None
-        tokens = tuple(line.strip() for line in text.splitlines() if line.strip())
-        if not tokens:
-            raise typer.BadParameter(f"token file {token_file} holds no token")
-        return tokens
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise typer.BadParameter(f"set {TOKEN_ENV} or pass --token-file FILE")
-    return (token,)
+Grants = tuple[tuple[str, ...], dict[str, frozenset[str]]]
+
+
+def read_tokens(token_file: Path | None) -> Grants:
+    """The tokens, and the scopes of those that name theirs, from ``--token-file`` or else from
+    ``FLOWPORT_SANDBOX_TOKEN`` (one token, every scope).
+
+    The file holds one token a line: ``TOKEN`` alone has every scope; ``TOKEN cms:read,sites:read``
+    (scopes after whitespace, separated by commas or spaces) has only those. Blank lines and
+    lines starting with ``#`` are skipped."""
+    if token_file is None:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise typer.BadParameter(f"set {TOKEN_ENV} or pass --token-file FILE")
+        return (token,), {}
+    try:
+        text = token_file.read_text(encoding="utf-8")
+    except OSError as problem:
+        raise typer.BadParameter(
+            f"cannot read token file {token_file}: {problem.strerror}"
+        ) from None
+    tokens: list[str] = []
+    scopes: dict[str, frozenset[str]] = {}
+    for line in text.splitlines():
+        token, _, granted = line.strip().partition(" ")
+        if not token or token.startswith("#"):
+            continue
+        tokens.append(token)
+        if granted.strip():
+            scopes[token] = frozenset(granted.replace(",", " ").split())
+    if not tokens:
+        raise typer.BadParameter(f"token file {token_file} holds no token")
+    return tuple(tokens), scopes
 
 
 async def serve(config: SandboxConfig) -> None:
@@ -69,7 +85,7 @@ _State = Annotated[
     Path | None, typer.Option(help="Journal file: state survives restarts and SIGKILL.")
 ]
 _TokenFile = Annotated[
-    Path | None, typer.Option(help=f"File with the token(s); else ${TOKEN_ENV}.")
+    Path | None, typer.Option(help=f"Token file: 'TOKEN [scope,...]' a line; else ${TOKEN_ENV}.")
 ]
 _ErrorRate = Annotated[float, typer.Option(help="Share of 500/503 answers.")]
 _SlowRate = Annotated[float, typer.Option(help="Share of slow answers.")]
@@ -112,9 +128,11 @@ def sandbox_command(
 ) -> None:
     """Serve a local emulator of Webflow's CMS Data API v2; prints its base URL."""
     slug_mode, bulk_mode = _modes(duplicate_slug, bulk_invalid)
+    tokens, token_scopes = read_tokens(token_file)
     try:
         config = SandboxConfig(
-            tokens=read_tokens(token_file),
+            tokens=tokens,
+            token_scopes=token_scopes,
             host=host,
             port=port,
             rate_limit=rate_limit,

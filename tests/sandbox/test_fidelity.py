@@ -1,0 +1,119 @@
+"""What Webflow does around a request (issue 17): token scopes, item limits, publishing, colours,
+error wording. Each test names its source: the spec (``../shared/webflow-openapi/v2.yml``),
+Webflow's documentation, or, marked as such, public reports from users of the real API."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from flowport.pipeline.sandbox import SandboxConfig
+from flowport.pipeline.sandbox.cli import read_tokens
+from tests.conftest import TOKEN
+from tests.sandbox.conftest import Api, SandboxFactory
+from tests.sandbox.test_runtime import _base_url, _request, running_cli
+
+# ---- token scopes ---------------------------------------------------------------------------
+# Source: the spec's ``security`` per operation (``sites:read`` for GET /sites, ``cms:write`` for
+# item writes, ...) and its 403 example: code ``missing_scopes``, message "OAuthForbidden: You
+# are missing the following scopes - components:write".
+
+
+async def test_a_token_without_a_scope_gets_403_missing_scopes(
+    make_sandbox: SandboxFactory,
+) -> None:
+    _, api = await make_sandbox(
+        tokens=(TOKEN, "reader"), token_scopes={"reader": frozenset({"cms:read", "sites:read"})}
+    )
+    collection_id = await api.collection("Posts")
+    item = await api.item(collection_id, "first")
+    assert (await api.get("/sites", token="reader")).status == 200
+    assert (await api.get(f"/collections/{collection_id}/items", token="reader")).status == 200
+    refused = await api.post(
+        f"/collections/{collection_id}/items",
+        {"fieldData": {"name": "N", "slug": "n"}},
+        token="reader",
+    )
+    assert refused.status == 403
+    assert refused.body["code"] == "missing_scopes"
+    assert refused.body["message"] == (
+        "OAuthForbidden: You are missing the following scopes - cms:write"
+    )
+    published = await api.post(
+        f"/sites/{api.sandbox.site_id}/publish", {"publishToWebflowSubdomain": True}, token="reader"
+    )
+    assert published.status == 403
+    assert published.body["message"].endswith("sites:write")
+    deleted = await api.delete(f"/collections/{collection_id}/items/{item['id']}", token="reader")
+    assert deleted.status == 403
+    listed = await api.get(f"/collections/{collection_id}/items")
+    assert listed.body["pagination"]["total"] == 1  # the refused writes changed nothing
+
+
+async def test_a_token_without_sites_read_cannot_list_sites(make_sandbox: SandboxFactory) -> None:
+    _, api = await make_sandbox(
+        tokens=(TOKEN, "writer"), token_scopes={"writer": frozenset({"cms:read", "cms:write"})}
+    )
+    refused = await api.get("/sites", token="writer")
+    assert (refused.status, refused.body["code"]) == (403, "missing_scopes")
+    assert refused.body["message"].endswith("sites:read")
+    assert (
+        await api.get(f"/sites/{api.sandbox.site_id}/collections", token="writer")
+    ).status == 200
+
+
+def test_a_token_not_given_scopes_has_every_scope() -> None:
+    config = SandboxConfig(tokens=("embedded",))
+    assert config.scopes_of("embedded") == frozenset(
+        {"assets:read", "assets:write", "cms:read", "cms:write", "sites:read", "sites:write"}
+    )
+
+
+def test_unknown_scopes_are_refused_in_the_configuration() -> None:
+    with pytest.raises(ValueError, match="unknown scope"):
+        SandboxConfig(tokens=("t",), token_scopes={"t": frozenset({"cms:reed"})})
+
+
+def test_the_token_file_gives_scopes_per_token(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text(
+        "# the migration's token, and one for a read-only viewer\n"
+        "full\n\n"
+        "viewer cms:read, sites:read\n"
+        "spaced   cms:read sites:read\n"
+    )
+    tokens, scopes = read_tokens(token_file)
+    assert tokens == ("full", "viewer", "spaced")
+    assert scopes == {
+        "viewer": frozenset({"cms:read", "sites:read"}),
+        "spaced": frozenset({"cms:read", "sites:read"}),
+    }
+
+
+async def test_the_cli_serves_tokens_with_the_scopes_of_its_token_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text("full\nviewer sites:read\n")
+    with running_cli("--token-file", str(token_file), env_token=None) as process:
+        base = await asyncio.to_thread(_base_url, process)
+        sites = await _request("GET", f"{base}/sites", token="viewer")
+        site_id = sites["sites"][0]["id"]
+        body = {"displayName": "P", "singularName": "P"}
+        refused = await _request("POST", f"{base}/sites/{site_id}/collections", body, "viewer")
+        assert refused["code"] == "missing_scopes"
+        created = await _request("POST", f"{base}/sites/{site_id}/collections", body, "full")
+        assert "id" in created
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+
+
+async def test_the_embedded_sandbox_token_has_every_scope(api: Api) -> None:
+    # The root conftest's sandbox is configured like the embedded one: a token, no scopes given.
+    collection_id = await api.collection("Posts")
+    assert (await api.get(f"/collections/{collection_id}")).status == 200
+    published = await api.post(
+        f"/sites/{api.sandbox.site_id}/publish", {"publishToWebflowSubdomain": True}
+    )
+    assert published.status == 202
