@@ -1370,13 +1370,21 @@ def _site_publish_target(body: Mapping[str, Any]) -> bool:
             [{"param": "customDomains", "description": "must be an array"}],
         )
     if domains:
-        raise validation_error(
-            "Unknown custom domain ids: the sandbox site has no custom domains",
+        # The spec's 400 examples for site-publish: invalid_domain / "Please send a valid custom
+        # domain ID", and no_domains / "No domain IDs provided".
+        raise ApiError(
+            400,
+            "invalid_domain",
+            "Please send a valid custom domain ID",
             [{"param": "customDomains", "description": f"unknown domain ids: {domains}"}],
         )
-    if "customDomains" not in body and not to_subdomain:
-        raise validation_error(
-            "Include customDomains or publishToWebflowSubdomain: true to publish the site"
+    if not domains and not to_subdomain:
+        # An empty customDomains list publishes to nothing, as an absent one does.
+        raise ApiError(
+            400,
+            "no_domains",
+            "No domain IDs provided",
+            [{"param": "customDomains", "description": "no domain to publish to"}],
         )
     if "pageId" in body:
         raise validation_error(

@@ -44,6 +44,33 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE = re.compile(r"\+?[0-9 ()./-]{3,40}")
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 _RGB = re.compile(r"rgba?\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*(?:,\s*(?:0|1|0?\.\d+)\s*)?\)")
+_ALPHA = r"(?:0|1|0?\.\d+|1\.0+|\d{1,3}(?:\.\d+)?%)"
+_HSL = re.compile(
+    r"hsla?\(\s*-?\d{1,3}(?:\.\d+)?(?:deg)?\s*,\s*\d{1,3}(?:\.\d+)?%\s*,"
+    r"\s*\d{1,3}(?:\.\d+)?%\s*(?:,\s*" + _ALPHA + r"\s*)?\)"
+)
+#: CSS Color Module Level 4's 148 named colours; Webflow accepts "orchid, aqua, black, etc."
+_NAMED_COLOR_TEXT = """
+    aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue
+    blueviolet brown burlywood cadetblue chartreuse chocolate coral cornflowerblue cornsilk
+    crimson cyan darkblue darkcyan darkgoldenrod darkgray darkgreen darkgrey darkkhaki
+    darkmagenta darkolivegreen darkorange darkorchid darkred darksalmon darkseagreen
+    darkslateblue darkslategray darkslategrey darkturquoise darkviolet deeppink deepskyblue
+    dimgray dimgrey dodgerblue firebrick floralwhite forestgreen fuchsia gainsboro
+    ghostwhite gold goldenrod gray green greenyellow grey honeydew hotpink indianred indigo
+    ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue lightcoral lightcyan
+    lightgoldenrodyellow lightgray lightgreen lightgrey lightpink lightsalmon lightseagreen
+    lightskyblue lightslategray lightslategrey lightsteelblue lightyellow lime limegreen
+    linen magenta maroon mediumaquamarine mediumblue mediumorchid mediumpurple
+    mediumseagreen mediumslateblue mediumspringgreen mediumturquoise mediumvioletred
+    midnightblue mintcream mistyrose moccasin navajowhite navy oldlace olive olivedrab
+    orange orangered orchid palegoldenrod palegreen paleturquoise palevioletred papayawhip
+    peachpuff peru pink plum powderblue purple rebeccapurple red rosybrown royalblue
+    saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue slateblue
+    slategray slategrey snow springgreen steelblue tan teal thistle tomato turquoise violet
+    wheat white whitesmoke yellow yellowgreen transparent
+"""
+_NAMED_COLORS = frozenset(_NAMED_COLOR_TEXT.split())
 _FIELD_SLUG_JUNK = re.compile(r"[^a-z0-9-]+")
 
 
@@ -268,10 +295,17 @@ class ValueChecker:
         return value
 
     def _color(self, definition: FieldDef, value: Any) -> str:
-        if not isinstance(value, str) or (
-            _COLOR.fullmatch(value) is None and _RGB.fullmatch(value) is None
+        # Webflow's "Field Types & Item Values" (Color): "#RGB, #RGBA, #RRGGBB, #RRGGBBAA,
+        # rgb(), rgba(), hsl(), hsla(), orchid, aqua, black, etc., transparent".
+        if not isinstance(value, str) or not (
+            _COLOR.fullmatch(value)
+            or _RGB.fullmatch(value)
+            or _HSL.fullmatch(value)
+            or value.lower() in _NAMED_COLORS
         ):
-            raise InvalidValue(f"Field '{definition.slug}' must be a hex or rgb() color")
+            raise InvalidValue(
+                f"Field '{definition.slug}' must be a hex, rgb(), hsl() or named color: {value!r}"
+            )
         return value
 
     def _option(self, definition: FieldDef, value: Any) -> str:

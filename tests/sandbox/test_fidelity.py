@@ -117,3 +117,68 @@ async def test_the_embedded_sandbox_token_has_every_scope(api: Api) -> None:
         f"/sites/{api.sandbox.site_id}/publish", {"publishToWebflowSubdomain": True}
     )
     assert published.status == 202
+
+
+# ---- details ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "colour",
+    [
+        "hsl(120, 100%, 50%)",
+        "hsla(120deg, 100%, 50%, 0.5)",
+        "orchid",
+        "Aqua",
+        "rebeccapurple",
+        "transparent",
+        "#abcd",
+        "rgba(1, 2, 3, 0.5)",
+    ],
+)
+async def test_colour_formats_webflow_documents_are_accepted(api: Api, colour: str) -> None:
+    # Source: Webflow's "Field Types & Item Values" (Color): "Accepts HEX, RGB, HSL, and named
+    # color formats": #RGB, #RGBA, #RRGGBB, #RRGGBBAA, rgb(), rgba(), hsl(), hsla(), "orchid,
+    # aqua, black, etc.", transparent.
+    collection_id = await api.collection("Swatches", [{"type": "Color", "displayName": "Tint"}])
+    created = await api.item(collection_id, "swatch", tint=colour)
+    assert created["fieldData"]["tint"] == colour
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"customDomains": []}, {"customDomains": [], "publishToWebflowSubdomain": False}],
+)
+async def test_a_site_publish_with_nothing_to_publish_to_is_400_no_domains(
+    api: Api, body: dict[str, object]
+) -> None:
+    # Source: the spec's site-publish 400 example: code no_domains, "No domain IDs provided".
+    answer = await api.post(f"/sites/{api.sandbox.site_id}/publish", body)
+    assert (answer.status, answer.body["code"]) == (400, "no_domains")
+    assert answer.body["message"] == "No domain IDs provided"
+
+
+async def test_a_site_publish_to_an_unknown_domain_is_400_invalid_domain(api: Api) -> None:
+    # Source: the spec's site-publish 400 example: invalid_domain, "Please send a valid custom
+    # domain ID" (the sandbox's site has no custom domain, so every id is unknown).
+    answer = await api.post(
+        f"/sites/{api.sandbox.site_id}/publish", {"customDomains": ["589a331aa51e760df7ccb89d"]}
+    )
+    assert (answer.status, answer.body["code"]) == (400, "invalid_domain")
+    assert answer.body["message"] == "Please send a valid custom domain ID"
+
+
+async def test_the_state_file_is_0600_from_the_first_start(
+    make_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    # Source: README (security): the embedded sandbox's state is created 0600; the same for
+    # --state. The start compacts the journal into a snapshot, which used to be made 0644.
+    state_file = tmp_path / "sandbox.jsonl"
+    sandbox, api = await make_sandbox(state_file=state_file)
+    await api.collection("Posts")
+    assert state_file.stat().st_mode & 0o777 == 0o600
+    await sandbox.stop()
+    assert state_file.stat().st_mode & 0o777 == 0o600
+    state_file.chmod(0o644)  # an older sandbox's file is tightened at the next start
+    restarted, _ = await make_sandbox(state_file=state_file)
+    assert state_file.stat().st_mode & 0o777 == 0o600
+    await restarted.stop()
