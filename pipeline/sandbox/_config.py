@@ -89,6 +89,12 @@ class SandboxConfig(BaseModel):
                 raise ValueError(f"unknown scope(s) {unknown}; known: {', '.join(SCOPES)}")
         return value
 
+    @property
+    def compressed_time(self) -> bool:
+        """A rate window shorter than Webflow's minute: a test's compressed time, where a
+        Retry-After below 10 s is given in milliseconds instead of whole seconds."""
+        return self.window_seconds < 60.0
+
     def scopes_of(self, token: str) -> frozenset[str]:
         return self.token_scopes.get(token, frozenset(SCOPES))
 

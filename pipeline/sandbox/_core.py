@@ -14,6 +14,7 @@ until it is published.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -439,7 +440,9 @@ class SandboxCore:
                 "too_many_requests",
                 "Site publish is limited to one successful publish per "
                 f"{interval:g} seconds; retry in {wait:.3f} s",
-                headers={"Retry-After": format_seconds(wait)},
+                headers={
+                    "Retry-After": format_seconds(wait, compressed_time=self.config.compressed_time)
+                },
             )
         self._last_site_publish[site_id] = now_clock
 
@@ -1305,12 +1308,14 @@ class SandboxCore:
 # ---- helpers ----------------------------------------------------------------------------------
 
 
-def format_seconds(seconds: float) -> str:
-    """A Retry-After value: whole seconds where possible, else milliseconds (compressed time)."""
+def format_seconds(seconds: float, *, compressed_time: bool = False) -> str:
+    """A Retry-After value: whole seconds, rounded up, at least 1, as RFC 9110 defines
+    delay-seconds and Webflow sends; milliseconds only in compressed time (a rate window shorter
+    than Webflow's minute, which tests use so a wait is not rounded up to a second)."""
     seconds = max(seconds, 0.001)
-    if seconds >= 10:
-        return str(int(-(-seconds // 1)))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    if compressed_time and seconds < 10:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return str(max(1, math.ceil(seconds)))
 
 
 def _items_answer(rendered: list[dict[str, Any]], details: list[dict[str, Any]]) -> dict[str, Any]:

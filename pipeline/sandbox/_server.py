@@ -306,7 +306,8 @@ class Sandbox:
     def _too_many(self, wait: float, message: str) -> web.Response:
         self._totals["429"] += 1
         response = _error(ApiError(429, "too_many_requests", message))
-        response.headers["Retry-After"] = format_seconds(wait)
+        compressed = self.config.compressed_time
+        response.headers["Retry-After"] = format_seconds(wait, compressed_time=compressed)
         return response
 
     def _count(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:

@@ -13,7 +13,7 @@ import pytest
 from flowport.pipeline.sandbox import SandboxConfig
 from flowport.pipeline.sandbox.cli import read_tokens
 from tests.conftest import TOKEN
-from tests.sandbox.conftest import Api, SandboxFactory
+from tests.sandbox.conftest import Api, SandboxFactory, TimeControl
 from tests.sandbox.test_runtime import _base_url, _request, running_cli
 
 # ---- token scopes ---------------------------------------------------------------------------
@@ -182,3 +182,23 @@ async def test_the_state_file_is_0600_from_the_first_start(
     restarted, _ = await make_sandbox(state_file=state_file)
     assert state_file.stat().st_mode & 0o777 == 0o600
     await restarted.stop()
+
+
+async def test_retry_after_is_whole_seconds_unless_time_is_compressed(
+    make_sandbox: SandboxFactory, clock: TimeControl
+) -> None:
+    # Source: Webflow's "Rate Limits" reference (the Retry-After header "will tell you how long
+    # to wait ... typically, this reset time is 60 seconds") and RFC 9110 §10.2.3 (Retry-After is
+    # an HTTP-date or whole delay-seconds). A rate window shorter than Webflow's minute is a
+    # test's compressed time, where the wait keeps its milliseconds.
+    _, api = await make_sandbox(rate_limit=2, window_seconds=60.0)
+    for _ in range(2):
+        assert (await api.get("/sites")).status == 200
+    clock.advance(0.4)
+    over = await api.get("/sites")
+    assert (over.status, over.headers["Retry-After"]) == (429, "60")  # 59.6 s, rounded up
+    _, compressed = await make_sandbox(rate_limit=2, window_seconds=2.0)
+    for _ in range(2):
+        assert (await compressed.get("/sites")).status == 200
+    clock.advance(0.4)
+    assert (await compressed.get("/sites")).headers["Retry-After"] == "1.6"
