@@ -10,7 +10,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["SCOPES", "FaultConfig", "SandboxConfig"]
+__all__ = ["PLAN_ITEM_LIMITS", "SCOPES", "FaultConfig", "SandboxConfig", "SitePlan"]
+
+SitePlan = Literal["starter", "basic", "cms", "business", "enterprise"]
+#: CMS items per site by site plan, counted over all the site's collections. From Webflow's
+#: pricing pages as third parties quote them (webflow.com/pricing is not in the docs the API
+#: reference covers, so these are not confirmed by Webflow's developer docs): Starter 50, Basic
+#: none (no CMS), CMS 2,000, Business 10,000 (add-ons up to 20,000), Enterprise 10,000 as the
+#: contract's starting point (custom; give --item-limit).
+PLAN_ITEM_LIMITS: dict[str, int] = {
+    "starter": 50, "basic": 0, "cms": 2_000, "business": 10_000, "enterprise": 10_000,
+}  # fmt: skip
 
 #: The scopes a Webflow token can carry that the sandbox's routes need (the spec's ``security``
 #: of each operation: ``sites:read`` to list sites, ``cms:write`` to create an item, ...).
@@ -50,7 +60,9 @@ class SandboxConfig(BaseModel):
     rate_limit: int = Field(default=120, ge=1)
     window_seconds: float = Field(default=60.0, gt=0.0)
     site_publish_interval: float = Field(default=60.0, ge=0.0)
-    item_limit: int = Field(default=10_000, ge=1)
+    #: the site plan, whose CMS item limit applies unless ``item_limit`` is given
+    plan: SitePlan = "business"
+    item_limit: int | None = Field(default=None, ge=0)
     duplicate_slug: Literal["reject", "suffix"] = "reject"
     bulk_invalid: Literal["reject_all", "partial"] = "reject_all"
     skip_invalid_files: bool = True
@@ -88,6 +100,10 @@ class SandboxConfig(BaseModel):
             if unknown:
                 raise ValueError(f"unknown scope(s) {unknown}; known: {', '.join(SCOPES)}")
         return value
+
+    @property
+    def items_allowed(self) -> int:
+        return PLAN_ITEM_LIMITS[self.plan] if self.item_limit is None else self.item_limit
 
     @property
     def compressed_time(self) -> bool:

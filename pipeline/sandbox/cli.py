@@ -6,12 +6,18 @@ import asyncio
 import os
 import signal
 import sys
+import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import typer
 
-from flowport.pipeline.sandbox._config import FaultConfig, SandboxConfig
+from flowport.pipeline.sandbox._config import (
+    PLAN_ITEM_LIMITS,
+    FaultConfig,
+    SandboxConfig,
+    SitePlan,
+)
 
 __all__ = ["TOKEN_ENV", "read_tokens", "register", "serve"]
 
@@ -99,7 +105,10 @@ _DuplicateSlug = Annotated[str, typer.Option(help="reject (400) or suffix (-2, -
 _BulkInvalid = Annotated[
     str, typer.Option(help="reject_all or partial, for a bulk request with bad items.")
 ]
-_ItemLimit = Annotated[int, typer.Option(help="Plan item limit per site.", min=1)]
+_Plan = Annotated[str, typer.Option(help="Site plan: starter, basic, cms, business or enterprise.")]
+_ItemLimit = Annotated[
+    int | None, typer.Option(help="CMS items per site; default: the plan's.", min=0)
+]
 _SitePublishInterval = Annotated[
     float, typer.Option(help="Seconds between successful site publishes.")
 ]
@@ -122,7 +131,8 @@ def sandbox_command(
     commit_then_drop_rate: _CommitThenDropRate = 0.0,
     duplicate_slug: _DuplicateSlug = "reject",
     bulk_invalid: _BulkInvalid = "reject_all",
-    item_limit: _ItemLimit = 10_000,
+    plan: _Plan = "business",
+    item_limit: _ItemLimit = None,
     site_publish_interval: _SitePublishInterval = 60.0,
     locale: _Locale = None,
 ) -> None:
@@ -141,6 +151,7 @@ def sandbox_command(
             state_file=state,
             duplicate_slug=slug_mode,
             bulk_invalid=bulk_mode,
+            plan=_site_plan(plan),
             item_limit=item_limit,
             site_publish_interval=site_publish_interval,
             locales=tuple(locale) if locale else ("en",),
@@ -171,3 +182,10 @@ def _modes(
         "partial" if bulk_invalid == "partial" else "reject_all"
     )
     return slug_mode, bulk_mode
+
+
+def _site_plan(plan: str) -> SitePlan:
+    for known in typing.get_args(SitePlan):
+        if plan == known:
+            return cast("SitePlan", known)
+    raise typer.BadParameter(f"--plan must be one of {', '.join(PLAN_ITEM_LIMITS)}")

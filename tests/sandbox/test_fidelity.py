@@ -8,6 +8,7 @@ import asyncio
 import signal
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from flowport.pipeline.sandbox import SandboxConfig
@@ -202,3 +203,80 @@ async def test_retry_after_is_whole_seconds_unless_time_is_compressed(
         assert (await compressed.get("/sites")).status == 200
     clock.advance(0.4)
     assert (await compressed.get("/sites")).headers["Retry-After"] == "1.6"
+
+
+# ---- item limits by plan ----------------------------------------------------------------------
+# Source: Webflow's site plans as its pricing page lists them (quoted by third parties; not in
+# the developer docs): CMS items per site, all collections together. Webflow's answer at the
+# limit is undocumented: the 400 below is the sandbox's, marked unconfirmed in README.
+
+
+async def test_the_starter_plan_allows_50_items_counted_site_wide(
+    make_sandbox: SandboxFactory,
+) -> None:
+    _, api = await make_sandbox(plan="starter")
+    posts = await api.collection("Posts")
+    authors = await api.collection("Authors")
+    first = [{"fieldData": {"name": f"p{i}", "slug": f"p-{i}"}} for i in range(30)]
+    assert (await api.post(f"/collections/{posts}/items", {"items": first})).status == 202
+    second = [{"fieldData": {"name": f"a{i}", "slug": f"a-{i}"}} for i in range(21)]
+    refused = await api.post(f"/collections/{authors}/items", {"items": second})
+    assert refused.status == 400
+    assert "starter plan allows 50 CMS items" in refused.body["message"]
+    assert (await api.post(f"/collections/{authors}/items", {"items": second[:20]})).status == 202
+
+
+@pytest.mark.parametrize(
+    ("plan", "limit"),
+    [("starter", 50), ("basic", 0), ("cms", 2_000), ("business", 10_000), ("enterprise", 10_000)],
+)
+def test_each_plan_has_its_item_limit_and_item_limit_overrides_it(plan: str, limit: int) -> None:
+    assert SandboxConfig(plan=plan).items_allowed == limit  # type: ignore[arg-type]
+    assert SandboxConfig(plan=plan, item_limit=7).items_allowed == 7  # type: ignore[arg-type]
+
+
+def test_the_default_plan_keeps_the_former_default_limit() -> None:
+    assert SandboxConfig().items_allowed == 10_000
+
+
+async def test_the_embedded_sandbox_takes_the_job_plan(tmp_path: Path) -> None:
+    from flowport.pipeline.jobfile import load_job
+    from flowport.pipeline.runner import _destination
+
+    job_file = tmp_path / "job.toml"
+    job_file.write_text(
+        '[destination]\napi = "sandbox"\nplan = "starter"\n\n'
+        '[collections.posts]\ntarget = "Posts"\n'
+        'source = { type = "csv", path = "posts.csv", key = "id" }\nslug_from = "title"\n\n'
+        '[collections.posts.fields]\nname = "title"\n'
+    )
+    (tmp_path / "posts.csv").write_text("id,title\n1,Hello\n")
+    job = load_job(job_file)
+    async with _destination(job) as destination, aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {destination.token.get_secret_value()}"}
+        base = destination.base_url
+        url = f"{base}/sites/{destination.site_id}/collections"
+        body = {"displayName": "P", "singularName": "P"}
+        async with session.post(url, json=body, headers=headers) as created:
+            collection_id = (await created.json())["id"]
+        items = [{"fieldData": {"name": f"n{i}", "slug": f"n-{i}"}} for i in range(51)]
+        url = f"{base}/collections/{collection_id}/items"
+        async with session.post(url, json={"items": items}, headers=headers) as refused:
+            assert refused.status == 400
+            assert "starter plan allows 50" in (await refused.json())["message"]
+
+
+async def test_the_cli_takes_a_plan() -> None:
+    with running_cli("--plan", "starter") as process:
+        base = await asyncio.to_thread(_base_url, process)
+        sites = await _request("GET", f"{base}/sites")
+        site_id = sites["sites"][0]["id"]
+        body = {"displayName": "P", "singularName": "P"}
+        collection = await _request("POST", f"{base}/sites/{site_id}/collections", body)
+        items = [{"fieldData": {"name": f"n{i}", "slug": f"n-{i}"}} for i in range(51)]
+        refused = await _request(
+            "POST", f"{base}/collections/{collection['id']}/items", {"items": items}
+        )
+        assert "starter plan allows 50" in refused["message"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
