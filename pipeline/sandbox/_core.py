@@ -124,6 +124,10 @@ class _Collection:
     fields: dict[str, FieldDef] = field(default_factory=dict)  # by field slug, in order
     items: dict[str, dict[str, ItemVariant]] = field(default_factory=dict)  # id -> locale ->
     slugs: dict[tuple[str, str], str] = field(default_factory=dict)  # (locale, slug) -> id
+    #: slugs of deleted items, still taken until the next site publish (user reports)
+    retired: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: fields were added or removed since the site was last published while items were live
+    schema_changed: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -141,7 +145,15 @@ class _Collection:
         return body
 
     def to_record(self) -> dict[str, Any]:
-        return {"op": "collection", "site": self.site_id, **self.to_json()}
+        record = {"op": "collection", "site": self.site_id, **self.to_json()}
+        record["schemaChanged"] = self.schema_changed
+        # Deleted items leave no record of their own: a snapshot keeps their slugs taken here.
+        record["retiredSlugs"] = [[loc, slug, item] for (loc, slug), item in self.retired.items()]
+        return record
+
+    @property
+    def has_live_items(self) -> bool:
+        return any(v.live is not None for vs in self.items.values() for v in vs.values())
 
     def field_by_id(self, field_id: str) -> FieldDef | None:
         for definition in self.fields.values():
@@ -308,9 +320,12 @@ class SandboxCore:
                 created_on=op["createdOn"],
                 last_updated=op["lastUpdated"],
                 fields={f["slug"]: FieldDef.from_json(f) for f in op["fields"]},
+                schema_changed=bool(op.get("schemaChanged", False)),
+                retired={(loc, slug): item for loc, slug, item in op.get("retiredSlugs", [])},
             )
             if existing is not None:
                 collection.items, collection.slugs = existing.items, existing.slugs
+                collection.retired = existing.retired
             self._put_collection(collection)
         elif kind == "drop_collection":
             self._drop_collection(op["id"])
@@ -318,6 +333,8 @@ class SandboxCore:
             self._put_variant(self.collections[op["c"]], ItemVariant.from_record(op))
         elif kind == "drop_item":
             self._drop_variant(self.collections[op["c"]], op["id"], op["l"])
+        elif kind == "release_slugs":
+            self._release_slugs(self.collections[op["c"]])
 
     # ---- primitives: the only code that changes state --------------------------------------
 
@@ -359,10 +376,15 @@ class SandboxCore:
         slug_key = (locale, variant.indexed_slug or variant.slug)
         if collection.slugs.get(slug_key) == item_id:
             del collection.slugs[slug_key]
+            collection.retired[slug_key] = item_id
         if not variants:
             del collection.items[item_id]
             self.sites[collection.site_id].item_count -= 1
         self._record({"op": "drop_item", "c": collection.id, "id": item_id, "l": locale})
+
+    def _release_slugs(self, collection: _Collection) -> None:
+        collection.retired.clear()
+        self._record({"op": "release_slugs", "c": collection.id})
 
     # ---- sites ----------------------------------------------------------------------------
 
@@ -452,6 +474,11 @@ class SandboxCore:
         for collection in self.collections.values():
             if collection.site_id != site_id:
                 continue
+            if collection.retired:
+                self._release_slugs(collection)
+            if collection.schema_changed:
+                collection.schema_changed = False
+                self._put_collection(collection)
             for variants in collection.items.values():
                 for variant in variants.values():
                     if variant.is_archived:
@@ -614,6 +641,7 @@ class SandboxCore:
             )
         collection.fields[definition.slug] = definition
         collection.last_updated = self._now()
+        collection.schema_changed = collection.schema_changed or collection.has_live_items
         self._put_collection(collection)
         self._commit()
         return definition.to_json()
@@ -673,6 +701,7 @@ class SandboxCore:
             raise validation_error(f"Field '{definition.slug}' cannot be deleted")
         del collection.fields[definition.slug]
         collection.last_updated = self._now()
+        collection.schema_changed = collection.schema_changed or collection.has_live_items
         self._put_collection(collection)
         for variants in collection.items.values():
             for variant in variants.values():
@@ -859,7 +888,7 @@ class SandboxCore:
         owner: str | None = None,
     ) -> bool:
         for locale in locales:
-            holder = collection.slugs.get((locale, slug))
+            holder = collection.slugs.get((locale, slug)) or collection.retired.get((locale, slug))
             if (holder is not None and holder != owner) or (locale, slug) in taken:
                 return False
         return True
@@ -892,6 +921,8 @@ class SandboxCore:
     ) -> dict[str, Any]:
         """POST /items and /items/live: a single item body or ``{items: [...]}``."""
         collection = self._collection(collection_id)
+        if live:
+            self._refuse_live_write_after_schema_change(collection)
         body = _object(body)
         many = "items" in body
         if many:
@@ -1090,6 +1121,8 @@ class SandboxCore:
         many: bool,
         skip_invalid_files: bool | None,
     ) -> dict[str, Any]:
+        if live:
+            self._refuse_live_write_after_schema_change(collection)
         checker = self._checker(skip_invalid_files)
         taken: set[tuple[str, str]] = set()
         details: list[dict[str, Any]] = []
@@ -1175,8 +1208,9 @@ class SandboxCore:
         if "isDraft" in raw:
             variant.is_draft = raw["isDraft"]
         if variant.is_archived:
-            # Archived items leave the live site at once.
-            variant.live = None
+            # Webflow's docs: an archived item leaves the live site at the next site publish
+            # (or when unpublished); until then its live version stays as it was.
+            pass
         elif live and not raw.get("isDraft", False):
             variant.publish(now)
         self._put_variant(collection, variant)
@@ -1261,12 +1295,16 @@ class SandboxCore:
         now = self._now()
         published: list[str] = []
         errors: list[str] = []
+        publishing = {item_id for item_id, _ in targets}
         for item_id, locale in targets:
             variant = collection.items.get(item_id, {}).get(locale)
             if variant is None:
-                errors.append(f"Item not found: '{item_id}' (cmsLocaleId {locale})")
+                # The spec's example of a per-item publish error.
+                errors.append(f"Staging item ID {item_id} not found.")
             elif variant.is_archived:
                 errors.append(f"Item is archived and cannot be published: '{item_id}'")
+            elif blocked := self._unpublished_references(collection, variant, publishing):
+                errors.extend(blocked)
             else:
                 variant.publish(now)
                 self._put_variant(collection, variant)
@@ -1274,6 +1312,39 @@ class SandboxCore:
                     published.append(item_id)
         self._commit()
         return {"publishedItemIds": published, "errors": errors}
+
+    def _unpublished_references(
+        self, collection: _Collection, variant: ItemVariant, publishing: set[str]
+    ) -> list[str]:
+        """Why the item cannot be published: each item it references that is not live (users of
+        the real API report the publish failing; the wording is the sandbox's)."""
+        problems: list[str] = []
+        for definition in collection.fields.values():
+            if definition.type not in ("Reference", "MultiReference"):
+                continue
+            value = variant.field_data.get(definition.slug)
+            referenced = value if isinstance(value, list) else [value] if value else []
+            target = self.collections.get(str((definition.validations or {}).get("collectionId")))
+            for ref in referenced:
+                if target is collection and ref in publishing:
+                    continue  # published by the same request
+                versions = target.items.get(ref, {}) if target is not None else {}
+                if not any(version.live is not None for version in versions.values()):
+                    problems.append(
+                        f"Item '{variant.id}' references an unpublished item '{ref}' in field "
+                        f"'{definition.slug}'; publish the referenced item first."
+                    )
+        return problems
+
+    def _refuse_live_write_after_schema_change(self, collection: _Collection) -> None:
+        if collection.schema_changed:
+            # Users of the real API report a 409 here until the site is published again.
+            raise ApiError(
+                409,
+                "conflict",
+                "Conflict: the collection's fields changed since the site was last published; "
+                "publish the site before writing live items",
+            )
 
     # ---- inspection -----------------------------------------------------------------------
 

@@ -231,8 +231,8 @@ async def test_the_starter_plan_allows_50_items_counted_site_wide(
     [("starter", 50), ("basic", 0), ("cms", 2_000), ("business", 10_000), ("enterprise", 10_000)],
 )
 def test_each_plan_has_its_item_limit_and_item_limit_overrides_it(plan: str, limit: int) -> None:
-    assert SandboxConfig(plan=plan).items_allowed == limit  # type: ignore[arg-type]
-    assert SandboxConfig(plan=plan, item_limit=7).items_allowed == 7  # type: ignore[arg-type]
+    assert SandboxConfig(plan=plan).items_allowed == limit
+    assert SandboxConfig(plan=plan, item_limit=7).items_allowed == 7
 
 
 def test_the_default_plan_keeps_the_former_default_limit() -> None:
@@ -280,3 +280,137 @@ async def test_the_cli_takes_a_plan() -> None:
         assert "starter plan allows 50" in refused["message"]
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0
+
+
+# ---- publishing and its dependencies (public reports from users of the real API) -------------
+
+
+async def _publish_site(api: Api, clock: TimeControl) -> None:
+    answer = await api.post(
+        f"/sites/{api.sandbox.site_id}/publish", {"publishToWebflowSubdomain": True}
+    )
+    assert answer.status == 202, answer.body
+    clock.advance(61)  # one successful site publish a minute
+
+
+async def test_publishing_an_item_fails_while_an_item_it_references_is_unpublished(
+    api: Api,
+) -> None:
+    # Source: user reports (the per-item error's wording is the sandbox's, not confirmed).
+    authors = await api.collection("Authors")
+    author = await api.item(authors, "ada")
+    author_field = {"type": "Reference", "displayName": "Author"}
+    posts = await api.collection("Posts", [{**author_field, "metadata": {"collectionId": authors}}])
+    post = await api.item(posts, "hello", author=author["id"])
+    refused = await api.post(f"/collections/{posts}/items/publish", {"itemIds": [post["id"]]})
+    assert refused.status == 202
+    assert refused.body["publishedItemIds"] == []
+    assert refused.body["errors"] == [
+        f"Item '{post['id']}' references an unpublished item '{author['id']}' in field "
+        "'author'; publish the referenced item first."
+    ]
+    published = await api.post(f"/collections/{authors}/items/publish", {"itemIds": [author["id"]]})
+    assert published.body["publishedItemIds"] == [author["id"]]
+    again = await api.post(f"/collections/{posts}/items/publish", {"itemIds": [post["id"]]})
+    assert (again.body["publishedItemIds"], again.body["errors"]) == ([post["id"]], [])
+
+
+async def test_items_referencing_each_other_publish_together(api: Api) -> None:
+    pages = await api.collection("Pages")
+    parent = await api.item(pages, "parent")
+    await api.post(
+        f"/collections/{pages}/fields",
+        {"type": "Reference", "displayName": "Parent", "metadata": {"collectionId": pages}},
+    )
+    child = await api.item(pages, "child", parent=parent["id"])
+    both = await api.post(
+        f"/collections/{pages}/items/publish", {"itemIds": [child["id"], parent["id"]]}
+    )
+    assert sorted(both.body["publishedItemIds"]) == sorted([child["id"], parent["id"]])
+
+
+async def test_live_writes_are_409_after_the_fields_changed_until_the_site_is_published(
+    api: Api, clock: TimeControl
+) -> None:
+    # Source: user reports; the message is the sandbox's.
+    posts = await api.collection("Posts")
+    live = await api.post(
+        f"/collections/{posts}/items/live", {"fieldData": {"name": "A", "slug": "a"}}
+    )
+    assert live.status == 202
+    added = await api.post(
+        f"/collections/{posts}/fields", {"type": "PlainText", "displayName": "Sub"}
+    )
+    assert added.status == 200
+    refused = await api.post(
+        f"/collections/{posts}/items/live", {"fieldData": {"name": "B", "slug": "b"}}
+    )
+    assert (refused.status, refused.body["code"]) == (409, "conflict")
+    patched = await api.patch(
+        f"/collections/{posts}/items/{live.body['id']}/live", {"fieldData": {"sub": "x"}}
+    )
+    assert patched.status == 409
+    staged = await api.post(
+        f"/collections/{posts}/items", {"fieldData": {"name": "B", "slug": "b"}}
+    )
+    assert staged.status == 202  # staged writes are not affected
+    await _publish_site(api, clock)
+    again = await api.patch(
+        f"/collections/{posts}/items/{live.body['id']}/live", {"fieldData": {"sub": "x"}}
+    )
+    assert again.status == 200, again.body
+
+
+async def test_a_new_collection_with_no_live_items_takes_live_writes_after_field_changes(
+    api: Api,
+) -> None:
+    # A collection not yet on the live site has no published schema to differ from.
+    posts = await api.collection("Posts")
+    await api.post(f"/collections/{posts}/fields", {"type": "PlainText", "displayName": "Sub"})
+    live = await api.post(
+        f"/collections/{posts}/items/live", {"fieldData": {"name": "A", "slug": "a"}}
+    )
+    assert live.status == 202
+
+
+async def test_a_deleted_items_slug_stays_taken_until_the_site_is_published(
+    api: Api, clock: TimeControl
+) -> None:
+    # Source: user reports (delete-then-recreate with the same slug fails until a site publish).
+    posts = await api.collection("Posts")
+    first = await api.item(posts, "same-slug")
+    assert (await api.delete(f"/collections/{posts}/items/{first['id']}")).status == 204
+    recreated = await api.post(
+        f"/collections/{posts}/items", {"fieldData": {"name": "Again", "slug": "same-slug"}}
+    )
+    assert recreated.status == 400
+    assert recreated.body["details"][0]["description"] == (
+        "Unique value is already in database: 'same-slug'"
+    )
+    await _publish_site(api, clock)
+    after = await api.post(
+        f"/collections/{posts}/items", {"fieldData": {"name": "Again", "slug": "same-slug"}}
+    )
+    assert after.status == 202, after.body
+
+
+async def test_retired_slugs_and_schema_changes_survive_a_restart(
+    make_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "state.jsonl"
+    sandbox, api = await make_sandbox(state_file=state_file)
+    posts = await api.collection("Posts")
+    gone = await api.item(posts, "gone")
+    await api.post(f"/collections/{posts}/items/live", {"fieldData": {"name": "L", "slug": "l"}})
+    await api.delete(f"/collections/{posts}/items/{gone['id']}")
+    await api.post(f"/collections/{posts}/fields", {"type": "PlainText", "displayName": "Sub"})
+    await sandbox.stop()
+    _, restarted = await make_sandbox(state_file=state_file)
+    taken = await restarted.post(
+        f"/collections/{posts}/items", {"fieldData": {"name": "G", "slug": "gone"}}
+    )
+    assert taken.status == 400
+    live = await restarted.post(
+        f"/collections/{posts}/items/live", {"fieldData": {"name": "M", "slug": "m"}}
+    )
+    assert live.status == 409
