@@ -804,7 +804,9 @@ class SandboxCore:
             )
         variants = collection.items.get(item_id)
         if variants is None:
-            raise not_found("Item", item_id, code="item_not_found")
+            # A single item that is not there (or was deleted) is resource_not_found, as Webflow
+            # words it (issue 17); bulk requests name their missing ids as item_not_found.
+            raise not_found("Item", item_id)
         if locale:
             self._locales_param(collection, locale)
             variant = variants.get(locale)
@@ -812,7 +814,7 @@ class SandboxCore:
             primary = self.sites[collection.site_id].cms_locale_ids[0]
             variant = variants.get(primary) or next(iter(variants.values()))
         if variant is None:
-            raise not_found("Item", f"{item_id} in locale {locale}", code="item_not_found")
+            raise not_found("Item", f"{item_id} in locale {locale}")
         return variant
 
     def get_item(
@@ -822,7 +824,7 @@ class SandboxCore:
         if not live:
             return variant.staged()
         if variant.live is None:
-            raise not_found("Live item", item_id, code="item_not_found")
+            raise not_found("Live item", item_id)
         return variant.live
 
     # ---- items: creating ------------------------------------------------------------------
@@ -1138,7 +1140,7 @@ class SandboxCore:
             else:
                 changes.append((*checked, raw))
         if details and (self.config.bulk_invalid == "reject_all" or not changes):
-            raise _update_refused(kinds, details)
+            raise _update_refused(kinds, details, single=not many)
         now = self._now()
         for variant, clean, raw in changes:
             self._apply_update(collection, variant, clean, raw, live=live, now=now)
@@ -1423,9 +1425,13 @@ class _Refusal:
     details: list[dict[str, Any]]
 
 
-def _update_refused(kinds: set[str], details: list[dict[str, Any]]) -> ApiError:
+def _update_refused(
+    kinds: set[str], details: list[dict[str, Any]], *, single: bool = False
+) -> ApiError:
     # Only when every entry failed the same way does the answer name that way (404, 409).
     if kinds == {"missing"}:
+        if single:
+            return ApiError(404, "resource_not_found", str(details[0]["description"]), details)
         return ApiError(404, "item_not_found", "Item not found", details)
     if kinds == {"conflict"}:
         return ApiError(409, "conflict", "Conflict with server data: item not published", details)
