@@ -1218,6 +1218,16 @@ class _Run:
                 foreign.by_key[str(item.field_data[key_field])] = item
         return foreign
 
+    async def _archive(self, collection_id: str, ids: list[str], *, unpublish: bool) -> None:
+        await self.client.update_items(
+            collection_id, [{"id": i, "isArchived": True} for i in ids], live=False
+        )
+        if unpublish:
+            # Webflow takes an archived item off the live site only at the next site publish;
+            # a live run publishes no site, so it unpublishes what it archives (both idempotent,
+            # so a retry of the pair is safe).
+            await self.client.delete_items(collection_id, ids, live=True)
+
     async def remove_vanished(self, name: str, collection_id: str, unreadable: int) -> None:
         """Items whose source record is gone, handled as the job says, within the safety cap."""
         collection = self.job.collections[name]
@@ -1258,10 +1268,7 @@ class _Run:
             operation: Callable[[], Awaitable[Any]]
             if policy == "archive":
                 operation = functools.partial(
-                    self.client.update_items,
-                    collection_id,
-                    [{"id": i, "isArchived": True} for i in ids],
-                    live=False,
+                    self._archive, collection_id, ids, unpublish=self.job.run.mode == "live"
                 )
             else:
                 operation = functools.partial(
