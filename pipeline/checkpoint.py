@@ -28,10 +28,11 @@ Item states::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,10 +48,17 @@ __all__ = [
     "FINGERPRINT_CHARS",
     "SCHEMA_VERSION",
     "Acknowledged",
+    "BatchRecord",
+    "Batches",
     "CheckpointLog",
     "ChunkCheck",
+    "CollectionBindings",
+    "Intents",
     "ItemFailure",
     "ItemState",
+    "Items",
+    "RunHistory",
+    "RunScratch",
     "State",
 ]
 
@@ -220,7 +228,7 @@ class ItemState:
 
 @dataclass(frozen=True, slots=True)
 class ChunkCheck:
-    """What :meth:`CheckpointLog.check_chunk` found: keys read before this chunk, and the keys
+    """What :meth:`RunScratch.check_chunk` found: keys read before this chunk, and the keys
     to map again, each with whether the log has a row for it."""
 
     repeated: set[str]
@@ -251,6 +259,96 @@ class ItemFailure:
     kind: str
 
 
+class BatchRecord:
+    """A batch of the log while it is open: what is recorded through it is kept, and written
+    with the batch's close in one commit when its ``with`` block ends (see
+    :meth:`CheckpointLog.batch`).
+
+    Kept rather than written at once because the log's connection is shared by every worker:
+    a transaction held open across a request would swallow the others' writes. The close's
+    outcome follows from what was recorded: ``rejected`` or ``unknown`` when the request was
+    refused or its answer lost, ``failed`` when only failures were recorded, ``partial`` when
+    some items failed and some were acknowledged, ``ok`` otherwise, and ``aborted`` when the
+    block ended on an exception (cancellation included).
+    """
+
+    __slots__ = ("_answer", "_failed", "_log", "_succeeded", "_writes", "collection", "detail",
+                 "http_status", "id")  # fmt: skip
+
+    def __init__(self, log: CheckpointLog, batch_id: int, collection: str) -> None:
+        self._log = log
+        self.id = batch_id
+        self.collection = collection
+        self.http_status: int | None = None
+        self.detail: str | None = None
+        self._answer: Literal["rejected", "unknown"] | None = None
+        self._succeeded = False
+        self._failed = False
+        self._writes: list[Callable[[], None]] = []
+
+    def acknowledge(self, items: Sequence[Acknowledged]) -> None:
+        self._succeeded = True
+        self._writes.append(
+            functools.partial(self._log.items.record_acknowledged, self.collection, self.id, items)
+        )
+
+    def fail(self, failures: Sequence[ItemFailure]) -> None:
+        self._failed = True
+        self._writes.append(
+            functools.partial(self._log.items.record_failures, self.collection, self.id, failures)
+        )
+
+    def mark_removed(self, keys: Sequence[str], state: Literal["archived", "unpublished"]) -> None:
+        self._succeeded = True
+        self._writes.append(
+            functools.partial(self._log.items.mark_removed, self.collection, self.id, keys, state)
+        )
+
+    def forget(self, keys: Sequence[str]) -> None:
+        self._succeeded = True
+        self._writes.append(functools.partial(self._log.items.forget, self.collection, keys))
+
+    def settle_intent(self, still_unknown: Sequence[tuple[str, str, str]] = ()) -> None:
+        """This batch's own intent (see :meth:`Intents.settle`)."""
+        self._writes.append(functools.partial(self._log.intents.settle, self.id, still_unknown))
+
+    def settle_intents(self, batch_ids: Sequence[int]) -> None:
+        """Intents of earlier batches of the collection, read back through this one."""
+        self._writes.append(
+            functools.partial(self._log.intents.settle_many, self.collection, batch_ids)
+        )
+
+    def rejected(self, detail: str, *, http_status: int | None = None) -> None:
+        """Webflow refused the request whole."""
+        self._answer = "rejected"
+        self.detail, self.http_status = detail, http_status
+
+    def unknown(self, detail: str, *, http_status: int | None = None) -> None:
+        """The request's answer was lost: it may or may not have landed."""
+        self._answer = "unknown"
+        self.detail, self.http_status = detail, http_status
+
+    def outcome(self, *, aborted: bool = False) -> str:
+        if aborted:
+            return "aborted"
+        if self._answer is not None:
+            return self._answer
+        if self._failed:
+            return "partial" if self._succeeded else "failed"
+        return "ok"
+
+    def _close(self, *, aborted: bool) -> None:
+        for write in self._writes:
+            write()
+        self._writes.clear()
+        self._log.batches.close(
+            self.id,
+            self.outcome(aborted=aborted),
+            http_status=self.http_status,
+            detail=self.detail,
+        )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -274,146 +372,46 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-class CheckpointLog:
-    """One job's checkpoint log. Not shared between threads; one writer process at a time
-    (the CLI's lock sees to that), any number of readers (``flowport status``)."""
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    if db.in_transaction:
+        yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
-        self.path = path
-        self._db = connection
-        #: Chunks this run's scratch has noted; the chunk number tells repeats from first reads.
-        self._chunks_checked = 0
 
-    @classmethod
-    def open(cls, path: Path) -> CheckpointLog:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # SQLite gives the -wal and -shm files the mode of the database file, so a 0600
-        # database keeps its journal private too; leftovers from an older run are tightened.
-        _create_private(path)
-        for suffix in ("-wal", "-shm"):
-            sidecar = path.with_name(path.name + suffix)
-            if sidecar.exists():
-                sidecar.chmod(0o600)
-        try:
-            connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=10.0
-            )
-        except sqlite3.Error as exc:
-            raise FatalError(f"cannot open the checkpoint log {path}: {exc}") from None
-        log = cls(path, connection)
-        try:
-            log._prepare()
-        except sqlite3.DatabaseError as exc:
-            connection.close()
-            raise FatalError(
-                f"the checkpoint log {path} is unreadable ({exc}); move it aside to start over"
-            ) from None
-        except BaseException:
-            connection.close()
-            raise
-        return log
+class _Part:
+    """A share of the log's tables, on the connection its :class:`CheckpointLog` owns."""
 
-    def _prepare(self) -> None:
-        db = self._db
-        if sqlite3.sqlite_version_info < MIN_SQLITE:
-            raise FatalError(
-                f"the checkpoint log needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer "
-                f"(RETURNING, json_each); this Python has {sqlite3.sqlite_version}"
-            )
-        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise FatalError(f"the checkpoint log {self.path} cannot use WAL mode (got {mode})")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=10000")
-        version = self._schema_version()
-        if version > SCHEMA_VERSION:
-            raise FatalError(
-                f"the checkpoint log {self.path} has schema version {version}, newer than this "
-                f"flowport understands ({SCHEMA_VERSION}); upgrade flowport"
-            )
-        if version == SCHEMA_VERSION:
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated while we waited for the write lock.
-            version = self._schema_version()
-            for step in _MIGRATIONS[version:]:
-                for statement in step.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
-            )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-    def _schema_version(self) -> int:
-        has_meta = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        if not has_meta:
-            return 0
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """The calls inside commit together (or not at all); inside another, it joins that one.
-
-        The writer groups what it records about one request: a batch opened with its intent,
-        then the acknowledgement with the intent settled and the batch closed, two commits a
-        request instead of five.
-        """
-        db = self._db
-        if db.in_transaction:
-            yield
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
 
     def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self.transaction():
+        with _transaction(self._db):
             self._db.executemany(sql, rows)
 
-    # runs ---------------------------------------------------------------------------------
 
-    def begin_run(self) -> int:
+class RunHistory(_Part):
+    """The runs: when each began and ended, how, and its summary."""
+
+    def begin(self) -> int:
         cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (_now(),))
         return int(cast("int", cursor.lastrowid))
 
-    def finish_run(self, run_id: int, outcome: str, summary: Mapping[str, Any]) -> None:
+    def finish(self, run_id: int, outcome: str, summary: Mapping[str, Any]) -> None:
         text = redact(json.dumps(dict(summary), default=str, sort_keys=True))
         self._db.execute(
             "UPDATE runs SET finished_at = ?, outcome = ?, summary = ? WHERE id = ?",
             (_now(), outcome, text, run_id),
         )
 
-    def last_run(self) -> dict[str, Any] | None:
+    def last(self) -> dict[str, Any] | None:
         row = self._db.execute(
             "SELECT id, started_at, finished_at, outcome, summary FROM runs "
             "ORDER BY id DESC LIMIT 1"
@@ -428,7 +426,9 @@ class CheckpointLog:
             "summary": json.loads(row[4]) if row[4] else None,
         }
 
-    # collections and cursors -----------------------------------------------------------------
+
+class CollectionBindings(_Part):
+    """Each job collection's Webflow collection id, and its incremental cursor."""
 
     def set_collection_id(self, collection: str, webflow_id: str) -> None:
         self._db.execute(
@@ -458,9 +458,12 @@ class CheckpointLog:
             (collection, value, _now()),
         )
 
-    # batches ---------------------------------------------------------------------------------
 
-    def open_batch(self, run_id: int, collection: str, kind: str, size: int) -> int:
+class Batches(_Part):
+    """The batches' rows. The engine opens and closes one with :meth:`CheckpointLog.batch`;
+    :meth:`open` and :meth:`close` are what that is made of."""
+
+    def open(self, run_id: int, collection: str, kind: str, size: int) -> int:
         cursor = self._db.execute(
             "INSERT INTO batches (run_id, collection, kind, size, started_at) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -468,7 +471,7 @@ class CheckpointLog:
         )
         return int(cast("int", cursor.lastrowid))
 
-    def close_batch(
+    def close(
         self,
         batch_id: int,
         outcome: str,
@@ -482,7 +485,7 @@ class CheckpointLog:
             (_now(), outcome, http_status, redact(detail) if detail else None, batch_id),
         )
 
-    def batches(self, run_id: int | None = None) -> Iterator[dict[str, Any]]:
+    def list(self, run_id: int | None = None) -> Iterator[dict[str, Any]]:
         columns = (
             "id",
             "run_id",
@@ -510,7 +513,92 @@ class CheckpointLog:
                 return
             after = rows[-1][0]
 
-    # items: reads ----------------------------------------------------------------------------
+
+class Intents(_Part):
+    """Creates about to be sent, one row per batch, until each is settled (see the module's
+    rules)."""
+
+    def record(self, collection: str, batch_id: int, items: Sequence[tuple[str, str, str]]) -> None:
+        """Record that these creates are about to be sent: ``(key, slug, content_hash)``.
+
+        One row for the batch, committed before the request leaves: until the creates are
+        settled (acknowledged, refused, or found missing), they are state ``sending``, and a
+        run that finds them so reads Webflow back rather than sending them again blindly.
+        """
+        self._db.execute(
+            "INSERT INTO intents (batch_id, collection, items, created_at) VALUES (?, ?, ?, ?)",
+            (batch_id, collection, orjson.dumps(list(items)).decode(), _now()),
+        )
+
+    def settle(self, batch_id: int, still_unknown: Sequence[tuple[str, str, str]] = ()) -> None:
+        """The batch's creates are accounted for (acknowledged, refused, or read back), except
+        ``still_unknown``, which stay ``sending``."""
+        if still_unknown:
+            self._db.execute(
+                "UPDATE intents SET items = ? WHERE batch_id = ?",
+                (orjson.dumps(list(still_unknown)).decode(), batch_id),
+            )
+        else:
+            self._db.execute("DELETE FROM intents WHERE batch_id = ?", (batch_id,))
+
+    def settle_many(self, collection: str, batch_ids: Sequence[int]) -> None:
+        self._write_many(
+            "DELETE FROM intents WHERE collection = ? AND batch_id = ?",
+            [(collection, batch_id) for batch_id in batch_ids],
+        )
+
+    def in_flight(self, collection: str) -> Iterator[ItemState]:
+        """Creates whose intent was recorded and whose outcome was not: state ``sending``."""
+        seen: set[str] = set()
+        intents = self._db.execute(
+            "SELECT batch_id, items, created_at FROM intents WHERE collection = ? "
+            "ORDER BY batch_id",
+            (collection,),
+        ).fetchall()
+        for batch_id, body, created_at in intents:
+            entries = [entry for entry in orjson.loads(body) if entry[0] not in seen]
+            acknowledged = self._acknowledged(collection, [entry[0] for entry in entries])
+            for key, slug, content_hash in entries:
+                if key in acknowledged:
+                    continue
+                seen.add(key)
+                yield ItemState(
+                    collection, key, None, slug, content_hash, "sending",
+                    None, None, None, 0, batch_id, created_at,
+                )  # fmt: skip
+
+    def _acknowledged(self, collection: str, keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                str(row[0])
+                for row in self._db.execute(
+                    f"SELECT key FROM items WHERE collection = ? AND key IN ({marks}) "
+                    "AND webflow_id IS NOT NULL",
+                    (collection, *chunk),
+                )
+            )
+        return found
+
+    def collections(self) -> list[str]:
+        """Collections with an intent left."""
+        return [
+            str(row[0])
+            for row in self._db.execute(
+                "SELECT DISTINCT collection FROM intents ORDER BY collection"
+            ).fetchall()
+        ]
+
+
+class Items(_Part):
+    """What each source record became: lookups, states, counts, and the acknowledged writes and
+    per-item errors that change them."""
+
+    def __init__(self, db: sqlite3.Connection, intents: Intents) -> None:
+        super().__init__(db)
+        # Items in flight (state ``sending``) live in the intents, not in the items table.
+        self._intents = intents
 
     def lookup(self, collection: str, keys: Sequence[str]) -> dict[str, ItemState]:
         found: dict[str, ItemState] = {}
@@ -558,7 +646,7 @@ class CheckpointLog:
 
     def _in_state(self, collection: str, state: str) -> Iterator[ItemState]:
         if state == "sending":
-            yield from self._in_flight(collection)
+            yield from self._intents.in_flight(collection)
             return
         if state == "done":
             yield from self._stream("collection = ? AND state = ?", (collection, state))
@@ -580,40 +668,6 @@ class CheckpointLog:
                 return
             after = rows[-1][1]
 
-    def _in_flight(self, collection: str) -> Iterator[ItemState]:
-        """Creates whose intent was recorded and whose outcome was not: state ``sending``."""
-        seen: set[str] = set()
-        intents = self._db.execute(
-            "SELECT batch_id, items, created_at FROM intents WHERE collection = ? "
-            "ORDER BY batch_id",
-            (collection,),
-        ).fetchall()
-        for batch_id, body, created_at in intents:
-            entries = [entry for entry in orjson.loads(body) if entry[0] not in seen]
-            acknowledged = self._acknowledged(collection, [entry[0] for entry in entries])
-            for key, slug, content_hash in entries:
-                if key in acknowledged:
-                    continue
-                seen.add(key)
-                yield ItemState(
-                    collection, key, None, slug, content_hash, "sending",
-                    None, None, None, 0, batch_id, created_at,
-                )  # fmt: skip
-
-    def _acknowledged(self, collection: str, keys: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                str(row[0])
-                for row in self._db.execute(
-                    f"SELECT key FROM items WHERE collection = ? AND key IN ({marks}) "
-                    "AND webflow_id IS NOT NULL",
-                    (collection, *chunk),
-                )
-            )
-        return found
-
     def errors(self) -> Iterator[ItemState]:
         return self._stream("last_error IS NOT NULL", ())
 
@@ -624,10 +678,8 @@ class CheckpointLog:
             "ORDER BY collection, state"
         ):
             result.setdefault(collection, {})[state] = count
-        for (collection,) in self._db.execute(
-            "SELECT DISTINCT collection FROM intents ORDER BY collection"
-        ).fetchall():
-            sending = sum(1 for _ in self._in_flight(collection))
+        for collection in self._intents.collections():
+            sending = sum(1 for _ in self._intents.in_flight(collection))
             if sending:
                 result.setdefault(collection, {})["sending"] = sending
         return result
@@ -647,41 +699,6 @@ class CheckpointLog:
             (collection,),
         ).fetchone()
         return int(row[0])
-
-    # items: writes ---------------------------------------------------------------------------
-
-    def record_intent(
-        self, collection: str, batch_id: int, items: Sequence[tuple[str, str, str]]
-    ) -> None:
-        """Record that these creates are about to be sent: ``(key, slug, content_hash)``.
-
-        One row for the batch, committed before the request leaves: until the creates are
-        settled (acknowledged, refused, or found missing), they are state ``sending``, and a
-        run that finds them so reads Webflow back rather than sending them again blindly.
-        """
-        self._db.execute(
-            "INSERT INTO intents (batch_id, collection, items, created_at) VALUES (?, ?, ?, ?)",
-            (batch_id, collection, orjson.dumps(list(items)).decode(), _now()),
-        )
-
-    def settle_intent(
-        self, batch_id: int, still_unknown: Sequence[tuple[str, str, str]] = ()
-    ) -> None:
-        """The batch's creates are accounted for (acknowledged, refused, or read back), except
-        ``still_unknown``, which stay ``sending``."""
-        if still_unknown:
-            self._db.execute(
-                "UPDATE intents SET items = ? WHERE batch_id = ?",
-                (orjson.dumps(list(still_unknown)).decode(), batch_id),
-            )
-        else:
-            self._db.execute("DELETE FROM intents WHERE batch_id = ?", (batch_id,))
-
-    def settle_intents(self, collection: str, batch_ids: Sequence[int]) -> None:
-        self._write_many(
-            "DELETE FROM intents WHERE collection = ? AND batch_id = ?",
-            [(collection, batch_id) for batch_id in batch_ids],
-        )
 
     def record_acknowledged(
         self, collection: str, batch_id: int, items: Sequence[Acknowledged]
@@ -781,9 +798,23 @@ class CheckpointLog:
             [(state, batch_id, now, collection, key) for key in keys],
         )
 
-    # this run's scratch: keys read and slugs claimed, on disk so memory stays flat -----------
+    def forget(self, collection: str, keys: Sequence[str]) -> None:
+        self._write_many(
+            "DELETE FROM items WHERE collection = ? AND key = ?",
+            [(collection, key) for key in keys],
+        )
 
-    def start_scratch(self) -> None:
+
+class RunScratch(_Part):
+    """This run's scratch: keys read and slugs claimed, in TEMP tables so memory stays flat and
+    the log's file is not written."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        super().__init__(db)
+        #: Chunks this run's scratch has noted; the chunk number tells repeats from first reads.
+        self._chunks_checked = 0
+
+    def start(self) -> None:
         """An empty scratch for a run; a TEMP table, so the log's file is not written."""
         db = self._db
         db.execute(
@@ -816,7 +847,7 @@ class CheckpointLog:
 
         A rerun asks this of every record, so it is two statements whatever the chunk's size,
         and the rows it returns are the exceptions, not the rule. ``all_new`` says the
-        collection had no item in the log when the run began (see :meth:`has_items`): then
+        collection had no item in the log when the run began (see :meth:`Items.has_items`): then
         every key not repeated is new, and the second statement is not needed.
         """
         if any(len(fingerprint) != FINGERPRINT_CHARS for _, fingerprint in records):
@@ -939,8 +970,182 @@ class CheckpointLog:
             )
         ]
 
-    def forget(self, collection: str, keys: Sequence[str]) -> None:
-        self._write_many(
-            "DELETE FROM items WHERE collection = ? AND key = ?",
-            [(collection, key) for key in keys],
-        )
+
+class CheckpointLog:
+    """One job's checkpoint log. Not shared between threads; one writer process at a time
+    (the CLI's lock sees to that), any number of readers (``flowport status``).
+
+    It owns the connection, the schema and the transactions, and is made of parts by
+    responsibility, all on its connection: :attr:`runs`, :attr:`bindings` (collection ids and
+    cursors), :attr:`batches`, :attr:`intents`, :attr:`items` and this run's :attr:`scratch`.
+    A batch is opened and closed through :meth:`batch` only.
+    """
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+        self.runs = RunHistory(connection)
+        self.bindings = CollectionBindings(connection)
+        self.batches = Batches(connection)
+        self.intents = Intents(connection)
+        self.items = Items(connection, self.intents)
+        self.scratch = RunScratch(connection)
+        # The surface the runner, the writer and the CLI call, re-exposed from the parts.
+        self.begin_run = self.runs.begin
+        self.finish_run = self.runs.finish
+        self.last_run = self.runs.last
+        self.set_collection_id = self.bindings.set_collection_id
+        self.cursor = self.bindings.cursor
+        self.set_cursor = self.bindings.set_cursor
+        self.lookup = self.items.lookup
+        self.by_webflow_ids = self.items.by_webflow_ids
+        self.in_state = self.items.in_state
+        self.errors = self.items.errors
+        self.counts = self.items.counts
+        self.has_items = self.items.has_items
+        self.count_in_webflow = self.items.count_in_webflow
+        self.record_failures = self.items.record_failures
+        self.settle_intent = self.intents.settle
+        self.start_scratch = self.scratch.start
+        self.check_chunk = self.scratch.check_chunk
+        self.claim_slugs = self.scratch.claim_slugs
+        self.slug_holders = self.scratch.slug_holders
+        self.claim_free_slugs = self.scratch.claim_free_slugs
+        self.mark_planned = self.scratch.mark_planned
+        self.is_planned = self.scratch.is_planned
+        self.count_unseen = self.scratch.count_unseen
+        self.unseen = self.scratch.unseen
+
+    @classmethod
+    def open(cls, path: Path) -> CheckpointLog:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # SQLite gives the -wal and -shm files the mode of the database file, so a 0600
+        # database keeps its journal private too; leftovers from an older run are tightened.
+        _create_private(path)
+        for suffix in ("-wal", "-shm"):
+            sidecar = path.with_name(path.name + suffix)
+            if sidecar.exists():
+                sidecar.chmod(0o600)
+        try:
+            connection = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise FatalError(f"cannot open the checkpoint log {path}: {exc}") from None
+        log = cls(path, connection)
+        try:
+            log._prepare()
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise FatalError(
+                f"the checkpoint log {path} is unreadable ({exc}); move it aside to start over"
+            ) from None
+        except BaseException:
+            connection.close()
+            raise
+        return log
+
+    def _prepare(self) -> None:
+        db = self._db
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise FatalError(
+                f"the checkpoint log needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer "
+                f"(RETURNING, json_each); this Python has {sqlite3.sqlite_version}"
+            )
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise FatalError(f"the checkpoint log {self.path} cannot use WAL mode (got {mode})")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=10000")
+        version = self._schema_version()
+        if version > SCHEMA_VERSION:
+            raise FatalError(
+                f"the checkpoint log {self.path} has schema version {version}, newer than this "
+                f"flowport understands ({SCHEMA_VERSION}); upgrade flowport"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the write lock.
+            version = self._schema_version()
+            for step in _MIGRATIONS[version:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _schema_version(self) -> int:
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The calls inside commit together (or not at all); inside another, it joins that one.
+
+        The writer groups what it records about one request: a batch opened with its intent,
+        then the acknowledgement with the intent settled and the batch closed, two commits a
+        request instead of five.
+        """
+        with _transaction(self._db):
+            yield
+
+    @contextlib.contextmanager
+    def batch(
+        self,
+        run_id: int,
+        collection: str,
+        kind: str,
+        size: int,
+        *,
+        intent: Sequence[tuple[str, str, str]] = (),
+    ) -> Iterator[BatchRecord]:
+        """``with log.batch(...) as batch:`` opens a batch and closes it when the block ends.
+
+        Two commits: the batch's row (with the intent of its creates, if any, committed before
+        the request leaves) when it opens, and everything recorded through it with its close
+        when the block ends, on an exception too (then ``aborted``; what was recorded before
+        it is kept, since Webflow acknowledged it).
+        """
+        with self.transaction():
+            batch_id = self.batches.open(run_id, collection, kind, size)
+            if intent:
+                self.intents.record(collection, batch_id, intent)
+        record = BatchRecord(self, batch_id, collection)
+        try:
+            yield record
+        except BaseException:
+            with self.transaction():
+                record._close(aborted=True)
+            raise
+        with self.transaction():
+            record._close(aborted=False)

@@ -79,7 +79,16 @@ from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.webflow.client import WebflowClient
-from flowport.pipeline.writer import LOCALES_PENDING, Batch, Operation, PendingItem, Target, Writer
+from flowport.pipeline.webflow.reliable import WebflowApi
+from flowport.pipeline.writer import (
+    LOCALES_PENDING,
+    Batch,
+    BatchOutcome,
+    Operation,
+    PendingItem,
+    Target,
+    Writer,
+)
 
 __all__ = ["RunSummary", "run_job", "validate_job"]
 
@@ -119,6 +128,10 @@ class RunSummary:
         if n:
             per = self.collections.setdefault(collection, {})
             per[outcome] = per.get(outcome, 0) + n
+
+    def add(self, collection: str, counts: Mapping[str, int]) -> None:
+        for outcome, n in counts.items():
+            self.count(collection, outcome, n)
 
     def total(self, outcome: str) -> int:
         return sum(per.get(outcome, 0) for per in self.collections.values())
@@ -231,7 +244,7 @@ async def run_job(
     with _checkpoint_for(job, dry_run=dry_run) as checkpoint:
         checkpoint.start_scratch()
         run_id = 0 if dry_run else checkpoint.begin_run()
-        writer: Writer | None = None
+        api: WebflowApi | None = None
         try:
             async with _destination(job, dry_run=dry_run) as destination:
                 budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
@@ -242,8 +255,12 @@ async def run_job(
                     timeout_seconds=job.destination.timeout_seconds,
                     max_connections=job.destination.concurrency,
                 ) as client:
-                    writer = Writer(
+                    api = WebflowApi(
                         client,
+                        on_retry=lambda collection, error: _note_retry(sink, collection, error),
+                    )
+                    writer = Writer(
+                        api,
                         checkpoint,
                         run_id,
                         external_key_fields={
@@ -251,7 +268,6 @@ async def run_job(
                             for name, c in job.collections.items()
                             if c.external_key_field
                         },
-                        on_retry=lambda collection, error: _note_retry(sink, collection, error),
                     )
                     run = _Run(job, writer, checkpoint, summary, sink, dry_run=dry_run)
                     try:
@@ -273,10 +289,10 @@ async def run_job(
             raise
         finally:
             # Synchronous on purpose: a cancellation cannot interrupt the final flush.
-            if writer is not None:
-                summary.requests = writer.stats.requests
-                summary.retries = writer.stats.retries
-                summary.rate_limited = writer.stats.rate_limited
+            if api is not None:
+                summary.requests = api.stats.requests
+                summary.retries = api.stats.retries
+                summary.rate_limited = api.stats.rate_limited
             summary.seconds = time.perf_counter() - started
             if not dry_run:
                 outcome = (
@@ -681,7 +697,7 @@ class _Run:
     ) -> None:
         self.job = job
         self.writer = writer
-        self.client = writer.client
+        self.api = writer.api
         self.checkpoint = checkpoint
         self.summary = summary
         self.sink = sink
@@ -694,9 +710,7 @@ class _Run:
         self.sources: dict[str, Source] = {}
 
     async def execute(self, site_id: str) -> None:
-        existing = await self.writer.call(
-            "", functools.partial(self.client.list_collections, site_id)
-        )
+        existing = await self.api.list_collections(site_id)
         await self.check_mappings(site_id, existing)
         await self.check_sources()
         await self.prepare_collections(site_id, existing)
@@ -704,7 +718,7 @@ class _Run:
             await self.run_collection(name)
         await self.set_deferred_references()
         if self.job.run.publish_site and self.summary.exit_code == 0 and not self.dry_run:
-            await self.writer.call("", functools.partial(self.client.publish_site, site_id))
+            await self.api.publish_site(site_id)
             self.summary.site_published = True
 
     # -- collections and their schemas -----------------------------------------------------------
@@ -717,10 +731,7 @@ class _Run:
         for name in self.job.collections:
 
             async def read(collection_id: str, name: str = name) -> CollectionSchema:
-                schema: CollectionSchema = await self.writer.call(
-                    name, functools.partial(self.client.get_collection, collection_id)
-                )
-                return schema
+                return await self.api.get_collection(collection_id, collection=name)
 
             schema = await _expected_schema(self.job, name, existing, read, site_id)
             _check_mapping(self.job, name, schema)
@@ -733,9 +744,9 @@ class _Run:
 
     async def prepare_collections(self, site_id: str, existing: Sequence[CollectionSchema]) -> None:
         """Find (or, when asked, create) each target collection and its fields; read its schema."""
-        writer, client, job = self.writer, self.client, self.job
+        api, job = self.api, self.job
         if any(c.locales for c in job.collections.values()):
-            site = await writer.call("", functools.partial(client.get_site, site_id))
+            site = await api.get_site(site_id)
             if site.locales.primary is not None:
                 self.locales[""] = site.locales.primary.cms_locale_id
             for locale in (site.locales.primary, *site.locales.secondary):
@@ -759,8 +770,7 @@ class _Run:
             if name not in ids:
                 continue
             collection = job.collections[name]
-            read_schema = functools.partial(client.get_collection, ids[name])
-            schema = await writer.call(name, read_schema)
+            schema = await api.get_collection(ids[name], collection=name)
             if collection.create_missing and self.dry_run:
                 for definition in collection.missing_fields(schema, ids):
                     label = definition.get("displayName")
@@ -776,20 +786,19 @@ class _Run:
     ) -> CollectionSchema:
         """Create a collection; after an answer that never came, look before creating again."""
         create = functools.partial(
-            self.client.create_collection,
+            self.api.create_collection,
             site_id,
             display_name=collection.target,
             singular_name=collection.schema_singular_name(),
             slug=collection.target_slug(),
+            collection=name,
         )
         for _attempt in range(SCHEMA_ATTEMPTS):
             try:
-                created: CollectionSchema = await self.writer.call(name, create, idempotent=False)
+                created = await create()
             except (ServerError, OutcomeUnknown) as error:
                 self.sink.message("warning", f"creating collection {collection.target}: {error}")
-                existing = await self.writer.call(
-                    name, functools.partial(self.client.list_collections, site_id)
-                )
+                existing = await self.api.list_collections(site_id, collection=name)
                 found = _find_collection(existing, collection.target)
                 if found is not None:
                     return found
@@ -807,7 +816,7 @@ class _Run:
         ids: Mapping[str, str],
     ) -> CollectionSchema:
         """Create the fields the collection lacks; after a lost answer, re-read and go on."""
-        read_schema = functools.partial(self.client.get_collection, schema.id)
+        read_schema = functools.partial(self.api.get_collection, schema.id, collection=name)
         for _attempt in range(SCHEMA_ATTEMPTS):
             missing = collection.missing_fields(schema, ids)
             if not missing:
@@ -816,14 +825,10 @@ class _Run:
                 for definition in missing:
                     label = definition.get("displayName")
                     self.sink.message("info", f"creating field {label} in {name}")
-                    await self.writer.call(
-                        name,
-                        functools.partial(self.client.create_field, schema.id, definition),
-                        idempotent=False,
-                    )
+                    await self.api.create_field(schema.id, definition, collection=name)
             except (ServerError, OutcomeUnknown) as error:
                 self.sink.message("warning", f"creating fields in {name}: {error}")
-            schema = await self.writer.call(name, read_schema)
+            schema = await read_schema()
         if collection.missing_fields(schema, ids):
             raise FatalError(f"could not create the fields of {name} after {SCHEMA_ATTEMPTS} tries")
         return schema
@@ -879,7 +884,6 @@ class _Run:
         # Each locale of an item counts toward the 100 items a request may hold.
         batch_size = max(1, job.run.batch_size // max(len(locale_ids), 1))
         send, receive = anyio.create_memory_object_stream[Batch](BATCH_BUFFER)
-        before = dict(self.writer.stats.by_collection.get(name, {}))
         unreadable = 0
         cursor: str | None = since
 
@@ -1071,11 +1075,10 @@ class _Run:
                     else:
                         checkpoint.record_failures(name, None, failures)
                 if adopted and not self.dry_run:
-                    batch_id = checkpoint.open_batch(
+                    with checkpoint.batch(
                         self.writer.run_id, name, "adopt", len(adopted)
-                    )
-                    checkpoint.record_acknowledged(name, batch_id, adopted)
-                    checkpoint.close_batch(batch_id, "ok")
+                    ) as adoption:
+                        adoption.acknowledge(adopted)
                 slugs.flush()
                 if self.dry_run and planned:
                     checkpoint.mark_planned(name, planned)
@@ -1098,8 +1101,9 @@ class _Run:
                     if self.dry_run:
                         await self.plan_batch(batch)
                         continue
-                    done, failed = await self.writer.write(batch)
-                    sink.advanced(name, done=done, failed=failed)
+                    written = await self.writer.write(batch)
+                    summary.add(name, written.counts())
+                    sink.advanced(name, done=written.done, failed=written.not_done)
 
         async with anyio.create_task_group() as group:
             group.start_soon(produce)
@@ -1110,10 +1114,8 @@ class _Run:
         if since is None:
             await self.remove_vanished(name, schema.id, unreadable)
         if not self.dry_run:
-            await self.publish_staged(name, schema.id, locale_ids)
-            after = self.writer.stats.by_collection.get(name, {})
-            for outcome, value in after.items():
-                summary.count(name, outcome, value - before.get(outcome, 0))
+            published = await self.publish_staged(name, schema.id, locale_ids)
+            summary.add(name, published.counts())
             per = summary.collections.get(name, {})
             if collection.incremental and cursor is not None and not per.get("failed"):
                 checkpoint.set_cursor(name, cursor)
@@ -1142,9 +1144,8 @@ class _Run:
         for pending in batch.items[: max(0, PLAN_SAMPLES - shown)]:
             if pending.webflow_id is None:
                 continue
-            current = await self.writer.call(
-                batch.collection,
-                functools.partial(self.client.get_item, batch.collection_id, pending.webflow_id),
+            current = await self.api.get_item(
+                batch.collection_id, pending.webflow_id, collection=batch.collection
             )
             changes = {
                 slug: {"from": current.field_data.get(slug), "to": value}
@@ -1173,43 +1174,36 @@ class _Run:
         ]
         since = min(_parse_time(s.updated_at) for s in leftovers)
         found = await self.writer.find_existing(name, collection_id, pending, since=since)
-        batch_id = checkpoint.open_batch(self.writer.run_id, name, "reconcile", len(leftovers))
-        checkpoint.record_acknowledged(
-            name,
-            batch_id,
-            [
-                Acknowledged(
-                    key=p.key,
-                    webflow_id=found[p.key].id,
-                    slug=found[p.key].slug or p.slug,
-                    content_hash=p.content_hash,
-                    # Whether it was published is read from Webflow, not assumed.
-                    state=(
-                        "done" if found[p.key].last_published or found[p.key].is_draft else "staged"
-                    ),
-                )
-                for p in pending
-                if p.key in found
-            ],
-        )
-        # What was not found was never created: its intent goes, and its record is new again.
-        checkpoint.settle_intents(name, sorted({s.batch_id for s in leftovers if s.batch_id}))
-        checkpoint.close_batch(
-            batch_id, "ok", detail=f"{len(found)} found, {len(leftovers) - len(found)} not sent"
-        )
+        acks = [
+            Acknowledged(
+                key=p.key,
+                webflow_id=found[p.key].id,
+                slug=found[p.key].slug or p.slug,
+                content_hash=p.content_hash,
+                # Whether it was published is read from Webflow, not assumed.
+                state=(
+                    "done" if found[p.key].last_published or found[p.key].is_draft else "staged"
+                ),
+            )
+            for p in pending
+            if p.key in found
+        ]
+        with checkpoint.batch(self.writer.run_id, name, "reconcile", len(leftovers)) as record:
+            record.acknowledge(acks)
+            # What was not found was never created: its intent goes, and its record is new again.
+            record.settle_intents(sorted({s.batch_id for s in leftovers if s.batch_id}))
+            record.detail = f"{len(found)} found, {len(leftovers) - len(found)} not sent"
         self.summary.count(name, "reconciled", len(found))
 
     async def foreign_items(self, name: str, collection_id: str) -> _Foreign:
         """Items in the collection this job did not write, to adopt instead of duplicating."""
-        page = await self.writer.call(
-            name, functools.partial(self.client.list_items, collection_id, limit=1)
-        )
+        page = await self.api.list_items(collection_id, limit=1, collection=name)
         ours = self.checkpoint.count_in_webflow(name)
         foreign = _Foreign()
         if page.pagination.total <= ours:
             return foreign
         key_field = self.job.collections[name].external_key_field
-        async for item in self.writer.iter_items(name, collection_id):
+        async for item in self.api.iter_items(collection_id, collection=name):
             if self.checkpoint.by_webflow_ids(name, [item.id]):
                 continue
             if item.slug:
@@ -1218,15 +1212,16 @@ class _Run:
                 foreign.by_key[str(item.field_data[key_field])] = item
         return foreign
 
-    async def _archive(self, collection_id: str, ids: list[str], *, unpublish: bool) -> None:
-        await self.client.update_items(
-            collection_id, [{"id": i, "isArchived": True} for i in ids], live=False
+    async def _archive(
+        self, name: str, collection_id: str, ids: list[str], *, unpublish: bool
+    ) -> None:
+        await self.api.update_items(
+            collection_id, [{"id": i, "isArchived": True} for i in ids], live=False, collection=name
         )
         if unpublish:
             # Webflow takes an archived item off the live site only at the next site publish;
-            # a live run publishes no site, so it unpublishes what it archives (both idempotent,
-            # so a retry of the pair is safe).
-            await self.client.delete_items(collection_id, ids, live=True)
+            # a live run publishes no site, so it unpublishes what it archives.
+            await self.api.delete_items(collection_id, ids, live=True, collection=name)
 
     async def remove_vanished(self, name: str, collection_id: str, unreadable: int) -> None:
         """Items whose source record is gone, handled as the job says, within the safety cap."""
@@ -1264,43 +1259,47 @@ class _Run:
         for start in range(0, len(gone), 100):
             chunk = gone[start : start + 100]
             ids = [s.webflow_id or "" for s in chunk]
-            batch_id = self.checkpoint.open_batch(self.writer.run_id, name, policy, len(chunk))
             operation: Callable[[], Awaitable[Any]]
             if policy == "archive":
                 operation = functools.partial(
-                    self._archive, collection_id, ids, unpublish=self.job.run.mode == "live"
+                    self._archive,
+                    name,
+                    collection_id,
+                    ids,
+                    unpublish=self.job.run.mode == "live",
                 )
             else:
                 operation = functools.partial(
-                    self.client.delete_items, collection_id, ids, live=policy == "unpublish"
+                    self.api.delete_items,
+                    collection_id,
+                    ids,
+                    live=policy == "unpublish",
+                    collection=name,
                 )
-            try:
-                await self.writer.call(name, operation)
-            except RequestRejected as error:
-                if error.code != "item_not_found":
-                    self.checkpoint.close_batch(batch_id, "rejected", detail=str(error))
-                    self.summary.notes.append(f"{name}: could not {policy} items: {error}")
-                    continue
-            keys = [s.key for s in chunk]
-            if policy == "delete":
-                self.checkpoint.forget(name, keys)
-            else:
-                self.checkpoint.mark_removed(
-                    name, batch_id, keys, "archived" if policy == "archive" else "unpublished"
-                )
-            self.checkpoint.close_batch(batch_id, "ok")
+            with self.checkpoint.batch(self.writer.run_id, name, policy, len(chunk)) as record:
+                try:
+                    await operation()
+                except RequestRejected as error:
+                    if error.code != "item_not_found":
+                        record.rejected(str(error))
+                        self.summary.notes.append(f"{name}: could not {policy} items: {error}")
+                        continue
+                keys = [s.key for s in chunk]
+                if policy == "delete":
+                    record.forget(keys)
+                else:
+                    record.mark_removed(keys, "archived" if policy == "archive" else "unpublished")
             self.summary.count(name, outcome, len(chunk))
 
     async def publish_staged(
         self, name: str, collection_id: str, locale_ids: Sequence[str] = ()
-    ) -> None:
+    ) -> BatchOutcome:
         staged = [
             (s.key, s.webflow_id) for s in self.checkpoint.in_state(name, "staged") if s.webflow_id
         ]
-        if staged:
-            await self.writer.publish(
-                name, collection_id, [(k, i) for k, i in staged if i], locale_ids=locale_ids
-            )
+        return await self.writer.publish(
+            name, collection_id, [(k, i) for k, i in staged if i], locale_ids=locale_ids
+        )
 
     def locale_mappers(
         self,
@@ -1422,10 +1421,10 @@ class _Run:
             collection_id = self.schemas[collection].id
             for start in range(0, len(items), job.run.batch_size):
                 chunk = tuple(items[start : start + job.run.batch_size])
-                done, failed = await self.writer.write(
+                written = await self.writer.write(
                     Batch(collection, collection_id, "update", target, chunk)
                 )
-                summary.count(collection, "references_set", done)
-                summary.count(collection, "failed", failed)
+                summary.count(collection, "references_set", written.done)
+                summary.count(collection, "failed", written.not_done)
             if target == "staged":
                 await self.publish_staged(collection, collection_id)

@@ -16,13 +16,11 @@ Webflow's reason; the good ones go through.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from flowport.base.errors import (
     OutcomeUnknown,
@@ -30,15 +28,13 @@ from flowport.base.errors import (
     RetriableError,
     ServerError,
 )
-from flowport.base.models import Item
+from flowport.base.models import Item, PublishResult
 from flowport.pipeline import crashpoints
-from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
-from flowport.pipeline.retry import RetryPolicy, call_with_retries
-from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLog, ItemFailure
+from flowport.pipeline.webflow.reliable import WebflowApi
 
-__all__ = ["Batch", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
+__all__ = ["Batch", "BatchOutcome", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
 
-T = TypeVar("T")
 Target = Literal["live", "staged", "draft"]
 Operation = Literal["create", "update"]
 
@@ -77,65 +73,81 @@ class Batch:
 
 
 @dataclass(slots=True)
-class WriterStats:
+class BatchOutcome:
+    """What became of the items of one :meth:`Writer.write` or :meth:`Writer.publish`, counted
+    once, by the code that did the work; the caller adds it to its summary and its progress."""
+
     created: int = 0
     updated: int = 0
     published: int = 0
     failed: int = 0
     publish_failed: int = 0
-    requests: int = 0
+    #: Created, but the answer did not say which item is which: their intent stays.
+    unresolved: int = 0
+    #: Creates still missing after every read-back of lost answers. Reported as failed to the
+    #: progress display only, as before this count had a home of its own.
+    unsent: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.created + self.updated + self.published
+
+    @property
+    def not_done(self) -> int:
+        """Items of a write that did not make it, whatever the reason."""
+        return self.failed + self.unresolved + self.unsent
+
+    def counts(self) -> dict[str, int]:
+        """The run summary's outcomes (``unsent`` is not one of them)."""
+        counted = {
+            "created": self.created,
+            "updated": self.updated,
+            "published": self.published,
+            "failed": self.failed,
+            "publish_failed": self.publish_failed,
+            "unresolved": self.unresolved,
+        }
+        return {outcome: n for outcome, n in counted.items() if n}
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """What the writer did besides its outcomes (requests are counted by :class:`WebflowApi`)."""
+
     rejected_batches: int = 0
     reconciled: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    by_collection: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def count(self, collection: str, outcome: str, n: int = 1) -> None:
-        per = self.by_collection.setdefault(collection, {})
-        per[outcome] = per.get(outcome, 0) + n
-
-
-RetryHook = Callable[[str, RetriableError], None]
 
 
 class Writer:
     def __init__(
         self,
-        client: WebflowClient,
+        api: WebflowApi,
         checkpoint: CheckpointLog,
         run_id: int,
         *,
-        policy: RetryPolicy | None = None,
         external_key_fields: Mapping[str, str] | None = None,
-        on_retry: RetryHook | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.client = client
+        self.api = api
         self.checkpoint = checkpoint
         self.run_id = run_id
-        self.policy = policy or RetryPolicy()
         self.external_key_fields = dict(external_key_fields or {})
         self.stats = WriterStats()
-        self._on_retry = on_retry
         self._now = now
 
     # -- entry points ----------------------------------------------------------------------------
 
-    async def write(self, batch: Batch) -> tuple[int, int]:
-        """Write one batch; return how many of its items were done and how many failed."""
-        outcome = [0, 0]
-        token = _current_outcome.set(outcome)
-        try:
-            await self._write(batch)
-        finally:
-            _current_outcome.reset(token)
-        return outcome[0], outcome[1]
+    async def write(self, batch: Batch) -> BatchOutcome:
+        """Write one batch; return what became of its items."""
+        outcome = BatchOutcome()
+        await self._write(batch, outcome)
+        return outcome
 
-    async def _write(self, batch: Batch) -> None:
+    async def _write(self, batch: Batch, outcome: BatchOutcome) -> None:
         if batch.operation == "create":
-            await self._create(batch)
+            await self._create(batch, outcome)
         else:
-            await self._update(batch)
+            await self._update(batch, outcome)
 
     async def publish(
         self,
@@ -144,79 +156,88 @@ class Writer:
         items: Sequence[tuple[str, str]],
         *,
         locale_ids: Sequence[str] = (),
-    ) -> None:
+    ) -> BatchOutcome:
         """Publish staged items, given as (source key, webflow id), in every given locale.
 
         At most 100 items a request, each locale counting as one.
         """
+        outcome = BatchOutcome()
         size = 100 // max(len(locale_ids), 1)
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
-            await self._publish_chunk(collection, collection_id, chunk, locale_ids)
+            await self._publish_chunk(collection, collection_id, chunk, locale_ids, outcome)
+        return outcome
 
     # -- creates ---------------------------------------------------------------------------------
 
-    async def _create(self, batch: Batch) -> None:
+    async def _create(self, batch: Batch, outcome: BatchOutcome) -> None:
         remaining = list(batch.items)
         for _round in range(MAX_UNKNOWN_ROUNDS):
             if not remaining:
                 return
-            with self.checkpoint.transaction():
-                batch_id = self.checkpoint.open_batch(
-                    self.run_id, batch.collection, f"create-{batch.target}", len(remaining)
-                )
-                self.checkpoint.record_intent(
-                    batch.collection, batch_id, _intent_entries(batch, remaining)
-                )
+            remaining = await self._create_round(batch, remaining, outcome)
+        # Still missing after every round (each read back and found absent): not created.
+        outcome.unsent += len(remaining)
+
+    async def _create_round(
+        self, batch: Batch, remaining: list[PendingItem], outcome: BatchOutcome
+    ) -> list[PendingItem]:
+        """Send one create request for ``remaining``; return what is still to be created."""
+        lost: RetriableError | None = None
+        rejected: RequestRejected | None = None
+        with self.checkpoint.batch(
+            self.run_id,
+            batch.collection,
+            f"create-{batch.target}",
+            len(remaining),
+            intent=_intent_entries(batch, remaining),
+        ) as record:
             sent_at = self._now()
             crashpoints.reach("before-send")
             crashpoints.reach_in_flight("in-flight")
-            create: Callable[[], Awaitable[list[Item]]]
-            if batch.locale_ids:
-                create = functools.partial(
-                    self.client.create_items_in_locales,
-                    batch.collection_id,
-                    [i.field_data for i in remaining],
-                    cms_locale_ids=batch.locale_ids,
-                    is_draft=batch.target == "draft",
-                )
-            else:
-                create = functools.partial(
-                    self.client.create_items,
-                    batch.collection_id,
-                    [i.field_data for i in remaining],
-                    live=batch.target == "live",
-                    is_draft=batch.target == "draft",
-                )
             try:
-                created = await self._retrying(batch.collection, create, idempotent=False)
+                created = await self._send_creates(batch, remaining)
             except (OutcomeUnknown, ServerError) as error:
-                self.checkpoint.close_batch(
-                    batch_id, "unknown", http_status=error.status, detail=str(error)
-                )
-                remaining = await self._reconcile(batch, remaining, since=sent_at)
-                # Read back: what landed is acknowledged, the rest goes in a new intent.
-                self.checkpoint.settle_intent(batch_id)
-                continue
+                record.unknown(str(error), http_status=error.status)
+                lost = error
             except RequestRejected as error:
-                self.checkpoint.close_batch(
-                    batch_id, "rejected", http_status=error.status, detail=str(error)
-                )
+                record.rejected(str(error), http_status=error.status)
                 # Refused whole: nothing was created. The parts sent again have intents of
                 # their own.
-                self.checkpoint.settle_intent(batch_id)
-                await self._isolate(replace(batch, items=tuple(remaining)), error)
-                return
-            crashpoints.reach("after-answer")
-            if batch.locale_ids:
-                primary = batch.locale_ids[0]
-                created = [i for i in created if i.cms_locale_id in (None, primary)]
-                await self._set_locale_values(batch, remaining, created)
-            self._acknowledge_created(batch, batch_id, remaining, created)
-            return
-        # Still missing after every round (each read back and found absent): not created.
-        self.stats.failed += len(remaining)
-        _tally(failed=len(remaining))
+                record.settle_intent()
+                rejected = error
+            else:
+                crashpoints.reach("after-answer")
+                if batch.locale_ids:
+                    primary = batch.locale_ids[0]
+                    created = [i for i in created if i.cms_locale_id in (None, primary)]
+                    await self._set_locale_values(batch, remaining, created)
+                self._acknowledge_created(batch, record, remaining, created, outcome)
+        if lost is not None:
+            missing = await self._reconcile(batch, remaining, outcome, since=sent_at)
+            # Read back: what landed is acknowledged, the rest goes in a new intent.
+            self.checkpoint.settle_intent(record.id)
+            return missing
+        if rejected is not None:
+            await self._isolate(replace(batch, items=tuple(remaining)), rejected, outcome)
+        return []
+
+    async def _send_creates(self, batch: Batch, items: Sequence[PendingItem]) -> list[Item]:
+        if batch.locale_ids:
+            return await self.api.create_items_in_locales(
+                batch.collection_id,
+                [i.field_data for i in items],
+                cms_locale_ids=batch.locale_ids,
+                is_draft=batch.target == "draft",
+                collection=batch.collection,
+            )
+        return await self.api.create_items(
+            batch.collection_id,
+            [i.field_data for i in items],
+            live=batch.target == "live",
+            is_draft=batch.target == "draft",
+            collection=batch.collection,
+        )
 
     async def _set_locale_values(
         self, batch: Batch, sent: Sequence[PendingItem], created: Sequence[Item]
@@ -230,19 +251,20 @@ class Writer:
             for locale_id, values in pending.locales.items()
         ]
         for start in range(0, len(updates), 100):
-            await self._retrying(
-                batch.collection,
-                functools.partial(
-                    self.client.update_items,
-                    batch.collection_id,
-                    updates[start : start + 100],
-                    live=False,
-                ),
-                idempotent=True,
+            await self.api.update_items(
+                batch.collection_id,
+                updates[start : start + 100],
+                live=False,
+                collection=batch.collection,
             )
 
     def _acknowledge_created(
-        self, batch: Batch, batch_id: int, sent: Sequence[PendingItem], created: Sequence[Item]
+        self,
+        batch: Batch,
+        record: BatchRecord,
+        sent: Sequence[PendingItem],
+        created: Sequence[Item],
+        outcome: BatchOutcome,
     ) -> None:
         by_slug = {item.slug: item for item in created}
         acks: list[Acknowledged] = []
@@ -256,19 +278,13 @@ class Writer:
                 unmatched.append(pending)
                 continue
             acks.append(self._ack(batch, pending, item))
-        with self.checkpoint.transaction():
-            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-            # Unmatched ones stay in flight: the next run reads them back instead of guessing.
-            self.checkpoint.settle_intent(batch_id, _intent_entries(batch, unmatched))
-            self.checkpoint.close_batch(batch_id, "ok", http_status=202)
-        self.stats.created += len(acks)
-        _tally(done=len(acks))
-        self.stats.count(batch.collection, "created", len(acks))
-        if unmatched:
-            # Acknowledged without them: counted, not lost; their intent stays.
-            self.stats.failed += len(unmatched)
-            _tally(failed=len(unmatched))
-            self.stats.count(batch.collection, "unresolved", len(unmatched))
+        record.acknowledge(acks)
+        # Unmatched ones stay in flight: the next run reads them back instead of guessing.
+        record.settle_intent(_intent_entries(batch, unmatched))
+        record.http_status = 202
+        outcome.created += len(acks)
+        # Acknowledged without them: counted, not lost; their intent stays.
+        outcome.unresolved += len(unmatched)
 
     def _ack(self, batch: Batch, pending: PendingItem, item: Item) -> Acknowledged:
         return Acknowledged(
@@ -280,35 +296,42 @@ class Writer:
             source_hash=pending.source_hash,
         )
 
-    async def _isolate(self, batch: Batch, error: RequestRejected) -> None:
+    async def _isolate(self, batch: Batch, error: RequestRejected, outcome: BatchOutcome) -> None:
         """Split a rejected batch until each bad item stands alone with Webflow's reason."""
         self.stats.rejected_batches += 1
         items = list(batch.items)
         if len(items) == 1:
-            batch_id = self.checkpoint.open_batch(self.run_id, batch.collection, "reject", 1)
-            self._fail(
-                batch, batch_id, items, "validation", _reason(error), field=_first_param(error)
-            )
-            self.checkpoint.close_batch(batch_id, "failed", detail=_reason(error))
+            with self.checkpoint.batch(self.run_id, batch.collection, "reject", 1) as record:
+                outcome.failed += self._fail(
+                    record, items, "validation", _reason(error), field=_first_param(error)
+                )
+                record.detail = _reason(error)
             return
         named = _indices_named(error, len(items))
         if named:
-            batch_id = self.checkpoint.open_batch(
+            with self.checkpoint.batch(
                 self.run_id, batch.collection, "reject", len(named)
-            )
-            for index, (param, reason) in sorted(named.items()):
-                self._fail(batch, batch_id, [items[index]], "validation", reason, field=param)
-            self.checkpoint.close_batch(batch_id, "failed", detail=f"{len(named)} items rejected")
+            ) as record:
+                for index, (param, reason) in sorted(named.items()):
+                    outcome.failed += self._fail(
+                        record, [items[index]], "validation", reason, field=param
+                    )
+                record.detail = f"{len(named)} items rejected"
             good = tuple(item for index, item in enumerate(items) if index not in named)
             if good:
-                await self._write(replace(batch, items=good))
+                await self._write(replace(batch, items=good), outcome)
             return
         middle = len(items) // 2
         for half in (items[:middle], items[middle:]):
-            await self._write(replace(batch, items=tuple(half)))
+            await self._write(replace(batch, items=tuple(half)), outcome)
 
     async def _reconcile(
-        self, batch: Batch, sent: Sequence[PendingItem], *, since: datetime
+        self,
+        batch: Batch,
+        sent: Sequence[PendingItem],
+        outcome: BatchOutcome,
+        *,
+        since: datetime,
     ) -> list[PendingItem]:
         """Read back what a lost request may have created; return what is truly missing."""
         found = await self.find_existing(batch.collection, batch.collection_id, sent, since=since)
@@ -316,16 +339,13 @@ class Writer:
             landed = [p for p in sent if p.key in found]
             await self._set_locale_values(batch, landed, [found[p.key] for p in landed])
         if found:
-            batch_id = self.checkpoint.open_batch(
-                self.run_id, batch.collection, "reconcile", len(found)
-            )
             acks = [self._ack(batch, p, found[p.key]) for p in sent if p.key in found]
-            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-            self.checkpoint.close_batch(batch_id, "ok")
-            self.stats.created += len(acks)
-            _tally(done=len(acks))
+            with self.checkpoint.batch(
+                self.run_id, batch.collection, "reconcile", len(found)
+            ) as record:
+                record.acknowledge(acks)
+            outcome.created += len(acks)
             self.stats.reconciled += len(acks)
-            self.stats.count(batch.collection, "created", len(acks))
         return [p for p in sent if p.key not in found]
 
     async def find_existing(
@@ -345,7 +365,8 @@ class Writer:
         key_field = self.external_key_fields.get(collection)
         found: dict[str, Item] = {}
         horizon = (since - RECONCILE_SKEW) if since is not None else None
-        async for item in self.iter_items(collection, collection_id, newest_first=True):
+        items = self.api.iter_items(collection_id, newest_first=True, collection=collection)
+        async for item in items:
             key = by_slug.get(item.slug or "")
             if key is None and key_field is not None:
                 external = item.field_data.get(key_field)
@@ -361,74 +382,37 @@ class Writer:
                 break
         return found
 
-    async def call(
-        self, collection: str, operation: Callable[[], Awaitable[T]], *, idempotent: bool = True
-    ) -> T:
-        """Any other API call the run makes, under the same retries and counters."""
-        result: T = await self._retrying(collection, operation, idempotent=idempotent)
-        return result
-
-    async def iter_items(
-        self, collection: str, collection_id: str, *, newest_first: bool = False
-    ) -> AsyncIterator[Item]:
-        offset = 0
-        while True:
-            page = await self._retrying(
-                collection,
-                functools.partial(
-                    self.client.list_items,
-                    collection_id,
-                    offset=offset,
-                    sort_by="createdOn" if newest_first else None,
-                    sort_order="desc" if newest_first else None,
-                ),
-                idempotent=True,
-            )
-            for item in page.items:
-                yield item
-            offset += len(page.items)
-            if not page.items or offset >= page.pagination.total:
-                return
-
     # -- updates ---------------------------------------------------------------------------------
 
-    async def _update(self, batch: Batch) -> None:
-        batch_id = self.checkpoint.open_batch(
+    async def _update(self, batch: Batch, outcome: BatchOutcome) -> None:
+        updates = _update_entries(batch)
+        rejected: RequestRejected | None = None
+        with self.checkpoint.batch(
             self.run_id, batch.collection, f"update-{batch.target}", len(batch.items)
-        )
-        updates: list[dict[str, Any]] = []
-        for item in batch.items:
-            primary: dict[str, Any] = {
-                "id": item.webflow_id,
-                "isArchived": False,
-                "isDraft": item.target == "draft",
-                "fieldData": dict(item.field_data),
-            }
-            if batch.locale_ids:
-                primary["cmsLocaleId"] = batch.locale_ids[0]
-            updates.append(primary)
-            updates.extend(
-                {"id": item.webflow_id, "cmsLocaleId": locale_id, "fieldData": dict(values)}
-                for locale_id, values in item.locales.items()
-            )
-        try:
-            returned = await self._retrying(
-                batch.collection,
-                lambda: self.client.update_items(
-                    batch.collection_id, updates, live=batch.target == "live"
-                ),
-                idempotent=True,
-            )
-        except RequestRejected as error:
-            self.checkpoint.close_batch(
-                batch_id, "rejected", http_status=error.status, detail=str(error)
-            )
-            await self._isolate(batch, error)
-            return
-        crashpoints.reach("after-answer")
+        ) as record:
+            try:
+                returned = await self.api.update_items(
+                    batch.collection_id,
+                    updates,
+                    live=batch.target == "live",
+                    collection=batch.collection,
+                )
+            except RequestRejected as error:
+                record.rejected(str(error), http_status=error.status)
+                rejected = error
+            else:
+                crashpoints.reach("after-answer")
+                acks = self._acknowledge_updated(batch, returned)
+                record.acknowledge(acks)
+                record.http_status = 200
+                outcome.updated += len(acks)
+        if rejected is not None:
+            await self._isolate(batch, rejected, outcome)
+
+    def _acknowledge_updated(self, batch: Batch, returned: Sequence[Item]) -> list[Acknowledged]:
         primary_ids = batch.locale_ids[:1]
         by_id = {item.id: item for item in returned if item.cms_locale_id in (None, *primary_ids)}
-        acks = [
+        return [
             self._ack(
                 batch,
                 pending,
@@ -437,12 +421,6 @@ class Writer:
             )
             for pending in batch.items
         ]
-        with self.checkpoint.transaction():
-            self.checkpoint.record_acknowledged(batch.collection, batch_id, acks)
-            self.checkpoint.close_batch(batch_id, "ok", http_status=200)
-        self.stats.updated += len(acks)
-        _tally(done=len(acks))
-        self.stats.count(batch.collection, "updated", len(acks))
 
     # -- publishing --------------------------------------------------------------------------------
 
@@ -452,37 +430,41 @@ class Writer:
         collection_id: str,
         chunk: Sequence[tuple[str, str]],
         locale_ids: Sequence[str],
+        outcome: BatchOutcome,
     ) -> None:
-        batch_id = self.checkpoint.open_batch(self.run_id, collection, "publish", len(chunk))
         ids = [webflow_id for _, webflow_id in chunk]
-        crashpoints.reach("before-publish")
-        try:
-            result = await self._retrying(
-                collection,
-                functools.partial(
-                    self.client.publish_items, collection_id, ids, cms_locale_ids=locale_ids
-                ),
-                idempotent=True,
-            )
-        except RequestRejected as error:
-            with self.checkpoint.transaction():
-                self.checkpoint.close_batch(
-                    batch_id, "rejected", http_status=error.status, detail=str(error)
+        with self.checkpoint.batch(self.run_id, collection, "publish", len(chunk)) as record:
+            crashpoints.reach("before-publish")
+            try:
+                result = await self.api.publish_items(
+                    collection_id, ids, cms_locale_ids=locale_ids, collection=collection
                 )
-                self.checkpoint.record_failures(
-                    collection,
-                    batch_id,
+            except RequestRejected as error:
+                record.rejected(str(error), http_status=error.status)
+                record.fail(
                     [
                         ItemFailure(key=key, field=None, reason=_reason(error), kind="publish")
                         for key, _ in chunk
-                    ],
+                    ]
                 )
-            self.stats.publish_failed += len(chunk)
-            self.stats.count(collection, "publish_failed", len(chunk))
-            return
-        crashpoints.reach("after-publish")
+                outcome.publish_failed += len(chunk)
+                return
+            crashpoints.reach("after-publish")
+            # One commit for the answer, as for creates: its items and the batch's close together.
+            self._settle_published(record, chunk, result, outcome)
+
+    def _settle_published(
+        self,
+        record: BatchRecord,
+        chunk: Sequence[tuple[str, str]],
+        result: PublishResult,
+        outcome: BatchOutcome,
+    ) -> None:
+        collection = record.collection
         published = set(result.published_item_ids)
-        states = self.checkpoint.by_webflow_ids(collection, [i for i in ids if i in published])
+        states = self.checkpoint.by_webflow_ids(
+            collection, [webflow_id for _, webflow_id in chunk if webflow_id in published]
+        )
         acks = [
             Acknowledged(
                 key=state.key,
@@ -505,67 +487,28 @@ class Writer:
             for key, webflow_id in chunk
             if webflow_id not in published
         ]
-        # One commit for the answer, as for creates: its items and the batch's close together.
-        with self.checkpoint.transaction():
-            self.checkpoint.record_acknowledged(collection, batch_id, acks)
-            if failures:
-                self.checkpoint.record_failures(collection, batch_id, failures)
-            self.checkpoint.close_batch(
-                batch_id, "ok" if not failures else "partial", http_status=202
-            )
-        self.stats.published += len(acks)
-        self.stats.publish_failed += len(failures)
-        self.stats.count(collection, "published", len(acks))
+        record.acknowledge(acks)
         if failures:
-            self.stats.count(collection, "publish_failed", len(failures))
+            record.fail(failures)
+        record.http_status = 202
+        outcome.published += len(acks)
+        outcome.publish_failed += len(failures)
 
     # -- shared ----------------------------------------------------------------------------------
 
     def _fail(
         self,
-        batch: Batch,
-        batch_id: int,
+        record: BatchRecord,
         items: Iterable[PendingItem],
         kind: str,
         reason: str,
         *,
         field: str | None,
-    ) -> None:
+    ) -> int:
+        """Record the items as failed through the batch; return how many."""
         failures = [ItemFailure(key=i.key, field=field, reason=reason, kind=kind) for i in items]
-        self.checkpoint.record_failures(batch.collection, batch_id, failures)
-        self.stats.failed += len(failures)
-        _tally(failed=len(failures))
-        self.stats.count(batch.collection, "failed", len(failures))
-
-    async def _retrying(
-        self, collection: str, operation: Callable[[], Any], *, idempotent: bool
-    ) -> Any:
-        def note(error: RetriableError, _attempt: int) -> None:
-            self.stats.retries += 1
-            if error.status == 429:
-                self.stats.rate_limited += 1
-            if self._on_retry is not None:
-                self._on_retry(collection, error)
-
-        self.stats.requests += 1
-        return await call_with_retries(
-            operation,
-            policy=self.policy,
-            budget=self.client.budget,
-            idempotent=idempotent,
-            on_retry=note,
-        )
-
-
-#: The outcome of the batch the current task is writing: [done, failed].
-_current_outcome: ContextVar[list[int] | None] = ContextVar("_current_outcome", default=None)
-
-
-def _tally(*, done: int = 0, failed: int = 0) -> None:
-    outcome = _current_outcome.get()
-    if outcome is not None:
-        outcome[0] += done
-        outcome[1] += failed
+        record.fail(failures)
+        return len(failures)
 
 
 #: Marks an intent whose secondary locales are not set yet: a lost answer is read back as
@@ -577,6 +520,26 @@ def _intent_entries(batch: Batch, items: Sequence[PendingItem]) -> list[tuple[st
     """What an intent records of each create: (key, slug, content hash as intended)."""
     mark = LOCALES_PENDING if batch.locale_ids else ""
     return [(i.key, i.slug, i.content_hash + mark) for i in items]
+
+
+def _update_entries(batch: Batch) -> list[dict[str, Any]]:
+    """The PATCH body's entries: each item's primary values, then its secondary locales'."""
+    updates: list[dict[str, Any]] = []
+    for item in batch.items:
+        primary: dict[str, Any] = {
+            "id": item.webflow_id,
+            "isArchived": False,
+            "isDraft": item.target == "draft",
+            "fieldData": dict(item.field_data),
+        }
+        if batch.locale_ids:
+            primary["cmsLocaleId"] = batch.locale_ids[0]
+        updates.append(primary)
+        updates.extend(
+            {"id": item.webflow_id, "cmsLocaleId": locale_id, "fieldData": dict(values)}
+            for locale_id, values in item.locales.items()
+        )
+    return updates
 
 
 def _created(item: Item) -> datetime | None:

@@ -115,15 +115,26 @@ def test_ruff_lint() -> None:
 #: Folders held to the engine's size target (no function over 60 lines or McCabe 15); more
 #: join as they are brought under it.
 SIZE_TARGET_FOLDERS = ("pipeline/sandbox",)
+#: Modules held to it on their own.
+SIZE_TARGET_MODULES = (
+    "pipeline/writer.py",
+    "pipeline/checkpoint.py",
+    "pipeline/webflow/reliable.py",
+    "pipeline/retry.py",
+    "pipeline/ratebudget.py",
+)
 MAX_FUNCTION_LINES = 60
 MAX_COMPLEXITY = 15
 
 
 def test_functions_meet_the_size_target() -> None:
+    paths = [
+        *(path for folder in SIZE_TARGET_FOLDERS for path in sorted((ROOT / folder).rglob("*.py"))),
+        *(ROOT / module for module in SIZE_TARGET_MODULES),
+    ]
     too_long = [
         f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)"
-        for folder in SIZE_TARGET_FOLDERS
-        for path in sorted((ROOT / folder).rglob("*.py"))
+        for path in paths
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > MAX_FUNCTION_LINES
@@ -132,7 +143,8 @@ def test_functions_meet_the_size_target() -> None:
     complexity = subprocess.run(
         [
             str(BIN / "ruff"), "check", "--select", "C901", "--output-format", "concise",
-            "--config", f"lint.mccabe.max-complexity={MAX_COMPLEXITY}", *SIZE_TARGET_FOLDERS,
+            "--config", f"lint.mccabe.max-complexity={MAX_COMPLEXITY}",
+            *SIZE_TARGET_FOLDERS, *SIZE_TARGET_MODULES,
         ],
         cwd=ROOT,
         capture_output=True,

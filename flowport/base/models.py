@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Asset",
+    "AssetUpload",
     "CollectionSchema",
     "FieldSchema",
     "FieldType",
@@ -130,3 +132,34 @@ class Pagination(_ApiModel):
 class PublishResult(_ApiModel):
     published_item_ids: tuple[str, ...] = Field(default=(), alias="publishedItemIds")
     errors: tuple[str, ...] = ()
+
+
+class Asset(_ApiModel):
+    """A file in the site's assets (``GET /assets/{asset_id}``, an entry of the site's list).
+
+    ``size`` is 0 until the presigned upload has landed (the sandbox's reading; Webflow does not
+    say), so a listed asset is no proof that its bytes are there."""
+
+    id: str
+    hosted_url: str = Field(alias="hostedUrl")
+    content_type: str = Field(default="", alias="contentType")
+    size: int = 0
+    site_id: str = Field(default="", alias="siteId")
+    original_file_name: str = Field(default="", alias="originalFileName")
+    display_name: str = Field(default="", alias="displayName")
+    alt_text: str | None = Field(default=None, alias="altText")
+    created_on: str | None = Field(default=None, alias="createdOn")
+    last_updated: str | None = Field(default=None, alias="lastUpdated")
+
+
+class AssetUpload(_ApiModel):
+    """The answer to creating an asset: the presigned POST that carries its bytes to storage.
+
+    ``upload_details`` are the form fields to send, in order, before the file itself."""
+
+    id: str
+    upload_url: str = Field(alias="uploadUrl")
+    upload_details: dict[str, str] = Field(alias="uploadDetails")
+    hosted_url: str = Field(alias="hostedUrl")
+    content_type: str = Field(default="", alias="contentType")
+    original_file_name: str = Field(default="", alias="originalFileName")

@@ -84,6 +84,11 @@ class SandboxConfig(BaseModel):
     multi_image_max: int = Field(default=25, ge=1)
     multi_reference_max: int = Field(default=100, ge=1)
     max_items_per_request: int = Field(default=100, ge=1)
+    # Assets: Webflow's documented 4 MB for images and 10 MB for other files, read as decimal
+    # megabytes (the stricter reading); a presigned upload's policy expires after this long.
+    asset_image_max_bytes: int = Field(default=4_000_000, ge=1)
+    asset_file_max_bytes: int = Field(default=10_000_000, ge=1)
+    asset_upload_seconds: float = Field(default=900.0, gt=0.0)
 
     @field_validator("tokens")
     @classmethod

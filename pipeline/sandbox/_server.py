@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from flowport.pipeline.sandbox._assets import receive_upload, serve_asset
 from flowport.pipeline.sandbox._config import FaultConfig, SandboxConfig
 from flowport.pipeline.sandbox._core import SandboxCore, format_seconds
 from flowport.pipeline.sandbox._errors import ApiError, bad_request
@@ -116,6 +117,7 @@ class Sandbox:
         self._runner = runner
         address = runner.addresses[0]
         self._port = int(address[1])
+        self._core.assets.public_root = self.root_url
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -216,6 +218,14 @@ class Sandbox:
             ("GET", "/v2/collections/{collection_id}/items/{item_id}", self._get_item),
             ("PATCH", "/v2/collections/{collection_id}/items/{item_id}", self._update_item),
             ("DELETE", "/v2/collections/{collection_id}/items/{item_id}", self._delete_item),
+            ("GET", "/v2/sites/{site_id}/assets", self._list_assets),
+            ("POST", "/v2/sites/{site_id}/assets", self._create_asset),
+            ("GET", "/v2/assets/{asset_id}", self._get_asset),
+            ("PATCH", "/v2/assets/{asset_id}", self._update_asset),
+            ("DELETE", "/v2/assets/{asset_id}", self._delete_asset),
+            # S3-style storage for presigned uploads, and the hosted files (no token, no limits)
+            ("POST", "/_sandbox/storage/{bucket}", self._storage_upload),
+            ("GET", "/_sandbox/assets/{site_id}/{file_name}", self._serve_asset),
             ("GET", "/_sandbox/state", self._inspect_state),
             ("GET", "/_sandbox/stats", self._inspect_stats),
             ("GET", "/_sandbox/faults", self._inspect_faults),
@@ -446,6 +456,32 @@ class Sandbox:
         body = await _body(request)
         return _json(self.core.publish_items(request.match_info["collection_id"], body), 202)
 
+    # ---- handlers: assets (the rules live in _assets.py) -----------------------------------
+
+    async def _list_assets(self, request: web.Request) -> web.StreamResponse:
+        return _json(self.core.assets.list_assets(request.match_info["site_id"], request.query))
+
+    async def _create_asset(self, request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        return _json(self.core.assets.create_asset(request.match_info["site_id"], body))
+
+    async def _get_asset(self, request: web.Request) -> web.StreamResponse:
+        return _json(self.core.assets.get_asset(request.match_info["asset_id"]))
+
+    async def _update_asset(self, request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        return _json(self.core.assets.update_asset(request.match_info["asset_id"], body))
+
+    async def _delete_asset(self, request: web.Request) -> web.StreamResponse:
+        self.core.assets.delete_asset(request.match_info["asset_id"])
+        return web.Response(status=204)
+
+    async def _storage_upload(self, request: web.Request) -> web.StreamResponse:
+        return await receive_upload(request, self.core.assets)
+
+    async def _serve_asset(self, request: web.Request) -> web.StreamResponse:
+        return await serve_asset(request, self.core.assets)
+
     # ---- inspection (outside /v2: no auth, no rate limit, no faults) -----------------------
 
     async def _inspect_state(self, request: web.Request) -> web.StreamResponse:
@@ -487,10 +523,10 @@ def _missing_scope(request: web.Request, scopes: frozenset[str]) -> str | None:
     if resource is None:
         return None  # an unknown route is a 404 whatever the token
     route = resource.canonical
-    if route.startswith("/v2/sites") and "/collections" not in route:
+    if "/assets" in route or "/asset_folders" in route:
+        area = "assets"  # /sites/{id}/assets too: checked before the site's own routes
+    elif route.startswith("/v2/sites") and "/collections" not in route:
         area = "sites"
-    elif "/assets" in route or "/asset_folders" in route:
-        area = "assets"
     else:
         area = "cms"
     needed = f"{area}:{'read' if request.method in ('GET', 'HEAD') else 'write'}"

@@ -8,6 +8,7 @@ and is put on the wire only; it is in no repr, log line or exception.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -19,12 +20,19 @@ from pydantic import SecretStr, TypeAdapter
 
 from flowport.base.errors import (
     Classified,
+    ErrorBody,
+    FlowportError,
     OutcomeUnknown,
     RateHeaders,
+    RequestRejected,
+    ServerError,
     TransportError,
     classify,
+    parse_retry_after,
 )
 from flowport.base.models import (
+    Asset,
+    AssetUpload,
     CollectionSchema,
     FieldSchema,
     Item,
@@ -35,7 +43,7 @@ from flowport.base.models import (
 from flowport.pipeline import __version__
 from flowport.pipeline.ratebudget import RateBudget
 
-__all__ = ["ItemPage", "Response", "WebflowClient"]
+__all__ = ["AssetPage", "ItemPage", "Response", "WebflowClient", "classify_storage"]
 
 MAX_ITEMS_PER_REQUEST = 100
 
@@ -54,6 +62,12 @@ class Response:
 @dataclass(frozen=True, slots=True)
 class ItemPage:
     items: tuple[Item, ...]
+    pagination: Pagination
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPage:
+    assets: tuple[Asset, ...]
     pagination: Pagination
 
 
@@ -99,6 +113,9 @@ class WebflowClient:
         self._max_connections = max_connections
         self._observer = observer
         self._session: aiohttp.ClientSession | None = None
+        # Presigned uploads go to storage, not to Webflow: a session without the token, opened
+        # on the first upload (most runs never upload).
+        self._storage_session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"WebflowClient(base_url={self.base_url!r})"
@@ -127,6 +144,9 @@ class WebflowClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._storage_session is not None:
+            await self._storage_session.close()
+            self._storage_session = None
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -361,6 +381,124 @@ class WebflowClient:
         )
         response = await self.send("POST", f"/collections/{collection_id}/items/publish", body=body)
         return PublishResult.model_validate(response.body or {})
+
+    # -- assets ----------------------------------------------------------------------------------
+
+    async def create_asset(
+        self, site_id: str, *, file_name: str, file_hash: str, parent_folder: str | None = None
+    ) -> AssetUpload:
+        """The first half of an upload: the asset's record and the presigned POST for its
+        bytes. ``file_hash`` is the file's MD5 (hex); storage refuses bytes that do not match."""
+        body: dict[str, Any] = {"fileName": file_name, "fileHash": file_hash}
+        if parent_folder is not None:
+            body["parentFolder"] = parent_folder
+        response = await self.send("POST", f"/sites/{site_id}/assets", body=body)
+        return AssetUpload.model_validate(response.body)
+
+    async def get_asset(self, asset_id: str) -> Asset:
+        response = await self.send("GET", f"/assets/{asset_id}")
+        return Asset.model_validate(response.body)
+
+    async def list_assets(
+        self, site_id: str, *, offset: int = 0, limit: int = MAX_ITEMS_PER_REQUEST
+    ) -> AssetPage:
+        params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        response = await self.send("GET", f"/sites/{site_id}/assets", params=params)
+        body = response.body if isinstance(response.body, Mapping) else {}
+        listed = body.get("assets")
+        return AssetPage(
+            assets=tuple(Asset.model_validate(a) for a in listed or () if isinstance(a, Mapping)),
+            pagination=Pagination.model_validate(body.get("pagination") or {}),
+        )
+
+    async def iter_assets(self, site_id: str) -> AsyncIterator[Asset]:
+        offset = 0
+        while True:
+            page = await self.list_assets(site_id, offset=offset)
+            for asset in page.assets:
+                yield asset
+            offset += len(page.assets)
+            if not page.assets or offset >= page.pagination.total:
+                return
+
+    async def update_asset(
+        self, asset_id: str, *, display_name: str | None = None, alt_text: str | None = None
+    ) -> Asset:
+        body: dict[str, Any] = {}
+        if display_name is not None:
+            body["displayName"] = display_name
+        if alt_text is not None:
+            body["altText"] = alt_text
+        response = await self.send("PATCH", f"/assets/{asset_id}", body=body)
+        return Asset.model_validate(response.body)
+
+    async def delete_asset(self, asset_id: str) -> None:
+        await self.send("DELETE", f"/assets/{asset_id}")
+
+    async def upload_asset(self, upload: AssetUpload, data: bytes) -> None:
+        """The second half: the presigned multipart POST of ``data`` to ``upload.upload_url``.
+
+        It goes to storage, not to Webflow, so it carries no token and takes nothing from the
+        rate budget. The fields go first, in the order given, and the file last, as S3 requires
+        (https://docs.aws.amazon.com/AmazonS3/latest/API/RESTObjectPOST.html: fields after the
+        file are ignored). Sending it again is safe: it writes the same bytes to the same key.
+        Raises ``RequestRejected`` (its ``code`` is storage's: ``BadDigest``, ``EntityTooLarge``,
+        ``AccessDenied``...), ``ServerError``, ``TransportError`` or ``OutcomeUnknown``."""
+        if self._session is None:
+            raise RuntimeError("WebflowClient is used outside its 'async with' block")
+        if self._storage_session is None:
+            self._storage_session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                headers={"User-Agent": f"flowport/{__version__}"},
+                raise_for_status=False,
+            )
+        form = aiohttp.FormData()
+        for name, value in upload.upload_details.items():
+            form.add_field(name, value)
+        form.add_field(
+            "file",
+            data,
+            filename=upload.original_file_name or "file",
+            content_type=upload.content_type or "application/octet-stream",
+        )
+        try:
+            async with self._storage_session.post(upload.upload_url, data=form) as answer:
+                raw = await answer.read()
+                status = answer.status
+                headers = dict(answer.headers.items())
+        except aiohttp.ClientConnectorError as error:
+            raise TransportError(message=f"cannot connect to storage: {error.os_error}") from None
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise OutcomeUnknown(
+                message=f"no answer from storage ({type(error).__name__})"
+            ) from None
+        problem = classify_storage(status, headers, raw)
+        if problem is not None:
+            raise problem
+
+
+_S3_CODE = re.compile(rb"<Code>([^<]*)</Code>")
+_S3_MESSAGE = re.compile(rb"<Message>([^<]*)</Message>")
+
+
+def classify_storage(status: int, headers: Mapping[str, str], body: bytes) -> FlowportError | None:
+    """An S3-style storage answer on the taxonomy: None for a 2xx; 5xx (S3's ``SlowDown`` is a
+    503) and 408 are retriable; any other refusal is about this upload and fails the same way
+    again (an expired policy or a 403 needs a new asset, not the token checked)."""
+    if 200 <= status < 300:
+        return None
+    code = _S3_CODE.search(body)
+    message = _S3_MESSAGE.search(body)
+    error_body = ErrorBody(
+        code=code.group(1).decode("utf-8", "replace") if code else f"http_{status}",
+        message=message.group(1).decode("utf-8", "replace") if message else f"HTTP {status}",
+    )
+    if status == 408 or status >= 500:
+        retry_after = parse_retry_after(
+            next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        )
+        return ServerError(status=status, body=error_body, retry_after=retry_after)
+    return RequestRejected(status=status, body=error_body)
 
 
 def _check_batch(batch: Sequence[Any]) -> None:

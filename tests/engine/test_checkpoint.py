@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+import anyio
 import pytest
 
 from flowport.base.errors import FatalError
@@ -42,7 +43,7 @@ def test_open_creates_private_wal_database(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "job" / "checkpoint.db"
     with CheckpointLog.open(path) as log:
         run = log.begin_run()
-        log.open_batch(run, "posts", "create", 1)
+        log.batches.open(run, "posts", "create", 1)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         for suffix in ("-wal", "-shm"):
             sidecar = path.with_name(path.name + suffix)
@@ -67,8 +68,8 @@ def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.db"
     with CheckpointLog.open(path) as log:
         run = log.begin_run()
-        batch = log.open_batch(run, "posts", "create", 1)
-        log.record_acknowledged("posts", batch, [ack("a", 1)])
+        batch = log.batches.open(run, "posts", "create", 1)
+        log.items.record_acknowledged("posts", batch, [ack("a", 1)])
     with CheckpointLog.open(path) as log:
         assert log.lookup("posts", ["a"])["a"].webflow_id == "wf1"
 
@@ -110,10 +111,10 @@ def test_runs_summary_and_last_run(log: CheckpointLog) -> None:
 
 
 def test_collection_ids_and_cursors(log: CheckpointLog) -> None:
-    assert log.collection_id("posts") is None
+    assert log.bindings.collection_id("posts") is None
     log.set_collection_id("posts", "c1")
     log.set_collection_id("posts", "c2")
-    assert log.collection_id("posts") == "c2"
+    assert log.bindings.collection_id("posts") == "c2"
     assert log.cursor("posts") is None
     log.set_cursor("posts", "2024-01-01T00:00:00Z")
     log.set_cursor("posts", "2024-02-01T00:00:00Z")
@@ -123,14 +124,14 @@ def test_collection_ids_and_cursors(log: CheckpointLog) -> None:
 
 def test_batches_are_an_append_only_log(log: CheckpointLog) -> None:
     run1 = log.begin_run()
-    b1 = log.open_batch(run1, "posts", "create", 100)
-    log.close_batch(b1, "ok", http_status=202)
+    b1 = log.batches.open(run1, "posts", "create", 100)
+    log.batches.close(b1, "ok", http_status=202)
     run2 = log.begin_run()
-    b2 = log.open_batch(run2, "posts", "update", 3)
-    log.close_batch(b2, "failed", http_status=400, detail="validation_error: name")
-    everything = list(log.batches())
+    b2 = log.batches.open(run2, "posts", "update", 3)
+    log.batches.close(b2, "failed", http_status=400, detail="validation_error: name")
+    everything = list(log.batches.list())
     assert [b["id"] for b in everything] == [b1, b2]
-    only_second = list(log.batches(run2))
+    only_second = list(log.batches.list(run2))
     assert len(only_second) == 1
     assert only_second[0]["kind"] == "update"
     assert only_second[0]["http_status"] == 400
@@ -140,8 +141,8 @@ def test_batches_are_an_append_only_log(log: CheckpointLog) -> None:
 
 def test_batches_stream_past_one_page(log: CheckpointLog) -> None:
     run = log.begin_run()
-    ids = [log.open_batch(run, "posts", "create", 1) for _ in range(1234)]
-    assert [b["id"] for b in log.batches(run)] == ids
+    ids = [log.batches.open(run, "posts", "create", 1) for _ in range(1234)]
+    assert [b["id"] for b in log.batches.list(run)] == ids
 
 
 def sending(log: CheckpointLog, collection: str = "posts") -> dict[str, tuple[str | None, int]]:
@@ -150,14 +151,16 @@ def sending(log: CheckpointLog, collection: str = "posts") -> dict[str, tuple[st
 
 def test_intent_then_acknowledged(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 2)
-    log.record_intent("posts", batch, [("a", "slug-a", "h-a"), ("b", "slug-b", "h-b")])
+    batch = log.batches.open(run, "posts", "create", 2)
+    log.intents.record("posts", batch, [("a", "slug-a", "h-a"), ("b", "slug-b", "h-b")])
     # In flight: sending, and no item row yet.
     assert sending(log) == {"a": ("slug-a", batch), "b": ("slug-b", batch)}
     assert log.counts() == {"posts": {"sending": 2}}
     assert log.lookup("posts", ["a", "b"]) == {}
 
-    log.record_acknowledged("posts", batch, [Acknowledged("a", "wf-a", "slug-a", "h-a", "staged")])
+    log.items.record_acknowledged(
+        "posts", batch, [Acknowledged("a", "wf-a", "slug-a", "h-a", "staged")]
+    )
     after = log.lookup("posts", ["a", "b"])
     assert after["a"].state == "staged"
     assert after["a"].webflow_id == "wf-a"
@@ -178,23 +181,23 @@ def test_a_crash_between_acknowledgement_and_settling_leaves_nothing_sending(
     log: CheckpointLog,
 ) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 2)
-    log.record_intent("posts", batch, [("a", "slug-a", "h"), ("b", "slug-b", "h")])
-    log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2)])
+    batch = log.batches.open(run, "posts", "create", 2)
+    log.intents.record("posts", batch, [("a", "slug-a", "h"), ("b", "slug-b", "h")])
+    log.items.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2)])
     assert sending(log) == {}
     assert log.counts() == {"posts": {"done": 2}}
 
 
 def test_attempts_count_sends_that_resolved(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
+    batch = log.batches.open(run, "posts", "create", 1)
     log.record_failures("posts", None, [ItemFailure("a", "name", "mapping", "mapping")])
     assert log.lookup("posts", ["a"])["a"].attempts == 0
     log.record_failures("posts", batch, [ItemFailure("a", "name", "too long", "validation")])
     log.record_failures("posts", batch, [ItemFailure("a", "name", "too long", "validation")])
     log.record_failures("posts", batch, [ItemFailure("a", None, "bad row", "source")])
     assert log.lookup("posts", ["a"])["a"].attempts == 2
-    log.record_acknowledged("posts", batch, [ack("a", 1)])
+    log.items.record_acknowledged("posts", batch, [ack("a", 1)])
     assert log.lookup("posts", ["a"])["a"].attempts == 3
 
 
@@ -237,10 +240,10 @@ def test_schema_3_log_keeps_every_row_and_its_rules(tmp_path: Path) -> None:
     path = tmp_path / "v3.sqlite"
     with CheckpointLog.open(path) as log:
         run = log.begin_run()
-        batch = log.open_batch(run, "posts", "create", 3)
-        log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2, "staged")])
+        batch = log.batches.open(run, "posts", "create", 3)
+        log.items.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2, "staged")])
         log.record_failures("posts", batch, [ItemFailure("c", "name", "too long", "validation")])
-        log.record_intent("posts", batch, [("d", "slug-d", "h-d")])
+        log.intents.record("posts", batch, [("d", "slug-d", "h-d")])
     raw = sqlite3.connect(path)
     # The items table exactly as schema 3 made it.
     raw.executescript(
@@ -291,8 +294,8 @@ def test_schema_3_log_keeps_every_row_and_its_rules(tmp_path: Path) -> None:
 
 def test_failures_of_new_items(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 2)
-    log.record_intent("posts", batch, [("a", "slug-a", "h")])
+    batch = log.batches.open(run, "posts", "create", 2)
+    log.intents.record("posts", batch, [("a", "slug-a", "h")])
     log.record_failures(
         "posts",
         batch,
@@ -321,8 +324,8 @@ def test_failure_without_a_batch(log: CheckpointLog) -> None:
 
 def test_failed_update_keeps_state_and_records_error(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 2)
-    log.record_acknowledged("posts", batch, [ack("a", 1, "done"), ack("b", 2, "staged")])
+    batch = log.batches.open(run, "posts", "create", 2)
+    log.items.record_acknowledged("posts", batch, [ack("a", 1, "done"), ack("b", 2, "staged")])
     log.record_failures(
         "posts",
         batch,
@@ -341,8 +344,8 @@ def test_failed_update_keeps_state_and_records_error(log: CheckpointLog) -> None
 
 def test_publish_failure_leaves_item_staged(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
-    log.record_acknowledged("posts", batch, [ack("a", 1, "done")])
+    batch = log.batches.open(run, "posts", "create", 1)
+    log.items.record_acknowledged("posts", batch, [ack("a", 1, "done")])
     log.record_failures("posts", batch, [ItemFailure("a", None, "publish refused", "publish")])
     item = log.lookup("posts", ["a"])["a"]
     assert item.state == "staged"
@@ -353,9 +356,9 @@ def test_publish_failure_leaves_item_staged(log: CheckpointLog) -> None:
 
 def test_acknowledgement_clears_a_previous_error(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
+    batch = log.batches.open(run, "posts", "create", 1)
     log.record_failures("posts", batch, [ItemFailure("a", "name", "missing", "validation")])
-    log.record_acknowledged("posts", batch, [ack("a", 1)])
+    log.items.record_acknowledged("posts", batch, [ack("a", 1)])
     item = log.lookup("posts", ["a"])["a"]
     assert (item.state, item.last_error, item.error_field, item.error_kind) == (
         "done",
@@ -368,10 +371,10 @@ def test_acknowledgement_clears_a_previous_error(log: CheckpointLog) -> None:
 
 def test_clear_error_keeps_state(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
-    log.record_acknowledged("posts", batch, [ack("a", 1, "staged")])
+    batch = log.batches.open(run, "posts", "create", 1)
+    log.items.record_acknowledged("posts", batch, [ack("a", 1, "staged")])
     log.record_failures("posts", batch, [ItemFailure("a", None, "publish refused", "publish")])
-    log.clear_error("posts", ["a", "absent"])
+    log.items.clear_error("posts", ["a", "absent"])
     item = log.lookup("posts", ["a"])["a"]
     assert item.last_error is None
     assert item.error_kind is None
@@ -394,9 +397,9 @@ def test_errors_are_ordered_and_complete(log: CheckpointLog) -> None:
 
 def test_forget_drops_rows(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 2)
-    log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2)])
-    log.forget("posts", ["a"])
+    batch = log.batches.open(run, "posts", "create", 2)
+    log.items.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2)])
+    log.items.forget("posts", ["a"])
     assert log.lookup("posts", ["a", "b"]).keys() == {"b"}
     log.start_scratch()
     assert log.slug_holders("posts", "slug-1") == (None, None)
@@ -404,9 +407,9 @@ def test_forget_drops_rows(log: CheckpointLog) -> None:
 
 def test_slug_holder_prefers_the_item_in_webflow(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
-    log.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
-    log.record_intent("posts", batch, [("new", "hello", "h2")])
+    batch = log.batches.open(run, "posts", "create", 1)
+    log.items.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
+    log.intents.record("posts", batch, [("new", "hello", "h2")])
     log.start_scratch()
     assert log.slug_holders("posts", "hello")[1] == "old"
     assert log.slug_holders("authors", "hello")[1] is None
@@ -415,9 +418,9 @@ def test_slug_holder_prefers_the_item_in_webflow(log: CheckpointLog) -> None:
 
 def test_counts_by_collection_and_state(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 4)
-    log.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2), ack("c", 3, "staged")])
-    log.record_intent("posts", batch, [("d", "d", "h")])
+    batch = log.batches.open(run, "posts", "create", 4)
+    log.items.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 2), ack("c", 3, "staged")])
+    log.intents.record("posts", batch, [("d", "d", "h")])
     log.record_failures("authors", None, [ItemFailure("x", None, "bad", "source")])
     assert log.counts() == {
         "authors": {"failed": 1},
@@ -427,13 +430,13 @@ def test_counts_by_collection_and_state(log: CheckpointLog) -> None:
 
 def test_in_state_streams_while_the_caller_writes(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
-    log.record_intent("posts", batch, [(f"k{i:05d}", f"s{i}", "h") for i in range(1600)])
+    batch = log.batches.open(run, "posts", "create", 1)
+    log.intents.record("posts", batch, [(f"k{i:05d}", f"s{i}", "h") for i in range(1600)])
     seen = []
     for item in log.in_state("posts", "sending"):
         seen.append(item.key)
         # What reconcile does: settle each item as it goes.
-        log.record_acknowledged(
+        log.items.record_acknowledged(
             "posts", batch, [Acknowledged(item.key, "w" + item.key, item.slug or "", "h", "done")]
         )
     assert seen == [f"k{i:05d}" for i in range(1600)]
@@ -447,8 +450,8 @@ def test_in_state_rejects_an_unknown_state(log: CheckpointLog) -> None:
 
 def test_lookup_chunks_past_sqlite_variable_limit(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 2500)
-    log.record_acknowledged("posts", batch, [ack(f"k{i}", i) for i in range(2500)])
+    batch = log.batches.open(run, "posts", "create", 2500)
+    log.items.record_acknowledged("posts", batch, [ack(f"k{i}", i) for i in range(2500)])
     asked = [f"k{i}" for i in range(2500)] + [f"missing{i}" for i in range(500)]
     assert len(asked) > 999
     assert len(asked) > 2 * LOOKUP_CHUNK
@@ -467,11 +470,11 @@ def test_registered_secrets_never_reach_the_file(tmp_path: Path) -> None:
         path = tmp_path / "checkpoint.db"
         with CheckpointLog.open(path) as log:
             run = log.begin_run()
-            batch = log.open_batch(run, "posts", "create", 1)
+            batch = log.batches.open(run, "posts", "create", 1)
             log.record_failures(
                 "posts", batch, [ItemFailure("a", None, f"401 for Bearer {secret}", "auth")]
             )
-            log.close_batch(batch, "failed", detail=f"Authorization: Bearer {secret}")
+            log.batches.close(batch, "failed", detail=f"Authorization: Bearer {secret}")
             log.finish_run(run, "aborted", {"error": f"token {secret} refused"})
             assert log.lookup("posts", ["a"])["a"].last_error == "401 for Bearer ***"
         raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
@@ -484,8 +487,8 @@ def test_a_second_connection_reads_while_one_writes(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.db"
     with CheckpointLog.open(path) as writer, CheckpointLog.open(path) as reader:
         run = writer.begin_run()
-        batch = writer.open_batch(run, "posts", "create", 1)
-        writer.record_acknowledged("posts", batch, [ack("a", 1)])
+        batch = writer.batches.open(run, "posts", "create", 1)
+        writer.items.record_acknowledged("posts", batch, [ack("a", 1)])
         assert reader.counts() == {"posts": {"done": 1}}
 
 
@@ -499,8 +502,8 @@ _WRITER = textwrap.dedent(
     run = log.begin_run()
     n = 0
     while True:
-        batch = log.open_batch(run, "posts", "create", 50)
-        log.record_acknowledged("posts", batch, [
+        batch = log.batches.open(run, "posts", "create", 50)
+        log.items.record_acknowledged("posts", batch, [
             Acknowledged(f"k{n + i}", f"wf{n + i}", f"s{n + i}", "h", "done") for i in range(50)
         ])
         n += 50
@@ -548,7 +551,7 @@ def test_sigkill_loses_no_committed_row(tmp_path: Path) -> None:
 def test_a_version_1_log_gains_source_hashes_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "state" / "checkpoint.sqlite"
     with CheckpointLog.open(path) as log:
-        log.record_acknowledged("posts", 1, [Acknowledged("k", "a" * 24, "s", "h", "done")])
+        log.items.record_acknowledged("posts", 1, [Acknowledged("k", "a" * 24, "s", "h", "done")])
     raw = sqlite3.connect(path)
     raw.execute("ALTER TABLE items DROP COLUMN source_hash")
     raw.execute("DROP TABLE intents")
@@ -560,7 +563,7 @@ def test_a_version_1_log_gains_source_hashes_and_keeps_its_rows(tmp_path: Path) 
         (state,) = log.lookup("posts", ["k"]).values()
         assert state.webflow_id == "a" * 24
         assert state.source_hash is None
-        log.record_acknowledged(
+        log.items.record_acknowledged(
             "posts", 2, [Acknowledged("k", "a" * 24, "s", "h", "done", source_hash="src")]
         )
         assert log.lookup("posts", ["k"])["k"].source_hash == "src"
@@ -572,15 +575,15 @@ def fingerprint(n: int) -> str:
 
 def test_check_chunk_sorts_repeated_keys_and_records_to_map_again(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 4)
+    batch = log.batches.open(run, "posts", "create", 4)
     written = [
         Acknowledged("same", "wf1", "s1", "h1", "done", source_hash=fingerprint(1)),
         Acknowledged("edited", "wf2", "s2", "h2", "done", source_hash=fingerprint(2)),
         Acknowledged("owed", "wf3", "s3", "h3~references-pending", "staged", fingerprint(3)),
         Acknowledged("older", "wf4", "s4", "h4", "done", source_hash=None),
     ]
-    log.record_acknowledged("posts", batch, written)
-    log.record_intent("posts", batch, [("unsent", "s5", "h5")])
+    log.items.record_acknowledged("posts", batch, written)
+    log.intents.record("posts", batch, [("unsent", "s5", "h5")])
     log.start_scratch()
 
     check = log.check_chunk(
@@ -623,8 +626,8 @@ def test_check_chunk_takes_keys_of_any_text(log: CheckpointLog) -> None:
 
 def test_claim_free_slugs_takes_free_ones_in_order(log: CheckpointLog) -> None:
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
-    log.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
+    batch = log.batches.open(run, "posts", "create", 1)
+    log.items.record_acknowledged("posts", batch, [Acknowledged("old", "wf", "hello", "h", "done")])
     log.start_scratch()
     log.claim_slugs("posts", [("a", "claimed")])
     accepted = log.claim_free_slugs(
@@ -653,7 +656,85 @@ def test_check_chunk_of_a_collection_new_to_the_log(log: CheckpointLog) -> None:
     assert again.repeated == {"b"}
     assert again.changed == {"c": False}
     run = log.begin_run()
-    batch = log.open_batch(run, "posts", "create", 1)
+    batch = log.batches.open(run, "posts", "create", 1)
     log.record_failures("posts", batch, [ItemFailure("a", None, "bad", "validation")])
     assert log.has_items("posts")
     assert not log.has_items("authors")
+
+
+def batch_row(log: CheckpointLog, batch_id: int) -> dict[str, object]:
+    (row,) = [b for b in log.batches.list() if b["id"] == batch_id]
+    return row
+
+
+def test_a_batch_closes_itself_from_what_was_recorded(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    with log.batch(run, "posts", "create", 1) as ok:
+        ok.acknowledge([ack("a", 1)])
+    with log.batch(run, "posts", "publish", 2) as partial:
+        partial.acknowledge([ack("b", 2)])
+        partial.fail([ItemFailure("c", None, "not published", "publish")])
+    with log.batch(run, "posts", "reject", 1) as failed:
+        failed.fail([ItemFailure("d", "name", "name: required", "validation")])
+        failed.detail = "name: required"
+    with log.batch(run, "posts", "update-live", 1) as rejected:
+        rejected.rejected("validation_error: name", http_status=400)
+    with log.batch(run, "posts", "create-live", 1, intent=[("e", "s", "h")]) as unknown:
+        unknown.unknown("no answer", http_status=None)
+    assert batch_row(log, ok.id)["outcome"] == "ok"
+    assert batch_row(log, partial.id)["outcome"] == "partial"
+    assert batch_row(log, failed.id)["outcome"] == "failed"
+    assert batch_row(log, failed.id)["detail"] == "name: required"
+    assert batch_row(log, rejected.id)["outcome"] == "rejected"
+    assert batch_row(log, rejected.id)["http_status"] == 400
+    assert batch_row(log, unknown.id)["outcome"] == "unknown"
+    # The intent was committed when the batch opened, and nothing settled it.
+    assert [s.key for s in log.in_state("posts", "sending")] == ["e"]
+    assert all(batch_row(log, b.id)["finished_at"] for b in (ok, partial, failed, rejected))
+
+
+def test_a_batch_commits_what_was_recorded_once_at_its_close(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    with CheckpointLog.open(path) as log, CheckpointLog.open(path) as reader:
+        run = log.begin_run()
+        with log.batch(run, "posts", "create-live", 2, intent=[("a", "s1", "h1")]) as batch:
+            # The intent is on disk before the request would leave.
+            assert [s.key for s in reader.in_state("posts", "sending")] == ["a"]
+            batch.acknowledge([ack("a", 1)])
+            batch.settle_intent()
+            assert reader.lookup("posts", ["a"]) == {}
+            assert batch_row(reader, batch.id)["finished_at"] is None
+        assert reader.lookup("posts", ["a"])["a"].webflow_id == "wf1"
+        assert list(reader.in_state("posts", "sending")) == []
+        assert batch_row(reader, batch.id)["outcome"] == "ok"
+
+
+def test_a_batch_ended_by_an_exception_is_aborted_and_keeps_its_acknowledgements(
+    log: CheckpointLog,
+) -> None:
+    run = log.begin_run()
+    opened: list[int] = []
+
+    def interrupted_batch() -> None:
+        with log.batch(run, "posts", "update-live", 2) as batch:
+            opened.append(batch.id)
+            batch.acknowledge([ack("a", 1)])
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_batch()
+    row = batch_row(log, opened[0])
+    assert row["outcome"] == "aborted"
+    assert row["finished_at"] is not None
+    assert log.lookup("posts", ["a"])["a"].state == "done"
+
+
+async def test_a_cancelled_batch_is_aborted(log: CheckpointLog) -> None:
+    run = log.begin_run()
+    opened: list[int] = []
+    with anyio.CancelScope() as scope:
+        with log.batch(run, "posts", "publish", 1) as batch:
+            opened.append(batch.id)
+            scope.cancel()
+            await anyio.sleep(1)
+    assert batch_row(log, opened[0])["outcome"] == "aborted"

@@ -205,8 +205,8 @@ def test_status_before_any_run(job: Path) -> None:
 def populated(job: Path) -> Path:
     with CheckpointLog.open(job.parent / "blog" / CHECKPOINT_FILE) as log:
         run = log.begin_run()
-        batch = log.open_batch(run, "authors", "create", 3)
-        log.record_acknowledged(
+        batch = log.batches.open(run, "authors", "create", 3)
+        log.items.record_acknowledged(
             "authors",
             batch,
             [
@@ -214,7 +214,7 @@ def populated(job: Path) -> Path:
                 Acknowledged("a2", "wf2", "ana", "h2", "staged"),
             ],
         )
-        log.record_intent("posts", batch, [("p9", "p9", "h")])
+        log.intents.record("posts", batch, [("p9", "p9", "h")])
         log.record_failures(
             "posts",
             batch,

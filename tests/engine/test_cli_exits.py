@@ -109,6 +109,8 @@ def test_a_stopped_run_ends_with_its_summary_and_exit_3(job: Path, stop: signal.
     assert last_run(job)["outcome"] == "aborted"
     done_before = done_count(job)
     assert 0 < done_before < 400
+    # The summary holds what was done up to the stop, batch by batch.
+    assert finished["collections"]["posts"]["created"] == done_before
     # What was acknowledged stays done: the rerun resumes and creates only the rest.
     again = start(job)
     code, events, err = finish(again)

@@ -108,7 +108,7 @@ async def test_each_locale_gets_its_own_values_and_reruns_send_only_changes(
     assert summary.collections["products"]["created"] == 120
     assert summary.collections["products"]["published"] == 120
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
-        collection_id = log.collection_id("products")
+        collection_id = log.bindings.collection_id("products")
         assert log.counts()["products"] == {"done": 120}
     assert collection_id
     live_en = await variants(sandbox, collection_id, english, live=True)

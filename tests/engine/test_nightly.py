@@ -70,7 +70,7 @@ async def items(sandbox: Sandbox, collection_id: str, *, live: bool = False) -> 
 
 def collection_id(job_dir: Path) -> str:
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
-        found = log.collection_id("books")
+        found = log.bindings.collection_id("books")
     assert found
     return found
 

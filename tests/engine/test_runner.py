@@ -127,8 +127,8 @@ async def test_self_references_are_set_in_a_second_pass_and_a_rerun_sends_nothin
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
         ids = {s.key: s.webflow_id for s in log.in_state("categories", "done")}
         post_ids = {s.key: s.webflow_id for s in log.in_state("posts", "done")}
-        categories_id = log.collection_id("categories")
-        posts_id = log.collection_id("posts")
+        categories_id = log.bindings.collection_id("categories")
+        posts_id = log.bindings.collection_id("posts")
     assert categories_id
     assert posts_id
     by_id = {i["id"]: i for i in await live_items(sandbox, categories_id)}
@@ -166,7 +166,7 @@ async def test_a_one_percent_change_sends_only_those_updates(
     assert summary.collections["posts"] == {"unchanged": 495, "updated": 5}
     assert stats_after["totals"]["writes"] - stats_before["totals"]["writes"] == 1
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
-        posts_id = log.collection_id("posts")
+        posts_id = log.bindings.collection_id("posts")
     assert posts_id
     names = {i["fieldData"]["name"] for i in await live_items(sandbox, posts_id)}
     assert {f"Post number {i} (revised)" for i in changed} <= names
@@ -201,7 +201,9 @@ async def test_429_bursts_pause_every_worker_and_nothing_is_lost(
     summary = await run_job(load_job(path))
     stats = await sandbox_stats(sandbox)
     await set_faults(sandbox, FaultConfig())
-    posts_id = CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite").collection_id("posts")
+    posts_id = CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite").bindings.collection_id(
+        "posts"
+    )
     assert posts_id
     stored = await live_items(sandbox, posts_id)
     assert summary.exit_code == 0, summary.as_dict()
@@ -227,7 +229,7 @@ async def test_colliding_titles_get_unique_slugs_within_a_chunk_across_chunks_an
     assert summary.collections["posts"]["created"] == 1201
 
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
-        posts_id = log.collection_id("posts")
+        posts_id = log.bindings.collection_id("posts")
         assert posts_id is not None
         states = log.lookup("posts", [r[0] for r in rows])
     slugs = {key: state.slug for key, state in states.items()}

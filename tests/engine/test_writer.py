@@ -8,6 +8,7 @@ from typing import Any
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.webflow.reliable import WebflowApi
 from flowport.pipeline.writer import Batch, PendingItem, Target, Writer
 from tests.engine.conftest import make_collection, sandbox_stats, set_faults
 
@@ -47,12 +48,17 @@ async def test_batch_with_three_invalid_items_creates_the_other_97(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     bad = frozenset({7, 50, 93})
     before = await total_requests(sandbox)
 
-    await writer.write(Batch("posts", collection_id, "create", "live", pending(100, bad=bad)))
+    outcome = await writer.write(
+        Batch("posts", collection_id, "create", "live", pending(100, bad=bad))
+    )
 
+    # The counts come back from the write, once: what the summary and the progress are told.
+    assert outcome.counts() == {"created": 97, "failed": 3}
+    assert (outcome.done, outcome.not_done) == (97, 3)
     spent = await total_requests(sandbox) - before
     items = await all_items(client, collection_id)
     assert len(items) == 97
@@ -78,7 +84,7 @@ async def test_dropped_answers_are_reconciled_without_duplicates(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     await set_faults(sandbox, FaultConfig(commit_then_drop_rate=0.3, error_rate=0.1))
 
     items = pending(1000)
@@ -102,7 +108,7 @@ async def test_staged_items_are_published_and_publish_errors_recorded(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     await writer.write(
         Batch("posts", collection_id, "create", "staged", pending(10, target="staged"))
     )
@@ -111,8 +117,9 @@ async def test_staged_items_are_published_and_publish_errors_recorded(
     # Someone deletes one item in Webflow before it is published.
     await client.delete_items(collection_id, [staged[0][1]], live=False)
 
-    await writer.publish("posts", collection_id, staged)
+    outcome = await writer.publish("posts", collection_id, staged)
 
+    assert outcome.counts() == {"published": 9, "publish_failed": 1}
     assert checkpoint.counts()["posts"] == {"done": 9, "staged": 1}
     (error,) = list(checkpoint.errors())
     assert error.key == staged[0][0]
@@ -126,7 +133,7 @@ async def test_updates_patch_existing_items(
     sandbox: Sandbox, client: WebflowClient, checkpoint: CheckpointLog
 ) -> None:
     collection_id = await make_collection(client, sandbox.site_id)
-    writer = Writer(client, checkpoint, checkpoint.begin_run())
+    writer = Writer(WebflowApi(client), checkpoint, checkpoint.begin_run())
     await writer.write(Batch("posts", collection_id, "create", "live", pending(5)))
     states = checkpoint.lookup("posts", [str(i) for i in range(5)])
     changed = tuple(

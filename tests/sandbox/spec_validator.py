@@ -15,7 +15,7 @@ translation is deliberate, rule by rule, because the file is not valid JSON Sche
   ``email`` and ``uri``.
   Other formats (``hash``, ``mime-type``...) are annotations.
 * Nullability the spec shows but does not declare: a property that the spec's own response
-  examples of the CMS/collections/sites operations give as ``null`` (``externalReference`` in
+  examples of the operations the sandbox serves give as ``null`` (``externalReference`` in
   every error example, ``lastPublished`` of a never-published item, ``helpText``,
   ``validations``...) is treated as nullable in those operations' response schemas.
   :func:`null_in_examples` computes them from the file; none is typed in.
@@ -60,9 +60,11 @@ import pytest
 import yaml
 
 __all__ = [
+    "ASSET_OPERATION_IDS",
     "CMS_OPERATION_IDS",
     "EDGE_STATUSES",
     "ERRATA",
+    "SANDBOX_OPERATION_IDS",
     "SPEC_PATH",
     "ConformanceError",
     "Operation",
@@ -111,6 +113,13 @@ CMS_OPERATION_IDS: frozenset[str] = frozenset(
         "publish-item",
     }
 )
+
+#: The Assets API operations the sandbox serves (asset folders are not emulated).
+ASSET_OPERATION_IDS: frozenset[str] = frozenset(
+    {"list-assets", "create-asset", "get-asset", "patch-asset", "delete-asset"}
+)
+#: Every operation the sandbox serves: what the fuzzer and the nullability reading cover.
+SANDBOX_OPERATION_IDS: frozenset[str] = CMS_OPERATION_IDS | ASSET_OPERATION_IDS
 
 EDGE_STATUSES: frozenset[int] = frozenset(range(500, 600))
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -344,7 +353,7 @@ def _iter_operations(spec: Mapping[str, Any]) -> Iterator[tuple[str, str, Mappin
 def _null_in_examples() -> frozenset[str]:
     names: set[str] = set()
     for _method, _template, definition in _iter_operations(load_spec()):
-        if definition.get("operationId") in CMS_OPERATION_IDS:
+        if definition.get("operationId") in SANDBOX_OPERATION_IDS:
             for example in _example_values(definition.get("responses", {})):
                 names.update(_null_keys(example))
     return frozenset(names)
@@ -546,7 +555,7 @@ class SpecValidator:
         media = content.get(media_type)
         if media is None or "schema" not in media:
             return None
-        nullable = _null_in_examples() if operation.operation_id in CMS_OPERATION_IDS else None
+        nullable = _null_in_examples() if operation.operation_id in SANDBOX_OPERATION_IDS else None
         schema = _translate(media["schema"], nullable or frozenset())
         erratum = ERRATA.get((operation.method, operation.template, response_key))
         if erratum is not None:
@@ -759,7 +768,7 @@ def normalized_spec() -> dict[str, Any]:
     nullable = _null_in_examples()
     paths: dict[str, Any] = {}
     for method, template, definition in _iter_operations(spec):
-        if definition.get("operationId") not in CMS_OPERATION_IDS:
+        if definition.get("operationId") not in SANDBOX_OPERATION_IDS:
             continue
         operation = copy.deepcopy(dict(definition))
         for status, response in operation.get("responses", {}).items():

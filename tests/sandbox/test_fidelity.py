@@ -66,6 +66,21 @@ async def test_a_token_without_sites_read_cannot_list_sites(make_sandbox: Sandbo
     ).status == 200
 
 
+async def test_the_assets_routes_need_the_assets_scopes(make_sandbox: SandboxFactory) -> None:
+    # Source: the spec's security of list-assets (assets:read) and create-asset (assets:write).
+    _, api = await make_sandbox(
+        tokens=(TOKEN, "cms-only"),
+        token_scopes={"cms-only": frozenset({"cms:read", "cms:write", "sites:read"})},
+    )
+    path = f"/sites/{api.sandbox.site_id}/assets"
+    listed = await api.get(path, token="cms-only")
+    assert (listed.status, listed.body["message"][-11:]) == (403, "assets:read")
+    body = {"fileName": "a.png", "fileHash": "0" * 32}
+    created = await api.post(path, body, token="cms-only")
+    assert (created.status, created.body["code"]) == (403, "missing_scopes")
+    assert (await api.post(path, body)).status == 200
+
+
 def test_a_token_not_given_scopes_has_every_scope() -> None:
     config = SandboxConfig(tokens=("embedded",))
     assert config.scopes_of("embedded") == frozenset(
@@ -342,14 +357,15 @@ async def test_live_writes_are_409_after_the_fields_changed_until_the_site_is_pu
         f"/collections/{posts}/fields", {"type": "PlainText", "displayName": "Sub"}
     )
     assert added.status == 200
-    refused = await api.post(
-        f"/collections/{posts}/items/live", {"fieldData": {"name": "B", "slug": "b"}}
-    )
-    assert (refused.status, refused.body["code"]) == (409, "conflict")
     patched = await api.patch(
         f"/collections/{posts}/items/{live.body['id']}/live", {"fieldData": {"sub": "x"}}
     )
-    assert patched.status == 409
+    assert (patched.status, patched.body["code"]) == (409, "conflict")
+    bulk = await api.patch(
+        f"/collections/{posts}/items/live",
+        {"items": [{"id": live.body["id"], "fieldData": {"sub": "x"}}]},
+    )
+    assert bulk.status == 409
     staged = await api.post(
         f"/collections/{posts}/items", {"fieldData": {"name": "B", "slug": "b"}}
     )
@@ -410,10 +426,12 @@ async def test_retired_slugs_and_schema_changes_survive_a_restart(
         f"/collections/{posts}/items", {"fieldData": {"name": "G", "slug": "gone"}}
     )
     assert taken.status == 400
-    live = await restarted.post(
-        f"/collections/{posts}/items/live", {"fieldData": {"name": "M", "slug": "m"}}
+    listed = await restarted.get(f"/collections/{posts}/items/live")
+    live_id = listed.body["items"][0]["id"]
+    patched = await restarted.patch(
+        f"/collections/{posts}/items/{live_id}/live", {"fieldData": {"name": "M"}}
     )
-    assert live.status == 409
+    assert patched.status == 409
 
 
 async def test_a_deleted_item_is_resource_not_found(api: Api) -> None:

@@ -1,10 +1,11 @@
-"""Schemathesis, driven by Webflow's spec, throws generated requests at every CMS operation.
+"""Schemathesis, driven by Webflow's spec, throws generated requests at every sandbox operation.
 
 The fuzzer reads :func:`normalized_spec` (the same reading of the spec the validator uses) and
 sends positive (schema-valid) and negative (schema-breaking) requests over real HTTP. Each answer
 must not be a 5xx, must use a documented status and content type, and must match the documented
 schema; the project's own validator checks it as well (rate headers, error bodies). Path ids are
-pinned to a seeded collection, item and field so the requests reach the handlers instead of 404.
+pinned to a seeded collection, item, field and asset so the requests reach the handlers instead
+of 404.
 
 Bounded on purpose: derandomized (the same examples every run), no shrinking, a small
 ``max_examples`` per operation and mode; destructive operations run last, on their own targets.
@@ -43,7 +44,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import TOKEN
 
 from .spec_validator import (
-    CMS_OPERATION_IDS,
+    SANDBOX_OPERATION_IDS,
     ConformanceError,
     normalized_spec,
     require_spec,
@@ -73,15 +74,20 @@ class Targets:
     doomed_collection_id: str
     doomed_field_id: str
     doomed_item_id: str
+    asset_id: str
+    doomed_asset_id: str
 
     def path_parameters(self, operation_id: str, names: set[str]) -> dict[str, str]:
-        doomed = operation_id in {"delete-collection", "delete-field", "delete-item"}
+        doomed = operation_id in {
+            "delete-collection", "delete-field", "delete-item", "delete-asset"
+        }  # fmt: skip
         collection = self.doomed_collection_id if operation_id == "delete-collection" else None
         values = {
             "site_id": self.site_id,
             "collection_id": collection or self.collection_id,
             "field_id": self.doomed_field_id if doomed else self.field_id,
             "item_id": self.doomed_item_id if doomed else self.item_id,
+            "asset_id": self.doomed_asset_id if doomed else self.asset_id,
         }
         if "live" in operation_id:
             values["item_id"] = self.live_item_id
@@ -119,6 +125,12 @@ async def _seed(base_url: str, site_id: str) -> Targets:
             created = await _post(session, items_url, {"fieldData": {"name": slug, "slug": slug}})
             ids.append(created["id"])
         await _post(session, f"{items_url}/publish", {"itemIds": [ids[1]]})
+        asset_ids = [
+            (await _post(session, f"{base_url}/sites/{site_id}/assets", {
+                "fileName": f"{name}.png", "fileHash": "0" * 32
+            }))["id"]
+            for name in ("kept", "doomed")
+        ]  # fmt: skip
     return Targets(
         site_id=site_id,
         collection_id=collection["id"],
@@ -128,6 +140,8 @@ async def _seed(base_url: str, site_id: str) -> Targets:
         doomed_collection_id=doomed_collection["id"],
         doomed_field_id=doomed_field["id"],
         doomed_item_id=ids[2],
+        asset_id=asset_ids[0],
+        doomed_asset_id=asset_ids[1],
     )
 
 
@@ -223,7 +237,7 @@ def _run_fuzzer(base_url: str, targets: Targets) -> tuple[list[str], list[str]]:
 async def test_fuzzed_requests_get_documented_answers(sandbox: Any) -> None:
     targets = await _seed(sandbox.base_url, sandbox.site_id)
     failures, covered = await anyio.to_thread.run_sync(_run_fuzzer, sandbox.base_url, targets)
-    assert set(covered) == set(CMS_OPERATION_IDS)
+    assert set(covered) == set(SANDBOX_OPERATION_IDS)
     assert failures == [], "\n\n".join(failures)
 
 
@@ -362,5 +376,6 @@ async def test_wrongly_typed_body_values_are_4xx_never_5xx(sandbox: Any) -> None
     )
     covered = {operation_id for _, _, operation_id, _ in _operations_with_bodies()}
     assert {"create-field", "create-collection", "update-item", "update-items"} <= covered
+    assert {"create-asset", "patch-asset"} <= covered
     assert sent > 1000  # every place of every body, each wrongly typed
     assert failures == [], f"{len(failures)} of {sent}:\n" + "\n\n".join(failures[:20])

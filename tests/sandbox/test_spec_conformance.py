@@ -8,6 +8,7 @@ the sandbox serves, success and error answers alike, and validates each response
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ from tests.conftest import TOKEN, UNLIMITED_RATE, SandboxStarter
 
 from . import spec_validator as spec_validator_module
 from .spec_validator import (
+    ASSET_OPERATION_IDS,
     CMS_OPERATION_IDS,
     ERRATA,
+    SANDBOX_OPERATION_IDS,
     ConformanceError,
     SpecValidator,
     error_body_schema,
@@ -179,7 +182,7 @@ def test_every_cms_example_in_the_spec_validates(validator: SpecValidator) -> No
     failures: list[str] = []
     checked = 0
     still_incomplete = set()
-    for operation in validator.operations(CMS_OPERATION_IDS):
+    for operation in validator.operations(SANDBOX_OPERATION_IDS):
         for status, response in operation.definition["responses"].items():
             media = (response.get("content") or {}).get("application/json")
             if not media:
@@ -618,6 +621,61 @@ async def test_full_session_conforms(sandbox: Any, client: CheckedClient) -> Non
     assert served == set(CMS_OPERATION_IDS), sorted(set(CMS_OPERATION_IDS) - served)
     statuses = {status for _operation, status in client.seen}
     assert {200, 202, 204, 400, 401, 404, 409} <= statuses
+
+
+async def test_asset_session_conforms(sandbox: Any, client: CheckedClient) -> None:
+    site_id = sandbox.site_id
+    assets_path = f"/sites/{site_id}/assets"
+    data = b"%PDF-1.4\n" + b"conformance" * 100
+    digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    await client.call("GET", assets_path, expect=200)
+    await client.call("GET", assets_path, token=None, expect=401)
+    created = (
+        await client.call(
+            "POST", assets_path, body={"fileName": "guide.pdf", "fileHash": digest}, expect=200
+        )
+    ).json()
+    asset_path = f"/assets/{created['id']}"
+    await client.call(
+        "POST", assets_path, body={"fileName": "guide.exe", "fileHash": digest}, expect=400
+    )
+    await client.call(
+        "POST", assets_path, body={"fileName": "guide.pdf"}, expect=400, check_request=False
+    )
+    await client.call(
+        "POST",
+        f"/sites/{UNKNOWN_ID}/assets",
+        body={"fileName": "guide.pdf", "fileHash": digest},
+        expect=404,
+    )
+    await client.call("GET", asset_path, expect=200)
+    await client.call("GET", f"/assets/{UNKNOWN_ID}", expect=404)
+
+    # The presigned upload goes to storage (not a /v2 operation), then the asset has its size.
+    form = aiohttp.FormData()
+    for name, value in created["uploadDetails"].items():
+        form.add_field(name, value)
+    form.add_field("file", data, filename="guide.pdf", content_type="application/pdf")
+    async with client.session.post(created["uploadUrl"], data=form) as response:
+        assert response.status == 201, await response.text()
+    uploaded = (await client.call("GET", asset_path, expect=200)).json()
+    assert uploaded["size"] == len(data)
+    listed = (await client.call("GET", assets_path, params={"limit": "1"}, expect=200)).json()
+    assert listed["assets"][0]["folderId"] is None
+    await client.call("GET", assets_path, params={"limit": "0"}, expect=400)
+
+    await client.call(
+        "PATCH", asset_path, body={"displayName": "guide.pdf", "altText": "A guide"}, expect=200
+    )
+    await client.call("PATCH", asset_path, body={"altText": 3}, expect=400, check_request=False)
+    await client.call("PATCH", f"/assets/{UNKNOWN_ID}", body={"altText": "x"}, expect=404)
+    await client.call("DELETE", asset_path, expect=204)
+    await client.call("DELETE", asset_path, expect=404)
+
+    assert client.failures == [], "\n\n".join(client.failures)
+    served = {operation_id for operation_id, status in client.seen if status < 300}
+    assert served == set(ASSET_OPERATION_IDS), sorted(set(ASSET_OPERATION_IDS) - served)
 
 
 async def test_rate_limited_answers_conform(

@@ -1,0 +1,557 @@
+"""Media into Webflow's assets: fetch a source URL, check and hash it, create the asset, upload it.
+
+The foundation of the assets stage (issue 15). :class:`MediaUploader` turns one source URL into
+an asset of the site and answers :class:`Uploaded` (asset id, hosted URL) or a named
+:class:`MediaFailure`; nothing here touches items, the runner or the checkpoint log.
+
+    fetch (streamed, bounded, timeouts, retries)  ->  identify by content  ->  SHA-256 / MD5
+      ->  ledger.known(sha256)? answer it       (the same bytes are uploaded once per site)
+      ->  ledger.record_intent  ->  create the asset (MD5)  ->  presigned upload (no token,
+          no rate budget)  ->  ledger.record_uploaded
+
+Failures are data, one kind per cause, so a later stage can name them per item and apply the
+job's policy (skip the image, fail the item, keep the URL): ``too_large``, ``not_found``,
+``timeout``, ``not_an_image``, ``unsupported_type``, ``http_error``, ``unreachable``,
+``checksum_mismatch``, ``rejected``, ``unavailable``. A fatal answer from Webflow (401, an
+unknown site) is not a per-file failure: it propagates and stops the run.
+
+:class:`AssetLedger` is where the checkpoint log's assets table will plug in (intent before the
+create, reconcile after a crash); :class:`InMemoryAssetLedger` dedupes within one run meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import PurePosixPath
+from types import TracebackType
+from typing import Literal, Protocol, Self
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import anyio
+
+from flowport.base.errors import (
+    RateLimited,
+    RequestRejected,
+    RetriableError,
+    ServerError,
+    TransportError,
+    parse_retry_after,
+)
+from flowport.base.models import AssetUpload
+from flowport.pipeline import __version__
+from flowport.pipeline.retry import RetryPolicy, call_with_retries
+from flowport.pipeline.webflow.client import WebflowClient
+
+__all__ = [
+    "AssetIntent",
+    "AssetLedger",
+    "AssetRecord",
+    "FailureKind",
+    "InMemoryAssetLedger",
+    "MediaFailure",
+    "MediaKind",
+    "MediaLimits",
+    "MediaUploader",
+    "Uploaded",
+]
+
+FailureKind = Literal[
+    "too_large",
+    "not_found",
+    "timeout",
+    "not_an_image",
+    "unsupported_type",
+    "http_error",
+    "unreachable",
+    "checksum_mismatch",
+    "rejected",
+    "unavailable",
+]
+
+
+class MediaKind(StrEnum):
+    """What the file is for: an Image/MultiImage field or an ``<img>``, or a File field."""
+
+    IMAGE = "image"
+    FILE = "file"
+
+
+#: Types Webflow's assets take, with the extension a file of that type is named with.
+IMAGE_TYPES: dict[str, str] = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/avif": "avif",
+    "image/svg+xml": "svg",
+}
+FILE_TYPES: dict[str, str] = {
+    **IMAGE_TYPES,
+    "application/pdf": "pdf",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.ms-powerpoint": "ppt",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "text/plain": "txt",
+    "text/csv": "csv",
+    "application/zip": "zip",
+}
+_EXTENSION_TYPES = {ext: mime for mime, ext in FILE_TYPES.items()} | {"jpeg": "image/jpeg"}
+# Magic numbers: the bytes decide what a file is, not the URL or the Content-Type header.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+    (b"\x00\x00\x01\x00", "image/x-icon"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "application/x-ole-storage"),  # doc, xls, ppt
+    (b"PK\x03\x04", "application/zip"),  # also docx, xlsx, pptx
+)
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLimits:
+    #: Webflow's limit for CMS images (4 MB, read as decimal: the stricter reading).
+    image_max_bytes: int = 4_000_000
+    #: Other files; Webflow's documented 10 MB by default, configurable.
+    file_max_bytes: int = 10_000_000
+    connect_seconds: float = 10.0
+    #: The longest silence between two chunks of one download.
+    read_seconds: float = 30.0
+    #: One whole download attempt, however steadily a slow server trickles.
+    total_seconds: float = 120.0
+    max_redirects: int = 10
+    retry: RetryPolicy = field(
+        # A source host's 429s get as few tries as its failures: it is not our budget to wait.
+        default_factory=lambda: RetryPolicy(
+            max_attempts=3, max_rate_limited=3, base_delay=0.5, max_delay=10.0
+        )
+    )
+
+    def max_bytes(self, kind: MediaKind) -> int:
+        return self.image_max_bytes if kind is MediaKind.IMAGE else self.file_max_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AssetIntent:
+    """What is about to be created, recorded before the create leaves."""
+
+    sha256: str
+    md5: str
+    source_url: str
+    file_name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    """An asset whose bytes storage acknowledged."""
+
+    sha256: str
+    md5: str
+    source_url: str
+    asset_id: str
+    hosted_url: str
+    file_name: str
+    content_type: str
+    size: int
+
+
+class AssetLedger(Protocol):
+    """Where uploads are remembered: by content (SHA-256), so the same bytes are one asset.
+
+    The checkpoint log's assets table will implement this (durably, with the same crash rules
+    as items: an intent without an upload is reconciled before anything is sent again)."""
+
+    def known(self, sha256: str) -> AssetRecord | None: ...
+
+    def record_intent(self, intent: AssetIntent) -> None: ...
+
+    def record_uploaded(self, record: AssetRecord) -> None: ...
+
+
+class InMemoryAssetLedger:
+    """Dedupes within one run; forgets everything at exit (no crash recovery)."""
+
+    def __init__(self) -> None:
+        self._uploaded: dict[str, AssetRecord] = {}
+        self._intents: dict[str, AssetIntent] = {}
+
+    def known(self, sha256: str) -> AssetRecord | None:
+        return self._uploaded.get(sha256)
+
+    def record_intent(self, intent: AssetIntent) -> None:
+        self._intents[intent.sha256] = intent
+
+    def record_uploaded(self, record: AssetRecord) -> None:
+        self._intents.pop(record.sha256, None)
+        self._uploaded[record.sha256] = record
+
+    @property
+    def pending(self) -> tuple[AssetIntent, ...]:
+        """Intents whose upload was never acknowledged (a create or upload that failed)."""
+        return tuple(self._intents.values())
+
+    @property
+    def uploaded(self) -> tuple[AssetRecord, ...]:
+        return tuple(self._uploaded.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    source_url: str
+    asset_id: str
+    hosted_url: str
+    sha256: str
+    size: int
+    content_type: str
+    #: True when no upload was needed: the same bytes were uploaded before (any URL).
+    deduplicated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFailure:
+    source_url: str
+    kind: FailureKind
+    detail: str
+
+
+class _Refused(Exception):
+    """A download that will not succeed by trying again: its failure, ready to answer."""
+
+    def __init__(self, kind: FailureKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(eq=False)
+class _DownloadTimedOut(TransportError):
+    """A timeout, told apart from a refused connection when the retries are spent."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Download:
+    data: bytes
+    declared_type: str
+    final_url: str
+
+
+class MediaUploader:
+    """``async with MediaUploader(client, site_id) as media: await media.upload(url)``.
+
+    ``client`` must be open (inside its own ``async with``); the uploader owns only the session
+    it downloads with, which never carries the Webflow token."""
+
+    def __init__(
+        self,
+        client: WebflowClient,
+        site_id: str,
+        *,
+        ledger: AssetLedger | None = None,
+        limits: MediaLimits | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._client = client
+        self._site_id = site_id
+        self.ledger: AssetLedger = ledger if ledger is not None else InMemoryAssetLedger()
+        self.limits = limits or MediaLimits()
+        self._sleep = sleep
+        self._session: aiohttp.ClientSession | None = None
+        self._by_url: dict[tuple[str, MediaKind], Uploaded | MediaFailure] = {}
+        self._url_locks: dict[tuple[str, MediaKind], anyio.Lock] = {}
+        self._hash_locks: dict[str, anyio.Lock] = {}
+
+    async def __aenter__(self) -> Self:
+        limits = self.limits
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
+            ),
+            headers={"User-Agent": f"flowport/{__version__} (media)"},
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def upload(
+        self, url: str, *, kind: MediaKind = MediaKind.IMAGE
+    ) -> Uploaded | MediaFailure:
+        """The asset for ``url``'s bytes: uploaded now, or found by URL or content hash."""
+        key = (url, kind)
+        lock = self._url_locks.setdefault(key, anyio.Lock())
+        async with lock:
+            earlier = self._by_url.get(key)
+            if earlier is not None:
+                # A URL used by many records is fetched once per run.
+                return (
+                    replace(earlier, deduplicated=True)
+                    if isinstance(earlier, Uploaded)
+                    else earlier
+                )
+            result = await self._fetch_and_upload(url, kind)
+            self._by_url[key] = result
+            return result
+
+    async def _fetch_and_upload(self, url: str, kind: MediaKind) -> Uploaded | MediaFailure:
+        try:
+            download = await call_with_retries(
+                lambda: self._download(url, kind),
+                policy=self.limits.retry,
+                budget=None,
+                idempotent=True,
+                sleep=self._sleep,
+            )
+            content_type = _identify(download, kind)
+        except _Refused as refused:
+            return MediaFailure(url, refused.kind, refused.detail)
+        except _DownloadTimedOut as timed_out:
+            return MediaFailure(url, "timeout", str(timed_out))
+        except RetriableError as problem:
+            return MediaFailure(url, "unreachable", str(problem))
+        data = download.data
+        sha256 = hashlib.sha256(data).hexdigest()
+        lock = self._hash_locks.setdefault(sha256, anyio.Lock())
+        async with lock:
+            known = self.ledger.known(sha256)
+            if known is not None:
+                return _uploaded(url, known, deduplicated=True)
+            intent = AssetIntent(
+                sha256=sha256,
+                md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                source_url=url,
+                file_name=_file_name(url, content_type),
+                content_type=content_type,
+                size=len(data),
+            )
+            return await self._create_and_upload(intent, data)
+
+    async def _create_and_upload(self, intent: AssetIntent, data: bytes) -> Uploaded | MediaFailure:
+        self.ledger.record_intent(intent)
+        client = self._client
+        try:
+            # Sent again after a lost answer: an asset without bytes is referenced by nothing,
+            # so a second create costs at most an empty record, which the intent lets the
+            # checkpoint stage find; never a second copy of the file in use.
+            created: AssetUpload = await call_with_retries(
+                lambda: client.create_asset(
+                    self._site_id, file_name=intent.file_name, file_hash=intent.md5
+                ),
+                policy=self.limits.retry,
+                budget=client.budget,
+                idempotent=True,
+                sleep=self._sleep,
+            )
+            await call_with_retries(
+                lambda: client.upload_asset(created, data),
+                policy=self.limits.retry,
+                budget=None,  # storage is not Webflow's API: no rate budget
+                idempotent=True,
+                sleep=self._sleep,
+            )
+        except RequestRejected as refused:
+            detail = f"{refused.code}: {refused}"
+            return MediaFailure(intent.source_url, _rejection_kind(refused.code), detail)
+        except RetriableError as problem:
+            return MediaFailure(intent.source_url, "unavailable", str(problem))
+        record = AssetRecord(
+            sha256=intent.sha256,
+            md5=intent.md5,
+            source_url=intent.source_url,
+            asset_id=created.id,
+            hosted_url=created.hosted_url,
+            file_name=intent.file_name,
+            content_type=intent.content_type,
+            size=intent.size,
+        )
+        self.ledger.record_uploaded(record)
+        return _uploaded(intent.source_url, record, deduplicated=False)
+
+    async def _download(self, url: str, kind: MediaKind) -> _Download:
+        if self._session is None:
+            raise RuntimeError("MediaUploader is used outside its 'async with' block")
+        limit = self.limits.max_bytes(kind)
+        try:
+            with anyio.fail_after(self.limits.total_seconds):
+                async with self._session.get(
+                    url, allow_redirects=True, max_redirects=self.limits.max_redirects
+                ) as response:
+                    _check_status(response)
+                    declared = response.content_length
+                    if declared is not None and declared > limit:
+                        raise _too_large(declared, limit)
+                    data = await _read_bounded(response, limit)
+                    return _Download(data, response.content_type, str(response.url))
+        except TimeoutError:
+            raise _DownloadTimedOut(
+                message=f"no complete answer from {_host(url)} in time"
+            ) from None
+        except aiohttp.TooManyRedirects:
+            raise _Refused("http_error", "too many redirects") from None
+        except aiohttp.InvalidURL:
+            raise _Refused("http_error", "not a URL that can be fetched") from None
+        except aiohttp.ClientConnectorError as error:
+            raise TransportError(
+                message=f"cannot connect to {_host(url)}: {error.os_error}"
+            ) from None
+        except aiohttp.ClientError as error:
+            raise TransportError(message=f"download failed ({type(error).__name__})") from None
+
+
+def _check_status(response: aiohttp.ClientResponse) -> None:
+    status = response.status
+    if 200 <= status < 300:
+        return
+    if status in (404, 410):
+        raise _Refused("not_found", f"HTTP {status} from {response.url}")
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise RateLimited(
+            status=status, message="the source host is rate limiting", retry_after=retry_after
+        )
+    if status == 408 or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise ServerError(
+            status=status, message=f"HTTP {status} from the source", retry_after=retry_after
+        )
+    raise _Refused("http_error", f"HTTP {status} from {response.url}")
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    # Streamed: a file past the limit is dropped after limit + 1 bytes, never read whole.
+    received = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        received.extend(chunk)
+        if len(received) > limit:
+            raise _too_large(None, limit)
+    return bytes(received)
+
+
+def _too_large(size: int | None, limit: int) -> _Refused:
+    told = f"{size:,} bytes" if size is not None else "more bytes"
+    return _Refused("too_large", f"{told} than the {limit:,} bytes allowed")
+
+
+def _sniff(data: bytes) -> str | None:
+    head = data[:1024]
+    for signature, content_type in _SIGNATURES:
+        if head.startswith(signature):
+            return content_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "image/avif" if brand in (b"avif", b"avis") else f"image/heif ({brand!r})"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if any(marker in text for marker in _HTML_MARKERS):
+        return "text/html"
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "image/svg+xml"
+    return None
+
+
+def _identify(download: _Download, kind: MediaKind) -> str:
+    """The file's type, judged by its bytes first; refused if Webflow would not take it."""
+    sniffed = _sniff(download.data)
+    declared = download.declared_type.lower()
+    if kind is MediaKind.IMAGE:
+        if sniffed in IMAGE_TYPES:
+            return sniffed
+        if sniffed is not None and sniffed.startswith("image/"):
+            raise _Refused("unsupported_type", f"{sniffed} is not a type Webflow's images take")
+        what = sniffed or declared or "unknown content"
+        where = f" (the answer of {download.final_url})"
+        raise _Refused("not_an_image", f"{what}{where} is not an image")
+    return _file_type(download, sniffed, declared)
+
+
+_CONTAINERS = ("application/zip", "application/x-ole-storage")
+_TEXT_TYPES = ("text/plain", "text/csv")
+
+
+def _file_type(download: _Download, sniffed: str | None, declared: str) -> str:
+    named = _extension_type(download.final_url)
+    if sniffed == "text/html":
+        raise _Refused("unsupported_type", f"an HTML page (from {download.final_url}), not a file")
+    if sniffed in _CONTAINERS:
+        # Office documents are zip or OLE containers: the declared type or the name says which.
+        for candidate in (declared, named):
+            if candidate in FILE_TYPES and candidate not in IMAGE_TYPES:
+                return candidate
+        if sniffed in FILE_TYPES:
+            return sniffed
+    elif sniffed in FILE_TYPES:
+        return sniffed
+    elif sniffed is None:
+        # No signature: plain text, if the server or the name says so.
+        for candidate in (declared, named):
+            if candidate in _TEXT_TYPES:
+                return candidate
+    what = sniffed or declared or "unknown content"
+    raise _Refused("unsupported_type", f"{what} is not a type Webflow's assets take")
+
+
+def _extension_type(url: str) -> str | None:
+    suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix.lower().lstrip(".")
+    return _EXTENSION_TYPES.get(suffix)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def _file_name(url: str, content_type: str) -> str:
+    """The asset's file name: the URL's, made safe, with the extension of the type it holds."""
+    raw = PurePosixPath(unquote(urlsplit(url).path)).name
+    stem, extension = PurePosixPath(raw).stem, PurePosixPath(raw).suffix.lower().lstrip(".")
+    stem = _UNSAFE.sub("-", stem).strip(" .-") or "file"
+    wanted = FILE_TYPES[content_type]
+    if _EXTENSION_TYPES.get(extension) != content_type:
+        extension = wanted
+    # Webflow: "File names must be less than 100 characters".
+    return f"{stem[: 98 - len(extension)]}.{extension}"
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def _rejection_kind(code: str) -> FailureKind:
+    if code == "BadDigest":
+        return "checksum_mismatch"
+    if code == "EntityTooLarge":
+        return "too_large"
+    return "rejected"
+
+
+def _uploaded(url: str, record: AssetRecord, *, deduplicated: bool) -> Uploaded:
+    return Uploaded(
+        source_url=url,
+        asset_id=record.asset_id,
+        hosted_url=record.hosted_url,
+        sha256=record.sha256,
+        size=record.size,
+        content_type=record.content_type,
+        deduplicated=deduplicated,
+    )
