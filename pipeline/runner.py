@@ -72,6 +72,8 @@ async def _destination(job: Job, *, dry_run: bool = False) -> AsyncIterator[_Des
             job.state_dir.mkdir(parents=True, exist_ok=True)
         config = SandboxConfig(
             tokens=(token,),
+            # The site plan sets the embedded site's CMS item limit, as on Webflow.
+            plan=destination.plan,
             rate_limit=job.rate_limit(),
             window_seconds=destination.rate_window_seconds,
             state_file=state_file,

@@ -10,7 +10,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["FaultConfig", "SandboxConfig"]
+__all__ = ["PLAN_ITEM_LIMITS", "SCOPES", "FaultConfig", "SandboxConfig", "SitePlan"]
+
+SitePlan = Literal["starter", "basic", "cms", "business", "enterprise"]
+#: CMS items per site by site plan, counted over all the site's collections. From Webflow's
+#: pricing pages as third parties quote them (webflow.com/pricing is not in the docs the API
+#: reference covers, so these are not confirmed by Webflow's developer docs): Starter 50, Basic
+#: none (no CMS), CMS 2,000, Business 10,000 (add-ons up to 20,000), Enterprise 10,000 as the
+#: contract's starting point (custom; give --item-limit).
+PLAN_ITEM_LIMITS: dict[str, int] = {
+    "starter": 50, "basic": 0, "cms": 2_000, "business": 10_000, "enterprise": 10_000,
+}  # fmt: skip
+
+#: The scopes a Webflow token can carry that the sandbox's routes need (the spec's ``security``
+#: of each operation: ``sites:read`` to list sites, ``cms:write`` to create an item, ...).
+SCOPES: tuple[str, ...] = (
+    "assets:read", "assets:write", "cms:read", "cms:write", "sites:read", "sites:write",
+)  # fmt: skip
 
 
 def _utc_now() -> datetime:
@@ -38,10 +54,15 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     tokens: tuple[str, ...] = Field(default=("tok",), min_length=1, repr=False)
+    #: the scopes of some tokens; a token not named here has every scope (the embedded sandbox's
+    #: own token, and every configuration from before scopes)
+    token_scopes: dict[str, frozenset[str]] = Field(default_factory=dict, repr=False)
     rate_limit: int = Field(default=120, ge=1)
     window_seconds: float = Field(default=60.0, gt=0.0)
     site_publish_interval: float = Field(default=60.0, ge=0.0)
-    item_limit: int = Field(default=10_000, ge=1)
+    #: the site plan, whose CMS item limit applies unless ``item_limit`` is given
+    plan: SitePlan = "business"
+    item_limit: int | None = Field(default=None, ge=0)
     duplicate_slug: Literal["reject", "suffix"] = "reject"
     bulk_invalid: Literal["reject_all", "partial"] = "reject_all"
     skip_invalid_files: bool = True
@@ -75,6 +96,28 @@ class SandboxConfig(BaseModel):
         if any(not token.strip() for token in value):
             raise ValueError("tokens must not be blank")
         return value
+
+    @field_validator("token_scopes")
+    @classmethod
+    def _scopes_known(cls, value: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+        for scopes in value.values():
+            unknown = sorted(set(scopes) - set(SCOPES))
+            if unknown:
+                raise ValueError(f"unknown scope(s) {unknown}; known: {', '.join(SCOPES)}")
+        return value
+
+    @property
+    def items_allowed(self) -> int:
+        return PLAN_ITEM_LIMITS[self.plan] if self.item_limit is None else self.item_limit
+
+    @property
+    def compressed_time(self) -> bool:
+        """A rate window shorter than Webflow's minute: a test's compressed time, where a
+        Retry-After below 10 s is given in milliseconds instead of whole seconds."""
+        return self.window_seconds < 60.0
+
+    def scopes_of(self, token: str) -> frozenset[str]:
+        return self.token_scopes.get(token, frozenset(SCOPES))
 
     @field_validator("locales")
     @classmethod

@@ -14,6 +14,7 @@ until it is published.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -124,6 +125,10 @@ class _Collection:
     fields: dict[str, FieldDef] = field(default_factory=dict)  # by field slug, in order
     items: dict[str, dict[str, ItemVariant]] = field(default_factory=dict)  # id -> locale ->
     slugs: dict[tuple[str, str], str] = field(default_factory=dict)  # (locale, slug) -> id
+    #: slugs of deleted items, still taken until the next site publish (user reports)
+    retired: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: fields were added or removed since the site was last published while items were live
+    schema_changed: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -141,7 +146,15 @@ class _Collection:
         return body
 
     def to_record(self) -> dict[str, Any]:
-        return {"op": "collection", "site": self.site_id, **self.to_json()}
+        record = {"op": "collection", "site": self.site_id, **self.to_json()}
+        record["schemaChanged"] = self.schema_changed
+        # Deleted items leave no record of their own: a snapshot keeps their slugs taken here.
+        record["retiredSlugs"] = [[loc, slug, item] for (loc, slug), item in self.retired.items()]
+        return record
+
+    @property
+    def has_live_items(self) -> bool:
+        return any(v.live is not None for vs in self.items.values() for v in vs.values())
 
     def field_by_id(self, field_id: str) -> FieldDef | None:
         for definition in self.fields.values():
@@ -322,9 +335,12 @@ class SandboxCore:
                 created_on=op["createdOn"],
                 last_updated=op["lastUpdated"],
                 fields={f["slug"]: FieldDef.from_json(f) for f in op["fields"]},
+                schema_changed=bool(op.get("schemaChanged", False)),
+                retired={(loc, slug): item for loc, slug, item in op.get("retiredSlugs", [])},
             )
             if existing is not None:
                 collection.items, collection.slugs = existing.items, existing.slugs
+                collection.retired = existing.retired
             self._put_collection(collection)
         elif kind == "drop_collection":
             self._drop_collection(op["id"])
@@ -332,6 +348,8 @@ class SandboxCore:
             self._put_variant(self.collections[op["c"]], ItemVariant.from_record(op))
         elif kind == "drop_item":
             self._drop_variant(self.collections[op["c"]], op["id"], op["l"])
+        elif kind == "release_slugs":
+            self._release_slugs(self.collections[op["c"]])
         elif kind in ("asset", "drop_asset"):
             self.assets.apply(op)
 
@@ -375,10 +393,15 @@ class SandboxCore:
         slug_key = (locale, variant.indexed_slug or variant.slug)
         if collection.slugs.get(slug_key) == item_id:
             del collection.slugs[slug_key]
+            collection.retired[slug_key] = item_id
         if not variants:
             del collection.items[item_id]
             self.sites[collection.site_id].item_count -= 1
         self._record({"op": "drop_item", "c": collection.id, "id": item_id, "l": locale})
+
+    def _release_slugs(self, collection: _Collection) -> None:
+        collection.retired.clear()
+        self._record({"op": "release_slugs", "c": collection.id})
 
     # ---- sites ----------------------------------------------------------------------------
 
@@ -456,7 +479,9 @@ class SandboxCore:
                 "too_many_requests",
                 "Site publish is limited to one successful publish per "
                 f"{interval:g} seconds; retry in {wait:.3f} s",
-                headers={"Retry-After": format_seconds(wait)},
+                headers={
+                    "Retry-After": format_seconds(wait, compressed_time=self.config.compressed_time)
+                },
             )
         self._last_site_publish[site_id] = now_clock
 
@@ -466,6 +491,11 @@ class SandboxCore:
         for collection in self.collections.values():
             if collection.site_id != site_id:
                 continue
+            if collection.retired:
+                self._release_slugs(collection)
+            if collection.schema_changed:
+                collection.schema_changed = False
+                self._put_collection(collection)
             for variants in collection.items.values():
                 for variant in variants.values():
                     if variant.is_archived:
@@ -566,7 +596,7 @@ class SandboxCore:
         if unknown:
             raise fail(unknown[0], f"unknown key(s) for a field: {', '.join(unknown)}")
         field_type = raw.get("type")
-        if field_type not in CREATABLE_TYPES:
+        if not isinstance(field_type, str) or field_type not in CREATABLE_TYPES:
             raise fail("type", f"unsupported field type {field_type!r}")
         display_name = raw.get("displayName")
         if not isinstance(display_name, str) or not display_name.strip():
@@ -628,6 +658,7 @@ class SandboxCore:
             )
         collection.fields[definition.slug] = definition
         collection.last_updated = self._now()
+        collection.schema_changed = collection.schema_changed or collection.has_live_items
         self._put_collection(collection)
         self._commit()
         return definition.to_json()
@@ -687,6 +718,7 @@ class SandboxCore:
             raise validation_error(f"Field '{definition.slug}' cannot be deleted")
         del collection.fields[definition.slug]
         collection.last_updated = self._now()
+        collection.schema_changed = collection.schema_changed or collection.has_live_items
         self._put_collection(collection)
         for variants in collection.items.values():
             for variant in variants.values():
@@ -780,11 +812,18 @@ class SandboxCore:
             "pagination": {"limit": limit, "offset": offset, "total": len(rendered)},
         }
 
-    def _variant(self, collection: _Collection, item_id: str, locale: str | None) -> ItemVariant:
+    def _variant(self, collection: _Collection, item_id: str, locale: object) -> ItemVariant:
         _check_id("item_id", item_id)
+        if locale is not None and not isinstance(locale, str):
+            raise validation_error(
+                "cmsLocaleId must be a string",
+                [{"param": "cmsLocaleId", "description": f"must be a string, not {locale!r}"}],
+            )
         variants = collection.items.get(item_id)
         if variants is None:
-            raise not_found("Item", item_id, code="item_not_found")
+            # A single item that is not there (or was deleted) is resource_not_found, as Webflow
+            # words it (issue 17); bulk requests name their missing ids as item_not_found.
+            raise not_found("Item", item_id)
         if locale:
             self._locales_param(collection, locale)
             variant = variants.get(locale)
@@ -792,7 +831,7 @@ class SandboxCore:
             primary = self.sites[collection.site_id].cms_locale_ids[0]
             variant = variants.get(primary) or next(iter(variants.values()))
         if variant is None:
-            raise not_found("Item", f"{item_id} in locale {locale}", code="item_not_found")
+            raise not_found("Item", f"{item_id} in locale {locale}")
         return variant
 
     def get_item(
@@ -802,7 +841,7 @@ class SandboxCore:
         if not live:
             return variant.staged()
         if variant.live is None:
-            raise not_found("Live item", item_id, code="item_not_found")
+            raise not_found("Live item", item_id)
         return variant.live
 
     # ---- items: creating ------------------------------------------------------------------
@@ -868,7 +907,7 @@ class SandboxCore:
         owner: str | None = None,
     ) -> bool:
         for locale in locales:
-            holder = collection.slugs.get((locale, slug))
+            holder = collection.slugs.get((locale, slug)) or collection.retired.get((locale, slug))
             if (holder is not None and holder != owner) or (locale, slug) in taken:
                 return False
         return True
@@ -1016,11 +1055,14 @@ class SandboxCore:
         if details and (self.config.bulk_invalid == "reject_all" or not drafts):
             raise validation_error("Validation Failure", details)
         site_items = site.item_count
-        if site_items + len(drafts) > self.config.item_limit:
+        allowed = self.config.items_allowed
+        if site_items + len(drafts) > allowed:
+            # Webflow's answer at the limit is not documented: a 400 naming the limit is the
+            # sandbox's choice (README lists it as unconfirmed).
             raise validation_error(
-                f"Item limit reached: the site's plan allows {self.config.item_limit} CMS items; "
-                f"it has {site_items} and this request adds {len(drafts)}",
-                [{"param": "items", "description": f"plan limit {self.config.item_limit} items"}],
+                f"Item limit reached: the site's {self.config.plan} plan allows {allowed} CMS "
+                f"items; it has {site_items} and this request adds {len(drafts)}",
+                [{"param": "items", "description": f"plan limit {allowed} items"}],
             )
 
     def _write_drafts(
@@ -1096,6 +1138,8 @@ class SandboxCore:
         many: bool,
         skip_invalid_files: bool | None,
     ) -> dict[str, Any]:
+        if live:
+            self._refuse_live_write_after_schema_change(collection)
         checker = self._checker(skip_invalid_files)
         taken: set[tuple[str, str]] = set()
         details: list[dict[str, Any]] = []
@@ -1111,7 +1155,7 @@ class SandboxCore:
             else:
                 changes.append((*checked, raw))
         if details and (self.config.bulk_invalid == "reject_all" or not changes):
-            raise _update_refused(kinds, details)
+            raise _update_refused(kinds, details, single=not many)
         now = self._now()
         for variant, clean, raw in changes:
             self._apply_update(collection, variant, clean, raw, live=live, now=now)
@@ -1181,8 +1225,9 @@ class SandboxCore:
         if "isDraft" in raw:
             variant.is_draft = raw["isDraft"]
         if variant.is_archived:
-            # Archived items leave the live site at once.
-            variant.live = None
+            # Webflow's docs: an archived item leaves the live site at the next site publish
+            # (or when unpublished); until then its live version stays as it was.
+            pass
         elif live and not raw.get("isDraft", False):
             variant.publish(now)
         self._put_variant(collection, variant)
@@ -1267,12 +1312,16 @@ class SandboxCore:
         now = self._now()
         published: list[str] = []
         errors: list[str] = []
+        publishing = {item_id for item_id, _ in targets}
         for item_id, locale in targets:
             variant = collection.items.get(item_id, {}).get(locale)
             if variant is None:
-                errors.append(f"Item not found: '{item_id}' (cmsLocaleId {locale})")
+                # The spec's example of a per-item publish error.
+                errors.append(f"Staging item ID {item_id} not found.")
             elif variant.is_archived:
                 errors.append(f"Item is archived and cannot be published: '{item_id}'")
+            elif blocked := self._unpublished_references(collection, variant, publishing):
+                errors.extend(blocked)
             else:
                 variant.publish(now)
                 self._put_variant(collection, variant)
@@ -1280,6 +1329,40 @@ class SandboxCore:
                     published.append(item_id)
         self._commit()
         return {"publishedItemIds": published, "errors": errors}
+
+    def _unpublished_references(
+        self, collection: _Collection, variant: ItemVariant, publishing: set[str]
+    ) -> list[str]:
+        """Why the item cannot be published: each item it references that is not live (users of
+        the real API report the publish failing; the wording is the sandbox's)."""
+        problems: list[str] = []
+        for definition in collection.fields.values():
+            if definition.type not in ("Reference", "MultiReference"):
+                continue
+            value = variant.field_data.get(definition.slug)
+            referenced = value if isinstance(value, list) else [value] if value else []
+            target = self.collections.get(str((definition.validations or {}).get("collectionId")))
+            for ref in referenced:
+                if target is collection and ref in publishing:
+                    continue  # published by the same request
+                versions = target.items.get(ref, {}) if target is not None else {}
+                if not any(version.live is not None for version in versions.values()):
+                    problems.append(
+                        f"Item '{variant.id}' references an unpublished item '{ref}' in field "
+                        f"'{definition.slug}'; publish the referenced item first."
+                    )
+        return problems
+
+    def _refuse_live_write_after_schema_change(self, collection: _Collection) -> None:
+        if collection.schema_changed:
+            # Users of the real API report a 409 here until the site is published again; only
+            # live PATCHes answer it, the live writes for which the spec documents a 409.
+            raise ApiError(
+                409,
+                "conflict",
+                "Conflict: the collection's fields changed since the site was last published; "
+                "publish the site before writing live items",
+            )
 
     # ---- inspection -----------------------------------------------------------------------
 
@@ -1319,12 +1402,14 @@ class SandboxCore:
 # ---- helpers ----------------------------------------------------------------------------------
 
 
-def format_seconds(seconds: float) -> str:
-    """A Retry-After value: whole seconds where possible, else milliseconds (compressed time)."""
+def format_seconds(seconds: float, *, compressed_time: bool = False) -> str:
+    """A Retry-After value: whole seconds, rounded up, at least 1, as RFC 9110 defines
+    delay-seconds and Webflow sends; milliseconds only in compressed time (a rate window shorter
+    than Webflow's minute, which tests use so a wait is not rounded up to a second)."""
     seconds = max(seconds, 0.001)
-    if seconds >= 10:
-        return str(int(-(-seconds // 1)))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    if compressed_time and seconds < 10:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return str(max(1, math.ceil(seconds)))
 
 
 def _items_answer(rendered: list[dict[str, Any]], details: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1358,9 +1443,13 @@ class _Refusal:
     details: list[dict[str, Any]]
 
 
-def _update_refused(kinds: set[str], details: list[dict[str, Any]]) -> ApiError:
+def _update_refused(
+    kinds: set[str], details: list[dict[str, Any]], *, single: bool = False
+) -> ApiError:
     # Only when every entry failed the same way does the answer name that way (404, 409).
     if kinds == {"missing"}:
+        if single:
+            return ApiError(404, "resource_not_found", str(details[0]["description"]), details)
         return ApiError(404, "item_not_found", "Item not found", details)
     if kinds == {"conflict"}:
         return ApiError(409, "conflict", "Conflict with server data: item not published", details)
@@ -1384,13 +1473,21 @@ def _site_publish_target(body: Mapping[str, Any]) -> bool:
             [{"param": "customDomains", "description": "must be an array"}],
         )
     if domains:
-        raise validation_error(
-            "Unknown custom domain ids: the sandbox site has no custom domains",
+        # The spec's 400 examples for site-publish: invalid_domain / "Please send a valid custom
+        # domain ID", and no_domains / "No domain IDs provided".
+        raise ApiError(
+            400,
+            "invalid_domain",
+            "Please send a valid custom domain ID",
             [{"param": "customDomains", "description": f"unknown domain ids: {domains}"}],
         )
-    if "customDomains" not in body and not to_subdomain:
-        raise validation_error(
-            "Include customDomains or publishToWebflowSubdomain: true to publish the site"
+    if not domains and not to_subdomain:
+        # An empty customDomains list publishes to nothing, as an absent one does.
+        raise ApiError(
+            400,
+            "no_domains",
+            "No domain IDs provided",
+            [{"param": "customDomains", "description": "no domain to publish to"}],
         )
     if "pageId" in body:
         raise validation_error(

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,6 +44,33 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE = re.compile(r"\+?[0-9 ()./-]{3,40}")
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 _RGB = re.compile(r"rgba?\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*(?:,\s*(?:0|1|0?\.\d+)\s*)?\)")
+_ALPHA = r"(?:0|1|0?\.\d+|1\.0+|\d{1,3}(?:\.\d+)?%)"
+_HSL = re.compile(
+    r"hsla?\(\s*-?\d{1,3}(?:\.\d+)?(?:deg)?\s*,\s*\d{1,3}(?:\.\d+)?%\s*,"
+    r"\s*\d{1,3}(?:\.\d+)?%\s*(?:,\s*" + _ALPHA + r"\s*)?\)"
+)
+#: CSS Color Module Level 4's 148 named colours; Webflow accepts "orchid, aqua, black, etc."
+_NAMED_COLOR_TEXT = """
+    aliceblue antiquewhite aqua aquamarine azure beige bisque black blanchedalmond blue
+    blueviolet brown burlywood cadetblue chartreuse chocolate coral cornflowerblue cornsilk
+    crimson cyan darkblue darkcyan darkgoldenrod darkgray darkgreen darkgrey darkkhaki
+    darkmagenta darkolivegreen darkorange darkorchid darkred darksalmon darkseagreen
+    darkslateblue darkslategray darkslategrey darkturquoise darkviolet deeppink deepskyblue
+    dimgray dimgrey dodgerblue firebrick floralwhite forestgreen fuchsia gainsboro
+    ghostwhite gold goldenrod gray green greenyellow grey honeydew hotpink indianred indigo
+    ivory khaki lavender lavenderblush lawngreen lemonchiffon lightblue lightcoral lightcyan
+    lightgoldenrodyellow lightgray lightgreen lightgrey lightpink lightsalmon lightseagreen
+    lightskyblue lightslategray lightslategrey lightsteelblue lightyellow lime limegreen
+    linen magenta maroon mediumaquamarine mediumblue mediumorchid mediumpurple
+    mediumseagreen mediumslateblue mediumspringgreen mediumturquoise mediumvioletred
+    midnightblue mintcream mistyrose moccasin navajowhite navy oldlace olive olivedrab
+    orange orangered orchid palegoldenrod palegreen paleturquoise palevioletred papayawhip
+    peachpuff peru pink plum powderblue purple rebeccapurple red rosybrown royalblue
+    saddlebrown salmon sandybrown seagreen seashell sienna silver skyblue slateblue
+    slategray slategrey snow springgreen steelblue tan teal thistle tomato turquoise violet
+    wheat white whitesmoke yellow yellowgreen transparent
+"""
+_NAMED_COLORS = frozenset(_NAMED_COLOR_TEXT.split())
 _FIELD_SLUG_JUNK = re.compile(r"[^a-z0-9-]+")
 
 
@@ -174,7 +202,7 @@ class ValueChecker:
         return self._text(definition, value, self.config.plain_text_max_length)
 
     def _rich_text(self, definition: FieldDef, value: Any) -> str:
-        return self._text(definition, value, self.config.rich_text_max_length)
+        return empty_code_blocks(self._text(definition, value, self.config.rich_text_max_length))
 
     def _file(self, definition: FieldDef, value: Any) -> dict[str, Any] | None:
         alt: Any = None
@@ -267,10 +295,17 @@ class ValueChecker:
         return value
 
     def _color(self, definition: FieldDef, value: Any) -> str:
-        if not isinstance(value, str) or (
-            _COLOR.fullmatch(value) is None and _RGB.fullmatch(value) is None
+        # Webflow's "Field Types & Item Values" (Color): "#RGB, #RGBA, #RRGGBB, #RRGGBBAA,
+        # rgb(), rgba(), hsl(), hsla(), orchid, aqua, black, etc., transparent".
+        if not isinstance(value, str) or not (
+            _COLOR.fullmatch(value)
+            or _RGB.fullmatch(value)
+            or _HSL.fullmatch(value)
+            or value.lower() in _NAMED_COLORS
         ):
-            raise InvalidValue(f"Field '{definition.slug}' must be a hex or rgb() color")
+            raise InvalidValue(
+                f"Field '{definition.slug}' must be a hex, rgb(), hsl() or named color: {value!r}"
+            )
         return value
 
     def _option(self, definition: FieldDef, value: Any) -> str:
@@ -301,6 +336,61 @@ class ValueChecker:
                 f"{self.config.multi_reference_max} references"
             )
         return [self._reference(definition, entry) for entry in value]
+
+
+class _CodeBlockFinder(HTMLParser):
+    """Finds where the content of each ``<pre>`` starts and ends in the text, skipping those
+    inside a custom-code embed (``<div data-rt-embed-type='true'>``): Webflow keeps that code."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._divs: list[bool] = []  # for each open <div>: is it an embed?
+        self._pre_depth = 0
+        self._content_start = 0
+        self.spans: list[tuple[int, int]] = []
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self._line_starts[line - 1] + column
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "div":
+            self._divs.append(("data-rt-embed-type", "true") in attrs)
+        elif tag == "pre" and not any(self._divs):
+            self._pre_depth += 1
+            if self._pre_depth == 1:
+                self._content_start = self._offset() + len(self.get_starttag_text() or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._divs:
+            self._divs.pop()
+        elif tag == "pre" and self._pre_depth > 0:
+            self._pre_depth -= 1
+            if self._pre_depth == 0:
+                self.spans.append((self._content_start, self._offset()))
+
+    @property
+    def unclosed_start(self) -> int | None:
+        return self._content_start if self._pre_depth > 0 else None
+
+
+def empty_code_blocks(html: str) -> str:
+    """Webflow's "Field Types & Item Values" reference (developers.webflow.com/reference/
+    field-types-item-values, Rich Text): "Currently, code blocks in Rich Text fields aren't
+    supported. Passing any code blocks will result in an empty string between the opening and
+    closing tags." A code block is the editor's ``<pre>`` (with or without ``<code>`` inside);
+    inline ``<code>`` in a paragraph is not a block and stays."""
+    if "<pre" not in html.lower():
+        return html
+    finder = _CodeBlockFinder(html)
+    finder.feed(html)
+    finder.close()
+    if finder.unclosed_start is not None:  # browsers close a <pre> at the end of the document
+        finder.spans.append((finder.unclosed_start, len(html)))
+    for start, end in reversed(finder.spans):
+        html = html[:start] + html[end:]
+    return html
 
 
 def _is_link(value: str) -> bool:

@@ -42,7 +42,11 @@ class Journal:
         self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + ".tmp")
-        with temporary.open("wb") as handle:
+        # Created 0600 (it holds the site's content), not with the umask's 0644: opened by
+        # os.open with a mode, so the file is never readable by others, not even briefly.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # an existing .tmp keeps its old mode through O_CREAT
+        with os.fdopen(descriptor, "wb") as handle:
             for entry in entries:
                 handle.write(_encode(entry))
             handle.flush()

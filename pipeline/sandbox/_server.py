@@ -273,11 +273,11 @@ class Sandbox:
             response = self._too_many(wait, "Too many requests (burst)")
         elif error_draw < faults.error_rate:
             self._totals["fault:error"] += 1
-            if kind_draw < 0.5:
-                error = ApiError(500, "internal_error", "We had a problem with our server")
-            else:
-                error = ApiError(503, "service_unavailable", "Service temporarily unavailable")
-            response = _error(error)
+            response = _error(_injected_error(kind_draw))
+        elif (missing := _missing_scope(request, self.config.scopes_of(token))) is not None:
+            # Webflow's wording, from the spec's 403 example for a token without a scope.
+            message = f"OAuthForbidden: You are missing the following scopes - {missing}"
+            response = _error(ApiError(403, "missing_scopes", message))
         else:
             if slow_draw < faults.slow_rate:
                 self._totals["fault:slow"] += 1
@@ -316,7 +316,8 @@ class Sandbox:
     def _too_many(self, wait: float, message: str) -> web.Response:
         self._totals["429"] += 1
         response = _error(ApiError(429, "too_many_requests", message))
-        response.headers["Retry-After"] = format_seconds(wait)
+        compressed = self.config.compressed_time
+        response.headers["Retry-After"] = format_seconds(wait, compressed_time=compressed)
         return response
 
     def _count(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
@@ -506,6 +507,30 @@ class Sandbox:
     async def _reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()
         return _json({"siteId": self.site_id})
+
+
+def _injected_error(kind_draw: float) -> ApiError:
+    if kind_draw < 0.5:
+        return ApiError(500, "internal_error", "We had a problem with our server")
+    return ApiError(503, "service_unavailable", "Service temporarily unavailable")
+
+
+def _missing_scope(request: web.Request, scopes: frozenset[str]) -> str | None:
+    """The scope the route needs that the token lacks, by the spec's ``security`` of each
+    operation: ``sites:*`` for the site itself, ``cms:*`` for collections, fields and items
+    (item publishing too), ``assets:*`` for assets; read for GET, write otherwise."""
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None  # an unknown route is a 404 whatever the token
+    route = resource.canonical
+    if "/assets" in route or "/asset_folders" in route:
+        area = "assets"  # /sites/{id}/assets too: checked before the site's own routes
+    elif route.startswith("/v2/sites") and "/collections" not in route:
+        area = "sites"
+    else:
+        area = "cms"
+    needed = f"{area}:{'read' if request.method in ('GET', 'HEAD') else 'write'}"
+    return None if needed in scopes else needed
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -6,35 +6,57 @@ import asyncio
 import os
 import signal
 import sys
+import typing
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import typer
 
-from flowport.pipeline.sandbox._config import FaultConfig, SandboxConfig
+from flowport.pipeline.sandbox._config import (
+    PLAN_ITEM_LIMITS,
+    FaultConfig,
+    SandboxConfig,
+    SitePlan,
+)
 
 __all__ = ["TOKEN_ENV", "read_tokens", "register", "serve"]
 
 TOKEN_ENV = "FLOWPORT_SANDBOX_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 
 
-def read_tokens(token_file: Path | None) -> tuple[str, ...]:
-    """Tokens from ``--token-file`` (one per line) or else from ``FLOWPORT_SANDBOX_TOKEN``."""
-    if token_file is not None:
-        try:
-            text = token_file.read_text(encoding="utf-8")
-        except OSError as problem:
-            raise typer.BadParameter(
-                f"cannot read token file {token_file}: {problem.strerror}"
-            ) from None
-        tokens = tuple(line.strip() for line in text.splitlines() if line.strip())
-        if not tokens:
-            raise typer.BadParameter(f"token file {token_file} holds no token")
-        return tokens
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise typer.BadParameter(f"set {TOKEN_ENV} or pass --token-file FILE")
-    return (token,)
+Grants = tuple[tuple[str, ...], dict[str, frozenset[str]]]
+
+
+def read_tokens(token_file: Path | None) -> Grants:
+    """The tokens, and the scopes of those that name theirs, from ``--token-file`` or else from
+    ``FLOWPORT_SANDBOX_TOKEN`` (one token, every scope).
+
+    The file holds one token a line: ``TOKEN`` alone has every scope; ``TOKEN cms:read,sites:read``
+    (scopes after whitespace, separated by commas or spaces) has only those. Blank lines and
+    lines starting with ``#`` are skipped."""
+    if token_file is None:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise typer.BadParameter(f"set {TOKEN_ENV} or pass --token-file FILE")
+        return (token,), {}
+    try:
+        text = token_file.read_text(encoding="utf-8")
+    except OSError as problem:
+        raise typer.BadParameter(
+            f"cannot read token file {token_file}: {problem.strerror}"
+        ) from None
+    tokens: list[str] = []
+    scopes: dict[str, frozenset[str]] = {}
+    for line in text.splitlines():
+        token, _, granted = line.strip().partition(" ")
+        if not token or token.startswith("#"):
+            continue
+        tokens.append(token)
+        if granted.strip():
+            scopes[token] = frozenset(granted.replace(",", " ").split())
+    if not tokens:
+        raise typer.BadParameter(f"token file {token_file} holds no token")
+    return tuple(tokens), scopes
 
 
 async def serve(config: SandboxConfig) -> None:
@@ -69,7 +91,7 @@ _State = Annotated[
     Path | None, typer.Option(help="Journal file: state survives restarts and SIGKILL.")
 ]
 _TokenFile = Annotated[
-    Path | None, typer.Option(help=f"File with the token(s); else ${TOKEN_ENV}.")
+    Path | None, typer.Option(help=f"Token file: 'TOKEN [scope,...]' a line; else ${TOKEN_ENV}.")
 ]
 _ErrorRate = Annotated[float, typer.Option(help="Share of 500/503 answers.")]
 _SlowRate = Annotated[float, typer.Option(help="Share of slow answers.")]
@@ -83,7 +105,10 @@ _DuplicateSlug = Annotated[str, typer.Option(help="reject (400) or suffix (-2, -
 _BulkInvalid = Annotated[
     str, typer.Option(help="reject_all or partial, for a bulk request with bad items.")
 ]
-_ItemLimit = Annotated[int, typer.Option(help="Plan item limit per site.", min=1)]
+_Plan = Annotated[str, typer.Option(help="Site plan: starter, basic, cms, business or enterprise.")]
+_ItemLimit = Annotated[
+    int | None, typer.Option(help="CMS items per site; default: the plan's.", min=0)
+]
 _SitePublishInterval = Annotated[
     float, typer.Option(help="Seconds between successful site publishes.")
 ]
@@ -106,15 +131,18 @@ def sandbox_command(
     commit_then_drop_rate: _CommitThenDropRate = 0.0,
     duplicate_slug: _DuplicateSlug = "reject",
     bulk_invalid: _BulkInvalid = "reject_all",
-    item_limit: _ItemLimit = 10_000,
+    plan: _Plan = "business",
+    item_limit: _ItemLimit = None,
     site_publish_interval: _SitePublishInterval = 60.0,
     locale: _Locale = None,
 ) -> None:
     """Serve a local emulator of Webflow's CMS Data API v2; prints its base URL."""
     slug_mode, bulk_mode = _modes(duplicate_slug, bulk_invalid)
+    tokens, token_scopes = read_tokens(token_file)
     try:
         config = SandboxConfig(
-            tokens=read_tokens(token_file),
+            tokens=tokens,
+            token_scopes=token_scopes,
             host=host,
             port=port,
             rate_limit=rate_limit,
@@ -123,6 +151,7 @@ def sandbox_command(
             state_file=state,
             duplicate_slug=slug_mode,
             bulk_invalid=bulk_mode,
+            plan=_site_plan(plan),
             item_limit=item_limit,
             site_publish_interval=site_publish_interval,
             locales=tuple(locale) if locale else ("en",),
@@ -153,3 +182,10 @@ def _modes(
         "partial" if bulk_invalid == "partial" else "reject_all"
     )
     return slug_mode, bulk_mode
+
+
+def _site_plan(plan: str) -> SitePlan:
+    for known in typing.get_args(SitePlan):
+        if plan == known:
+            return cast("SitePlan", known)
+    raise typer.BadParameter(f"--plan must be one of {', '.join(PLAN_ITEM_LIMITS)}")

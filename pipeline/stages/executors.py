@@ -193,9 +193,8 @@ class LiveExecutor:
         ids = [s.webflow_id or "" for s in chunk]
         operation: Callable[[], Awaitable[Any]]
         if policy == "archive":
-            archived = [{"id": i, "isArchived": True} for i in ids]
             operation = functools.partial(
-                api.update_items, collection_id, archived, live=False, collection=name
+                self.archive, name, collection_id, ids, unpublish=self.job.run.mode == "live"
             )
         else:
             live = policy == "unpublish"
@@ -219,6 +218,18 @@ class LiveExecutor:
                 )
                 record.mark_removed(keys, removed)
         return True
+
+    async def archive(
+        self, name: str, collection_id: str, ids: Sequence[str], *, unpublish: bool
+    ) -> None:
+        api = self.writer.api
+        archived = [{"id": i, "isArchived": True} for i in ids]
+        await api.update_items(collection_id, archived, live=False, collection=name)
+        if unpublish:
+            # Webflow takes an archived item off the live site only at the next site publish;
+            # a live run publishes no site, so it unpublishes what it archives (both calls are
+            # idempotent, so a retry of the pair is safe).
+            await api.delete_items(collection_id, list(ids), live=True, collection=name)
 
     async def finish_collection(
         self,

@@ -9,11 +9,19 @@ of 404.
 
 Bounded on purpose: derandomized (the same examples every run), no shrinking, a small
 ``max_examples`` per operation and mode; destructive operations run last, on their own targets.
+
+Random negative cases rarely put a wrongly typed value at one particular place (25 examples never
+sent a field ``type`` as an object, nor ``cmsLocaleId`` as a number, and both crashed the sandbox
+with a 500), so a second, exhaustive pass does: for every operation with a JSON body, a body with
+every property the spec declares (and one with only the required ones), then each value in it, at
+every depth, replaced in turn by a value of every other JSON type. Each answer must be a
+documented 4xx/2xx with Webflow's error body, never a 5xx.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,3 +239,143 @@ async def test_fuzzed_requests_get_documented_answers(sandbox: Any) -> None:
     failures, covered = await anyio.to_thread.run_sync(_run_fuzzer, sandbox.base_url, targets)
     assert set(covered) == set(SANDBOX_OPERATION_IDS)
     assert failures == [], "\n\n".join(failures)
+
+
+# ---- the exhaustive wrong-type pass --------------------------------------------------------
+
+#: One value of each JSON type (and an empty and a nested container): whatever a place expects,
+#: most of these are wrong for it.
+WRONG_VALUES: tuple[Any, ...] = ({}, {"nested": {}}, [], [{}], 0, -1.5, "", "text", True, None)
+Path = tuple[str | int, ...]
+
+
+def _alternatives(schema: Any) -> list[Any]:
+    if isinstance(schema, dict) and "anyOf" in schema:
+        return [alt for sub in schema["anyOf"] for alt in _alternatives(sub)]
+    return [schema]
+
+
+def _example(schema: Any, known: dict[str, str], name: str, *, every: bool) -> Any:
+    """A value the schema accepts: the first alternative, enum entry or a plain one per type;
+    strings named like an id get the seeded target's id, so the request reaches the handler."""
+    schema = _alternatives(schema)[0]
+    if not isinstance(schema, dict):
+        return "text"
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object":
+        return _object_example(schema, known, every=every)
+    if kind == "array":
+        return [_example(schema.get("items", {}), known, name, every=every)]
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    if schema.get("format") in ("date-time", "date-string"):
+        return "2025-03-01T12:00:00.000Z"
+    return known.get(name, "text")
+
+
+def _object_example(schema: dict[str, Any], known: dict[str, str], *, every: bool) -> Any:
+    properties = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    return {
+        key: _example(sub, known, key, every=every)
+        for key, sub in properties.items()
+        if (every or key in required) and not (isinstance(sub, dict) and sub.get("readOnly"))
+    }
+
+
+def _places(value: Any, path: Path = ()) -> Iterator[Path]:
+    """Every place in a JSON value, outermost first."""
+    yield path
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _places(sub, (*path, key))
+    elif isinstance(value, list):
+        for index, sub in enumerate(value):
+            yield from _places(sub, (*path, index))
+
+
+def _replaced(value: Any, path: Path, new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    parent = copy
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = new
+    return copy
+
+
+def _mutated_bodies(schema: Any, known: dict[str, str]) -> Iterator[tuple[Path, Any]]:
+    for alternative in _alternatives(schema):
+        for every in (True, False):
+            base = _example(alternative, known, "", every=every)
+            for path in _places(base):
+                for wrong in WRONG_VALUES:
+                    yield path, _replaced(base, path, wrong)
+
+
+def _operations_with_bodies() -> list[tuple[str, str, str, Any]]:
+    spec = normalized_spec()
+    found = []
+    for template, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            media = ((operation.get("requestBody") or {}).get("content") or {}).get(
+                "application/json"
+            )
+            if media and "schema" in media:
+                found.append((method.upper(), template, operation["operationId"], media["schema"]))
+    found.sort(key=lambda entry: (METHOD_ORDER.get(entry[0], 9), entry[1]))
+    return found
+
+
+def _send_wrong_types(base_url: str, targets: Targets, locale_id: str) -> tuple[list[str], int]:
+    validator = spec_validator()
+    known = {
+        "id": targets.item_id,
+        "itemIds": targets.item_id,
+        "collectionId": targets.collection_id,
+        "cmsLocaleId": locale_id,
+        "cmsLocaleIds": locale_id,
+    }
+    failures: list[str] = []
+    sent = 0
+    with requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {TOKEN}"
+        for method, template, operation_id, schema in _operations_with_bodies():
+            names = {part[1:-1] for part in template.split("/") if part.startswith("{")}
+            path = template.format(**targets.path_parameters(operation_id, names))
+            for place, body in _mutated_bodies(schema, known):
+                response = http.request(method, base_url + path, json=body, timeout=10)
+                sent += 1
+                try:
+                    assert response.status_code < 500, "a server error"
+                    headers = dict(response.headers)
+                    validator.assert_response(
+                        method, path, response.status_code, headers, response.content
+                    )
+                except (AssertionError, ConformanceError) as problem:
+                    where = "$" + "".join(f"[{step!r}]" for step in place)
+                    failures.append(
+                        f"{operation_id} {where} = {json.dumps(body)[:200]}: "
+                        f"{response.status_code} {response.text[:200]}: {problem}"
+                    )
+    return failures, sent
+
+
+async def test_wrongly_typed_body_values_are_4xx_never_5xx(sandbox: Any) -> None:
+    targets = await _seed(sandbox.base_url, sandbox.site_id)
+    locale_id = sandbox.core.sites[sandbox.site_id].cms_locale_ids[0]
+    failures, sent = await anyio.to_thread.run_sync(
+        _send_wrong_types, sandbox.base_url, targets, locale_id
+    )
+    covered = {operation_id for _, _, operation_id, _ in _operations_with_bodies()}
+    assert {"create-field", "create-collection", "update-item", "update-items"} <= covered
+    assert {"create-asset", "patch-asset"} <= covered
+    assert sent > 1000  # every place of every body, each wrongly typed
+    assert failures == [], f"{len(failures)} of {sent}:\n" + "\n\n".join(failures[:20])

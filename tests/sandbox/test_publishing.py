@@ -156,7 +156,9 @@ async def test_unpublish_sets_draft_and_clears_last_published(api: Api) -> None:
     assert staged.body["lastPublished"] is None
 
 
-async def test_archived_items_leave_the_live_set(api: Api) -> None:
+async def test_archived_items_leave_the_live_set_at_the_next_site_publish(api: Api) -> None:
+    # Source: Webflow's docs (issue 17): archiving takes an item off the live site at the next
+    # site publish, "queued to be archived" until then; the live version stays meanwhile.
     collection_id = await api.collection()
     created = await api.post(
         f"/collections/{collection_id}/items/live", {"fieldData": {"name": "A", "slug": "a"}}
@@ -165,6 +167,11 @@ async def test_archived_items_leave_the_live_set(api: Api) -> None:
         f"/collections/{collection_id}/items/{created.body['id']}", {"isArchived": True}
     )
     assert answer.body["isArchived"] is True
+    assert await live_slugs(api, collection_id) == ["a"]
+    published = await api.post(
+        f"/sites/{api.sandbox.site_id}/publish", {"publishToWebflowSubdomain": True}
+    )
+    assert published.status == 202
     assert await live_slugs(api, collection_id) == []
 
 

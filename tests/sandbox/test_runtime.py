@@ -80,7 +80,8 @@ async def test_burst_fault_answers_429_for_the_next_requests(make_sandbox: Sandb
     sandbox.set_faults(FaultConfig(burst_429_rate=1.0, burst_429_length=3))
     first = await api.get("/sites")
     assert first.status == 429
-    assert float(first.headers["Retry-After"]) == pytest.approx(0.5)
+    # One request slot is 0.5 s; on Webflow's one-minute window Retry-After is whole seconds.
+    assert first.headers["Retry-After"] == "1"
     sandbox.set_faults(FaultConfig())
     statuses = [(await api.get("/sites")).status for _ in range(3)]
     assert statuses == [429, 429, 200]

@@ -99,7 +99,8 @@ INVALID = [
     ("count", True),
     ("when", "yesterday"),
     ("featured", "yes"),
-    ("colour", "red"),
+    ("colour", "reddish"),
+    ("colour", "hsl(120, 100, 50)"),
     ("kind", "0123456789abcdef01234567"),
     ("author", "0123456789abcdef01234567"),
     ("co-authors", ["0123456789abcdef01234567"]),
@@ -310,3 +311,31 @@ async def test_unknown_item_keys_and_bad_flags_are_rejected(api: Api) -> None:
     )
     assert answer.status == 400
     assert sorted(d["param"] for d in answer.body["details"]) == ["colour", "isDraft"]
+
+
+async def test_code_blocks_in_rich_text_become_empty(api: Api) -> None:
+    # Source: Webflow's "Field Types & Item Values" reference (developers.webflow.com/reference/
+    # field-types-item-values): "Passing any code blocks will result in an empty string between
+    # the opening and closing tags." A <pre> empties; inline <code> and a <pre> inside a
+    # custom-code embed (code by design, not an editor code block) stay.
+    collection_id = await api.collection("Notes", [{"type": "RichText", "displayName": "Body"}])
+    body = (
+        "<p>Run <code>make</code> first.</p>"
+        '<pre class="language-py"><code>def f():\n    return 1</code></pre>'
+        "<div data-rt-embed-type='true'><pre>kept()</pre></div>"
+        "<PRE>shouting()</PRE><p>after</p>"
+    )
+    created = await api.item(collection_id, "with-code", body=body)
+    expected = (
+        "<p>Run <code>make</code> first.</p>"
+        '<pre class="language-py"></pre>'
+        "<div data-rt-embed-type='true'><pre>kept()</pre></div>"
+        "<PRE></PRE><p>after</p>"
+    )
+    assert created["fieldData"]["body"] == expected
+    patched = await api.patch(
+        f"/collections/{collection_id}/items/{created['id']}",
+        {"fieldData": {"body": "<pre>print(1)"}},
+    )
+    assert patched.status == 200, patched.body
+    assert patched.body["fieldData"]["body"] == "<pre>"
