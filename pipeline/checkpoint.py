@@ -45,6 +45,7 @@ from flowport.base.errors import FatalError
 from flowport.pipeline.logging import redact
 
 __all__ = [
+    "EXCERPT_CHARS",
     "FINGERPRINT_CHARS",
     "SCHEMA_VERSION",
     "Acknowledged",
@@ -57,6 +58,8 @@ __all__ = [
     "Intents",
     "ItemFailure",
     "ItemState",
+    "ItemWarning",
+    "ItemWarnings",
     "Items",
     "RunHistory",
     "RunScratch",
@@ -66,7 +69,7 @@ __all__ = [
 State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
 STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
@@ -198,7 +201,32 @@ CREATE INDEX items_state ON items (collection, state) WHERE state <> 'done';
 CREATE INDEX items_webflow_id ON items (collection, webflow_id) WHERE webflow_id IS NOT NULL
 """
 
-_MIGRATIONS: Final[tuple[str, ...]] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+#: What mapping or reading changed in each record (a rewritten embed, a fallback codec), so a
+#: user can act on it item by item; a record's rows are replaced whenever it is mapped again.
+_SCHEMA_V5 = """
+CREATE TABLE IF NOT EXISTS warnings (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    field TEXT,
+    kind TEXT NOT NULL,
+    excerpt TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (collection, key, seq)
+) WITHOUT ROWID
+"""
+
+_MIGRATIONS: Final[tuple[str, ...]] = (
+    _SCHEMA_V1,
+    _SCHEMA_V2,
+    _SCHEMA_V3,
+    _SCHEMA_V4,
+    _SCHEMA_V5,
+)
+
+#: Characters of a warning's message kept in the log: enough to find the spot, not a copy of
+#: the body.
+EXCERPT_CHARS: Final = 200
 
 _ITEM_COLUMNS: Final = (
     "collection, key, webflow_id, slug, content_hash, state, last_error, error_field, "
@@ -225,6 +253,17 @@ class ItemState:
     batch_id: int | None
     updated_at: str
     source_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWarning:
+    """One thing reading or mapping a record changed or dropped: ``kind`` is the source's or
+    the mapping's stable word (``encoding_fallback``, ``truncated``), ``excerpt`` its message."""
+
+    key: str
+    field: str | None
+    kind: str
+    excerpt: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +347,8 @@ class BatchRecord:
     def forget(self, keys: Sequence[str]) -> None:
         self._succeeded = True
         self._writes.append(functools.partial(self._log.items.forget, self.collection, keys))
+        # A deleted item's record is gone from the source: nothing is left to act on.
+        self._writes.append(functools.partial(self._log.warnings.forget, self.collection, keys))
 
     def settle_intent(self, still_unknown: Sequence[tuple[str, str, str]] = ()) -> None:
         """This batch's own intent (see :meth:`Intents.settle`)."""
@@ -819,6 +860,84 @@ class Items(_Part):
         )
 
 
+class ItemWarnings(_Part):
+    """The standing warnings of each record: those of the last time it was mapped."""
+
+    def replace(
+        self, collection: str, keys: Sequence[str], warnings: Sequence[ItemWarning]
+    ) -> None:
+        """``keys`` were mapped again: their old warnings go, ``warnings`` (of those keys) stay."""
+        now = _now()
+        seq: dict[str, int] = {}
+        rows = []
+        for warning in warnings:
+            seq[warning.key] = seq.get(warning.key, -1) + 1
+            excerpt = redact(warning.excerpt)[:EXCERPT_CHARS]
+            rows.append(
+                (
+                    collection,
+                    warning.key,
+                    seq[warning.key],
+                    warning.field,
+                    warning.kind,
+                    excerpt,
+                    now,
+                )
+            )
+        with _transaction(self._db):
+            self._db.executemany(
+                "DELETE FROM warnings WHERE collection = ? AND key = ?",
+                [(collection, key) for key in keys],
+            )
+            self._db.executemany("INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def of_keys(self, collection: str, keys: Sequence[str]) -> list[ItemWarning]:
+        found: list[ItemWarning] = []
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            found.extend(
+                ItemWarning(*row)
+                for row in self._db.execute(
+                    "SELECT key, field, kind, excerpt FROM warnings "
+                    f"WHERE collection = ? AND key IN ({marks}) ORDER BY key, seq",
+                    (collection, *chunk),
+                )
+            )
+        return found
+
+    def all(self) -> Iterator[tuple[str, ItemWarning, str]]:
+        """Every standing warning as (collection, warning, updated_at), by collection and key."""
+        after: tuple[str, str, int] = ("", "", -1)
+        while True:
+            rows = self._db.execute(
+                "SELECT collection, key, seq, field, kind, excerpt, updated_at FROM warnings "
+                "WHERE (collection, key, seq) > (?, ?, ?) ORDER BY collection, key, seq "
+                f"LIMIT {STREAM_PAGE}",
+                after,
+            ).fetchall()
+            for collection, key, _seq, field, kind, excerpt, updated_at in rows:
+                yield collection, ItemWarning(key, field, kind, excerpt), updated_at
+            if len(rows) < STREAM_PAGE:
+                return
+            after = (rows[-1][0], rows[-1][1], rows[-1][2])
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Standing warnings per collection and kind."""
+        result: dict[str, dict[str, int]] = {}
+        for collection, kind, count in self._db.execute(
+            "SELECT collection, kind, COUNT(*) FROM warnings GROUP BY collection, kind "
+            "ORDER BY collection, kind"
+        ):
+            result.setdefault(collection, {})[kind] = count
+        return result
+
+    def forget(self, collection: str, keys: Sequence[str]) -> None:
+        self._write_many(
+            "DELETE FROM warnings WHERE collection = ? AND key = ?",
+            [(collection, key) for key in keys],
+        )
+
+
 class RunScratch(_Part):
     """This run's scratch: keys read and slugs claimed, in TEMP tables so memory stays flat and
     the log's file is not written."""
@@ -1042,7 +1161,8 @@ class CheckpointLog:
 
     It owns the connection, the schema and the transactions, and is made of parts by
     responsibility, all on its connection: :attr:`runs`, :attr:`bindings` (collection ids and
-    cursors), :attr:`batches`, :attr:`intents`, :attr:`items` and this run's :attr:`scratch`.
+    cursors), :attr:`batches`, :attr:`intents`, :attr:`items`, the items' :attr:`warnings` and
+    this run's :attr:`scratch`.
     A batch is opened and closed through :meth:`batch` only.
     """
 
@@ -1054,6 +1174,7 @@ class CheckpointLog:
         self.batches = Batches(connection)
         self.intents = Intents(connection)
         self.items = Items(connection, self.intents)
+        self.warnings = ItemWarnings(connection)
         self.scratch = RunScratch(connection)
         # The surface the runner, the writer and the CLI call, re-exposed from the parts.
         self.begin_run = self.runs.begin

@@ -344,7 +344,15 @@ def plan(
     if output == "json":
         _stdout.print_json(data=result)
         raise typer.Exit(summary.exit_code)
-    _print_summary({k: v for k, v in result.items() if k not in ("samples", "notes")})
+    _print_summary({k: v for k, v in result.items() if k not in ("samples", "notes", "warnings")})
+    for warning in summary.warnings:
+        _stdout.print(
+            redact(
+                f"{warning['collection']} {warning['key']} would warn {warning['kind']}"
+                f" ({warning['field'] or 'record'}): {warning['excerpt']}"
+            ),
+            markup=False,
+        )
     for note in summary.notes:
         _stdout.print(redact(f"note: {note}"), markup=False)
     for sample in summary.samples:
@@ -366,6 +374,7 @@ def status(job_file: JobArgument) -> None:
         return
     with log:
         counts = log.counts()
+        warning_counts = log.warnings.counts()
         last = log.last_run()
     states = ("done", "staged", "sending", "failed")
     table = Table(title=f"{job_file}", title_justify="left")
@@ -378,6 +387,11 @@ def status(job_file: JobArgument) -> None:
         per = counts.get(name, {})
         table.add_row(name, *(str(per.get(s, 0)) for s in states), str(sum(per.values())))
     _stdout.print(table)
+    # A line per collection under the table, rather than a column in it: the table's columns
+    # are item states, and a warned item is in one of them as well.
+    for name, kinds in warning_counts.items():
+        listed = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
+        _stdout.print(f"{name} warnings: {listed} (flowport warnings lists them)", markup=False)
     if last is None:
         _stdout.print("no run recorded yet")
         return
@@ -420,29 +434,81 @@ def errors(
             for item in log.errors()
         )
     try:
-        if output is ErrorFormat.csv:
-            writer = csv.DictWriter(sys.stdout, fieldnames=_ERROR_COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        elif output is ErrorFormat.json:
-            sys.stdout.write("[")
-            for n, row in enumerate(rows):
-                sys.stdout.write(("," if n else "") + "\n  " + json.dumps(row, ensure_ascii=False))
-            sys.stdout.write("\n]\n")
-        else:
-            table = Table(title=f"errors in {job_file}", title_justify="left")
-            for column in _ERROR_COLUMNS[:6]:
-                table.add_column(column, overflow="fold")
-            count = 0
-            for row in rows:
-                count += 1
-                table.add_row(*(str(row[c] or "") for c in _ERROR_COLUMNS[:6]))
-            if count:
-                _stdout.print(table)
-            _stdout.print(f"{count} item error{'s' if count != 1 else ''}")
+        _print_rows(
+            rows, _ERROR_COLUMNS, 6, output, title=f"errors in {job_file}", noun="item error"
+        )
     finally:
         if log is not None:
             log.close()
+
+
+_WARNING_COLUMNS = ("collection", "key", "field", "kind", "excerpt", "updated_at")
+
+
+@app.command()
+def warnings(
+    job_file: JobArgument,
+    output: Annotated[
+        ErrorFormat, typer.Option("--format", "-f", help="Output format.", case_sensitive=False)
+    ] = ErrorFormat.table,
+) -> None:
+    """Every standing per-item warning (what reading or mapping a record changed or dropped):
+    collection, source key, field, kind and an excerpt."""
+    job = _load(job_file)
+    log = _open_checkpoint(job)
+    rows: Iterator[dict[str, Any]] = iter(())
+    if log is not None:
+        rows = (
+            {
+                "collection": collection,
+                "key": warning.key,
+                "field": warning.field,
+                "kind": warning.kind,
+                "excerpt": warning.excerpt,
+                "updated_at": updated_at,
+            }
+            for collection, warning, updated_at in log.warnings.all()
+        )
+    try:
+        _print_rows(
+            rows, _WARNING_COLUMNS, 5, output, title=f"warnings in {job_file}", noun="warning"
+        )
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _print_rows(
+    rows: Iterator[dict[str, Any]],
+    columns: tuple[str, ...],
+    shown: int,
+    output: ErrorFormat,
+    *,
+    title: str,
+    noun: str,
+) -> None:
+    """Rows as CSV, a JSON array (streamed: a log may hold many) or a table of the first
+    ``shown`` columns with a count under it."""
+    if output is ErrorFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif output is ErrorFormat.json:
+        sys.stdout.write("[")
+        for n, row in enumerate(rows):
+            sys.stdout.write(("," if n else "") + "\n  " + json.dumps(row, ensure_ascii=False))
+        sys.stdout.write("\n]\n")
+    else:
+        table = Table(title=title, title_justify="left")
+        for column in columns[:shown]:
+            table.add_column(column, overflow="fold")
+        count = 0
+        for row in rows:
+            count += 1
+            table.add_row(*(str(row[c] or "") for c in columns[:shown]))
+        if count:
+            _stdout.print(table)
+        _stdout.print(f"{count} {noun}{'s' if count != 1 else ''}")
 
 
 async def _call(function: Callable[[Job], Any], job: Job) -> list[str]:

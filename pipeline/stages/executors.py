@@ -19,11 +19,13 @@ from flowport.base.errors import RequestRejected
 from flowport.base.models import CollectionSchema
 from flowport.mappings import ReferenceResolver
 from flowport.pipeline.checkpoint import (
+    EXCERPT_CHARS,
     Acknowledged,
     CheckpointLog,
     DeferredReferences,
     ItemFailure,
     ItemState,
+    ItemWarning,
 )
 from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.logging import ProgressSink
@@ -60,6 +62,16 @@ class Executor(schema.CollectionMaker, Protocol):
     def record_failures(self, name: str, failures: Sequence[ItemFailure]) -> None: ...
 
     def record_adopted(self, name: str, adopted: Sequence[Acknowledged]) -> None: ...
+
+    def record_warnings(
+        self, name: str, keys: Sequence[str], warnings: Sequence[ItemWarning]
+    ) -> None:
+        """``keys`` were mapped again; ``warnings`` are what they warn of now."""
+        ...
+
+    def standing_warnings(self, name: str) -> dict[str, int]:
+        """The collection's warnings per kind once this run is done, unchanged records' too."""
+        ...
 
     def chunk_decided(self, name: str, planned: Sequence[str]) -> None:
         """A chunk's records that became (or stay) items: ``planned`` keys."""
@@ -170,6 +182,14 @@ class LiveExecutor:
     def record_failures(self, name: str, failures: Sequence[ItemFailure]) -> None:
         self.checkpoint.record_failures(name, None, failures)
 
+    def record_warnings(
+        self, name: str, keys: Sequence[str], warnings: Sequence[ItemWarning]
+    ) -> None:
+        self.checkpoint.warnings.replace(name, keys, warnings)
+
+    def standing_warnings(self, name: str) -> dict[str, int]:
+        return self.checkpoint.warnings.counts().get(name, {})
+
     def record_adopted(self, name: str, adopted: Sequence[Acknowledged]) -> None:
         with self.checkpoint.batch(self.writer.run_id, name, "adopt", len(adopted)) as adoption:
             adoption.acknowledge(adopted)
@@ -262,6 +282,8 @@ class PlanExecutor:
         self.writer = writer
         self.checkpoint: CheckpointLog = writer.checkpoint
         self.summary = summary
+        #: Per collection and kind, how a run would change the log's standing warnings.
+        self.warning_changes: dict[str, dict[str, int]] = {}
 
     async def create_collection(
         self, site_id: str, name: str, collection: CollectionJob
@@ -315,6 +337,34 @@ class PlanExecutor:
 
     def record_adopted(self, name: str, adopted: Sequence[Acknowledged]) -> None:
         return None
+
+    def record_warnings(
+        self, name: str, keys: Sequence[str], warnings: Sequence[ItemWarning]
+    ) -> None:
+        changes = self.warning_changes.setdefault(name, {})
+        for replaced in self.checkpoint.warnings.of_keys(name, keys):
+            changes[replaced.kind] = changes.get(replaced.kind, 0) - 1
+        for warning in warnings:
+            changes[warning.kind] = changes.get(warning.kind, 0) + 1
+        shown = self.summary.warnings
+        for warning in warnings[
+            : max(0, PLAN_SAMPLES - sum(1 for w in shown if w["collection"] == name))
+        ]:
+            shown.append(
+                {
+                    "collection": name,
+                    "key": warning.key,
+                    "field": warning.field,
+                    "kind": warning.kind,
+                    "excerpt": warning.excerpt[:EXCERPT_CHARS],
+                }
+            )
+
+    def standing_warnings(self, name: str) -> dict[str, int]:
+        counts = dict(self.checkpoint.warnings.counts().get(name, {}))
+        for kind, change in self.warning_changes.get(name, {}).items():
+            counts[kind] = counts.get(kind, 0) + change
+        return {kind: n for kind, n in counts.items() if n}
 
     def chunk_decided(self, name: str, planned: Sequence[str]) -> None:
         # References to these records resolve to a stand-in id in the collections after.

@@ -36,6 +36,10 @@ async def finish_collection(
             executor, checkpoint, summary, sink, name, collection, collection_id, unreadable
         )
     await executor.finish_collection(name, collection_id, locale_ids, cursor)
+    # The standing warnings, unchanged records' included: a rerun that maps nothing again
+    # still says what is left to look at.
+    standing = executor.standing_warnings(name)
+    summary.add(name, {f"warning:{kind}": n for kind, n in standing.items()})
     sink.collection_finished(name, summary.collections.get(name, {}))
 
 

@@ -26,14 +26,14 @@ from flowport.mappings import (
     compile_mapping,
     content_hash,
 )
-from flowport.pipeline.checkpoint import CheckpointLog, ItemFailure, ItemState
+from flowport.pipeline.checkpoint import CheckpointLog, ItemFailure, ItemState, ItemWarning
 from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.stages.claims import CheckpointSlugs, PrimarySlugs
 from flowport.pipeline.stages.decide import Proposal
 from flowport.pipeline.stages.read import ReadChunk
 from flowport.pipeline.writer import Target
 
-__all__ = ["LocaleMapper", "MapStage", "MappedChunk", "digest_of", "target_of"]
+__all__ = ["LocaleMapper", "MapStage", "MappedChunk", "digest_of", "target_of", "warnings_of"]
 
 
 @dataclass(slots=True)
@@ -45,6 +45,8 @@ class MappedChunk:
     proposals: list[Proposal] = field(default_factory=list)
     #: What the log holds for the proposals' keys (those it knows).
     states: dict[str, ItemState] = field(default_factory=dict)
+    #: What reading and mapping the proposals' records changed: their standing warnings now.
+    warnings: list[ItemWarning] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,8 @@ class MapStage:
             ]
         proposals = [self.propose(record, h, result) for record, h, result in results]
         slugs.flush()
-        return MappedChunk(chunk.failures, chunk.unchanged, proposals, states)
+        warnings = [w for record, _, result in results for w in warnings_of(record, result)]
+        return MappedChunk(chunk.failures, chunk.unchanged, proposals, states, warnings)
 
     def propose(
         self,
@@ -168,6 +171,16 @@ class LocaleMappers:
             if isinstance(variant, MappedItem):
                 values[locale.locale_id] = variant.field_data
         return values, None
+
+
+def warnings_of(
+    record: SourceRecord, result: MappedItem | MappingFailure | SkippedRecord
+) -> list[ItemWarning]:
+    """The record's source warnings, then its mapping's (a failed or skipped record has none)."""
+    found = [ItemWarning(record.key, w.field, w.kind, w.message) for w in record.warnings]
+    if isinstance(result, MappedItem):
+        found.extend(ItemWarning(record.key, w.field, w.kind, w.message) for w in result.warnings)
+    return found
 
 
 def target_of(job: Job, mapped: MappedItem) -> Target:

@@ -106,6 +106,7 @@ class DecideStage:
                 if outcomes.writes:
                     await send.send(outcomes.writes)
                 self.settle(outcomes)
+                self.settle_warnings(chunk)
 
     def decide_chunk(self, chunk: MappedChunk) -> _Outcomes:
         name, summary = self.collection, self.summary
@@ -117,8 +118,6 @@ class DecideStage:
             result = proposal.result
             if isinstance(result, MappedItem):
                 outcomes.planned.append(proposal.key)
-                for warning in result.warnings:
-                    summary.count(name, f"warning:{warning.kind}")
             stored = chunk.states.get(proposal.key)
             foreign = (
                 self.foreign.adopt(proposal.key, proposal.slug)
@@ -163,6 +162,11 @@ class DecideStage:
                 source_hash=proposal.source_hash,
             )
         )
+
+    def settle_warnings(self, chunk: MappedChunk) -> None:
+        if chunk.proposals:
+            keys = [proposal.key for proposal in chunk.proposals]
+            self.executor.record_warnings(self.collection, keys, chunk.warnings)
 
     def settle(self, outcomes: _Outcomes) -> None:
         """What a chunk's decisions leave besides writes, once its writes are on their way."""

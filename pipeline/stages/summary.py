@@ -22,6 +22,8 @@ class RunSummary:
     site_published: bool = False
     notes: list[str] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    #: A plan's first few warnings per collection (collection, key, field, kind, excerpt).
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -60,6 +62,7 @@ class RunSummary:
         if self.dry_run:
             result["dry_run"] = True
             result["samples"] = self.samples
+            result["warnings"] = self.warnings
         if self.notes:
             result["notes"] = self.notes
         return result

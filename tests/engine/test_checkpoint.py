@@ -17,12 +17,14 @@ import pytest
 
 from flowport.base.errors import FatalError
 from flowport.pipeline.checkpoint import (
+    EXCERPT_CHARS,
     LOOKUP_CHUNK,
     SCHEMA_VERSION,
     Acknowledged,
     CheckpointLog,
     DeferredReferences,
     ItemFailure,
+    ItemWarning,
 )
 from flowport.pipeline.logging import clear_secrets, register_secret
 from tests.conftest import REPO
@@ -763,3 +765,33 @@ def test_deferred_references_stream_back_in_order_and_in_chunks(log: CheckpointL
     assert list(chunks) == [items[6:]]
     log.start_scratch()  # a new run starts with none
     assert list(log.deferred_references()) == []
+
+
+def test_warnings_are_replaced_per_record_and_kept_for_the_others(log: CheckpointLog) -> None:
+    log.warnings.replace(
+        "posts",
+        ["p1", "p2"],
+        [
+            ItemWarning("p1", "body", "shortcode_unknown", "[gallery] dropped"),
+            ItemWarning("p1", "name", "truncated", "x" * 1000),
+            ItemWarning("p2", None, "encoding_fallback", "line 3 read as cp1252"),
+        ],
+    )
+    log.warnings.replace("posts", ["p1", "p3"], [ItemWarning("p3", "body", "code_block", "c")])
+
+    listed = [(c, w.key, w.kind) for c, w, _ in log.warnings.all()]
+    assert listed == [("posts", "p2", "encoding_fallback"), ("posts", "p3", "code_block")]
+    assert log.warnings.counts() == {"posts": {"code_block": 1, "encoding_fallback": 1}}
+    assert [w.key for w in log.warnings.of_keys("posts", ["p2", "p9"])] == ["p2"]
+
+
+def test_a_warning_excerpt_is_short_and_redacted(log: CheckpointLog) -> None:
+    register_secret("s3cr3t-token-value")
+    try:
+        long = "see https://x.test/?token=s3cr3t-token-value " + "y" * 1000
+        log.warnings.replace("posts", ["p1"], [ItemWarning("p1", "body", "kind", long)])
+    finally:
+        clear_secrets()
+    [(_, warning, _)] = log.warnings.all()
+    assert "s3cr3t-token-value" not in warning.excerpt
+    assert len(warning.excerpt) == EXCERPT_CHARS
