@@ -22,6 +22,7 @@ import errno
 import fcntl
 import gc
 import inspect
+import itertools
 import json
 import os
 import platform
@@ -315,9 +316,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(name, *(str(per.get(o, 0)) for o in outcomes))
     _stdout.print(table)
     extras = {
-        k: v for k, v in summary.items() if k not in ("collections", "job") and v not in (None,)
+        k: v
+        for k, v in summary.items()
+        if k not in ("collections", "job", "removals") and v not in (None,)
     }
     _stdout.print(redact(" ".join(f"{k}={v}" for k, v in extras.items())), markup=False)
+    for name, keys in summary.get("removals", {}).items():
+        shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
+        _stdout.print(
+            redact(f"{name}: {len(keys)} records gone from the source, items kept: {shown}"),
+            markup=False,
+        )
 
 
 @app.command()
@@ -389,6 +398,12 @@ def status(job_file: JobArgument) -> None:
     )
     if last["summary"]:
         _stdout.print(redact(json.dumps(last["summary"], indent=2, sort_keys=True)), markup=False)
+        for name, keys in (last["summary"].get("removals") or {}).items():
+            _stdout.print(
+                f"{name}: {len(keys)} records gone from the source, their items kept "
+                "(flowport errors names them)",
+                markup=False,
+            )
 
 
 _ERROR_COLUMNS = ("collection", "key", "field", "kind", "reason", "state", "attempts", "updated_at")
@@ -419,6 +434,7 @@ def errors(
             }
             for item in log.errors()
         )
+        rows = itertools.chain(rows, _kept_removals(log.last_run()))
     try:
         if output is ErrorFormat.csv:
             writer = csv.DictWriter(sys.stdout, fieldnames=_ERROR_COLUMNS, lineterminator="\n")
@@ -433,16 +449,43 @@ def errors(
             table = Table(title=f"errors in {job_file}", title_justify="left")
             for column in _ERROR_COLUMNS[:6]:
                 table.add_column(column, overflow="fold")
-            count = 0
+            count = kept = 0
             for row in rows:
-                count += 1
+                if row["kind"] == _REMOVED_KIND:
+                    kept += 1
+                else:
+                    count += 1
                 table.add_row(*(str(row[c] or "") for c in _ERROR_COLUMNS[:6]))
-            if count:
+            if count or kept:
                 _stdout.print(table)
             _stdout.print(f"{count} item error{'s' if count != 1 else ''}")
+            if kept:
+                _stdout.print(f"{kept} records gone from the source, their items kept")
     finally:
         if log is not None:
             log.close()
+
+
+#: The kind of a row of ``flowport errors`` naming a record gone from the source, item kept.
+_REMOVED_KIND = "removed-from-source"
+
+
+def _kept_removals(last: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """The last run's records that vanished from the source while the job keeps their items:
+    not errors, but nobody would hear of them otherwise."""
+    summary = (last or {}).get("summary") or {}
+    for collection, keys in (summary.get("removals") or {}).items():
+        for key in keys:
+            yield {
+                "collection": collection,
+                "key": key,
+                "field": None,
+                "kind": _REMOVED_KIND,
+                "reason": 'gone from the source; the item is kept (deletions = "keep")',
+                "state": "kept",
+                "attempts": 0,
+                "updated_at": last["finished_at"] if last else None,
+            }
 
 
 async def _call(function: Callable[[Job], Any], job: Job) -> list[str]:

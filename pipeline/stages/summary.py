@@ -22,6 +22,8 @@ class RunSummary:
     site_published: bool = False
     notes: list[str] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    #: Keys of records gone from the source whose items the job keeps, per collection.
+    removals: dict[str, list[str]] = field(default_factory=dict)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -62,4 +64,6 @@ class RunSummary:
             result["samples"] = self.samples
         if self.notes:
             result["notes"] = self.notes
+        if self.removals:
+            result["removals"] = self.removals
         return result

@@ -15,7 +15,7 @@ from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, run_cli_async
 from tests.engine.conftest import sandbox_stats
 
 
@@ -159,6 +159,50 @@ async def test_vanished_records_are_archived_within_the_cap_and_come_back(
     assert len(live) == 96
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
         assert log.counts()["books"] == {"done": 96, "archived": 4}
+
+
+async def test_records_gone_from_the_source_are_named_when_the_job_keeps_their_items(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    # No deletions line: "keep" is the default, and what `flowport init` writes.
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    write_books(job_dir / "books.csv", books(10))
+    first = await run_job(load_job(path))
+    assert first.exit_code == 0, first.as_dict()
+    assert "removed_kept" not in first.collections["books"]
+    assert first.removals == {}
+    target = collection_id(job_dir)
+
+    write_books(job_dir / "books.csv", books(7))
+    plan = await run_job(load_job(path), dry_run=True)
+    assert plan.collections["books"]["removed_kept"] == 3
+    assert plan.as_dict()["removals"] == {"books": ["7", "8", "9"]}
+
+    kept = await run_job(load_job(path))
+    assert kept.exit_code == 0, kept.as_dict()
+    assert kept.collections["books"] == {"unchanged": 7, "removed_kept": 3}
+    assert kept.removals == {"books": ["7", "8", "9"]}
+    assert len(await items(sandbox, target, live=True)) == 10
+
+    status = await run_cli_async("status", str(path), cwd=job_dir)
+    assert status.returncode == 0, status.output
+    assert "books: 3 records gone from the source, their items kept" in status.stdout
+    listed = await run_cli_async("errors", str(path), "--format", "csv", cwd=job_dir)
+    assert listed.returncode == 0, listed.output
+    rows = list(csv.DictReader(listed.stdout.splitlines()))
+    assert [(r["collection"], r["key"], r["kind"], r["state"]) for r in rows] == [
+        ("books", key, "removed-from-source", "kept") for key in ("7", "8", "9")
+    ]
+    table = await run_cli_async("errors", str(path), cwd=job_dir)
+    assert "0 item errors" in table.stdout
+    assert "3 records gone from the source, their items kept" in table.stdout
+
+    # Back in the source: nothing is gone any more, and nothing is named.
+    write_books(job_dir / "books.csv", books(10))
+    back = await run_job(load_job(path))
+    assert back.removals == {}
+    assert "removed_kept" not in back.collections["books"]
 
 
 async def test_delete_policy_removes_items_and_an_unreadable_source_removes_nothing(
