@@ -177,6 +177,14 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read incremental sources whole for this run (their saved cursors ignored, "
+            "saved again at the end), so changes the cursor missed and removals are seen.",
+        ),
+    ] = False,
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
     job = _load(job_file)
@@ -189,7 +197,7 @@ def run(
     use_json = log_format is LogFormat.json or (
         log_format is LogFormat.auto and not sys.stdout.isatty()
     )
-    from flowport.pipeline.runner import RunSummary, run_job
+    from flowport.pipeline.runner import RunSummary
 
     # The summary is ours, not the runner's: whatever stops the run (a fatal error, SIGINT,
     # SIGTERM from systemd, a bug), it holds the counts so far and ends the output.
@@ -199,11 +207,7 @@ def run(
     with _terminate_as_exception():
         try:
             with job_lock(job.state_dir):
-                if json_sink is not None:
-                    _run_until_signal(lambda: run_job(job, progress=json_sink, summary=summary))
-                else:
-                    with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
-                        _run_until_signal(lambda: run_job(job, progress=rich_sink, summary=summary))
+                _run_with_progress(job, summary, json_sink, quiet=quiet, full_read=full)
             code = summary.exit_code
         except JobLocked as exc:
             problem = f"error: {exc}"
@@ -216,6 +220,23 @@ def run(
         except Exception as exc:
             problem = f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
     _finish_run(summary, code, problem, json_sink)
+
+
+def _run_with_progress(
+    job: Job, summary: Any, json_sink: JsonLinesSink | None, *, quiet: bool, full_read: bool
+) -> None:
+    """The run, reporting to JSON lines or to a live display on a terminal."""
+    from flowport.pipeline.runner import run_job
+
+    if json_sink is not None:
+        _run_until_signal(
+            lambda: run_job(job, progress=json_sink, summary=summary, full_read=full_read)
+        )
+        return
+    with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
+        _run_until_signal(
+            lambda: run_job(job, progress=rich_sink, summary=summary, full_read=full_read)
+        )
 
 
 class Terminated(BaseException):

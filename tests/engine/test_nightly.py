@@ -273,6 +273,53 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
     assert await writes(sandbox) == before
 
 
+async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor_again(
+    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = job_dir / "books.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "CREATE TABLE books (id TEXT PRIMARY KEY, title TEXT, pages TEXT, updated_at TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO books VALUES (?, ?, ?, ?)",
+            [(k, t, p, f"2026-01-01T00:00:{int(k):02d}") for k, t, p in books(20)],
+        )
+    monkeypatch.setenv("BOOKS_URL", f"sqlite+aiosqlite:///{database}")
+    source = (
+        '{ type = "sql", url_env = "BOOKS_URL", table = "books", key = "id", '
+        'cursor_column = "updated_at" }'
+    )
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, extra="incremental = true"))
+    assert (await run_job(load_job(path))).collections["books"]["created"] == 20
+
+    # Changes the cursor cannot see: a row edited without touching updated_at, a row removed.
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE books SET title = 'Book 3, quietly fixed' WHERE id = '3'")
+        db.execute("DELETE FROM books WHERE id = '5'")
+    blind = await run_job(load_job(path))
+    assert blind.collections["books"] == {"unchanged": 1}  # only the row at the cursor
+
+    full = await run_cli_async("run", str(path), "--full", "--log-format", "json", cwd=job_dir)
+    assert full.returncode == 0, full.output
+    finished = full.finished()
+    assert finished["collections"]["books"] == {
+        "updated": 1,
+        "unchanged": 18,
+        "removed_kept": 1,
+    }
+    assert finished["removals"] == {"books": ["5"]}
+    names = {i.field_data["name"] for i in await items(sandbox, collection_id(job_dir))}
+    assert "Book 3, quietly fixed" in names
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        assert log.cursor("books") == "2026-01-01T00:00:19"
+
+    # The next run is incremental again, from the committed cursor.
+    after = await run_job(load_job(path))
+    assert after.collections["books"] == {"unchanged": 1}
+
+
 async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_wins(
     sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
