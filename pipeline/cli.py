@@ -22,6 +22,7 @@ import errno
 import fcntl
 import gc
 import inspect
+import itertools
 import json
 import os
 import platform
@@ -176,6 +177,14 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read incremental sources whole for this run (their saved cursors ignored, "
+            "saved again at the end), so changes the cursor missed and removals are seen.",
+        ),
+    ] = False,
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
     job = _load(job_file)
@@ -188,7 +197,7 @@ def run(
     use_json = log_format is LogFormat.json or (
         log_format is LogFormat.auto and not sys.stdout.isatty()
     )
-    from flowport.pipeline.runner import RunSummary, run_job
+    from flowport.pipeline.runner import RunSummary
 
     # The summary is ours, not the runner's: whatever stops the run (a fatal error, SIGINT,
     # SIGTERM from systemd, a bug), it holds the counts so far and ends the output.
@@ -198,11 +207,7 @@ def run(
     with _terminate_as_exception():
         try:
             with job_lock(job.state_dir):
-                if json_sink is not None:
-                    _run_until_signal(lambda: run_job(job, progress=json_sink, summary=summary))
-                else:
-                    with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
-                        _run_until_signal(lambda: run_job(job, progress=rich_sink, summary=summary))
+                _run_with_progress(job, summary, json_sink, quiet=quiet, full_read=full)
             code = summary.exit_code
         except JobLocked as exc:
             problem = f"error: {exc}"
@@ -215,6 +220,23 @@ def run(
         except Exception as exc:
             problem = f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
     _finish_run(summary, code, problem, json_sink)
+
+
+def _run_with_progress(
+    job: Job, summary: Any, json_sink: JsonLinesSink | None, *, quiet: bool, full_read: bool
+) -> None:
+    """The run, reporting to JSON lines or to a live display on a terminal."""
+    from flowport.pipeline.runner import run_job
+
+    if json_sink is not None:
+        _run_until_signal(
+            lambda: run_job(job, progress=json_sink, summary=summary, full_read=full_read)
+        )
+        return
+    with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
+        _run_until_signal(
+            lambda: run_job(job, progress=rich_sink, summary=summary, full_read=full_read)
+        )
 
 
 class Terminated(BaseException):
@@ -315,9 +337,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_row(name, *(str(per.get(o, 0)) for o in outcomes))
     _stdout.print(table)
     extras = {
-        k: v for k, v in summary.items() if k not in ("collections", "job") and v not in (None,)
+        k: v
+        for k, v in summary.items()
+        if k not in ("collections", "job", "removals") and v not in (None,)
     }
     _stdout.print(redact(" ".join(f"{k}={v}" for k, v in extras.items())), markup=False)
+    for name, keys in summary.get("removals", {}).items():
+        shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
+        _stdout.print(
+            redact(f"{name}: {len(keys)} records gone from the source, items kept: {shown}"),
+            markup=False,
+        )
 
 
 @app.command()
@@ -403,6 +433,12 @@ def status(job_file: JobArgument) -> None:
     )
     if last["summary"]:
         _stdout.print(redact(json.dumps(last["summary"], indent=2, sort_keys=True)), markup=False)
+        for name, keys in (last["summary"].get("removals") or {}).items():
+            _stdout.print(
+                f"{name}: {len(keys)} records gone from the source, their items kept "
+                "(flowport errors names them)",
+                markup=False,
+            )
 
 
 _ERROR_COLUMNS = ("collection", "key", "field", "kind", "reason", "state", "attempts", "updated_at")
@@ -433,9 +469,16 @@ def errors(
             }
             for item in log.errors()
         )
+        rows = itertools.chain(rows, _kept_removals(log.last_run()))
     try:
         _print_rows(
-            rows, _ERROR_COLUMNS, 6, output, title=f"errors in {job_file}", noun="item error"
+            rows,
+            _ERROR_COLUMNS,
+            6,
+            output,
+            title=f"errors in {job_file}",
+            noun="item error",
+            apart=(_REMOVED_KIND, "records gone from the source, their items kept"),
         )
     finally:
         if log is not None:
@@ -486,9 +529,11 @@ def _print_rows(
     *,
     title: str,
     noun: str,
+    apart: tuple[str, str] | None = None,
 ) -> None:
     """Rows as CSV, a JSON array (streamed: a log may hold many) or a table of the first
-    ``shown`` columns with a count under it."""
+    ``shown`` columns with a count under it; rows of the kind ``apart`` names are counted on a
+    line of their own, with its words."""
     if output is ErrorFormat.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
@@ -502,13 +547,40 @@ def _print_rows(
         table = Table(title=title, title_justify="left")
         for column in columns[:shown]:
             table.add_column(column, overflow="fold")
-        count = 0
+        count = kept = 0
         for row in rows:
-            count += 1
+            if apart is not None and row.get("kind") == apart[0]:
+                kept += 1
+            else:
+                count += 1
             table.add_row(*(str(row[c] or "") for c in columns[:shown]))
-        if count:
+        if count or kept:
             _stdout.print(table)
         _stdout.print(f"{count} {noun}{'s' if count != 1 else ''}")
+        if kept and apart is not None:
+            _stdout.print(f"{kept} {apart[1]}")
+
+
+#: The kind of a row of ``flowport errors`` naming a record gone from the source, item kept.
+_REMOVED_KIND = "removed-from-source"
+
+
+def _kept_removals(last: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    """The last run's records that vanished from the source while the job keeps their items:
+    not errors, but nobody would hear of them otherwise."""
+    summary = (last or {}).get("summary") or {}
+    for collection, keys in (summary.get("removals") or {}).items():
+        for key in keys:
+            yield {
+                "collection": collection,
+                "key": key,
+                "field": None,
+                "kind": _REMOVED_KIND,
+                "reason": 'gone from the source; the item is kept (deletions = "keep")',
+                "state": "kept",
+                "attempts": 0,
+                "updated_at": last["finished_at"] if last else None,
+            }
 
 
 async def _call(function: Callable[[Job], Any], job: Job) -> list[str]:

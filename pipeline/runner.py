@@ -117,9 +117,11 @@ async def run_job(
     *,
     dry_run: bool = False,
     summary: RunSummary | None = None,
+    full_read: bool = False,
 ) -> RunSummary:
     """Run (or plan) a job. A caller that must report on a run that raises (an interrupt, a
-    fatal error) passes its own ``summary``: it holds the counts so far and the reason."""
+    fatal error) passes its own ``summary``: it holds the counts so far and the reason.
+    ``full_read`` reads incremental collections whole, ignoring their saved cursors."""
     sink: ProgressSink = progress or NullSink()
     summary = summary if summary is not None else RunSummary(job=job.path.stem, dry_run=dry_run)
     started = time.perf_counter()
@@ -129,7 +131,9 @@ async def run_job(
         checkpoint.start_scratch()
         run_id = 0 if dry_run else checkpoint.begin_run()
         try:
-            await _run(job, checkpoint, run_id, summary, sink, dry_run=dry_run)
+            await _run(
+                job, checkpoint, run_id, summary, sink, dry_run=dry_run, full_read=full_read
+            )
         except ConfigError as error:
             # A bad job found once the target was read: the caller reports it as one (exit 2).
             summary.aborted = str(error)
@@ -162,6 +166,7 @@ async def _run(
     sink: ProgressSink,
     *,
     dry_run: bool,
+    full_read: bool = False,
 ) -> None:
     """The run itself, against the job's destination."""
     async with _destination(job, dry_run=dry_run) as destination:
@@ -187,7 +192,9 @@ async def _run(
                 },
             )
             try:
-                await _Run(job, writer, summary, sink, dry_run=dry_run).execute(destination.site_id)
+                await _Run(
+                    job, writer, summary, sink, dry_run=dry_run, full_read=full_read
+                ).execute(destination.site_id)
             except BaseExceptionGroup as group:
                 raise _first_fatal(group) from None
             finally:
@@ -201,9 +208,17 @@ class _Run:
     """One run (or plan) of a job: the collections in write order, then the second pass."""
 
     def __init__(
-        self, job: Job, writer: Writer, summary: RunSummary, sink: ProgressSink, *, dry_run: bool
+        self,
+        job: Job,
+        writer: Writer,
+        summary: RunSummary,
+        sink: ProgressSink,
+        *,
+        dry_run: bool,
+        full_read: bool = False,
     ) -> None:
         self.job = job
+        self.full_read = full_read
         self.writer = writer
         self.summary = summary
         self.sink = sink
@@ -221,7 +236,10 @@ class _Run:
         await check_mappings(job, writer, site_id, existing)
         # Every source opens and gives its first record before the first write; the opened
         # sources serve the run.
-        cursors = {name: writer.checkpoint.cursor(name) for name in job.collections}
+        cursors = {
+            name: None if self.full_read else writer.checkpoint.cursor(name)
+            for name in job.collections
+        }
         sources = await open_and_check_sources(job, cursors)
         locales = await SiteLocales.read(job, writer, site_id)
         self.schemas.update(
@@ -238,6 +256,7 @@ class _Run:
                 schemas=self.schemas,
                 locales=locales,
                 source=sources.get(name),
+                full_read=self.full_read,
             ).run()
         for deferred in writer.checkpoint.deferred_references(LOOKUP_CHUNK):
             await self.executor.set_references(deferred)

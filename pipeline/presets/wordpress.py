@@ -454,6 +454,20 @@ def _post_collection(
     return "\n".join(lines) + "\n"
 
 
+#: What becomes of an item whose record left WordPress, written into every collection of the
+#: job as a choice to make, so that nobody meets the policy for the first time after a loss.
+_DELETIONS = (
+    "# Records gone from WordPress (seen on full reads): keep | archive | unpublish | delete.",
+    "#   keep      leave the item as it is; run, plan, status and `flowport errors` name it",
+    "#   archive   archive the item (off the live site, kept in the CMS); it comes back with",
+    "#             its record",
+    "#   unpublish take the item off the live site, keep it in the CMS; it comes back with",
+    "#             its record",
+    "#   delete    delete the item from Webflow",
+    "# A run never removes more than max_delete_share (default 0.1) of a collection's items.",
+    'deletions = "keep"',
+)
+
 def _post_table(profile: SiteProfile, post_type: PostType, job_dir: Path) -> list[str]:
     name = post_type.collection
     source = _source_table(profile, job_dir, kind=post_type.name, resource=post_type.resource)
@@ -466,6 +480,7 @@ def _post_table(profile: SiteProfile, post_type: PostType, job_dir: Path) -> lis
         "# The WordPress key (the post id) is kept in a field so a lost answer can be matched.",
         'external_key_field = "wordpress-id"',
         f"source = {source}",
+        *_DELETIONS,
         "# WordPress slugs (percent-encoded Greek included) become Webflow slugs; an empty one",
         "# (drafts have none) is made from the name.",
         'slug_from = "name"',
@@ -582,6 +597,7 @@ def _term_collection(
         "create_missing = true",
         'external_key_field = "wordpress-id"',
         f"source = {source}",
+        *_DELETIONS,
         'slug_from = "name"',
         "",
         f"[collections.{name}.fields]",
@@ -632,6 +648,7 @@ def _author_collection(profile: SiteProfile, job_dir: Path) -> str:
         "create_missing = true",
         'external_key_field = "wordpress-id"',
         f"source = {source}",
+        *_DELETIONS,
         'slug_from = "name"',
         "",
         "[collections.authors.fields]",

@@ -59,6 +59,7 @@ class CollectionRun:
         schemas: Mapping[str, CollectionSchema],
         locales: SiteLocales,
         source: Source | None = None,
+        full_read: bool = False,
     ) -> None:
         self.job = job
         self.name = name
@@ -72,6 +73,8 @@ class CollectionRun:
         self.locale_ids = locales.ids_for(name, self.collection)
         #: The source as the preflight opened and checked it, when it did.
         self.source = source
+        #: Read the whole source even if the collection is incremental (``run --full``).
+        self.full_read = full_read
 
     async def run(self) -> None:
         name, schema, collection = self.name, self.schema, self.collection
@@ -85,7 +88,9 @@ class CollectionRun:
         source = self.source or collection.source.open(
             base_dir=self.job.path.parent, env=os.environ
         )
-        cursor = IncrementalCursor(self.checkpoint, name, incremental=collection.incremental)
+        cursor = IncrementalCursor(
+            self.checkpoint, name, incremental=collection.incremental, full_read=self.full_read
+        )
         read = ReadStage(
             self.checkpoint,
             name,

@@ -20,12 +20,22 @@ __all__ = ["IncrementalCursor", "later_cursor"]
 class IncrementalCursor:
     """Where an incremental read starts (``since``) and the latest value met since then."""
 
-    def __init__(self, checkpoint: CheckpointLog, collection: str, *, incremental: bool) -> None:
+    def __init__(
+        self,
+        checkpoint: CheckpointLog,
+        collection: str,
+        *,
+        incremental: bool,
+        full_read: bool = False,
+    ) -> None:
         self._checkpoint = checkpoint
         self._collection = collection
         self.incremental = incremental
-        #: The value saved by the last successful run; ``None`` reads the whole source.
-        self.since: str | None = checkpoint.cursor(collection) if incremental else None
+        #: The value saved by the last successful run; ``None`` reads the whole source. A full
+        #: read (``flowport run --full``) ignores the saved value but still commits the latest
+        #: one met, so the next run goes on incrementally from there.
+        saved = checkpoint.cursor(collection) if incremental and not full_read else None
+        self.since: str | None = saved
         self.latest: str | None = self.since
 
     def observe(self, value: str | None) -> None:

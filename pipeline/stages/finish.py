@@ -55,10 +55,6 @@ async def _remove_vanished(
 ) -> None:
     """Items whose source record is gone, handled as the job says, within the safety cap."""
     policy = collection.deletions
-    if policy == "keep":
-        return
-    counts = checkpoint.counts().get(name, {})
-    known = counts.get("done", 0) + counts.get("staged", 0)
     vanished = checkpoint.count_unseen(name)
     if not vanished:
         return
@@ -68,6 +64,19 @@ async def _remove_vanished(
             "missing records were not treated as deleted"
         )
         return
+    if policy == "keep":
+        # Kept, but named: a record gone from the source is news even when nothing is done.
+        keys = [item.key for item in checkpoint.unseen(name)]
+        summary.count(name, "removed_kept", len(keys))
+        summary.removals[name] = keys
+        sink.message(
+            "warning",
+            f"{name}: {len(keys)} records are gone from the source; their items are kept "
+            "(deletions = \"keep\"; `flowport errors JOB` names them)",
+        )
+        return
+    counts = checkpoint.counts().get(name, {})
+    known = counts.get("done", 0) + counts.get("staged", 0)
     limit = math.floor(collection.max_delete_share * known)
     if vanished > limit:
         summary.count(name, "deletions_refused", vanished)

@@ -24,6 +24,8 @@ class RunSummary:
     samples: list[dict[str, Any]] = field(default_factory=list)
     #: A plan's first few warnings per collection (collection, key, field, kind, excerpt).
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: Keys of records gone from the source whose items the job keeps, per collection.
+    removals: dict[str, list[str]] = field(default_factory=dict)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -65,4 +67,6 @@ class RunSummary:
             result["warnings"] = self.warnings
         if self.notes:
             result["notes"] = self.notes
+        if self.removals:
+            result["removals"] = self.removals
         return result

@@ -64,3 +64,15 @@ def test_a_full_read_neither_starts_from_nor_saves_a_cursor(log: CheckpointLog) 
     cursor.observe("8")
     assert not cursor.commit(failed=False)
     assert log.cursor("posts") == "3"
+
+
+def test_a_forced_full_read_ignores_the_saved_cursor_and_commits_the_latest_met(
+    log: CheckpointLog,
+) -> None:
+    log.set_cursor("posts", "5")
+    cursor = IncrementalCursor(log, "posts", incremental=True, full_read=True)
+    assert cursor.since is None
+    for value in ("2", "4"):
+        cursor.observe(value)
+    assert cursor.commit(failed=False)
+    assert log.cursor("posts") == "4"  # the source's latest, even below the old saved value

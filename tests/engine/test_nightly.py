@@ -15,7 +15,7 @@ from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, run_cli_async
 from tests.engine.conftest import sandbox_stats
 
 
@@ -161,6 +161,50 @@ async def test_vanished_records_are_archived_within_the_cap_and_come_back(
         assert log.counts()["books"] == {"done": 96, "archived": 4}
 
 
+async def test_records_gone_from_the_source_are_named_when_the_job_keeps_their_items(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    # No deletions line: "keep" is the default, and what `flowport init` writes.
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    write_books(job_dir / "books.csv", books(10))
+    first = await run_job(load_job(path))
+    assert first.exit_code == 0, first.as_dict()
+    assert "removed_kept" not in first.collections["books"]
+    assert first.removals == {}
+    target = collection_id(job_dir)
+
+    write_books(job_dir / "books.csv", books(7))
+    plan = await run_job(load_job(path), dry_run=True)
+    assert plan.collections["books"]["removed_kept"] == 3
+    assert plan.as_dict()["removals"] == {"books": ["7", "8", "9"]}
+
+    kept = await run_job(load_job(path))
+    assert kept.exit_code == 0, kept.as_dict()
+    assert kept.collections["books"] == {"unchanged": 7, "removed_kept": 3}
+    assert kept.removals == {"books": ["7", "8", "9"]}
+    assert len(await items(sandbox, target, live=True)) == 10
+
+    status = await run_cli_async("status", str(path), cwd=job_dir)
+    assert status.returncode == 0, status.output
+    assert "books: 3 records gone from the source, their items kept" in status.stdout
+    listed = await run_cli_async("errors", str(path), "--format", "csv", cwd=job_dir)
+    assert listed.returncode == 0, listed.output
+    rows = list(csv.DictReader(listed.stdout.splitlines()))
+    assert [(r["collection"], r["key"], r["kind"], r["state"]) for r in rows] == [
+        ("books", key, "removed-from-source", "kept") for key in ("7", "8", "9")
+    ]
+    table = await run_cli_async("errors", str(path), cwd=job_dir)
+    assert "0 item errors" in table.stdout
+    assert "3 records gone from the source, their items kept" in table.stdout
+
+    # Back in the source: nothing is gone any more, and nothing is named.
+    write_books(job_dir / "books.csv", books(10))
+    back = await run_job(load_job(path))
+    assert back.removals == {}
+    assert "removed_kept" not in back.collections["books"]
+
+
 async def test_delete_policy_removes_items_and_an_unreadable_source_removes_nothing(
     sandbox: Sandbox, job_dir: Path
 ) -> None:
@@ -227,6 +271,53 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
     third = await run_job(load_job(path))
     assert third.collections.get("books", {}) == {"unchanged": 1}
     assert await writes(sandbox) == before
+
+
+async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor_again(
+    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = job_dir / "books.sqlite"
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "CREATE TABLE books (id TEXT PRIMARY KEY, title TEXT, pages TEXT, updated_at TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO books VALUES (?, ?, ?, ?)",
+            [(k, t, p, f"2026-01-01T00:00:{int(k):02d}") for k, t, p in books(20)],
+        )
+    monkeypatch.setenv("BOOKS_URL", f"sqlite+aiosqlite:///{database}")
+    source = (
+        '{ type = "sql", url_env = "BOOKS_URL", table = "books", key = "id", '
+        'cursor_column = "updated_at" }'
+    )
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, extra="incremental = true"))
+    assert (await run_job(load_job(path))).collections["books"]["created"] == 20
+
+    # Changes the cursor cannot see: a row edited without touching updated_at, a row removed.
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE books SET title = 'Book 3, quietly fixed' WHERE id = '3'")
+        db.execute("DELETE FROM books WHERE id = '5'")
+    blind = await run_job(load_job(path))
+    assert blind.collections["books"] == {"unchanged": 1}  # only the row at the cursor
+
+    full = await run_cli_async("run", str(path), "--full", "--log-format", "json", cwd=job_dir)
+    assert full.returncode == 0, full.output
+    finished = full.finished()
+    assert finished["collections"]["books"] == {
+        "updated": 1,
+        "unchanged": 18,
+        "removed_kept": 1,
+    }
+    assert finished["removals"] == {"books": ["5"]}
+    names = {i.field_data["name"] for i in await items(sandbox, collection_id(job_dir))}
+    assert "Book 3, quietly fixed" in names
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        assert log.cursor("books") == "2026-01-01T00:00:19"
+
+    # The next run is incremental again, from the committed cursor.
+    after = await run_job(load_job(path))
+    assert after.collections["books"] == {"unchanged": 1}
 
 
 async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_wins(

@@ -194,6 +194,18 @@ def test_the_job_file_is_commented_and_names_no_secret(migrated: Migrated) -> No
     assert "password" not in text.lower().replace("password_env", "")
 
 
+def test_every_collection_of_the_job_states_its_deletions_policy_among_the_choices(
+    migrated: Migrated,
+) -> None:
+    text = migrated.job_path.read_text(encoding="utf-8")
+    job = load_job(migrated.job_path)
+    assert text.count('\ndeletions = "keep"\n') == len(job.collections) == 5
+    assert {c.deletions for c in job.collections.values()} == {"keep"}
+    # Each choice is explained where it is made.
+    for choice in ("keep", "archive", "unpublish", "delete"):
+        assert text.count(f"\n#   {choice} ") == 5, choice
+
+
 def _undeclared_posts(export: Export) -> dict[str, list[str]]:
     # The export's items use terms its term lists never declare; the WXR term sources yield
     # them as WordPress's importer creates them, so these posts migrate like the others.
