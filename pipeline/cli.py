@@ -176,6 +176,14 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
     ] = False,
+    rehome: Annotated[
+        bool,
+        typer.Option(
+            "--rehome",
+            help="The target collection or site changed: create or adopt the logged items "
+            "there instead of stopping.",
+        ),
+    ] = False,
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
     job = _load(job_file)
@@ -199,10 +207,16 @@ def run(
         try:
             with job_lock(job.state_dir):
                 if json_sink is not None:
-                    _run_until_signal(lambda: run_job(job, progress=json_sink, summary=summary))
+                    _run_until_signal(
+                        lambda: run_job(job, progress=json_sink, summary=summary, rehome=rehome)
+                    )
                 else:
                     with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
-                        _run_until_signal(lambda: run_job(job, progress=rich_sink, summary=summary))
+                        _run_until_signal(
+                            lambda: run_job(
+                                job, progress=rich_sink, summary=summary, rehome=rehome
+                            )
+                        )
             code = summary.exit_code
         except JobLocked as exc:
             problem = f"error: {exc}"
