@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import signal
+import sqlite3
 import sys
 import time
 import traceback
@@ -152,6 +153,48 @@ def job_lock(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _damage_in(exc: BaseException) -> sqlite3.DatabaseError | None:
+    """The damaged-database error ``exc`` is or holds (a run's task group wraps it), if any.
+
+    SQLite finds a damaged page only when a query reads it ("database disk image is
+    malformed", "file is not a database"), so any read can raise it, not only the open.
+    Locks, a full disk and constraint failures are other subclasses: not damage."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _damage_in(inner)
+            if found is not None:
+                return found
+        return None
+    if type(exc) is sqlite3.DatabaseError:
+        return exc
+    if exc.__context__ is not None and exc.__context__ is not exc:
+        return _damage_in(exc.__context__)
+    return None
+
+
+def _damaged_log_message(job: Job, damage: sqlite3.DatabaseError) -> str:
+    path = job.state_dir / CHECKPOINT_FILE
+    return (
+        f"error: the checkpoint log {path} is damaged ({damage}); restore it from a backup, "
+        "or move it away and run the job again: adoption rebuilds it from what is in Webflow "
+        "(by slug or external key), without duplicates"
+    )
+
+
+@contextlib.contextmanager
+def _damaged_log_stops(job: Job) -> Iterator[None]:
+    """A damaged checkpoint log found on any read: one line and exit 3, no traceback."""
+    try:
+        yield
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        damage = _damage_in(exc)
+        if damage is None:
+            raise
+        _fail(EXIT_ABORTED, _damaged_log_message(job, damage))
+
+
 def _open_checkpoint(job: Job) -> CheckpointLog | None:
     path = job.state_dir / CHECKPOINT_FILE
     if not path.exists():
@@ -213,9 +256,7 @@ def run(
                 else:
                     with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
                         _run_until_signal(
-                            lambda: run_job(
-                                job, progress=rich_sink, summary=summary, rehome=rehome
-                            )
+                            lambda: run_job(job, progress=rich_sink, summary=summary, rehome=rehome)
                         )
             code = summary.exit_code
         except JobLocked as exc:
@@ -227,7 +268,13 @@ def run(
         except (KeyboardInterrupt, Terminated) as exc:
             problem = f"{_signal_name(exc)}: stopped; the next run resumes where this one stopped"
         except Exception as exc:
-            problem = f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
+            damage = _damage_in(exc)
+            if damage is not None:
+                problem = _damaged_log_message(job, damage)
+            else:
+                problem = (
+                    f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
+                )
     _finish_run(summary, code, problem, json_sink)
 
 
@@ -349,7 +396,8 @@ def plan(
     from flowport.pipeline.runner import run_job
 
     try:
-        summary = asyncio.run(run_job(job, dry_run=True))
+        with _damaged_log_stops(job):
+            summary = asyncio.run(run_job(job, dry_run=True))
     except ConfigError as exc:
         _fail(EXIT_BAD_JOB, f"error: {exc}")
     except FlowportError as exc:
@@ -378,7 +426,7 @@ def status(job_file: JobArgument) -> None:
     if log is None:
         _stdout.print(f"{job_file}: no run yet (state folder {job.state_dir})", markup=False)
         return
-    with log:
+    with _damaged_log_stops(job), log:
         counts = log.counts()
         last = log.last_run()
     states = ("done", "staged", "sending", "failed")
@@ -434,29 +482,34 @@ def errors(
             for item in log.errors()
         )
     try:
-        if output is ErrorFormat.csv:
-            writer = csv.DictWriter(sys.stdout, fieldnames=_ERROR_COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        elif output is ErrorFormat.json:
-            sys.stdout.write("[")
-            for n, row in enumerate(rows):
-                sys.stdout.write(("," if n else "") + "\n  " + json.dumps(row, ensure_ascii=False))
-            sys.stdout.write("\n]\n")
-        else:
-            table = Table(title=f"errors in {job_file}", title_justify="left")
-            for column in _ERROR_COLUMNS[:6]:
-                table.add_column(column, overflow="fold")
-            count = 0
-            for row in rows:
-                count += 1
-                table.add_row(*(str(row[c] or "") for c in _ERROR_COLUMNS[:6]))
-            if count:
-                _stdout.print(table)
-            _stdout.print(f"{count} item error{'s' if count != 1 else ''}")
+        with _damaged_log_stops(job):
+            _write_errors(job_file, output, rows)
     finally:
         if log is not None:
             log.close()
+
+
+def _write_errors(job_file: Path, output: ErrorFormat, rows: Iterator[dict[str, Any]]) -> None:
+    if output is ErrorFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=_ERROR_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif output is ErrorFormat.json:
+        sys.stdout.write("[")
+        for n, row in enumerate(rows):
+            sys.stdout.write(("," if n else "") + "\n  " + json.dumps(row, ensure_ascii=False))
+        sys.stdout.write("\n]\n")
+    else:
+        table = Table(title=f"errors in {job_file}", title_justify="left")
+        for column in _ERROR_COLUMNS[:6]:
+            table.add_column(column, overflow="fold")
+        count = 0
+        for row in rows:
+            count += 1
+            table.add_row(*(str(row[c] or "") for c in _ERROR_COLUMNS[:6]))
+        if count:
+            _stdout.print(table)
+        _stdout.print(f"{count} item error{'s' if count != 1 else ''}")
 
 
 async def _call(function: Callable[[Job], Any], job: Job) -> list[str]:
