@@ -69,7 +69,7 @@ __all__ = [
 State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
 STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
@@ -216,12 +216,35 @@ CREATE TABLE IF NOT EXISTS warnings (
 ) WITHOUT ROWID
 """
 
+#: The Webflow site each collection was written to, beside the collection's id: a log whose
+#: site or collection changed (a recreated collection, the same job file pointed at another
+#: site) must not count its ``done`` items as present there. Logs from before leave it NULL:
+#: the next run records it. The table is rebuilt rather than altered, in the way of schema 4.
+_SCHEMA_V6 = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    webflow_id TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE collections_v6 (
+    name TEXT PRIMARY KEY,
+    webflow_id TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    site_id TEXT
+);
+INSERT INTO collections_v6 (name, webflow_id, updated_at)
+    SELECT name, webflow_id, updated_at FROM collections;
+DROP TABLE collections;
+ALTER TABLE collections_v6 RENAME TO collections
+"""
+
 _MIGRATIONS: Final[tuple[str, ...]] = (
     _SCHEMA_V1,
     _SCHEMA_V2,
     _SCHEMA_V3,
     _SCHEMA_V4,
     _SCHEMA_V5,
+    _SCHEMA_V6,
 )
 
 #: Characters of a warning's message kept in the log: enough to find the spot, not a copy of
@@ -498,6 +521,21 @@ class CollectionBindings(_Part):
             "SELECT webflow_id FROM collections WHERE name = ?", (collection,)
         ).fetchone()
         return str(row[0]) if row else None
+
+    def binding(self, collection: str) -> tuple[str, str | None] | None:
+        """The Webflow collection id and site id (None before schema 5) it is bound to."""
+        row = self._db.execute(
+            "SELECT webflow_id, site_id FROM collections WHERE name = ?", (collection,)
+        ).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), (str(row[1]) if row[1] is not None else None)
+
+    def bind_site(self, collections: Sequence[str], site_id: str) -> None:
+        self._write_many(
+            "UPDATE collections SET site_id = ? WHERE name = ?",
+            [(site_id, name) for name in collections],
+        )
 
     def cursor(self, collection: str) -> str | None:
         row = self._db.execute(
@@ -1272,6 +1310,20 @@ class CheckpointLog:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    def rehome(self, collection: str) -> None:
+        """Forget what the log knows of a collection's items in Webflow, so the next run
+        creates or adopts (by slug or external key) each of them in the collection it now
+        finds, instead of assuming them there. The other collections' records are mapped again
+        (their source fingerprints are cleared): their references to this collection's items
+        change with the items' new ids."""
+        with self.transaction():
+            db = self._db
+            db.execute("DELETE FROM items WHERE collection = ?", (collection,))
+            db.execute("DELETE FROM intents WHERE collection = ?", (collection,))
+            db.execute("DELETE FROM cursors WHERE collection = ?", (collection,))
+            db.execute("DELETE FROM collections WHERE name = ?", (collection,))
+            db.execute("UPDATE items SET source_hash = NULL WHERE collection <> ?", (collection,))
 
     def _schema_version(self) -> int:
         has_meta = self._db.execute(

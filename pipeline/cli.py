@@ -20,6 +20,7 @@ import contextlib
 import csv
 import errno
 import fcntl
+import functools
 import gc
 import inspect
 import itertools
@@ -27,6 +28,7 @@ import json
 import os
 import platform
 import signal
+import sqlite3
 import sys
 import time
 import traceback
@@ -163,6 +165,66 @@ def _open_checkpoint(job: Job) -> CheckpointLog | None:
         _fail(EXIT_ABORTED, f"error: {exc}")
 
 
+def _damage_in(exc: BaseException) -> sqlite3.DatabaseError | None:
+    """The damaged-database error ``exc`` is or holds (a run's task group wraps it), if any.
+
+    SQLite finds a damaged page only when a query reads it ("database disk image is
+    malformed", "file is not a database"), so any read can raise it, not only the open.
+    Locks, a full disk and constraint failures are other subclasses: not damage."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _damage_in(inner)
+            if found is not None:
+                return found
+        return None
+    if type(exc) is sqlite3.DatabaseError:
+        return exc
+    if exc.__context__ is not None and exc.__context__ is not exc:
+        return _damage_in(exc.__context__)
+    return None
+
+
+def _damaged_log_message(job: Job, damage: sqlite3.DatabaseError) -> str:
+    path = job.state_dir / CHECKPOINT_FILE
+    return (
+        f"error: the checkpoint log {path} is damaged ({damage}); restore it from a backup, "
+        "or move it away and run the job again: adoption rebuilds it from what is in Webflow "
+        "(by slug or external key), without duplicates"
+    )
+
+
+@contextlib.contextmanager
+def _damaged_log_stops(job: Job) -> Iterator[None]:
+    """A damaged checkpoint log found on any read: one line and exit 3, no traceback."""
+    try:
+        yield
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        damage = _damage_in(exc)
+        if damage is None:
+            raise
+        _fail(EXIT_ABORTED, _damaged_log_message(job, damage))
+
+
+FullOption = Annotated[
+    bool,
+    typer.Option(
+        "--full",
+        help="Read incremental sources whole for this run (their saved cursors ignored, "
+        "saved again at the end), so changes the cursor missed and removals are seen.",
+    ),
+]
+RehomeOption = Annotated[
+    bool,
+    typer.Option(
+        "--rehome",
+        help="The target collection or site changed: create or adopt the logged items "
+        "there instead of stopping.",
+    ),
+]
+
+
 @app.command()
 def run(
     job_file: JobArgument,
@@ -177,14 +239,8 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
     ] = False,
-    full: Annotated[
-        bool,
-        typer.Option(
-            "--full",
-            help="Read incremental sources whole for this run (their saved cursors ignored, "
-            "saved again at the end), so changes the cursor missed and removals are seen.",
-        ),
-    ] = False,
+    full: FullOption = False,
+    rehome: RehomeOption = False,
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
     job = _load(job_file)
@@ -207,7 +263,9 @@ def run(
     with _terminate_as_exception():
         try:
             with job_lock(job.state_dir):
-                _run_with_progress(job, summary, json_sink, quiet=quiet, full_read=full)
+                _run_with_progress(
+                    job, summary, json_sink, quiet=quiet, full_read=full, rehome=rehome
+                )
             code = summary.exit_code
         except JobLocked as exc:
             problem = f"error: {exc}"
@@ -218,25 +276,34 @@ def run(
         except (KeyboardInterrupt, Terminated) as exc:
             problem = f"{_signal_name(exc)}: stopped; the next run resumes where this one stopped"
         except Exception as exc:
-            problem = f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
+            damage = _damage_in(exc)
+            if damage is not None:
+                problem = _damaged_log_message(job, damage)
+            else:
+                problem = (
+                    f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
+                )
     _finish_run(summary, code, problem, json_sink)
 
 
 def _run_with_progress(
-    job: Job, summary: Any, json_sink: JsonLinesSink | None, *, quiet: bool, full_read: bool
+    job: Job,
+    summary: Any,
+    json_sink: JsonLinesSink | None,
+    *,
+    quiet: bool,
+    full_read: bool,
+    rehome: bool,
 ) -> None:
     """The run, reporting to JSON lines or to a live display on a terminal."""
     from flowport.pipeline.runner import run_job
 
+    start = functools.partial(run_job, job, summary=summary, full_read=full_read, rehome=rehome)
     if json_sink is not None:
-        _run_until_signal(
-            lambda: run_job(job, progress=json_sink, summary=summary, full_read=full_read)
-        )
+        _run_until_signal(lambda: start(progress=json_sink))
         return
     with RichProgressSink(_stdout, quiet=quiet) as rich_sink:
-        _run_until_signal(
-            lambda: run_job(job, progress=rich_sink, summary=summary, full_read=full_read)
-        )
+        _run_until_signal(lambda: start(progress=rich_sink))
 
 
 class Terminated(BaseException):
@@ -365,7 +432,8 @@ def plan(
     from flowport.pipeline.runner import run_job
 
     try:
-        summary = asyncio.run(run_job(job, dry_run=True))
+        with _damaged_log_stops(job):
+            summary = asyncio.run(run_job(job, dry_run=True))
     except ConfigError as exc:
         _fail(EXIT_BAD_JOB, f"error: {exc}")
     except FlowportError as exc:
@@ -402,7 +470,7 @@ def status(job_file: JobArgument) -> None:
     if log is None:
         _stdout.print(f"{job_file}: no run yet (state folder {job.state_dir})", markup=False)
         return
-    with log:
+    with _damaged_log_stops(job), log:
         counts = log.counts()
         warning_counts = log.warnings.counts()
         last = log.last_run()
@@ -471,15 +539,16 @@ def errors(
         )
         rows = itertools.chain(rows, _kept_removals(log.last_run()))
     try:
-        _print_rows(
-            rows,
-            _ERROR_COLUMNS,
-            6,
-            output,
-            title=f"errors in {job_file}",
-            noun="item error",
-            apart=(_REMOVED_KIND, "records gone from the source, their items kept"),
-        )
+        with _damaged_log_stops(job):
+            _print_rows(
+                rows,
+                _ERROR_COLUMNS,
+                6,
+                output,
+                title=f"errors in {job_file}",
+                noun="item error",
+                apart=(_REMOVED_KIND, "records gone from the source, their items kept"),
+            )
     finally:
         if log is not None:
             log.close()
@@ -513,9 +582,10 @@ def warnings(
             for collection, warning, updated_at in log.warnings.all()
         )
     try:
-        _print_rows(
-            rows, _WARNING_COLUMNS, 5, output, title=f"warnings in {job_file}", noun="warning"
-        )
+        with _damaged_log_stops(job):
+            _print_rows(
+                rows, _WARNING_COLUMNS, 5, output, title=f"warnings in {job_file}", noun="warning"
+            )
     finally:
         if log is not None:
             log.close()

@@ -31,6 +31,7 @@ from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.stages.binding import check_bindings
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
 from flowport.pipeline.stages.collection import CollectionRun
 from flowport.pipeline.stages.executors import Executor, LiveExecutor, PlanExecutor
@@ -118,10 +119,13 @@ async def run_job(
     dry_run: bool = False,
     summary: RunSummary | None = None,
     full_read: bool = False,
+    rehome: bool = False,
 ) -> RunSummary:
     """Run (or plan) a job. A caller that must report on a run that raises (an interrupt, a
     fatal error) passes its own ``summary``: it holds the counts so far and the reason.
-    ``full_read`` reads incremental collections whole, ignoring their saved cursors."""
+    ``full_read`` reads incremental collections whole, ignoring their saved cursors.
+    ``rehome`` re-homes a checkpoint log whose site or collection changed (see
+    :mod:`flowport.pipeline.stages.binding`) instead of stopping."""
     sink: ProgressSink = progress or NullSink()
     summary = summary if summary is not None else RunSummary(job=job.path.stem, dry_run=dry_run)
     started = time.perf_counter()
@@ -132,7 +136,14 @@ async def run_job(
         run_id = 0 if dry_run else checkpoint.begin_run()
         try:
             await _run(
-                job, checkpoint, run_id, summary, sink, dry_run=dry_run, full_read=full_read
+                job,
+                checkpoint,
+                run_id,
+                summary,
+                sink,
+                dry_run=dry_run,
+                full_read=full_read,
+                rehome=rehome,
             )
         except ConfigError as error:
             # A bad job found once the target was read: the caller reports it as one (exit 2).
@@ -167,6 +178,7 @@ async def _run(
     *,
     dry_run: bool,
     full_read: bool = False,
+    rehome: bool = False,
 ) -> None:
     """The run itself, against the job's destination."""
     async with _destination(job, dry_run=dry_run) as destination:
@@ -192,9 +204,10 @@ async def _run(
                 },
             )
             try:
-                await _Run(
-                    job, writer, summary, sink, dry_run=dry_run, full_read=full_read
-                ).execute(destination.site_id)
+                run = _Run(
+                    job, writer, summary, sink, dry_run=dry_run, full_read=full_read, rehome=rehome
+                )
+                await run.execute(destination.site_id)
             except BaseExceptionGroup as group:
                 raise _first_fatal(group) from None
             finally:
@@ -216,9 +229,12 @@ class _Run:
         *,
         dry_run: bool,
         full_read: bool = False,
+        rehome: bool = False,
     ) -> None:
         self.job = job
         self.full_read = full_read
+        self.dry_run = dry_run
+        self.rehome = rehome
         self.writer = writer
         self.summary = summary
         self.sink = sink
@@ -242,9 +258,21 @@ class _Run:
         }
         sources = await open_and_check_sources(job, cursors)
         locales = await SiteLocales.read(job, writer, site_id)
+        # The last check before the first write: a log bound to another collection or site
+        # would count items as present where they are not. A plan never re-homes.
+        check_bindings(
+            job,
+            writer.checkpoint,
+            site_id,
+            existing,
+            self.sink,
+            rehome=self.rehome and not self.dry_run,
+        )
         self.schemas.update(
             await prepare_collections(job, writer, self.executor, site_id, existing)
         )
+        if not self.dry_run:
+            writer.checkpoint.bindings.bind_site(list(job.collections), site_id)
         for name in job.write_order():
             await CollectionRun(
                 job,

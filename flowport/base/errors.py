@@ -33,6 +33,7 @@ __all__ = [
     "ErrorBody",
     "FatalError",
     "FlowportError",
+    "MalformedAnswer",
     "NotFoundError",
     "OutcomeUnknown",
     "RateLimited",
@@ -163,6 +164,14 @@ class TransportError(RetriableError):
 @dataclass(eq=False)
 class OutcomeUnknown(TransportError):
     """The request left, the answer never came: a create may have landed; read back first."""
+
+
+@dataclass(eq=False)
+class MalformedAnswer(OutcomeUnknown):
+    """A 2xx answer that is not the JSON the API promises (a proxy's HTML maintenance page, a
+    garbled or wrong-shaped body). Nothing can be read from it, so it is never taken as
+    "nothing": a read is sent again like after a 5xx, and a write's outcome is unknown (it may
+    have landed), so its caller reads back before sending it again."""
 
 
 @dataclass(eq=False)

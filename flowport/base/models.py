@@ -8,15 +8,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Asset",
+    "AssetList",
     "AssetUpload",
+    "CollectionList",
     "CollectionSchema",
     "FieldSchema",
     "FieldType",
     "Item",
+    "ItemList",
     "Locale",
     "Pagination",
     "PublishResult",
     "Site",
+    "SiteList",
     "SiteLocales",
 ]
 
@@ -163,3 +167,32 @@ class AssetUpload(_ApiModel):
     hosted_url: str = Field(alias="hostedUrl")
     content_type: str = Field(default="", alias="contentType")
     original_file_name: str = Field(default="", alias="originalFileName")
+
+
+# ---- list answers: their keys are required, so an answer without them is not read as empty ----
+
+
+class SiteList(_ApiModel):
+    """``GET /sites``."""
+
+    sites: tuple[Site, ...]
+
+
+class CollectionList(_ApiModel):
+    """``GET /sites/{site_id}/collections``: the collections without their fields."""
+
+    collections: tuple[CollectionSchema, ...]
+
+
+class ItemList(_ApiModel):
+    """``GET /collections/{collection_id}/items`` (and ``/items/live``)."""
+
+    items: tuple[Item, ...]
+    pagination: Pagination
+
+
+class AssetList(_ApiModel):
+    """``GET /sites/{site_id}/assets``."""
+
+    assets: tuple[Asset, ...]
+    pagination: Pagination = Field(default_factory=Pagination)

@@ -48,6 +48,12 @@ class FaultConfig(BaseModel):
     burst_429_length: int = Field(default=5, ge=1, le=10_000)
     #: share of requests that are applied (and persisted) and then answered by a dropped connection
     commit_then_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: share of requests (of ``garbled_methods``; all when empty) answered 200 with a body that
+    #: is not the API's JSON, without applying anything, as a proxy in front of Webflow does
+    #: during maintenance: an HTML page, or JSON of the wrong shape (``garbled_body``)
+    garbled_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    garbled_body: Literal["html", "wrong_shape"] = "html"
+    garbled_methods: tuple[str, ...] = ()
 
 
 class SandboxConfig(BaseModel):

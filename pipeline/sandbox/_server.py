@@ -167,7 +167,7 @@ class Sandbox:
                 "writes": self._totals["writes"],
                 "faults": {
                     kind: self._totals[f"fault:{kind}"]
-                    for kind in ("burst_429", "error", "slow", "commit_then_drop")
+                    for kind in ("burst_429", "error", "slow", "commit_then_drop", "garbled")
                 },
             },
             "endpoints": [
@@ -274,6 +274,9 @@ class Sandbox:
         elif error_draw < faults.error_rate:
             self._totals["fault:error"] += 1
             response = _error(_injected_error(kind_draw))
+        elif self._garbles(request):
+            self._totals["fault:garbled"] += 1
+            response = _garbled(faults.garbled_body)
         elif (missing := _missing_scope(request, self.config.scopes_of(token))) is not None:
             # Webflow's wording, from the spec's 403 example for a token without a scope.
             message = f"OAuthForbidden: You are missing the following scopes - {missing}"
@@ -292,6 +295,14 @@ class Sandbox:
                 return response
         response.headers.update(headers)
         return self._count(request, response)
+
+    def _garbles(self, request: web.Request) -> bool:
+        faults = self.faults
+        if faults.garbled_rate == 0.0:
+            return False  # no draw: the five draws above stay one sequence per seed
+        if faults.garbled_methods and request.method not in faults.garbled_methods:
+            return False
+        return self._random.random() < faults.garbled_rate
 
     async def _guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
@@ -555,3 +566,18 @@ def _from_http_exception(http_error: web.HTTPException) -> web.Response:
     if "Allow" in http_error.headers:
         response.headers["Allow"] = http_error.headers["Allow"]
     return response
+
+
+_MAINTENANCE_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Down for maintenance</title></head>"
+    b"<body><h1>We'll be back soon</h1></body></html>"
+)
+
+
+def _garbled(kind: str) -> web.Response:
+    """A 200 that is not the API's JSON: what a proxy answers while the API is away."""
+    if kind == "html":
+        return web.Response(status=200, body=_MAINTENANCE_PAGE, content_type="text/html")
+    return web.Response(
+        status=200, body=b'{"status": "ok", "data": null}', content_type="application/json"
+    )

@@ -12,16 +12,17 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import aiohttp
 import orjson
-from pydantic import SecretStr, TypeAdapter
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from flowport.base.errors import (
     Classified,
     ErrorBody,
     FlowportError,
+    MalformedAnswer,
     OutcomeUnknown,
     RateHeaders,
     RequestRejected,
@@ -32,13 +33,17 @@ from flowport.base.errors import (
 )
 from flowport.base.models import (
     Asset,
+    AssetList,
     AssetUpload,
+    CollectionList,
     CollectionSchema,
     FieldSchema,
     Item,
+    ItemList,
     Pagination,
     PublishResult,
     Site,
+    SiteList,
 )
 from flowport.pipeline import __version__
 from flowport.pipeline.ratebudget import RateBudget
@@ -80,17 +85,53 @@ def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
 _ITEM_LIST: TypeAdapter[list[Item]] = TypeAdapter(list[Item])
 
 
-def _items_of(body: Any) -> list[dict[str, Any]]:
-    """Bulk endpoints answer ``{items: [...]}``; single ones answer the item itself."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def _malformed(response: Response, problem: str) -> MalformedAnswer:
+    return MalformedAnswer(
+        status=response.status,
+        message=(
+            f"the answer to {response.method} {response.path} is not what the Webflow API "
+            f"promises ({problem}); nothing was read from it"
+        ),
+    )
+
+
+def _answer(model: type[M], response: Response) -> M:
+    """The answer's body as ``model``; any other shape is a :class:`MalformedAnswer`."""
+    try:
+        return model.model_validate(response.body)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
+        raise _malformed(response, f"{where}: {first['msg']}") from None
+
+
+def _items_of(body: Any) -> list[dict[str, Any]] | None:
+    """Bulk endpoints answer ``{items: [...]}``; single ones answer the item itself; None for
+    any other shape."""
     if isinstance(body, Mapping):
         items = body.get("items")
-        if isinstance(items, list):
-            return [_plain_dict(i) for i in items if isinstance(i, Mapping)]
+        if isinstance(items, list) and all(isinstance(i, Mapping) for i in items):
+            return [_plain_dict(i) for i in items]
         if "id" in body:
             return [dict(body)]
-    if isinstance(body, list):
-        return [dict(i) for i in body if isinstance(i, Mapping)]
-    return []
+    if isinstance(body, list) and all(isinstance(i, Mapping) for i in body):
+        return [dict(i) for i in body]
+    return None
+
+
+def _written_items(response: Response) -> list[Item]:
+    """The items a write answered with; an answer of any other shape leaves its outcome
+    unknown (:class:`MalformedAnswer`), so the caller reads back before sending again."""
+    items = _items_of(response.body)
+    if items is None:
+        raise _malformed(response, "no items in it")
+    try:
+        return _ITEM_LIST.validate_python(items)
+    except ValidationError as error:
+        raise _malformed(response, f"{error.error_count()} invalid item(s)") from None
 
 
 class WebflowClient:
@@ -177,7 +218,10 @@ class WebflowClient:
         except (TimeoutError, aiohttp.ClientError) as error:
             # The request may have reached the server: a write may have landed.
             raise OutcomeUnknown(message=f"no answer ({type(error).__name__})") from None
-        parsed = _parse_json(raw)
+        try:
+            parsed, is_json = _decode_json(raw), True
+        except ValueError:
+            parsed, is_json = _not_json_body(raw), False
         outcome: Classified = classify(status, headers, parsed)
         if self.budget is not None:
             self.budget.observe(outcome.rate)
@@ -186,18 +230,21 @@ class WebflowClient:
             self._observer(response)
         if outcome.error is not None:
             raise outcome.error
+        if not is_json:
+            # A 2xx that is no JSON at all (a proxy's maintenance page): never "nothing".
+            kind = headers.get("Content-Type") or headers.get("content-type") or "no type"
+            raise _malformed(response, f"not JSON but {kind}: {raw[:60]!r}")
         return response
 
     # -- sites ---------------------------------------------------------------------------------
 
     async def list_sites(self) -> list[Site]:
         response = await self.send("GET", "/sites")
-        sites = response.body.get("sites", []) if isinstance(response.body, Mapping) else []
-        return [Site.model_validate(s) for s in sites]
+        return list(_answer(SiteList, response).sites)
 
     async def get_site(self, site_id: str) -> Site:
         response = await self.send("GET", f"/sites/{site_id}")
-        return Site.model_validate(response.body)
+        return _answer(Site, response)
 
     async def publish_site(
         self, site_id: str, *, custom_domains: Sequence[str] = (), webflow_subdomain: bool = True
@@ -215,13 +262,12 @@ class WebflowClient:
 
     async def list_collections(self, site_id: str) -> list[CollectionSchema]:
         response = await self.send("GET", f"/sites/{site_id}/collections")
-        listed = response.body.get("collections", []) if isinstance(response.body, Mapping) else []
         # The list answer omits fields; the full schema comes from GET /collections/{id}.
-        return [CollectionSchema.model_validate(c) for c in listed]
+        return list(_answer(CollectionList, response).collections)
 
     async def get_collection(self, collection_id: str) -> CollectionSchema:
         response = await self.send("GET", f"/collections/{collection_id}")
-        return CollectionSchema.model_validate(response.body)
+        return _answer(CollectionSchema, response)
 
     async def create_collection(
         self, site_id: str, *, display_name: str, singular_name: str, slug: str | None = None
@@ -230,11 +276,11 @@ class WebflowClient:
         if slug:
             body["slug"] = slug
         response = await self.send("POST", f"/sites/{site_id}/collections", body=body)
-        return CollectionSchema.model_validate(response.body)
+        return _answer(CollectionSchema, response)
 
     async def create_field(self, collection_id: str, field: Mapping[str, Any]) -> FieldSchema:
         response = await self.send("POST", f"/collections/{collection_id}/fields", body=field)
-        return FieldSchema.model_validate(response.body)
+        return _answer(FieldSchema, response)
 
     # -- items ---------------------------------------------------------------------------------
 
@@ -263,16 +309,13 @@ class WebflowClient:
         response = await self.send(
             "GET", f"/collections/{collection_id}/items{suffix}", params=params
         )
-        body = response.body if isinstance(response.body, Mapping) else {}
-        return ItemPage(
-            items=tuple(_ITEM_LIST.validate_python(_items_of(body))),
-            pagination=Pagination.model_validate(body.get("pagination") or {}),
-        )
+        listed = _answer(ItemList, response)
+        return ItemPage(items=listed.items, pagination=listed.pagination)
 
     async def get_item(self, collection_id: str, item_id: str, *, live: bool = False) -> Item:
         suffix = "/live" if live else ""
         response = await self.send("GET", f"/collections/{collection_id}/items/{item_id}{suffix}")
-        return Item.model_validate(response.body)
+        return _answer(Item, response)
 
     async def iter_items(
         self,
@@ -311,7 +354,7 @@ class WebflowClient:
         response = await self.send(
             "POST", f"/collections/{collection_id}/items{suffix}", body={"items": items}
         )
-        return _ITEM_LIST.validate_python(_items_of(response.body))
+        return _written_items(response)
 
     async def create_items_in_locales(
         self,
@@ -335,7 +378,7 @@ class WebflowClient:
                 "fieldData": [dict(fd) for fd in field_data],
             },
         )
-        return _ITEM_LIST.validate_python(_items_of(response.body))
+        return _written_items(response)
 
     async def update_items(
         self,
@@ -352,7 +395,7 @@ class WebflowClient:
             f"/collections/{collection_id}/items{suffix}",
             body={"items": [dict(u) for u in updates]},
         )
-        return _ITEM_LIST.validate_python(_items_of(response.body))
+        return _written_items(response)
 
     async def delete_items(
         self, collection_id: str, item_ids: Sequence[str], *, live: bool
@@ -380,7 +423,9 @@ class WebflowClient:
             else {"itemIds": list(item_ids)}
         )
         response = await self.send("POST", f"/collections/{collection_id}/items/publish", body=body)
-        return PublishResult.model_validate(response.body or {})
+        if response.body is None:
+            return PublishResult()
+        return _answer(PublishResult, response)
 
     # -- assets ----------------------------------------------------------------------------------
 
@@ -393,23 +438,19 @@ class WebflowClient:
         if parent_folder is not None:
             body["parentFolder"] = parent_folder
         response = await self.send("POST", f"/sites/{site_id}/assets", body=body)
-        return AssetUpload.model_validate(response.body)
+        return _answer(AssetUpload, response)
 
     async def get_asset(self, asset_id: str) -> Asset:
         response = await self.send("GET", f"/assets/{asset_id}")
-        return Asset.model_validate(response.body)
+        return _answer(Asset, response)
 
     async def list_assets(
         self, site_id: str, *, offset: int = 0, limit: int = MAX_ITEMS_PER_REQUEST
     ) -> AssetPage:
         params: dict[str, str | int] = {"offset": offset, "limit": limit}
         response = await self.send("GET", f"/sites/{site_id}/assets", params=params)
-        body = response.body if isinstance(response.body, Mapping) else {}
-        listed = body.get("assets")
-        return AssetPage(
-            assets=tuple(Asset.model_validate(a) for a in listed or () if isinstance(a, Mapping)),
-            pagination=Pagination.model_validate(body.get("pagination") or {}),
-        )
+        listed = _answer(AssetList, response)
+        return AssetPage(assets=listed.assets, pagination=listed.pagination)
 
     async def iter_assets(self, site_id: str) -> AsyncIterator[Asset]:
         offset = 0
@@ -430,7 +471,7 @@ class WebflowClient:
         if alt_text is not None:
             body["altText"] = alt_text
         response = await self.send("PATCH", f"/assets/{asset_id}", body=body)
-        return Asset.model_validate(response.body)
+        return _answer(Asset, response)
 
     async def delete_asset(self, asset_id: str) -> None:
         await self.send("DELETE", f"/assets/{asset_id}")
@@ -512,15 +553,18 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
-def _parse_json(raw: bytes) -> Any:
+def _decode_json(raw: bytes) -> Any:
+    """The body as JSON (None when empty); ValueError when it is not JSON."""
     if not raw:
         return None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         pass
-    try:
-        # What orjson refuses and the standard library reads (NaN, integers past 64 bits).
-        return json.loads(raw)
-    except ValueError:
-        return {"code": "unknown", "message": raw[:200].decode("utf-8", "replace")}
+    # What orjson refuses and the standard library reads (NaN, integers past 64 bits).
+    return json.loads(raw)
+
+
+def _not_json_body(raw: bytes) -> dict[str, str]:
+    """An error answer that is not JSON, as an error body naming its first bytes."""
+    return {"code": "unknown", "message": raw[:200].decode("utf-8", "replace")}

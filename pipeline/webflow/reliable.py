@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flowport.base.errors import RetriableError
+from flowport.base.errors import FatalError, MalformedAnswer, RetriableError
 from flowport.base.models import CollectionSchema, FieldSchema, Item, PublishResult, Site
 from flowport.pipeline.retry import RetryPolicy, call_with_retries
 from flowport.pipeline.webflow.client import (
@@ -67,13 +67,23 @@ class WebflowApi:
                 self._on_retry(collection, error)
 
         self.stats.requests += 1
-        return await call_with_retries(
-            operation,
-            policy=self.policy,
-            budget=self.client.budget,
-            idempotent=idempotent,
-            on_retry=note,
-        )
+        try:
+            return await call_with_retries(
+                operation,
+                policy=self.policy,
+                budget=self.client.budget,
+                idempotent=idempotent,
+                on_retry=note,
+            )
+        except MalformedAnswer as error:
+            if not idempotent:
+                raise  # a write's outcome is unknown: its caller reads back first
+            # A read that kept getting answers nothing can be read from: going on would mean
+            # guessing what Webflow holds, so the run stops here.
+            raise FatalError(
+                f"{error}, {self.policy.max_attempts} times in a row; Webflow (or a proxy in "
+                "front of it) is not answering as its API promises: try again later"
+            ) from None
 
     # -- the site --------------------------------------------------------------------------------
 

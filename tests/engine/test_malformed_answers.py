@@ -1,0 +1,135 @@
+"""A 2xx answer that is not the JSON the API promises (a proxy's HTML maintenance page, a
+wrong-shaped body) is an unknown outcome, never "nothing": reads are sent again, writes are read
+back before anything is sent again, and past the retries the run stops with a clear message."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from flowport.base.errors import FatalError, MalformedAnswer, OutcomeUnknown
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.retry import RetryPolicy
+from flowport.pipeline.runner import run_job
+from flowport.pipeline.sandbox import FaultConfig, Sandbox
+from flowport.pipeline.webflow.client import WebflowClient
+from flowport.pipeline.webflow.reliable import WebflowApi
+from tests.conftest import TOKEN, SandboxStarter, write_csv
+from tests.engine.conftest import make_collection, sandbox_stats, set_faults
+
+ROWS = [(str(n), f"Post number {n}") for n in range(60)]
+
+
+def job_text(base_url: str, site_id: str) -> str:
+    return textwrap.dedent(
+        f"""
+        [destination]
+        api = "{base_url}"
+        site_id = "{site_id}"
+        token_env = "FLOWPORT_TEST_TOKEN"
+        rate_limit = 100000
+        rate_window_seconds = 60
+
+        [run]
+        batch_size = 5
+
+        [collections.posts]
+        target = "Posts"
+        create_missing = true
+        source = {{ type = "csv", path = "posts.csv", key = "id" }}
+        slug_from = "name"
+        fields = {{ name = "title" }}
+        schema = {{ singular_name = "Post" }}
+        """
+    )
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
+    write_csv(tmp_path / "posts.csv", ["id", "title"], ROWS)
+    return tmp_path
+
+
+@pytest.mark.parametrize("body", ["html", "wrong_shape"])
+async def test_a_garbled_answer_to_a_read_is_never_an_empty_list(
+    sandbox: Sandbox, body: str
+) -> None:
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        collection_id = await make_collection(client, sandbox.site_id)
+        await set_faults(sandbox, FaultConfig(garbled_rate=1.0, garbled_body=body))
+        with pytest.raises(MalformedAnswer, match="is not what the Webflow API promises"):
+            await client.list_collections(sandbox.site_id)
+        with pytest.raises(MalformedAnswer):
+            await client.list_items(collection_id)
+
+
+async def test_a_garbled_answer_to_a_create_is_an_unknown_outcome(sandbox: Sandbox) -> None:
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        collection_id = await make_collection(client, sandbox.site_id)
+        await set_faults(sandbox, FaultConfig(garbled_rate=1.0, garbled_methods=("POST",)))
+        with pytest.raises(OutcomeUnknown):
+            await client.create_items(collection_id, [{"name": "A", "slug": "a"}], live=False)
+
+
+async def test_reads_are_sent_again_and_stop_clearly_past_the_retries(sandbox: Sandbox) -> None:
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        await make_collection(client, sandbox.site_id)
+        api = WebflowApi(client, policy=RetryPolicy(base_delay=0.0, max_delay=0.0))
+        await set_faults(sandbox, FaultConfig(garbled_rate=0.5, garbled_methods=("GET",)))
+        for _ in range(5):
+            assert [c.display_name for c in await api.list_collections(sandbox.site_id)] == [
+                "Posts"
+            ]
+        assert api.stats.retries > 0
+        await set_faults(sandbox, FaultConfig(garbled_rate=1.0))
+        with pytest.raises(FatalError, match="is not answering as its API promises"):
+            await api.list_collections(sandbox.site_id)
+
+
+async def test_a_garbled_collection_list_stops_the_run_without_creating_one(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    job_path = job_dir / "job.toml"
+    job_path.write_text(job_text(sandbox.base_url, sandbox.site_id))
+    await set_faults(sandbox, FaultConfig(garbled_rate=1.0, garbled_methods=("GET",)))
+
+    summary = await run_job(load_job(job_path))
+
+    assert summary.exit_code == 3
+    assert summary.aborted is not None
+    assert "is not what the Webflow API promises" in summary.aborted
+    assert (await sandbox_stats(sandbox))["totals"]["writes"] == 0
+
+
+async def test_maintenance_pages_on_read_backs_never_duplicate_an_item(
+    start_sandbox: SandboxStarter, job_dir: Path
+) -> None:
+    # Webflow suffixes a duplicate slug instead of refusing it: a create sent twice lands twice.
+    sandbox = await start_sandbox(duplicate_slug="suffix", seed=5)
+    job_path = job_dir / "job.toml"
+    job_path.write_text(job_text(sandbox.base_url, sandbox.site_id))
+    await set_faults(sandbox, FaultConfig(commit_then_drop_rate=0.3, garbled_rate=0.3))
+
+    codes = []
+    for _ in range(12):
+        summary = await run_job(load_job(job_path))
+        codes.append(summary.exit_code)
+        assert summary.exit_code in (0, 3), summary.as_dict()
+        if summary.exit_code == 3:
+            assert summary.aborted is not None
+            assert "HTTP 200" in summary.aborted, summary.aborted
+        if summary.exit_code == 0:
+            break
+    await set_faults(sandbox, FaultConfig())
+    final = await run_job(load_job(job_path))
+
+    assert final.exit_code == 0, (codes, final.as_dict())
+    assert (await sandbox_stats(sandbox))["totals"]["faults"]["garbled"] > 0
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        (posts,) = await client.list_collections(sandbox.site_id)
+        slugs = sorted([i.slug or "" async for i in client.iter_items(posts.id)])
+    assert slugs == sorted(f"post-number-{n}" for n in range(len(ROWS)))
