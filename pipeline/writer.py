@@ -84,9 +84,6 @@ class BatchOutcome:
     publish_failed: int = 0
     #: Created, but the answer did not say which item is which: their intent stays.
     unresolved: int = 0
-    #: Creates still missing after every read-back of lost answers. Reported as failed to the
-    #: progress display only, as before this count had a home of its own.
-    unsent: int = 0
 
     @property
     def done(self) -> int:
@@ -95,10 +92,10 @@ class BatchOutcome:
     @property
     def not_done(self) -> int:
         """Items of a write that did not make it, whatever the reason."""
-        return self.failed + self.unresolved + self.unsent
+        return self.failed + self.unresolved
 
     def counts(self) -> dict[str, int]:
-        """The run summary's outcomes (``unsent`` is not one of them)."""
+        """The run summary's outcomes."""
         counted = {
             "created": self.created,
             "updated": self.updated,
@@ -176,8 +173,19 @@ class Writer:
             if not remaining:
                 return
             remaining = await self._create_round(batch, remaining, outcome)
-        # Still missing after every round (each read back and found absent): not created.
-        outcome.unsent += len(remaining)
+        if not remaining:
+            return
+        # Still missing after every round (each request's answer lost, each read back and the
+        # items found absent): never created. Failed items, so the run says so (exit 1) and
+        # the next run sends them again; a count of its own would let the run end 0.
+        reason = (
+            f"not created: the answers to {MAX_UNKNOWN_ROUNDS} create requests were lost and the "
+            "items were not found when read back; the next run sends them again"
+        )
+        with self.checkpoint.batch(
+            self.run_id, batch.collection, "create-lost", len(remaining)
+        ) as record:
+            outcome.failed += self._fail(record, remaining, "transport", reason, field=None)
 
     async def _create_round(
         self, batch: Batch, remaining: list[PendingItem], outcome: BatchOutcome

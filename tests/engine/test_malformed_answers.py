@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from flowport.base.errors import FatalError, MalformedAnswer, OutcomeUnknown
+from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.retry import RetryPolicy
 from flowport.pipeline.runner import run_job
@@ -133,3 +134,32 @@ async def test_maintenance_pages_on_read_backs_never_duplicate_an_item(
         (posts,) = await client.list_collections(sandbox.site_id)
         slugs = sorted([i.slug or "" async for i in client.iter_items(posts.id)])
     assert slugs == sorted(f"post-number-{n}" for n in range(len(ROWS)))
+
+
+async def test_creates_that_never_land_are_failed_items_not_a_clean_exit(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    """Every create's answer lost and nothing applied (a proxy in front of Webflow answering
+    each POST with a maintenance page): once the read-backs find the items still absent, they
+    are per-item failures and the run exits 1; the next run creates them."""
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id), encoding="utf-8")
+    write_csv(job_dir / "posts.csv", ["id", "title"], ROWS[:1])
+    first = await run_job(load_job(path))
+    assert first.collections["posts"] == {"created": 1}
+    write_csv(job_dir / "posts.csv", ["id", "title"], ROWS[:3])
+    await set_faults(sandbox, FaultConfig(garbled_rate=1.0, garbled_methods=("POST",)))
+
+    lost = await run_job(load_job(path))
+
+    assert lost.exit_code == 1, lost.as_dict()
+    assert lost.collections["posts"].get("failed") == 2, lost.as_dict()
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        failed = {state.key: state.last_error or "" for state in log.errors()}
+    assert set(failed) == {"1", "2"}
+    assert all("not created" in reason for reason in failed.values())
+
+    await set_faults(sandbox, FaultConfig())
+    again = await run_job(load_job(path))
+    assert again.exit_code == 0, again.as_dict()
+    assert again.collections["posts"] == {"created": 2, "unchanged": 1}
