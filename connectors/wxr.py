@@ -814,8 +814,9 @@ class WxrSource:
         self._path = path
         self._kind = kind
         self._attachments: dict[int, tuple[str | None, str]] = {}
-        #: The first pass done for a count, kept for the read that follows it.
-        self._counted: ExportScan | None = None
+        #: The last first pass, with the file's (size, mtime) it read: the source check before
+        #: the first write, the count and the read share one pass while the file stays as it was.
+        self._scanned: tuple[tuple[int, int], ExportScan] | None = None
         self._repair = repair
         self._label = path.name
         self.notes: list[str] = []
@@ -827,7 +828,6 @@ class WxrSource:
         """From the first pass, which the read that follows then reuses: an upper bound
         (repeated items and ``since`` can only lower it)."""
         scan = await anyio.to_thread.run_sync(self._scan)
-        self._counted = scan
         shape = self._shape
         if shape == "post":
             return scan.post_types.get(self._kind, 0)
@@ -873,7 +873,16 @@ class WxrSource:
         return "post"
 
     def _scan(self) -> ExportScan:
-        return scan_export(self._path, repair=self._repair)
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return scan_export(self._path, repair=self._repair)  # says what is wrong with it
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        if self._scanned is not None and self._scanned[0] == stamp:
+            return self._scanned[1]
+        scan = scan_export(self._path, repair=self._repair)
+        self._scanned = (stamp, scan)
+        return scan
 
     def _read(self, scan: ExportScan) -> Generator[SourceItem, None, None]:
         parse = _Parse(self._path, self._label, scan.repaired)
@@ -979,8 +988,7 @@ class WxrSource:
                 key="since",
                 fix="run it without --since (terms and authors are read in full)",
             )
-        counted, self._counted = self._counted, None
-        scan = counted if counted is not None else await anyio.to_thread.run_sync(self._scan)
+        scan = await anyio.to_thread.run_sync(self._scan)
         self._attachments = scan.attachments
         note = scan.repair_note(self._label)
         if note is not None:
