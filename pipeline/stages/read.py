@@ -66,6 +66,10 @@ class ReadStage:
         async with send, contextlib.aclosing(read_batches(self.source, since)) as batches:
             chunk: list[SourceItem] = []
             async for batch in batches:
+                if not chunk and len(batch) == LOOKUP_CHUNK:
+                    # A source whose batches are chunks already (the CSV source's are): no copy.
+                    await send.send(self.sort(batch))
+                    continue
                 chunk.extend(batch)
                 while len(chunk) >= LOOKUP_CHUNK:
                     await send.send(self.sort(chunk[:LOOKUP_CHUNK]))
@@ -77,13 +81,14 @@ class ReadStage:
         sorted_chunk = ReadChunk()
         failures = sorted_chunk.failures
         records: list[tuple[SourceRecord, str]] = []
+        hash_of = self.source_hash_of
         for read in chunk:
             if isinstance(read, RecordError):
                 self.unreadable += 1
                 reason = _positioned(read.reason, read.position)
                 failures.append(ItemFailure(key=read.key, field=None, kind="source", reason=reason))
                 continue
-            records.append((read, self.source_hash_of(read)))
+            records.append((read, hash_of(read)))
         # Keys of earlier chunks live in the checkpoint's scratch, not in memory.
         check = self.checkpoint.check_chunk(
             self.collection,
@@ -92,18 +97,22 @@ class ReadStage:
             all_new=self.all_new,
         )
         in_chunk: set[str] = set()
+        repeated, changed = check.repeated, check.changed
+        # Only an incremental collection has a cursor to move; this loop runs for every record.
+        observe = self.cursor.observe if self.cursor.incremental else None
         for record, source_hash in records:
-            if record.key in check.repeated or record.key in in_chunk:
+            if record.key in repeated or record.key in in_chunk:
                 failures.append(_repeated(record))
                 continue
             in_chunk.add(record.key)
-            self.cursor.observe(record.cursor)
-            if record.key not in check.changed:
+            if observe is not None:
+                observe(record.cursor)
+            if record.key not in changed:
                 # The very record this item was written from: nothing to map or send.
                 sorted_chunk.unchanged.append(record.key)
                 continue
             sorted_chunk.to_map.append((record, source_hash))
-            if check.changed[record.key]:
+            if changed[record.key]:
                 sorted_chunk.known.append(record.key)
         return sorted_chunk
 
