@@ -138,6 +138,11 @@ class RunOptions(_Strict):
     batch_size: int = Field(default=100, ge=1, le=100)
     #: How long each source may take to open and give its first record before any write.
     source_check_seconds: float = Field(default=120.0, gt=0, le=3600)
+    #: The most a run waits in all, as Webflow asks (Retry-After) or after failures (backoff),
+    #: counted as wall time. A normal 429 costs at most a rate window (60 s); fifteen minutes of
+    #: waiting is an outage or a quota, and a cron run should stop and say so (the next run
+    #: resumes) rather than sit silent for hours.
+    max_total_wait_seconds: float = Field(default=900.0, ge=0, le=7 * 86_400)
 
 
 class SchemaField(_Strict):

@@ -31,6 +31,7 @@ from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.retry import WaitLedger
 from flowport.pipeline.stages.binding import check_bindings
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
 from flowport.pipeline.stages.collection import CollectionRun
@@ -191,7 +192,12 @@ async def _run(
             max_connections=job.destination.concurrency,
         ) as client:
             api = WebflowApi(
-                client, on_retry=lambda collection, error: _note_retry(sink, collection, error)
+                client,
+                on_retry=lambda collection, error: _note_retry(sink, collection, error),
+                waits=WaitLedger(
+                    job.run.max_total_wait_seconds,
+                    on_wait=lambda seconds, why: _note_wait(sink, seconds, why, job),
+                ),
             )
             writer = Writer(
                 api,
@@ -317,6 +323,16 @@ def _token_origin(job: Job) -> str:
 
 def _note_retry(sink: ProgressSink, collection: str, error: RetriableError) -> None:
     sink.retried(collection, status=error.status, rate_limited=error.status == 429)
+
+
+def _note_wait(sink: ProgressSink, seconds: float, why: str, job: Job) -> None:
+    cap = job.run.max_total_wait_seconds
+    sink.message(
+        "warning",
+        f"waiting {seconds:.0f} s: {why} (the run waits at most "
+        f"max_total_wait_seconds = {cap:g} s in all)",
+        wait_seconds=round(seconds, 3),
+    )
 
 
 async def validate_job(job: Job) -> list[str]:
