@@ -1291,7 +1291,10 @@ class SandboxCore:
             targets.extend((index, str(entry["id"]), str(locale)) for locale in locales)
         return targets
 
-    def publish_items(self, collection_id: str, body: object) -> dict[str, Any]:
+    def publish_items(
+        self, collection_id: str, body: object, *, refused_slugs: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """``refused_slugs``: a fault, items whose publish is refused as an archived one's."""
         collection = self._collection(collection_id)
         body = _object(body)
         site = self.sites[collection.site_id]
@@ -1320,7 +1323,7 @@ class SandboxCore:
             if variant is None:
                 # The spec's example of a per-item publish error.
                 errors.append(f"Staging item ID {item_id} not found.")
-            elif variant.is_archived:
+            elif variant.is_archived or variant.field_data.get("slug") in refused_slugs:
                 errors.append(f"Item is archived and cannot be published: '{item_id}'")
             elif blocked := self._unpublished_references(collection, variant, publishing):
                 errors.extend(blocked)

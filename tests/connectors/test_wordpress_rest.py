@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import logging
+import time
 from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
@@ -195,6 +197,35 @@ async def test_5xx_is_retried_then_reported(fixture_wordpress: Server) -> None:
     server.failures["/wp/v2/posts?page=2"] = 5
     with pytest.raises(SourceError, match="HTTP 503"):
         await read(rest(server, max_attempts=2))
+
+
+@pytest.mark.shared
+async def test_a_retry_after_longer_than_a_source_wait_stops_the_read_at_once(
+    fixture_wordpress: Server,
+) -> None:
+    posts = [dict(ghost("single-post.json"), id=number) for number in range(1, 151)]
+    server = fixture_wordpress(
+        {"posts": posts}, failures={"/wp/v2/posts?page=2": 1}, retry_after="86400"
+    )
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"HTTP 503 asks to wait 86400 s \(Retry-After\)"):
+        await read(rest(server))
+    assert time.monotonic() - started < 10
+    assert [q["page"] for r, q in server.requests if r == "/wp/v2/posts"].count("2") == 1
+
+
+@pytest.mark.shared
+async def test_a_long_wait_for_a_source_is_logged_with_how_long_and_why(
+    fixture_wordpress: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    posts = [dict(ghost("single-post.json"), id=number) for number in range(1, 151)]
+    server = fixture_wordpress(
+        {"posts": posts}, failures={"/wp/v2/posts?page=2": 1}, retry_after="5"
+    )
+    with caplog.at_level(logging.WARNING, logger="flowport.connectors.wordpress_api"):
+        assert len(records(await read(rest(server)))) == 150
+    (said,) = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+    assert "/wp/v2/posts: waiting 5 s before try 2, as its Retry-After asks" in said
 
 
 @pytest.mark.shared
