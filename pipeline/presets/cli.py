@@ -169,6 +169,7 @@ def _init_wordpress(profile: SiteProfile, target: _Target) -> None:
         target_api=target.target_api,
         site_id=target.site_id,
         token_env=target.token_env,
+        redirects_csv=_relative(target.csv_path, out.parent),
     )
     # Written beside the target first, so relative paths resolve the same when it is loaded
     # back; a job file that does not load never replaces anything.
@@ -190,6 +191,13 @@ def _init_wordpress(profile: SiteProfile, target: _Target) -> None:
     draft.replace(out)
     write_redirects_csv(target.csv_path, report.rows)
     _print_summary(profile, job, report, target)
+
+
+def _relative(path: Path, start: Path) -> str:
+    try:
+        return path.resolve().relative_to(start.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
 
 
 def _print_summary(profile: SiteProfile, job: Job, report: RedirectReport, target: _Target) -> None:

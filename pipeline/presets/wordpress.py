@@ -20,20 +20,17 @@ the run pick ``-2`` suffixes the CSV cannot know about).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
 from flowport.base.errors import ConfigError, SourceError
-from flowport.connectors import SourceRecord
 from flowport.connectors.wordpress_api import (
     NoApiHere,
     WordPressApi,
@@ -41,8 +38,10 @@ from flowport.connectors.wordpress_api import (
     application_password_from_env,
 )
 from flowport.connectors.wxr import ExportItem, ExportScan, scan_export
-from flowport.mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
+from flowport.mappings import webflow_slug
 from flowport.pipeline.jobfile import Job
+from flowport.pipeline.links import collect_links
+from flowport.pipeline.links import write_redirects_csv as write_csv
 
 __all__ = [
     "BUILTIN_POST_TYPES",
@@ -468,6 +467,7 @@ _DELETIONS = (
     'deletions = "keep"',
 )
 
+
 def _post_table(profile: SiteProfile, post_type: PostType, job_dir: Path) -> list[str]:
     name = post_type.collection
     source = _source_table(profile, job_dir, kind=post_type.name, resource=post_type.resource)
@@ -704,6 +704,7 @@ def job_toml(
     target_api: str = "sandbox",
     site_id: str | None = None,
     token_env: str = "WEBFLOW_TOKEN",  # noqa: S107 (a variable name, not a token)
+    redirects_csv: str = "redirects.csv",
 ) -> str:
     """The job file's text for ``profile``; relative source paths start at ``job_dir``."""
     kinds = {t.name for t in profile.post_types}
@@ -728,6 +729,12 @@ def job_toml(
         'mode = "live"',
         "publish_site = false",
         "batch_size = 100",
+        "# Links in the content to the old site's own posts, pages, terms and authors point at",
+        "# their Webflow items; a link to an old page that is no item is kept, with a warning.",
+        f"old_site = {_toml(profile.site_url)}",
+        "# Webflow's 301 import file (Site settings > Publishing), rewritten after every run",
+        "# from the items written live: a new post gets its row.",
+        f"redirects_csv = {_toml(redirects_csv)}",
         "",
     ]
     parts = [
@@ -746,102 +753,23 @@ def job_toml(
 # ---- redirects ------------------------------------------------------------------------------
 
 
-class _AnyReference:
-    # Redirects need slugs and statuses, not ids: every reference resolves to a placeholder.
-    def webflow_id(self, collection: str, source_key: str) -> str | None:
-        return "0" * 24
-
-
-def _term_path(record: SourceRecord, base: str, parents: Mapping[str, str | None]) -> str:
-    slugs = [str(record.fields.get("slug") or "")]
-    seen = {slugs[0]}
-    parent = record.fields.get("parent")
-    while isinstance(parent, str) and parent and parent not in seen:
-        slugs.append(parent)
-        seen.add(parent)
-        parent = parents.get(parent)
-    encoded = "/".join(quote(s, safe="-_.~").lower() for s in reversed(slugs))
-    return f"/{base}/{encoded}/"
-
-
 async def redirect_rows(job: Job, profile: SiteProfile) -> RedirectReport:
-    """One row per item the run writes live: old permalink path -> /<collection slug>/<slug>."""
-    report = RedirectReport()
-    seen: set[str] = set()
-    for name in job.collections:
-        collection = job.collections[name]
-        schema = collection.planned_schema(name)
-        mapper = compile_mapping(
-            collection.mapping(),
-            schema,
-            collection=name,
-            resolver=_AnyReference(),
-            slugs=InMemorySlugClaims(),
-        )
-        records: list[SourceRecord] = []
-        source = job.open_source(name)
-        async with aclosing(source.records()) as stream:
-            async for item in stream:
-                if isinstance(item, SourceRecord):
-                    records.append(item)
-                else:
-                    report.leave_out(name, "unreadable in the source")
-        parents = {
-            str(r.fields.get("slug")): r.fields.get("parent")
-            for r in records
-            if "taxonomy" in r.fields
-        }
-        for record in records:
-            outcome = mapper.map(record)
-            if not isinstance(outcome, MappedItem):
-                reason = "mapping failed" if hasattr(outcome, "field") else "skipped"
-                report.leave_out(name, reason)
-                continue
-            if outcome.status == "draft" or job.run.mode == "draft":
-                report.leave_out(name, "draft")
-                continue
-            old = _record_old_path(record, name, profile, parents)
-            if old is None:
-                report.leave_out(name, "no old URL on the site")
-                continue
-            new = f"/{collection.target_slug()}/{outcome.field_data['slug']}"
-            if old.rstrip("/") == new or old in seen:
-                report.leave_out(name, "same or repeated old path")
-                continue
-            seen.add(old)
-            report.rows.append(Redirect(old, new, name, record.key))
+    """One row per item the run writes live: old permalink path -> /<collection slug>/<slug>,
+    from the map the run rewrites links with (:func:`flowport.pipeline.links.collect_links`)."""
+    links = await collect_links(job, profile.site_url)
+    report = RedirectReport(left_out=links.left_out)
+    rows = links.redirect_rows()
+    for entry in links.entries:
+        if not entry.live:
+            report.leave_out(entry.collection, "draft")
+    chosen = {(row.collection, row.key) for row in rows}
+    for entry in links.entries:
+        if entry.live and (entry.collection, entry.key) not in chosen:
+            report.leave_out(entry.collection, "same or repeated old path")
+    report.rows = [Redirect(r.old_path, r.new_path, r.collection, r.key) for r in rows]
     return report
-
-
-def _record_old_path(
-    record: SourceRecord,
-    collection: str,
-    profile: SiteProfile,
-    parents: Mapping[str, Any],
-) -> str | None:
-    fields = record.fields
-    link = fields.get("link")
-    if isinstance(link, str) and link.strip():
-        path = _old_path(link, profile.site_url)
-    elif fields.get("taxonomy") == "category":
-        path = _site_path(profile.site_url) + _term_path(record, profile.category_base, parents)
-    elif fields.get("taxonomy") == "post_tag":
-        path = _site_path(profile.site_url) + _term_path(record, profile.tag_base, {})
-    elif collection == "authors" and fields.get("slug"):
-        slug = quote(str(fields["slug"]), safe="-_.~").lower()
-        path = f"{_site_path(profile.site_url)}/author/{slug}/"
-    else:
-        return None
-    if path is None or path in ("", "/"):
-        return None  # the front page stays where it is
-    return path
 
 
 def write_redirects_csv(path: Path, rows: Sequence[Redirect]) -> None:
     """Webflow's 301 import: a ``source,target`` header, then old path, new path per row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["source", "target"])
-        for row in rows:
-            writer.writerow([row.old_path, row.new_path])
+    write_csv(path, [(row.old_path, row.new_path) for row in rows])

@@ -23,7 +23,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from flowport.base.errors import FlowportError
 from flowport.base.models import CollectionSchema
 from flowport.connectors import AttachmentSource, CountableSource, Source
-from flowport.mappings import compile_mapping
+from flowport.mappings import LinkMap, compile_mapping
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import ProgressSink
@@ -60,6 +60,7 @@ class CollectionRun:
         locales: SiteLocales,
         source: Source | None = None,
         full_read: bool = False,
+        link_map: LinkMap | None = None,
     ) -> None:
         self.job = job
         self.name = name
@@ -75,6 +76,8 @@ class CollectionRun:
         self.source = source
         #: Read the whole source even if the collection is incremental (``run --full``).
         self.full_read = full_read
+        #: The old site's pages -> Webflow paths, for links in rich text (``[run] old_site``).
+        self.link_map = link_map
 
     async def run(self) -> None:
         name, schema, collection = self.name, self.schema, self.collection
@@ -133,6 +136,7 @@ class CollectionRun:
             slugs=slugs,
             deferrable=deferred_targets,
             attachment_url=attachment_url,
+            link_map=self.link_map,
         )
         locale_mappers = LocaleMappers(
             self.checkpoint,
@@ -143,6 +147,7 @@ class CollectionRun:
             resolver=self.executor.resolver(deferred_targets),
             deferrable=deferred_targets,
             attachment_url=attachment_url,
+            link_map=self.link_map,
         )
         return MapStage(job, name, self.checkpoint, mapper, slugs, locale_mappers)
 

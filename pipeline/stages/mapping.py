@@ -17,6 +17,7 @@ from flowport.base.models import CollectionSchema
 from flowport.connectors import SourceRecord
 from flowport.mappings import (
     AttachmentLookup,
+    LinkMap,
     MappedItem,
     MappingFailure,
     RecordMapper,
@@ -135,6 +136,7 @@ class LocaleMappers:
         resolver: ReferenceResolver,
         deferrable: frozenset[str],
         attachment_url: AttachmentLookup | None,
+        link_map: LinkMap | None = None,
     ) -> None:
         #: The slug each record's primary item got in this run.
         self.primary_slugs: dict[str, str] = {}
@@ -155,6 +157,7 @@ class LocaleMappers:
                 resolver=resolver,
                 deferrable=deferrable,
                 attachment_url=attachment_url,
+                link_map=link_map,
             )
             self.mappers.append(LocaleMapper(locale_id, tag, mapper))
 

@@ -149,7 +149,10 @@ async def read_batches(
 def mapping_fingerprint(job: Job, collection: CollectionJob) -> bytes:
     """What besides the record decides an item's content: the mapping and the run's mode."""
     spec = collection.model_dump_json(exclude={"source", "deletions", "max_delete_share"})
-    return hashlib.blake2b(f"{job.run.mode}\n{spec}".encode(), digest_size=16).digest()
+    # Links are rewritten only with an old site: naming it re-maps every record once. Without
+    # one the fingerprint is what it always was, so existing logs re-map nothing.
+    links = f"\nold_site={job.run.old_site}" if job.run.old_site else ""
+    return hashlib.blake2b(f"{job.run.mode}\n{spec}{links}".encode(), digest_size=16).digest()
 
 
 class SourceHasher:
