@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ALLOWED_TAGS",
     "KNOWN_SHORTCODES",
+    "OLD_SITE_LINK",
+    "OLD_SITE_LINK_TEXT",
     "REGISTERED_SHORTCODES",
     "TABLE_MODES",
     "RichTextOptions",
@@ -411,6 +413,11 @@ def _autop(text: str) -> str:
     return "\n".join(out)
 
 
+#: The warning of a link to the old site that names no item, and its message before the link.
+OLD_SITE_LINK: Final = "old_site_link"
+OLD_SITE_LINK_TEXT: Final = "link to the old site with no item: "
+
+
 class _OldSiteLinks:
     """Rewrites a body's links to the old site, noting those that name no item of the job."""
 
@@ -432,7 +439,7 @@ class _OldSiteLinks:
     def warn(self, log: WarningLog) -> None:
         # A warning per link (not folded by kind): each is a link a user fixes or redirects.
         for href in self.unmapped:
-            log.add_each("old_site_link", f"link to the old site with no item: {href}")
+            log.add_each(OLD_SITE_LINK, OLD_SITE_LINK_TEXT + href)
 
 
 def wordpress_to_html(

@@ -24,6 +24,7 @@ from flowport.base.errors import FlowportError
 from flowport.base.models import CollectionSchema
 from flowport.connectors import AttachmentSource, CountableSource, Source
 from flowport.mappings import LinkMap, compile_mapping
+from flowport.mappings.richtext import OLD_SITE_LINK, OLD_SITE_LINK_TEXT
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import ProgressSink
@@ -100,6 +101,7 @@ class CollectionRun:
             source,
             cursor,
             SourceHasher(mapping_fingerprint(self.job, collection)),
+            remap=self.relinkable(),
         )
         mapping = self.map_stage(source)
         decide = DecideStage(name, self.checkpoint, self.executor, self.summary, self.sink, foreign)
@@ -116,6 +118,20 @@ class CollectionRun:
             locale_ids=self.locale_ids,
             cursor=cursor,
             unreadable=read.unreadable,
+        )
+
+    def relinkable(self) -> frozenset[str]:
+        """Keys whose body kept a link to an old page that now has an item (a post published
+        since): mapped again though their record did not change, so the link is rewritten."""
+        if self.link_map is None:
+            return frozenset()
+        link_map = self.link_map
+        return frozenset(
+            warning.key
+            for warning in self.checkpoint.warnings.of_kind(self.name, OLD_SITE_LINK)
+            if (found := link_map.resolve(warning.excerpt.removeprefix(OLD_SITE_LINK_TEXT)))
+            is not None
+            and found.href is not None
         )
 
     def map_stage(self, source: Source) -> MapStage:

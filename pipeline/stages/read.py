@@ -50,8 +50,11 @@ class ReadStage:
         source: Source,
         cursor: IncrementalCursor,
         source_hash_of: SourceHasher,
+        remap: frozenset[str] = frozenset(),
     ) -> None:
         self.checkpoint = checkpoint
+        #: Keys mapped again even if their record is the one their item was written from.
+        self.remap = remap
         self.collection = collection
         self.source = source
         self.cursor = cursor
@@ -98,12 +101,12 @@ class ReadStage:
                 continue
             in_chunk.add(record.key)
             self.cursor.observe(record.cursor)
-            if record.key not in check.changed:
+            if record.key not in check.changed and record.key not in self.remap:
                 # The very record this item was written from: nothing to map or send.
                 sorted_chunk.unchanged.append(record.key)
                 continue
             sorted_chunk.to_map.append((record, source_hash))
-            if check.changed[record.key]:
+            if check.changed.get(record.key, True):
                 sorted_chunk.known.append(record.key)
         return sorted_chunk
 
