@@ -72,7 +72,7 @@ import html
 import re
 import unicodedata
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 from urllib.parse import unquote
 
 from flowport.base.errors import ConfigError
@@ -150,6 +150,10 @@ class PostRecord(TypedDict):
     format: str
     comment_status: str | None
     ping_status: str | None
+    #: The post's language, when a multilingual plugin gives it over REST (Polylang's ``lang``,
+    #: WPML's ``wpml_current_locale``); absent otherwise, so other records' hashes stay as
+    #: they were. In a WXR export it stays where the plugin keeps it (terms or meta).
+    language: NotRequired[str]
 
 
 class MediaRecord(TypedDict):

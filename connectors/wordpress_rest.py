@@ -286,7 +286,7 @@ def _post(
     terms = _terms(item, known_terms or {})
     content_field = item.get("content")
     protected = isinstance(content_field, Mapping) and bool(content_field.get("protected"))
-    return PostRecord(
+    post = PostRecord(
         id=_as_int(item.get("id")),
         type=str(item.get("type") or ""),
         title=decode_text(title),
@@ -314,6 +314,10 @@ def _post(
         comment_status=_str_or_none(item.get("comment_status")),
         ping_status=_str_or_none(item.get("ping_status")),
     )
+    language = _str_or_none(item.get("lang")) or _str_or_none(item.get("wpml_current_locale"))
+    if language is not None:
+        post["language"] = language
+    return post
 
 
 def _media(item: Mapping[str, Any], *, raw: bool) -> MediaRecord:

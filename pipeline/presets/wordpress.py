@@ -98,6 +98,35 @@ class PostType:
 
 
 @dataclass(frozen=True, slots=True)
+class Multilingual:
+    """Where a multilingual plugin keeps each post's language, and its translation group."""
+
+    plugin: Literal["polylang", "wpml"]
+    language: str  # a record path: terms.language[0].slug, meta._wpml_import_language_code...
+    group: str | None  # the path of the id its translations share, when the source has one
+
+
+#: Polylang keeps languages as terms of its taxonomy ``language`` and each set of translations
+#: as a term of ``post_translations`` (pll_<uniqid>); both reach the WXR export as an item's
+#: ``<category domain="language" nicename="en">`` and ``<category domain="post_translations"
+#: nicename="pll_...">`` (Polylang's model, polylang.pro/doc; seen in public exports).
+POLYLANG_WXR: Final = Multilingual(
+    "polylang", "terms.language[0].slug", "terms.post_translations[0].slug"
+)
+#: WPML keeps languages in its own table, which WordPress's exporter does not write; its
+#: "Export and Import" add-on writes them as post meta: _wpml_import_language_code and
+#: _wpml_import_translation_group (the meta keys a public importer of such exports reads).
+WPML_WXR: Final = Multilingual(
+    "wpml", "meta._wpml_import_language_code", "meta._wpml_import_translation_group"
+)
+#: Over REST, Polylang Pro adds ``lang`` to each post (polylang.pro's REST API doc); the WPML
+#: REST API plugin adds ``wpml_current_locale`` (github shawnhooper/wpml-rest-api). The REST
+#: connector passes either on as the record's ``language``.
+REST_LANGUAGE: Final = "language"
+_WPML_META: Final = (b"_wpml_import_language_code",)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteProfile:
     origin: Literal["wxr", "rest"]
     location: str  # the WXR file (absolute) or the site's base URL
@@ -111,6 +140,8 @@ class SiteProfile:
     user_env: str | None = None
     password_env: str | None = None
     notes: tuple[str, ...] = ()
+    #: The multilingual plugin whose languages the export or the API carries, if any.
+    multilingual: Multilingual | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +297,9 @@ def scan_wxr(path: Path) -> SiteProfile:
         raise SourceError(f"{path}: the export names no site address (<link>, base_blog_url)")
     repaired = scan.repair_note(path.name)
     notes = [*_undeclared_term_notes(scan), *([repaired] if repaired else [])]
+    multilingual = _wxr_multilingual(path, scan)
+    if multilingual is not None:
+        notes.append(_language_note(multilingual))
     found = {name: (_rest_base(name), None, n) for name, n in scan.post_types.items()}
     return SiteProfile(
         origin="wxr",
@@ -276,6 +310,34 @@ def scan_wxr(path: Path) -> SiteProfile:
         has_attachments=scan.post_types.get("attachment", 0) > 0,
         permalink_structure=_most_common(patterns),
         notes=tuple(notes),
+        multilingual=multilingual,
+    )
+
+
+def _wxr_multilingual(path: Path, scan: ExportScan) -> Multilingual | None:
+    if any(taxonomy == "language" for taxonomy, _ in scan.item_terms):
+        return POLYLANG_WXR
+    return WPML_WXR if _file_mentions(path, _WPML_META) else None
+
+
+def _file_mentions(path: Path, needles: Sequence[bytes]) -> bool:
+    """Whether the file holds any of ``needles``, read a megabyte at a time."""
+    longest = max(len(n) for n in needles)
+    tail = b""
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            window = tail + chunk
+            if any(n in window for n in needles):
+                return True
+            tail = window[-longest:]
+    return False
+
+
+def _language_note(multilingual: Multilingual) -> str:
+    return (
+        f"{multilingual.plugin} languages found: each post's language goes to its 'language' "
+        "field (and its translation group to 'translation-group'); translations stay items of "
+        "their own, not Webflow locales of one item"
     )
 
 
@@ -336,7 +398,9 @@ async def scan_rest(
         types = await _rest_types(api, index)
         media = await _total(api, "/wp/v2/media")
         posts = await api.page(
-            "/wp/v2/posts", {"per_page": "20", "_fields": "id,link,slug,date"}, 1
+            "/wp/v2/posts",
+            {"per_page": "20", "_fields": "id,link,slug,date,lang,wpml_current_locale"},
+            1,
         )
     site_url = str(index.get("home") or index.get("url") or base).rstrip("/")
     return SiteProfile(
@@ -349,7 +413,18 @@ async def scan_rest(
         permalink_structure=_rest_permalinks(posts.items, site_url),
         user_env=user_env,
         password_env=password_env,
+        multilingual=_rest_multilingual(posts.items),
     )
+
+
+def _rest_multilingual(posts: Sequence[object]) -> Multilingual | None:
+    for post in posts:
+        if isinstance(post, Mapping):
+            if isinstance(post.get("lang"), str) and post["lang"]:
+                return Multilingual("polylang", REST_LANGUAGE, None)
+            if isinstance(post.get("wpml_current_locale"), str) and post["wpml_current_locale"]:
+                return Multilingual("wpml", REST_LANGUAGE, None)
+    return None
 
 
 def _rest_permalinks(posts: Sequence[object], site_url: str) -> str | None:
@@ -514,6 +589,7 @@ def _post_fields(profile: SiteProfile, post_type: PostType, *, with_terms: bool)
             'tags = { template = "post_tag:{tags[].slug}", transforms = '
             '[{ replace = { ", " = ",post_tag:" } }, { split = "," }], reference = "tags" }',
         ]
+    lines += _language_fields(profile)
     if post_type.name == "page":
         lines += [
             "# A page's parent page, set in a second pass (pages reference pages).",
@@ -525,6 +601,21 @@ def _post_fields(profile: SiteProfile, post_type: PostType, *, with_terms: bool)
             'featured-image = "featured_image.url"',
             'featured-image-alt = "featured_image.alt"',
         ]
+    return lines
+
+
+def _language_fields(profile: SiteProfile) -> list[str]:
+    found = profile.multilingual
+    if found is None:
+        return []
+    lines = [
+        f"# {found.plugin}: the post's language code. Translations are items of their own, linked",
+        "# by their translation group; a site with Webflow locales can be fed per locale instead",
+        "# (README: Locales).",
+        f"language = {_toml(found.language)}",
+    ]
+    if found.group is not None:
+        lines.append(f"translation-group = {_toml(found.group)}")
     return lines
 
 
@@ -549,6 +640,10 @@ def _post_schema(profile: SiteProfile, post_type: PostType, *, with_terms: bool)
             'categories = { type = "MultiReference", collection = "categories" }',
             'tags = { type = "MultiReference", collection = "tags" }',
         ]
+    if profile.multilingual is not None:
+        lines.append('language = { type = "PlainText", name = "Language" }')
+        if profile.multilingual.group is not None:
+            lines.append('translation-group = { type = "PlainText", name = "Translation Group" }')
     if post_type.name == "page":
         lines.append(
             f'parent-page = {{ type = "Reference", collection = "{name}", name = "Parent Page" }}'

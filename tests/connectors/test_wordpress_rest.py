@@ -419,3 +419,19 @@ async def test_a_wrong_application_password_is_a_clear_error(
         await read(source)
     assert wrong not in str(raised.value)
     assert wordpress_site.app_password not in str(raised.value)
+
+
+@pytest.mark.shared
+async def test_a_multilingual_plugins_language_becomes_the_records_language(
+    fixture_wordpress: Server,
+) -> None:
+    # Polylang Pro answers "lang" on each post, the WPML REST API plugin
+    # "wpml_current_locale"; a site with neither gives records without the key.
+    polylang = dict(ghost("single-post.json"), id=1, lang="fr")
+    wpml = dict(ghost("single-post.json"), id=2, wpml_current_locale="de_DE")
+    plain = dict(ghost("single-post.json"), id=3)
+    server = fixture_wordpress({"posts": [polylang, wpml, plain]})
+    got = records(await read(rest(server)))
+    assert got["1"].fields["language"] == "fr"
+    assert got["2"].fields["language"] == "de_DE"
+    assert "language" not in got["3"].fields

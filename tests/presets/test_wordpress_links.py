@@ -168,3 +168,93 @@ def test_a_plan_writes_no_redirects(job_path: Path) -> None:
     summary = asyncio.run(run_job(load_job(job_path), dry_run=True))
     assert summary.exit_code == 0
     assert not redirects.exists()
+
+
+# ---- languages: Polylang and WPML in the export ---------------------------------------------
+
+
+#: Polylang's markup on an item, as its exports carry it (a language term and the translation
+#: group's term, both as <category domain=...>).
+def _polylang(language: str, name: str, group: str) -> str:
+    return (
+        f'<category domain="language" nicename="{language}"><![CDATA[{name}]]></category>'
+        f'<category domain="post_translations" nicename="{group}"><![CDATA[{group}]]></category>'
+    )
+
+
+def _with_languages(export: Path, tagged: dict[str, str]) -> None:
+    """Put ``tagged[title]`` markup into the item titled ``title``."""
+    text = export.read_text(encoding="utf-8")
+    for title, markup in tagged.items():
+        at = text.index(f"<title>{title}</title>")
+        end = text.index("</item>", at)
+        text = text[:end] + markup + text[end:]
+    export.write_text(text, encoding="utf-8")
+
+
+def _init(tmp_path: Path, export: Path) -> tuple[Path, str]:
+    job_path = tmp_path / "blog.toml"
+    result = invoke_presets("init", "wordpress", str(export), "--out", str(job_path))
+    assert result.exit_code == 0, result.output
+    text = job_path.read_text(encoding="utf-8")
+    job_path.write_text(text.replace('plan = "cms"', 'plan = "cms"\nrate_limit = 100000', 1))
+    return job_path, result.output
+
+
+def test_polylang_languages_and_translation_groups_reach_their_fields(tmp_path: Path) -> None:
+    export = tmp_path / "theme-preview.xml"
+    export.write_bytes(require_shared(PREVIEW).read_bytes())
+    _add_posts(export, _post("HTML (FR)", 9008, "<p>Quelles balises HTML ?</p>"))
+    _with_languages(
+        export,
+        {
+            "HTML": _polylang("en", "English", "pll_5f1a2b3c4d5e6"),
+            "HTML (FR)": _polylang("fr", "Français", "pll_5f1a2b3c4d5e6"),
+            "Links": _polylang("en", "English", "pll_5f1a2b3c4d5e7"),
+        },
+    )
+    job_path, output = _init(tmp_path, export)
+    assert "polylang languages found" in output
+    _run(job_path)
+    found = {
+        str(i.field_data["name"]): (
+            i.field_data.get("language"),
+            i.field_data.get("translation-group"),
+        )
+        for i in asyncio.run(_items(job_path))
+    }
+    assert found["HTML"] == ("en", "pll_5f1a2b3c4d5e6")
+    assert found["HTML (FR)"] == ("fr", "pll_5f1a2b3c4d5e6")
+    assert found["Links"] == ("en", "pll_5f1a2b3c4d5e7")
+    assert found["Elements"] == (None, None)
+
+
+def test_wpml_export_meta_is_found(tmp_path: Path) -> None:
+    export = tmp_path / "theme-preview.xml"
+    export.write_bytes(require_shared(PREVIEW).read_bytes())
+    meta = (
+        "<wp:postmeta><wp:meta_key><![CDATA[{key}]]></wp:meta_key>"
+        "<wp:meta_value><![CDATA[{value}]]></wp:meta_value></wp:postmeta>"
+    )
+    _with_languages(
+        export,
+        {
+            "HTML": meta.format(key="_wpml_import_language_code", value="de")
+            + meta.format(key="_wpml_import_translation_group", value="7"),
+        },
+    )
+    job_path, output = _init(tmp_path, export)
+    assert "wpml languages found" in output
+    _run(job_path)
+    found = {
+        str(i.field_data["name"]): (
+            i.field_data.get("language"),
+            i.field_data.get("translation-group"),
+        )
+        for i in asyncio.run(_items(job_path))
+    }
+    assert found["HTML"] == ("de", "7")
+
+
+def test_a_site_without_a_multilingual_plugin_gets_no_language_field(job_path: Path) -> None:
+    assert "language" not in job_path.read_text(encoding="utf-8").replace("languages", "")
