@@ -196,7 +196,7 @@ def _shortlinks(fields: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         return (("category", str(ident)),) if taxonomy == "category" and ident else ()
     if "login" in fields:
         return (("author", str(ident)),) if ident else ()
-    if "status" in fields and ident:
+    if "status" in fields and "slug" in fields and ident:  # a post (a comment has no slug)
         return (("post", str(ident)),)
     return ()
 
@@ -205,6 +205,8 @@ def _found(record: SourceRecord, new_path: str, live: bool) -> _Found:
     fields = record.fields
     link = fields.get("link")
     link = link.strip() if isinstance(link, str) and link.strip() else None
+    if link is not None and "#" in link:
+        link = None  # a place in another page (a comment's #comment-2): no page of its own
     term = None
     if link is None and fields.get("taxonomy") in ("category", "post_tag") and fields.get("slug"):
         term = (str(fields["taxonomy"]), str(fields["slug"]))

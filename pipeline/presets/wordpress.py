@@ -494,7 +494,7 @@ def _source_table(profile: SiteProfile, job_dir: Path, *, kind: str, resource: s
     parts = ['type = "wordpress"', f"base_url = {_toml(profile.location)}"]
     parts.append(f"resource = {_toml(resource)}")
     if profile.user_env and profile.password_env:
-        if resource not in ("categories", "tags", "users"):
+        if resource not in ("categories", "tags", "users", "comments"):
             parts.append('status = "any"')
         parts.append(f"user_env = {_toml(profile.user_env)}")
         parts.append(f"password_env = {_toml(profile.password_env)}")
@@ -766,6 +766,63 @@ def _author_collection(profile: SiteProfile, job_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _comment_collection(profile: SiteProfile, job_dir: Path) -> str:
+    source = _source_table(profile, job_dir, kind="comment", resource="comments")
+    references = [
+        f"{webflow_slug(t.singular) or t.collection} = "
+        f'{{ source = "on.{t.name}", reference = "{t.collection}" }}'
+        for t in profile.post_types
+    ]
+    reference_schema = [
+        f"{webflow_slug(t.singular) or t.collection} = "
+        f'{{ type = "Reference", collection = "{t.collection}", name = {_toml(t.singular)} }}'
+        for t in profile.post_types
+    ]
+    lines = [
+        "# WordPress comments -> 'comments', approved ones only, each with a Reference to its",
+        "# post (or page). Commenters' e-mail and IP addresses are never read: a CMS is public.",
+        "[collections.comments]",
+        'target = "Comments"',
+        "create_missing = true",
+        'external_key_field = "wordpress-id"',
+        f"source = {source}",
+        *_DELETIONS,
+        'slug_from = "name"',
+        f"base_url = {_toml(profile.site_url + '/')}",
+        "",
+        "[collections.comments.fields]",
+        'name = { template = "Comment {id} by {author_name}", transforms = ["strip_html", '
+        '"html_unescape", { truncate = 256 }] }',
+        'wordpress-id = { template = "comment:{id}" }',
+        'author = { source = "author_name", transforms = ["strip_html", "html_unescape"] }',
+        'author-url = "author_url"',
+        'posted-on = { source = "date_gmt", transforms = ["datetime"] }',
+        'content = { source = "content", transforms = ["richtext_wordpress"] }',
+        "# comment, pingback or trackback.",
+        'comment-type = "type"',
+        *references,
+        "",
+        "[collections.comments.status]",
+        'source = "status"',
+        'values = { approved = "live" }',
+        'default = "skip"  # held for moderation, spam, trash',
+        "",
+        "[collections.comments.schema]",
+        'singular_name = "Comment"',
+        'slug = "comments"',
+        "",
+        "[collections.comments.schema.fields]",
+        'wordpress-id = { type = "PlainText", name = "WordPress ID" }',
+        'author = "PlainText"',
+        'author-url = { type = "PlainText", name = "Author URL" }',
+        'posted-on = { type = "DateTime", name = "Posted On" }',
+        'content = "RichText"',
+        'comment-type = { type = "PlainText", name = "Comment Type" }',
+        *reference_schema,
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _destination(target_api: str, site_id: str | None, token_env: str) -> str:
     if target_api == "sandbox":
         return "\n".join(
@@ -800,6 +857,7 @@ def job_toml(
     site_id: str | None = None,
     token_env: str = "WEBFLOW_TOKEN",  # noqa: S107 (a variable name, not a token)
     redirects_csv: str = "redirects.csv",
+    comments: bool = False,
 ) -> str:
     """The job file's text for ``profile``; relative source paths start at ``job_dir``."""
     kinds = {t.name for t in profile.post_types}
@@ -842,6 +900,8 @@ def job_toml(
         parts.append(
             _post_collection(profile, post_type, job_dir, with_terms=post_type.name != "page")
         )
+    if comments:
+        parts.append(_comment_collection(profile, job_dir))
     return "\n".join(parts)
 
 

@@ -30,6 +30,7 @@ from .conftest import invoke_presets
 pytestmark = pytest.mark.shared
 
 PREVIEW = ACCEPTANCE / "wxr-theme-unit-test" / "theme-preview.xml"
+THEME_UNIT_TEST = PREVIEW.with_name("themeunittestdata.wordpress.xml")
 OLD = "https://wp-themes.com"
 
 
@@ -258,3 +259,53 @@ def test_wpml_export_meta_is_found(tmp_path: Path) -> None:
 
 def test_a_site_without_a_multilingual_plugin_gets_no_language_field(job_path: Path) -> None:
     assert "language" not in job_path.read_text(encoding="utf-8").replace("languages", "")
+
+
+# ---- comments -------------------------------------------------------------------------------
+
+
+async def _collections(job_path: Path) -> dict[str, list[Item]]:
+    job = load_job(job_path)
+    token = secrets.token_hex(8)
+    config = SandboxConfig(
+        tokens=(token,), rate_limit=100_000, state_file=job.state_dir / "sandbox-state.jsonl"
+    )
+    async with (
+        Sandbox(config) as sandbox,
+        WebflowClient(sandbox.base_url, SecretStr(token), budget=RateBudget(100_000, 60.0)) as c,
+    ):
+        schemas = {s.slug: s for s in await c.list_collections(sandbox.site_id)}
+        return {
+            name: [item async for item in c.iter_items(schemas[name].id)]
+            for name in ("posts", "pages", "comments")
+        }
+
+
+def test_approved_comments_reference_their_post_and_carry_no_e_mail(tmp_path: Path) -> None:
+    export = require_shared(THEME_UNIT_TEST)
+    job_path = tmp_path / "blog.toml"
+    result = invoke_presets("init", "wordpress", str(export), "--out", str(job_path), "--comments")
+    assert result.exit_code == 0, result.output
+    text = job_path.read_text(encoding="utf-8")
+    job_path.write_text(text.replace('plan = "cms"', 'plan = "cms"\nrate_limit = 100000', 1))
+    summary = _run(job_path)
+    # The export's 33 comments: 30 approved, 3 held for moderation.
+    assert summary.collections["comments"]["created"] == 30
+    assert summary.collections["comments"]["skipped"] == 3
+    found = asyncio.run(_collections(job_path))
+    ids = {name: {i.id for i in found[name]} for name in ("posts", "pages")}
+    raw = export.read_text(encoding="utf-8")
+    emails = set(re.findall(r"<wp:comment_author_email>(?:<!\[CDATA\[)?([^<\]]+)", raw))
+    assert emails
+    on_pages = 0
+    for comment in found["comments"]:
+        data = comment.field_data
+        targets = [data.get("post"), data.get("page")]
+        assert sum(t is not None for t in targets) == 1, data
+        assert data.get("post") in ids["posts"] | {None}
+        assert data.get("page") in ids["pages"] | {None}
+        on_pages += data.get("page") is not None
+        assert not any(email in repr(data) for email in emails)
+    assert on_pages == 3
+    state = (load_job(job_path).state_dir / "sandbox-state.jsonl").read_text(encoding="utf-8")
+    assert not any(email in state for email in emails)
