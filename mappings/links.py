@@ -34,6 +34,10 @@ _ID_PARAMETERS: Final = {
 }
 
 
+#: Where WordPress keeps files (uploads, themes, plugins), not pages.
+_FILES: Final = ("/wp-content/", "/wp-includes/")
+
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """What an href to the old site became: a Webflow path, or None with the path it named."""
@@ -115,6 +119,8 @@ class LinkMap:
         if located is None:
             return None
         path, named = located
+        if path.startswith(_FILES):
+            return None  # an upload, not a page: the media stage's, or left as it is
         found = next((self._ids[i] for i in named if i in self._ids), None)
         if found is None and not named:
             found = self._paths.get(path) or self._guess(path)

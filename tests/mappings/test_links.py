@@ -138,6 +138,10 @@ def test_plain_permalinks_are_shortlinks_by_post_id() -> None:
         (f"{SITE}/greek/επίπεδο-2/", GREEK),
         # Elsewhere: left alone, no warning.
         ("https://wordpress.org/", "https://wordpress.org/"),
+        (
+            f"{SITE}/wp-content/uploads/2013/03/soworthloving-wallpaper.jpg",
+            f"{SITE}/wp-content/uploads/2013/03/soworthloving-wallpaper.jpg",
+        ),
         ("mailto:someone@example.com", "mailto:someone@example.com"),
         ("#top", "#top"),
     ],
