@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from flowport.base.models import Item
@@ -56,7 +57,13 @@ class Action(enum.StrEnum):
     SKIP = "skip"
 
 
-@dataclass(frozen=True, slots=True)
+#: A record without secondary locales (shared: nothing writes to it).
+_NO_LOCALES: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
+
+
+# Not frozen (nor Decision): one of each is built per record mapped, and frozen doubles what
+# building one costs. Neither is changed after it is made.
+@dataclass(slots=True)
 class Proposal:
     """What the map stage made of one record."""
 
@@ -68,7 +75,7 @@ class Proposal:
     #: The content hash of the item, its locales and deferred references included.
     digest: str = ""
     #: Secondary locales' own values: cmsLocaleId -> fieldData.
-    locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    locales: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _NO_LOCALES)
     #: Why a secondary locale of a mapped record could not be mapped.
     locale_failure: MappingFailure | None = None
 
@@ -78,7 +85,7 @@ class Proposal:
         return str(result.field_data.get("slug", "")) if isinstance(result, MappedItem) else ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     action: Action
     #: Where the write goes (for a create or an update), or where the adopted item is.

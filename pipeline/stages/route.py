@@ -114,6 +114,8 @@ class DecideStage:
         if chunk.unchanged:
             summary.count(name, "unchanged", len(chunk.unchanged))
             self.sink.advanced(name, unchanged=len(chunk.unchanged))
+        # Most collections hold no item someone else made: then there is nothing to look up.
+        has_foreign = bool(self.foreign.by_slug or self.foreign.by_key)
         for proposal in chunk.proposals:
             result = proposal.result
             if isinstance(result, MappedItem):
@@ -121,7 +123,7 @@ class DecideStage:
             stored = chunk.states.get(proposal.key)
             foreign = (
                 self.foreign.adopt(proposal.key, proposal.slug)
-                if wants_foreign(proposal, stored)
+                if has_foreign and wants_foreign(proposal, stored)
                 else None
             )
             self.carry_out(proposal, decide(proposal, stored, foreign), outcomes)
