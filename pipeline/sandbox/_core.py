@@ -31,8 +31,13 @@ from flowport.pipeline.sandbox._fields import (
     format_timestamp,
     is_object_id,
     slugify_field_name,
+    wanted_files,
 )
 from flowport.pipeline.sandbox._journal import Journal
+from flowport.pipeline.sandbox._remote import FetchedFile, FetchFailure, Wanted
+
+#: What the server fetched for a request's file URLs.
+FetchedFiles = Mapping[Wanted, FetchedFile | FetchFailure]
 
 __all__ = ["ItemVariant", "SandboxCore"]
 
@@ -846,7 +851,10 @@ class SandboxCore:
 
     # ---- items: creating ------------------------------------------------------------------
 
-    def _checker(self, skip_invalid_files: bool | None) -> ValueChecker:
+    def _checker(
+        self, site_id: str, skip_invalid_files: bool | None, files: FetchedFiles | None
+    ) -> ValueChecker:
+        assets = self.assets
         return ValueChecker(
             config=self.config,
             new_id=self.new_id,
@@ -854,7 +862,25 @@ class SandboxCore:
             skip_invalid_files=(
                 self.config.skip_invalid_files if skip_invalid_files is None else skip_invalid_files
             ),
+            files=files or {},
+            file_url=lambda file_id, name: assets.file_url(site_id, file_id, name),
+            existing_file_url=lambda file_id: assets.existing_file_url(site_id, file_id),
         )
+
+    def wanted_files(self, collection_id: str, body: object) -> list[Wanted]:
+        """The file URLs a create or update body gives, which Webflow fetches before it writes
+        (the server fetches them, then calls the core with ``files``). A body the core will
+        refuse anyway wants none."""
+        collection = self.collections.get(collection_id)
+        if collection is None or not isinstance(body, dict):
+            return []
+        datas: list[object] = []
+        field_data = body.get("fieldData")
+        datas.extend(field_data if isinstance(field_data, list) else [field_data])
+        items = body.get("items")
+        if isinstance(items, list):
+            datas.extend(item.get("fieldData") for item in items if isinstance(item, dict))
+        return [want for data in datas for want in wanted_files(collection.fields, data)]
 
     def _reference_exists(self, collection_id: str, item_id: str) -> bool:
         collection = self.collections.get(collection_id)
@@ -937,6 +963,7 @@ class SandboxCore:
         *,
         live: bool = False,
         skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         """POST /items and /items/live: a single item body or ``{items: [...]}``."""
         collection = self._collection(collection_id)
@@ -947,8 +974,8 @@ class SandboxCore:
             raws = _item_list(body["items"], self.config.max_items_per_request)
         else:
             raws = [body]
-        checker = self._checker(skip_invalid_files)
         site = self.sites[collection.site_id]
+        checker = self._checker(site.id, skip_invalid_files, files)
         drafts: list[_Draft] = []
         details: list[dict[str, Any]] = []
         taken: set[tuple[str, str]] = set()
@@ -970,13 +997,19 @@ class SandboxCore:
             elif draft is not None:
                 drafts.append(draft)
         self._settle(site, details, drafts)
+        self.assets.host_files(site.id, checker.hosted)
         variants = self._write_drafts(collection, drafts, live=live)
         if not many:
             return variants[0].staged()
         return _items_answer([v.staged() for v in variants], details)
 
     def create_items_bulk(
-        self, collection_id: str, body: object, *, skip_invalid_files: bool | None = None
+        self,
+        collection_id: str,
+        body: object,
+        *,
+        skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         """POST /items/bulk: ``fieldData`` object or array, created in each of ``cmsLocaleIds``."""
         collection = self._collection(collection_id)
@@ -1002,7 +1035,7 @@ class SandboxCore:
         entries = (
             _item_list(field_data, self.config.max_items_per_request) if many else [field_data]
         )
-        checker = self._checker(skip_invalid_files)
+        checker = self._checker(site.id, skip_invalid_files, files)
         drafts: list[_Draft] = []
         details: list[dict[str, Any]] = []
         taken: set[tuple[str, str]] = set()
@@ -1017,6 +1050,7 @@ class SandboxCore:
             elif draft is not None:
                 drafts.append(draft)
         self._settle(site, details, drafts)
+        self.assets.host_files(site.id, checker.hosted)
         variants = self._write_drafts(collection, drafts, live=False)
         return _items_answer([v.staged() for v in variants], details)
 
@@ -1099,6 +1133,7 @@ class SandboxCore:
         *,
         live: bool = False,
         skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         """PATCH /items and /items/live: ``{items: [{id, fieldData, ...}]}``."""
         collection = self._collection(collection_id)
@@ -1106,7 +1141,7 @@ class SandboxCore:
         _reject_unknown(body, {"items"})
         raws = _item_list(body.get("items"), self.config.max_items_per_request)
         return self._update(collection, raws, live=live, many=True,
-                            skip_invalid_files=skip_invalid_files)  # fmt: skip
+                            skip_invalid_files=skip_invalid_files, files=files)  # fmt: skip
 
     def update_item(
         self,
@@ -1116,6 +1151,7 @@ class SandboxCore:
         *,
         live: bool = False,
         skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         collection = self._collection(collection_id)
         _check_id("item_id", item_id)
@@ -1127,7 +1163,7 @@ class SandboxCore:
             )
         raw["id"] = item_id
         return self._update(collection, [raw], live=live, many=False,
-                            skip_invalid_files=skip_invalid_files)  # fmt: skip
+                            skip_invalid_files=skip_invalid_files, files=files)  # fmt: skip
 
     def _update(
         self,
@@ -1137,10 +1173,11 @@ class SandboxCore:
         live: bool,
         many: bool,
         skip_invalid_files: bool | None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         if live:
             self._refuse_live_write_after_schema_change(collection)
-        checker = self._checker(skip_invalid_files)
+        checker = self._checker(collection.site_id, skip_invalid_files, files)
         taken: set[tuple[str, str]] = set()
         details: list[dict[str, Any]] = []
         kinds: set[str] = set()
@@ -1156,6 +1193,7 @@ class SandboxCore:
                 changes.append((*checked, raw))
         if details and (self.config.bulk_invalid == "reject_all" or not changes):
             raise _update_refused(kinds, details, single=not many)
+        self.assets.host_files(collection.site_id, checker.hosted)
         now = self._now()
         for variant, clean, raw in changes:
             self._apply_update(collection, variant, clean, raw, live=live, now=now)
