@@ -329,7 +329,7 @@ class Writer:
             acks.append(self._ack(batch, pending, item))
             answered.append((pending, item))
         record.acknowledge(acks)
-        outcome.failed += _record_dropped_files(record, answered)
+        outcome.failed += _record_dropped_files(record, answered, acks)
         # Unmatched ones stay in flight: the next run reads them back instead of guessing.
         record.settle_intent(_intent_entries(batch, unmatched))
         record.http_status = 202
@@ -465,7 +465,7 @@ class Writer:
                     for pending in batch.items
                     if pending.webflow_id in by_id
                 ]
-                outcome.failed += _record_dropped_files(record, answered)
+                outcome.failed += _record_dropped_files(record, answered, acks)
                 record.http_status = 200
                 outcome.updated += len(acks)
         if rejected is not None:
@@ -581,11 +581,21 @@ LOCALES_PENDING = "~locales-pending"
 FILES_DROPPED = "~files-dropped"
 
 
-def _record_dropped_files(record: BatchRecord, answered: Sequence[tuple[PendingItem, Item]]) -> int:
+def _record_dropped_files(
+    record: BatchRecord,
+    answered: Sequence[tuple[PendingItem, Item]],
+    acks: Sequence[Acknowledged],
+) -> int:
     """Files Webflow could not take and left out of written items (``skipInvalidFiles``): each
     such item is written, and its error names the field and the file; returns how many."""
+    # The acknowledgements carry the mark already (see Writer._ack): only those are looked at.
+    marked = {ack.key for ack in acks if ack.content_hash.endswith(FILES_DROPPED)}
+    if not marked:
+        return 0
     failures = []
     for pending, item in answered:
+        if pending.key not in marked:
+            continue
         dropped = dropped_files(pending.field_data, item.field_data)
         if dropped:
             named = "; ".join(f"{slug}: {what}" for slug, what in dropped)
