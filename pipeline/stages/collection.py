@@ -29,6 +29,7 @@ from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import ProgressSink
 from flowport.pipeline.stages.claims import CheckpointSlugs
 from flowport.pipeline.stages.cursor import IncrementalCursor
+from flowport.pipeline.stages.edits import EditCheck, find_webflow_edits
 from flowport.pipeline.stages.executors import Executor
 from flowport.pipeline.stages.finish import finish_collection
 from flowport.pipeline.stages.mapping import LocaleMappers, MappedChunk, MapStage
@@ -80,8 +81,10 @@ class CollectionRun:
         name, schema, collection = self.name, self.schema, self.collection
         exists = not schema.id.startswith("planned-")
         await self.executor.begin_collection(name, schema.id if exists else None)
-        foreign = Foreign()
+        foreign, edits = Foreign(), EditCheck()
         if exists:
+            edits = await find_webflow_edits(self.writer.api, self.checkpoint, name, schema.id)
+            self.executor.record_webflow_edits(name, edits)
             foreign = await foreign_items(
                 self.writer, self.checkpoint, name, schema.id, collection.external_key_field
             )
@@ -99,9 +102,16 @@ class CollectionRun:
             SourceHasher(mapping_fingerprint(self.job, collection)),
         )
         mapping = self.map_stage(source)
-        decide = DecideStage(name, self.checkpoint, self.executor, self.summary, self.sink, foreign)
+        decide = DecideStage(
+            name, self.checkpoint, self.executor, self.summary, self.sink, foreign,
+            edits=edits.found, policy=self.job.conflict_policy(name),
+        )  # fmt: skip
         self.sink.collection_started(name, await self.estimated_total(source, cursor.since))
         await self.run_stages(read, mapping, decide)
+        # Changed in Webflow, not in the source: nothing to write, but said.
+        self.summary.count(
+            name, "changed_in_webflow_only", len(edits.found.keys() - decide.conflicted)
+        )
         await finish_collection(
             self.executor,
             self.checkpoint,

@@ -1,8 +1,10 @@
 """The rules: what becomes of one mapped record, as one pure function.
 
 :func:`decide` sees what the map stage made of a record (a :class:`Proposal`), what the
-checkpoint log holds for its key, and the item someone else put in the collection that the
-record would adopt, if any; it answers with one :class:`Decision`. It reads and writes nothing:
+checkpoint log holds for its key, the item someone else put in the collection that the
+record would adopt, if any, and the change someone else made in Webflow to the record's item
+since flowport last wrote it, if any (with the job's policy for such conflicts); it answers
+with one :class:`Decision`. It reads and writes nothing:
 the decide stage (:mod:`.route`) gathers its inputs and an executor carries the decision out,
 writing to Webflow and the log (a run) or only counting (a plan). Its table test is
 ``tests/engine/test_decide.py``.
@@ -11,6 +13,8 @@ writing to Webflow and the log (a run) or only counting (a plan). Its table test
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -18,18 +22,24 @@ from typing import Any, Literal
 from flowport.base.models import Item
 from flowport.mappings import MappedItem, MappingFailure, SkippedRecord
 from flowport.pipeline.checkpoint import ItemState
+from flowport.pipeline.jobfile import ConflictPolicy
 from flowport.pipeline.writer import Target
 
 __all__ = [
     "REFERENCES_PENDING",
     "Action",
+    "ConflictPolicy",
     "Decision",
     "Proposal",
+    "WebflowEdit",
     "comparable",
     "decide",
+    "field_hash",
+    "field_hashes_of",
     "same_content",
     "wants_foreign",
 ]
+
 
 #: Marks the stored hash of an item whose deferred references are not set yet.
 REFERENCES_PENDING = "~references-pending"
@@ -54,6 +64,27 @@ class Action(enum.StrEnum):
     FAIL = "fail"
     #: The mapping chose to leave the record out.
     SKIP = "skip"
+    #: Changed in the source and, by someone else, in Webflow: not written, named.
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class WebflowEdit:
+    """Someone else changed the item in Webflow after flowport's last write of it: when
+    (Webflow's ``lastUpdated``) and the fields that differ from what flowport wrote."""
+
+    at: str
+    fields: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({"at": self.at, "fields": list(self.fields)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> WebflowEdit | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls(str(data["at"]), tuple(str(f) for f in data.get("fields", ())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +102,8 @@ class Proposal:
     locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Why a secondary locale of a mapped record could not be mapped.
     locale_failure: MappingFailure | None = None
+    #: A hash per field as mapped (``cmsLocaleId/slug`` for a secondary locale's).
+    field_hashes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -92,6 +125,10 @@ class Decision:
     state: Literal["done", "staged"] = "done"
     #: Whether the item's deferred references go to the second pass.
     second_pass: bool = False
+    #: The policy applied to an item changed in Webflow by someone else as well.
+    conflict: ConflictPolicy | None = None
+    #: For a merge: the fields (as in ``Proposal.field_hashes``) the source changed, to send.
+    fields: tuple[str, ...] | None = None
 
 
 def wants_foreign(proposal: Proposal, stored: ItemState | None) -> bool:
@@ -102,8 +139,15 @@ def wants_foreign(proposal: Proposal, stored: ItemState | None) -> bool:
     return stored is None or not stored.webflow_id
 
 
-def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -> Decision:
-    """One record's fate; ``foreign`` is only looked at when :func:`wants_foreign` says so."""
+def decide(
+    proposal: Proposal,
+    stored: ItemState | None,
+    foreign: Item | None,
+    edit: WebflowEdit | None = None,
+    policy: ConflictPolicy = "report",
+) -> Decision:
+    """One record's fate; ``foreign`` is only looked at when :func:`wants_foreign` says so,
+    ``edit`` (someone else's change to the item in Webflow) only when the record changed."""
     result = proposal.result
     if isinstance(result, MappingFailure) or proposal.locale_failure is not None:
         return Decision(Action.FAIL)
@@ -119,6 +163,8 @@ def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -
         if deferred and stored.content_hash == stored_hash:
             # Written, but the run stopped before its references were set.
             return Decision(Action.DEFER, proposal.target, webflow_id, digest, second_pass=True)
+        if edit is not None:
+            return _conflict(proposal, stored, policy, stored_hash, deferred)
     target = proposal.target
     if stored is not None and stored.state in _REMOVED:
         # Back in the source: bring it back through staging and publishing.
@@ -137,6 +183,59 @@ def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -
         return Decision(Action.ADOPT_UPDATE, target, foreign.id, stored_hash, second_pass=deferred)
     action = Action.UPDATE if webflow_id else Action.CREATE
     return Decision(action, target, webflow_id, stored_hash, second_pass=deferred)
+
+
+def _conflict(
+    proposal: Proposal,
+    stored: ItemState,
+    policy: ConflictPolicy,
+    stored_hash: str,
+    deferred: bool,
+) -> Decision:
+    """A record changed in the source whose item someone else changed in Webflow."""
+    target, webflow_id = proposal.target, stored.webflow_id
+    if policy == "overwrite":
+        return Decision(
+            Action.UPDATE, target, webflow_id, stored_hash, second_pass=deferred, conflict=policy
+        )
+    if policy == "merge":
+        changed = source_changed_fields(proposal, stored)
+        if changed is not None:
+            return Decision(
+                Action.UPDATE,
+                target,
+                webflow_id,
+                stored_hash,
+                second_pass=deferred,
+                conflict=policy,
+                fields=changed,
+            )
+    # Reported (or a merge that cannot tell which fields the source changed: no field hashes
+    # of the last write, from a log older than this check): not written, named.
+    return Decision(Action.CONFLICT, target, webflow_id, conflict=policy)
+
+
+def source_changed_fields(proposal: Proposal, stored: ItemState) -> tuple[str, ...] | None:
+    """The fields whose mapped value changed since flowport's last write, or None if unknown."""
+    if not stored.field_hashes:
+        return None
+    before: dict[str, str] = json.loads(stored.field_hashes)
+    return tuple(sorted(k for k, h in proposal.field_hashes.items() if before.get(k) != h))
+
+
+def field_hash(value: Any) -> str:
+    """A short hash of a field's value as Webflow holds it (file ids Webflow adds left out)."""
+    text = json.dumps(comparable(value), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def field_hashes_of(
+    field_data: Mapping[str, Any], locales: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, str]:
+    hashes = {slug: field_hash(value) for slug, value in field_data.items()}
+    for locale_id, values in (locales or {}).items():
+        hashes.update({f"{locale_id}/{slug}": field_hash(v) for slug, v in values.items()})
+    return hashes
 
 
 def same_content(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:

@@ -148,7 +148,9 @@ async def read_batches(
 
 def mapping_fingerprint(job: Job, collection: CollectionJob) -> bytes:
     """What besides the record decides an item's content: the mapping and the run's mode."""
-    spec = collection.model_dump_json(exclude={"source", "deletions", "max_delete_share"})
+    spec = collection.model_dump_json(
+        exclude={"source", "deletions", "max_delete_share", "conflicts"}
+    )
     return hashlib.blake2b(f"{job.run.mode}\n{spec}".encode(), digest_size=16).digest()
 
 

@@ -1,0 +1,209 @@
+"""Edits made in Webflow are never overwritten silently (issue 13).
+
+Each test runs a job against the sandbox (a real server on 127.0.0.1), lets an "editor" change
+an item through the API as another client would, changes the same record in the source, and
+runs again under each ``conflicts`` policy.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.runner import run_job
+from flowport.pipeline.sandbox import Sandbox
+from flowport.pipeline.webflow.client import WebflowClient
+from tests.conftest import TOKEN, run_cli_async
+from tests.engine.conftest import sandbox_stats
+from tests.engine.test_nightly import (
+    CSV_SOURCE,
+    books,
+    collection_id,
+    items,
+    job_text,
+    write_books,
+)
+
+LIST_ROUTE = "/v2/collections/{collection_id}/items"
+
+
+def setup_job(sandbox: Sandbox, job_dir: Path, *, extra: str = "", n: int = 3) -> Path:
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, extra=extra))
+    write_books(job_dir / "books.csv", books(n))
+    return path
+
+
+async def by_slug(sandbox: Sandbox, target: str) -> dict[str, dict[str, Any]]:
+    return {i.field_data["slug"]: i.field_data for i in await items(sandbox, target)}
+
+
+async def edit_in_webflow(sandbox: Sandbox, target: str, slug: str, **fields: Any) -> None:
+    """An editor's change, made through the API by a client that is not flowport's run."""
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as editor:
+        (item,) = [i for i in await items(sandbox, target) if i.field_data["slug"] == slug]
+        await editor.update_items(target, [{"id": item.id, "fieldData": fields}], live=True)
+
+
+def change_source(job_dir: Path, n: int = 3) -> None:
+    """Book 1's page count changes in the source; its title stays."""
+    rows = books(n)
+    rows[1] = ("1", "Book 1", "999")
+    write_books(job_dir / "books.csv", rows)
+
+
+async def list_reads(sandbox: Sandbox) -> int:
+    stats = await sandbox_stats(sandbox)
+    return sum(
+        e["count"] for e in stats["endpoints"] if e["method"] == "GET" and e["route"] == LIST_ROUTE
+    )
+
+
+async def test_an_item_changed_in_webflow_and_in_the_source_is_reported_not_overwritten(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    await edit_in_webflow(sandbox, target, "book-1", name="Book 1, as the editor wrote it")
+    change_source(job_dir)
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 1, summary.as_dict()
+    per = summary.collections["books"]
+    assert per["conflicts"] == 1
+    assert "updated" not in per
+    held = (await by_slug(sandbox, target))["book-1"]
+    assert (held["name"], held["pages"]) == ("Book 1, as the editor wrote it", 101)
+    (conflict,) = summary.conflicts
+    assert conflict["key"] == "1"
+    assert conflict["fields"] == ["name"]
+    assert conflict["outcome"] == "conflicts"
+    # Named per item where a user looks: `flowport errors`.
+    listed = await run_cli_async("errors", "job.toml", "--format", "json", cwd=job_dir)
+    (error,) = json.loads(listed.stdout)
+    assert (error["key"], error["kind"], error["field"]) == ("1", "conflict", "name")
+    assert "changed in Webflow at" in error["reason"]
+    assert "--conflicts overwrite" in error["reason"]
+
+    # Not forgotten: the next run meets it again (and still leaves the editor's work).
+    again = await run_job(load_job(path))
+    assert again.exit_code == 1
+    assert again.collections["books"]["conflicts"] == 1
+    assert (await by_slug(sandbox, target))["book-1"]["name"] == "Book 1, as the editor wrote it"
+
+    # Resolved once by the user: overwrite writes the source's version, and says so.
+    overwritten = await run_job(load_job(path).with_conflicts("overwrite"))
+    assert overwritten.exit_code == 0, overwritten.as_dict()
+    assert overwritten.collections["books"]["overwritten"] == 1
+    held = (await by_slug(sandbox, target))["book-1"]
+    assert (held["name"], held["pages"]) == ("Book 1", 999)
+    shown = await run_cli_async("warnings", "job.toml", "--format", "json", cwd=job_dir)
+    assert [w["kind"] for w in json.loads(shown.stdout)] == ["webflow_edit_overwritten"]
+    # And the item is ours again: the next run is quiet.
+    quiet = await run_job(load_job(path))
+    assert quiet.exit_code == 0, quiet.as_dict()
+    # flowport's own writes are never taken for someone else's.
+    assert quiet.collections["books"] == {"unchanged": 3, "warning:webflow_edit_overwritten": 1}
+
+
+async def test_merge_writes_only_the_fields_the_source_changed(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir, extra='conflicts = "merge"')
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    await edit_in_webflow(sandbox, target, "book-1", name="Book 1, as the editor wrote it")
+    change_source(job_dir)
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["books"]["merged"] == 1
+    held = (await by_slug(sandbox, target))["book-1"]
+    # The editor's title is kept, the source's new page count written.
+    assert (held["name"], held["pages"]) == ("Book 1, as the editor wrote it", 999)
+    shown = await run_cli_async("warnings", "job.toml", "--format", "json", cwd=job_dir)
+    (warning,) = json.loads(shown.stdout)
+    assert warning["kind"] == "webflow_edit_merged"
+    assert "pages" in warning["excerpt"]
+    # Merged items count as written: a rerun sends nothing.
+    rerun = await run_job(load_job(path))
+    assert rerun.exit_code == 0
+    assert rerun.collections["books"] == {"unchanged": 3, "warning:webflow_edit_merged": 1}
+
+
+async def test_a_change_in_webflow_alone_is_counted_and_left_alone(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    await edit_in_webflow(sandbox, target, "book-2", name="Renamed by the editor")
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["books"]["changed_in_webflow_only"] == 1
+    assert (await by_slug(sandbox, target))["book-2"]["name"] == "Renamed by the editor"
+    # Remembered: when its record changes later, that is a conflict, not an overwrite.
+    rows = books(3)
+    rows[2] = ("2", "Book 2", "555")
+    write_books(job_dir / "books.csv", rows)
+    later = await run_job(load_job(path))
+    assert later.collections["books"]["conflicts"] == 1
+    assert (await by_slug(sandbox, target))["book-2"]["name"] == "Renamed by the editor"
+
+
+async def test_plan_shows_the_conflict_and_writes_nothing(sandbox: Sandbox, job_dir: Path) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    await edit_in_webflow(sandbox, target, "book-1", name="Book 1, as the editor wrote it")
+    change_source(job_dir)
+    log = job_dir / "job" / "checkpoint.sqlite"
+    before = sqlite3.connect(log).execute("SELECT * FROM items ORDER BY key").fetchall()
+    writes_before = (await sandbox_stats(sandbox))["totals"]["writes"]
+
+    shown = await run_cli_async("plan", "job.toml", cwd=job_dir)
+
+    assert "books 1 (item " in shown.stdout, shown.stdout
+    assert "changed in Webflow at" in shown.stdout
+    assert "would be not written (conflict)" in shown.stdout
+    assert (await sandbox_stats(sandbox))["totals"]["writes"] == writes_before
+    after = sqlite3.connect(log).execute("SELECT * FROM items ORDER BY key").fetchall()
+    assert after == before
+    as_json = await run_cli_async("plan", "job.toml", "--format", "json", cwd=job_dir)
+    planned = json.loads(as_json.stdout)
+    assert planned["collections"]["books"]["conflicts"] == 1
+    overwrite = await run_cli_async(
+        "plan", "job.toml", "--format", "json", "--conflicts", "overwrite", cwd=job_dir
+    )
+    assert json.loads(overwrite.stdout)["collections"]["books"]["would_update"] == 1
+
+
+async def test_a_nightly_check_costs_a_read_or_two_per_collection(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir, n=250)
+    assert (await run_job(load_job(path))).exit_code == 0
+    # The run after the import lists what the import wrote, once (250 items: 3 pages).
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    await edit_in_webflow(sandbox, target, "book-1", name="Edited")
+    await edit_in_webflow(sandbox, target, "book-7", name="Edited")
+    change_source(job_dir, n=250)
+    reads = await list_reads(sandbox)
+
+    summary = await run_job(load_job(path))
+
+    assert summary.collections["books"]["conflicts"] == 1
+    # One listing of what changed since the last check, one look for items to adopt.
+    assert await list_reads(sandbox) - reads == 2
+    assert summary.collections["books"]["changed_in_webflow_only"] == 1
