@@ -6,6 +6,8 @@ foreign item the record would adopt (if any); it expects one decision.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,12 +15,15 @@ import pytest
 from flowport.base.models import Item
 from flowport.mappings import MappedItem, MappingFailure, SkippedRecord
 from flowport.pipeline.checkpoint import ItemState, State
+from flowport.pipeline.jobfile import ConflictPolicy
 from flowport.pipeline.stages.decide import (
     REFERENCES_PENDING,
     Action,
     Decision,
     Proposal,
+    WebflowEdit,
     decide,
+    field_hashes_of,
     wants_foreign,
 )
 from flowport.pipeline.writer import Target
@@ -272,6 +277,94 @@ def test_decide(
     if their is not None:
         assert wants_foreign(proposed, state)
     assert decide(proposed, state, their) == expected
+
+
+EDIT = WebflowEdit("2026-02-01T00:00:00.000Z", ("name",))
+#: What the log holds of the last write: name "Hello", pages 1.
+WRITTEN = json.dumps(field_hashes_of({"name": "Hello", "slug": "hello", "pages": 1}))
+
+
+def changed(**fields: Any) -> Proposal:
+    """A record whose mapped values differ from the last write's where ``fields`` say."""
+    data = {"name": "Hello", "slug": "hello", "pages": 1, **fields}
+    return Proposal(
+        KEY, "f" * 32, MappedItem(KEY, data), "live", "digest", field_hashes=field_hashes_of(data)
+    )
+
+
+def written(field_hashes: str | None = WRITTEN, state: State = "done") -> ItemState:
+    return replace(stored(state, content_hash="other"), field_hashes=field_hashes)
+
+
+EDIT_ROWS = [
+    pytest.param(
+        changed(pages=2),
+        written(),
+        EDIT,
+        "report",
+        Decision(Action.CONFLICT, "live", "wf1", conflict="report"),
+        id="changed in both places, report: not written",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        EDIT,
+        "overwrite",
+        Decision(Action.UPDATE, "live", "wf1", "digest", conflict="overwrite"),
+        id="changed in both places, overwrite: updated whole",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        EDIT,
+        "merge",
+        Decision(Action.UPDATE, "live", "wf1", "digest", conflict="merge", fields=("pages",)),
+        id="changed in both places, merge: only the fields the source changed",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(field_hashes=None),
+        EDIT,
+        "merge",
+        Decision(Action.CONFLICT, "live", "wf1", conflict="merge"),
+        id="merge without the last write's field hashes: reported",
+    ),
+    pytest.param(
+        changed(),
+        replace(written(), content_hash="digest"),
+        EDIT,
+        "report",
+        Decision(Action.UNCHANGED, "live", "wf1", "digest"),
+        id="changed in Webflow only: nothing sent",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        None,
+        "report",
+        Decision(Action.UPDATE, "live", "wf1", "digest"),
+        id="changed in the source only: updated",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(state="archived"),
+        EDIT,
+        "report",
+        Decision(Action.UPDATE, "staged", "wf1", "digest"),
+        id="an item the job archived comes back whatever changed it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("proposed", "state", "edit", "policy", "expected"), EDIT_ROWS)
+def test_decide_an_item_changed_in_webflow(
+    proposed: Proposal,
+    state: ItemState,
+    edit: WebflowEdit | None,
+    policy: ConflictPolicy,
+    expected: Decision,
+) -> None:
+    assert decide(proposed, state, None, edit, policy) == expected
 
 
 @pytest.mark.parametrize(
