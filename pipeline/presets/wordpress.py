@@ -468,7 +468,6 @@ _DELETIONS = (
     'deletions = "keep"',
 )
 
-
 def _post_table(profile: SiteProfile, post_type: PostType, job_dir: Path) -> list[str]:
     name = post_type.collection
     source = _source_table(profile, job_dir, kind=post_type.name, resource=post_type.resource)
