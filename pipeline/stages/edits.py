@@ -8,6 +8,10 @@ whose ``lastUpdated`` is later than the one in the answer to flowport's own last
 changed by someone else (an editor, another tool). Only Webflow's timestamps are compared with
 Webflow's, so the clocks of this machine and Webflow's never meet.
 
+A publish does not move ``lastUpdated`` (Webflow's item status table: "queued to publish" is
+``lastPublished`` earlier than ``lastUpdated``; developers.webflow.com/data/changelog/06232025),
+so the items a staged run publishes are not taken for edits; every write does, whoever makes it.
+
 Where the next check starts is the newest ``lastUpdated`` this one met: anything changed after
 it is later. Every item flowport wrote since is listed again by the next check (compared and
 passed over), so a nightly run that wrote a few items reads a page or two; the run after a full

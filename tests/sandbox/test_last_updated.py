@@ -33,7 +33,9 @@ async def test_every_write_moves_last_updated_and_a_publish_does_not(
     archived = await api.patch(path, {"items": [{"id": ids["c"], "isArchived": True}]})
     assert archived.status == 200
     clock.advance(1)
-    live = await api.patch(f"{path}/live", {"items": [{"id": ids["d"], "fieldData": {"name": "D2"}}]})
+    live = await api.patch(
+        f"{path}/live", {"items": [{"id": ids["d"], "fieldData": {"name": "D2"}}]}
+    )
     assert live.status == 200
     await api.get(f"{path}/{ids['a']}")
 
