@@ -129,6 +129,9 @@ class Decision:
     conflict: ConflictPolicy | None = None
     #: For a merge: the fields (as in ``Proposal.field_hashes``) the source changed, to send.
     fields: tuple[str, ...] | None = None
+    #: For an adoption without a write: the adopted item's ``lastUpdated``, where a later change
+    #: to it is someone else's.
+    webflow_updated: str | None = None
 
 
 def wants_foreign(proposal: Proposal, stored: ItemState | None) -> bool:
@@ -179,6 +182,7 @@ def decide(
                 stored_hash,
                 slug=foreign.slug or proposal.slug,
                 state="done" if published else "staged",
+                webflow_updated=foreign.last_updated,
             )
         return Decision(Action.ADOPT_UPDATE, target, foreign.id, stored_hash, second_pass=deferred)
     action = Action.UPDATE if webflow_id else Action.CREATE

@@ -166,6 +166,7 @@ class LiveExecutor:
                 state=(
                     "done" if found[s.key].last_published or found[s.key].is_draft else "staged"
                 ),
+                webflow_updated=found[s.key].last_updated,
             )
             for s in leftovers
             if s.key in found

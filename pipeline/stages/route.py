@@ -320,6 +320,8 @@ def _acknowledged(proposal: Proposal, decision: Decision) -> Acknowledged:
         content_hash=decision.stored_hash,
         state=decision.state,
         source_hash=proposal.source_hash,
+        webflow_updated=decision.webflow_updated,
+        field_hashes=json.dumps(proposal.field_hashes, sort_keys=True),
     )
 
 

@@ -386,3 +386,18 @@ def test_only_a_mapped_record_without_an_item_looks_for_one_to_adopt(
 ) -> None:
     # Looking a foreign item up takes it, so only records that may adopt one ask.
     assert wants_foreign(proposed, state) is wanted
+
+
+def test_an_adoption_keeps_the_items_last_updated_as_flowports_own() -> None:
+    # A later lastUpdated is someone else's change; the adopted item's own is not.
+    theirs = Item.model_validate(
+        {
+            "id": "their1",
+            "fieldData": {"name": "Hello", "slug": "theirs"},
+            "lastPublished": "2026-01-01T00:00:00Z",
+            "lastUpdated": "2026-01-02T00:00:00.000Z",
+        }
+    )
+    decision = decide(proposal(fields=SAME), None, theirs)
+    assert decision.action is Action.ADOPT
+    assert decision.webflow_updated == "2026-01-02T00:00:00.000Z"

@@ -207,3 +207,31 @@ async def test_a_nightly_check_costs_a_read_or_two_per_collection(
     # One listing of what changed since the last check, one look for items to adopt.
     assert await list_reads(sandbox) - reads == 2
     assert summary.collections["books"]["changed_in_webflow_only"] == 1
+
+
+async def test_an_adopted_item_is_not_taken_for_an_editors_change(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    # Someone adds the next book by hand, with the very values the job would send.
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as someone:
+        await someone.create_items(
+            target,
+            [{"name": "Book 3", "slug": "book-3", "source-key": "3", "pages": 103}],
+            live=True,
+        )
+    write_books(job_dir / "books.csv", books(4))
+    adopted = await run_job(load_job(path))
+    assert adopted.collections["books"] == {"adopted": 1, "unchanged": 4}
+    # Its record changes: an update, not a conflict (the item is as flowport adopted it).
+    rows = books(4)
+    rows[3] = ("3", "Book 3", "333")
+    write_books(job_dir / "books.csv", rows)
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["books"] == {"updated": 1, "unchanged": 3}
+    assert (await by_slug(sandbox, target))["book-3"]["pages"] == 333
