@@ -39,15 +39,20 @@ def setup_job(sandbox: Sandbox, job_dir: Path, *, extra: str = "", n: int = 3) -
     return path
 
 
-async def by_slug(sandbox: Sandbox, target: str) -> dict[str, dict[str, Any]]:
-    return {i.field_data["slug"]: i.field_data for i in await items(sandbox, target)}
+async def by_slug(
+    sandbox: Sandbox, target: str, *, live: bool = False
+) -> dict[str, dict[str, Any]]:
+    return {i.field_data["slug"]: i.field_data for i in await items(sandbox, target, live=live)}
 
 
-async def edit_in_webflow(sandbox: Sandbox, target: str, slug: str, **fields: Any) -> None:
-    """An editor's change, made through the API by a client that is not flowport's run."""
+async def edit_in_webflow(
+    sandbox: Sandbox, target: str, slug: str, *, live: bool = True, **fields: Any
+) -> None:
+    """An editor's change, made through the API by a client that is not flowport's run: to the
+    live item, or (``live=False``) to its staged version only, a draft of changes."""
     async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as editor:
         (item,) = [i for i in await items(sandbox, target) if i.field_data["slug"] == slug]
-        await editor.update_items(target, [{"id": item.id, "fieldData": fields}], live=True)
+        await editor.update_items(target, [{"id": item.id, "fieldData": fields}], live=live)
 
 
 def change_source(job_dir: Path, n: int = 3) -> None:
@@ -111,6 +116,20 @@ async def test_an_item_changed_in_webflow_and_in_the_source_is_reported_not_over
     assert quiet.exit_code == 0, quiet.as_dict()
     # flowport's own writes are never taken for someone else's.
     assert quiet.collections["books"] == {"unchanged": 3, "warning:webflow_edit_overwritten": 1}
+
+
+async def test_an_editors_staged_draft_is_a_change_too(sandbox: Sandbox, job_dir: Path) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    await edit_in_webflow(sandbox, target, "book-1", live=False, name="A draft of a new title")
+    change_source(job_dir)
+
+    summary = await run_job(load_job(path))
+
+    assert summary.collections["books"]["conflicts"] == 1, summary.as_dict()
+    assert (await by_slug(sandbox, target))["book-1"]["name"] == "A draft of a new title"
+    assert (await by_slug(sandbox, target, live=True))["book-1"]["pages"] == 101
 
 
 async def test_merge_writes_only_the_fields_the_source_changed(
