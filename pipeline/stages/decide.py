@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from flowport.base.models import Item
 from flowport.mappings import MappedItem, MappingFailure, SkippedRecord
 from flowport.pipeline.checkpoint import ItemState
@@ -102,13 +104,19 @@ class Proposal:
     locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Why a secondary locale of a mapped record could not be mapped.
     locale_failure: MappingFailure | None = None
-    #: A hash per field as mapped (``cmsLocaleId/slug`` for a secondary locale's).
-    field_hashes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
         result = self.result
         return str(result.field_data.get("slug", "")) if isinstance(result, MappedItem) else ""
+
+    def field_hashes(self) -> dict[str, str]:
+        """A hash per field as mapped (``cmsLocaleId/slug`` for a secondary locale's): worked out
+        only for a record that is written or merged, since hashing every field costs."""
+        result = self.result
+        if not isinstance(result, MappedItem):
+            return {}
+        return field_hashes_of(result.field_data, self.locales)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,13 +232,18 @@ def source_changed_fields(proposal: Proposal, stored: ItemState) -> tuple[str, .
     if not stored.field_hashes:
         return None
     before: dict[str, str] = json.loads(stored.field_hashes)
-    return tuple(sorted(k for k, h in proposal.field_hashes.items() if before.get(k) != h))
+    return tuple(sorted(k for k, h in proposal.field_hashes().items() if before.get(k) != h))
 
 
 def field_hash(value: Any) -> str:
     """A short hash of a field's value as Webflow holds it (file ids Webflow adds left out)."""
-    text = json.dumps(comparable(value), sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    if isinstance(value, Mapping | list):
+        value = comparable(value)
+    text = orjson.dumps(value, option=_HASH_OPTIONS, default=str)
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 def field_hashes_of(

@@ -29,7 +29,7 @@ from flowport.mappings import (
 from flowport.pipeline.checkpoint import CheckpointLog, ItemFailure, ItemState, ItemWarning
 from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.stages.claims import CheckpointSlugs, PrimarySlugs
-from flowport.pipeline.stages.decide import Proposal, field_hashes_of
+from flowport.pipeline.stages.decide import Proposal
 from flowport.pipeline.stages.read import ReadChunk
 from flowport.pipeline.writer import Target
 
@@ -107,9 +107,7 @@ class MapStage:
             return Proposal(record.key, source_hash, result)
         target = target_of(self.job, result)
         if not self.locales.mappers:
-            digest = digest_of(result, target)
-            hashes = field_hashes_of(result.field_data)
-            return Proposal(record.key, source_hash, result, target, digest, field_hashes=hashes)
+            return Proposal(record.key, source_hash, result, target, digest_of(result, target))
         # Localized items are created staged in every locale, then published.
         target = "draft" if target == "draft" else "staged"
         self.locales.primary_slugs[record.key] = str(result.field_data.get("slug", ""))
@@ -117,10 +115,7 @@ class MapStage:
         if problem is not None:
             return Proposal(record.key, source_hash, result, target, locale_failure=problem)
         digest = digest_of(result, target, values)
-        hashes = field_hashes_of(result.field_data, values)
-        return Proposal(
-            record.key, source_hash, result, target, digest, values, field_hashes=hashes
-        )
+        return Proposal(record.key, source_hash, result, target, digest, values)
 
 
 class LocaleMappers:

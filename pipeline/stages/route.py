@@ -249,7 +249,7 @@ class DecideStage:
                 webflow_id=decision.webflow_id,
                 locales=locales,
                 source_hash=proposal.source_hash,
-                field_hashes=json.dumps(proposal.field_hashes, sort_keys=True),
+                field_hashes=json.dumps(proposal.field_hashes(), sort_keys=True),
             )
         )
 
@@ -321,7 +321,7 @@ def _acknowledged(proposal: Proposal, decision: Decision) -> Acknowledged:
         state=decision.state,
         source_hash=proposal.source_hash,
         webflow_updated=decision.webflow_updated,
-        field_hashes=json.dumps(proposal.field_hashes, sort_keys=True),
+        field_hashes=json.dumps(proposal.field_hashes(), sort_keys=True),
     )
 
 
