@@ -8,10 +8,10 @@ for every item to exist go to the second pass's table in the run's scratch, on d
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import orjson
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from flowport.base.models import Item
@@ -249,7 +249,7 @@ class DecideStage:
                 webflow_id=decision.webflow_id,
                 locales=locales,
                 source_hash=proposal.source_hash,
-                field_hashes=json.dumps(proposal.field_hashes(), sort_keys=True),
+                field_hashes=orjson.dumps(proposal.field_hashes()).decode(),
             )
         )
 
@@ -321,7 +321,7 @@ def _acknowledged(proposal: Proposal, decision: Decision) -> Acknowledged:
         state=decision.state,
         source_hash=proposal.source_hash,
         webflow_updated=decision.webflow_updated,
-        field_hashes=json.dumps(proposal.field_hashes(), sort_keys=True),
+        field_hashes=orjson.dumps(proposal.field_hashes()).decode(),
     )
 
 
