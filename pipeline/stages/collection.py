@@ -108,10 +108,7 @@ class CollectionRun:
         )  # fmt: skip
         self.sink.collection_started(name, await self.estimated_total(source, cursor.since))
         await self.run_stages(read, mapping, decide)
-        # Changed in Webflow, not in the source: nothing to write, but said.
-        self.summary.count(
-            name, "changed_in_webflow_only", len(edits.found.keys() - decide.conflicted)
-        )
+        self.say_edits(len(edits.found.keys() - decide.conflicted))
         await finish_collection(
             self.executor,
             self.checkpoint,
@@ -124,6 +121,20 @@ class CollectionRun:
             cursor=cursor,
             unreadable=read.unreadable,
         )
+
+    def say_edits(self, webflow_only: int) -> None:
+        """Items changed in Webflow: those whose record did not change (nothing written, but
+        counted), and a line for the conflicts left unwritten, for whoever reads the log."""
+        name = self.name
+        self.summary.count(name, "changed_in_webflow_only", webflow_only)
+        conflicts = self.summary.collections.get(name, {}).get("conflicts", 0)
+        if conflicts:
+            self.sink.message(
+                "warning",
+                f"{name}: {conflicts} items changed in Webflow since flowport's last write and "
+                'in the source were not written (conflicts = "report"; `flowport errors JOB` '
+                "names them; --conflicts overwrite or merge writes them)",
+            )
 
     def map_stage(self, source: Source) -> MapStage:
         job, name, collection = self.job, self.name, self.collection
