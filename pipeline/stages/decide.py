@@ -77,16 +77,25 @@ class WebflowEdit:
 
     at: str
     fields: tuple[str, ...] = ()
+    #: A hash of each field's value in Webflow when the change was found (primary locale).
+    holds: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"at": self.at, "fields": list(self.fields)})
+        return json.dumps({"at": self.at, "fields": list(self.fields), "holds": dict(self.holds)})
 
     @classmethod
     def from_json(cls, text: str | None) -> WebflowEdit | None:
         if not text:
             return None
         data = json.loads(text)
-        return cls(str(data["at"]), tuple(str(f) for f in data.get("fields", ())))
+        fields = tuple(str(f) for f in data.get("fields", ()))
+        return cls(str(data["at"]), fields, dict(data.get("holds") or {}))
+
+    def holds_all(self, hashes: Mapping[str, str]) -> bool:
+        """Whether the item in Webflow holds these values already (secondary locales aside): the
+        source now says what the editor wrote, or flowport's own write landed unacknowledged."""
+        primary = {slug: h for slug, h in hashes.items() if "/" not in slug}
+        return bool(self.holds) and all(self.holds.get(s) == h for s, h in primary.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +183,7 @@ def decide(
         if deferred and stored.content_hash == stored_hash:
             # Written, but the run stopped before its references were set.
             return Decision(Action.DEFER, proposal.target, webflow_id, digest, second_pass=True)
-        if edit is not None:
+        if edit is not None and not edit.holds_all(proposal.field_hashes()):
             return _conflict(proposal, stored, policy, stored_hash, deferred)
     target = proposal.target
     if stored is not None and stored.state in _REMOVED:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 from flowport.base.models import Item
 from flowport.pipeline.checkpoint import CheckpointLog
-from flowport.pipeline.stages.decide import WebflowEdit, field_hash
+from flowport.pipeline.stages.decide import WebflowEdit, field_hash, field_hashes_of
 from flowport.pipeline.webflow.reliable import WebflowApi
 
 __all__ = ["EditCheck", "find_webflow_edits"]
@@ -90,21 +90,22 @@ def _note_edits(
         ours = state.webflow_updated or check.baseline
         if ours is None or not _later(item.last_updated, ours):
             continue
-        check.found[state.key] = WebflowEdit(
-            item.last_updated, _edited_fields(item, state.field_hashes)
-        )
+        holds = field_hashes_of(item.field_data)
+        fields = _edited_fields(holds, state.field_hashes)
+        check.found[state.key] = WebflowEdit(item.last_updated, fields, holds)
 
 
-def _edited_fields(item: Item, field_hashes: str | None) -> tuple[str, ...]:
+def _edited_fields(holds: dict[str, str], field_hashes: str | None) -> tuple[str, ...]:
     """The fields whose value in Webflow differs from what flowport last wrote (primary locale)."""
     if not field_hashes:
         return ()
     written: dict[str, str] = json.loads(field_hashes)
+    missing = field_hash(None)  # a field the item no longer has
     return tuple(
         sorted(
             slug
             for slug, digest in written.items()
-            if "/" not in slug and field_hash(item.field_data.get(slug)) != digest
+            if "/" not in slug and holds.get(slug, missing) != digest
         )
     )
 

@@ -328,6 +328,15 @@ EDIT_ROWS = [
         id="merge without the last write's field hashes: reported",
     ),
     pytest.param(
+        changed(pages=2),
+        written(),
+        replace(EDIT, holds=field_hashes_of({"name": "Hello", "slug": "hello", "pages": 2})),
+        "report",
+        Decision(Action.UPDATE, "live", "wf1", "digest"),
+        id="Webflow holds the source's new values already (an answer lost, or the source "
+        "took the editor's version): no conflict",
+    ),
+    pytest.param(
         changed(),
         replace(written(), content_hash="digest"),
         EDIT,

@@ -132,6 +132,26 @@ async def test_an_editors_staged_draft_is_a_change_too(sandbox: Sandbox, job_dir
     assert (await by_slug(sandbox, target, live=True))["book-1"]["pages"] == 101
 
 
+async def test_a_source_that_takes_the_editors_version_is_no_conflict(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    await edit_in_webflow(sandbox, target, "book-1", name="A better title")
+    rows = books(3)
+    rows[1] = ("1", "A better title", "101")  # the source is fixed the way the editor fixed it
+    write_books(job_dir / "books.csv", rows)
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 0, summary.as_dict()
+    assert "conflicts" not in summary.collections["books"]
+    assert (await by_slug(sandbox, target))["book-1"]["name"] == "A better title"
+    again = await run_job(load_job(path))
+    assert again.collections["books"] == {"unchanged": 3}
+
+
 async def test_merge_writes_only_the_fields_the_source_changed(
     sandbox: Sandbox, job_dir: Path
 ) -> None:
