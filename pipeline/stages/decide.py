@@ -76,20 +76,32 @@ class WebflowEdit:
     (Webflow's ``lastUpdated``) and the fields that differ from what flowport wrote."""
 
     at: str
-    fields: tuple[str, ...] = ()
+    #: The fields flowport writes that hold other values than its last write gave them
+    #: (``isArchived`` when the item was archived); None when that is not known (no record of
+    #: the last write's fields).
+    fields: tuple[str, ...] | None = None
     #: A hash of each field's value in Webflow when the change was found (primary locale).
     holds: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps({"at": self.at, "fields": list(self.fields), "holds": dict(self.holds)})
+        fields = None if self.fields is None else list(self.fields)
+        return json.dumps({"at": self.at, "fields": fields, "holds": dict(self.holds)})
 
     @classmethod
     def from_json(cls, text: str | None) -> WebflowEdit | None:
         if not text:
             return None
         data = json.loads(text)
-        fields = tuple(str(f) for f in data.get("fields", ()))
+        listed = data.get("fields")
+        fields = None if listed is None else tuple(str(f) for f in listed)
         return cls(str(data["at"]), fields, dict(data.get("holds") or {}))
+
+    def spares(self, hashes: Mapping[str, str]) -> bool:
+        """Whether writing these values loses nothing of the change: it touched none of the
+        fields flowport writes (an SEO field, a flag of the editor's), or the item holds the
+        values already (the source took the editor's version, or flowport's own write landed
+        and its answer was lost)."""
+        return self.fields == () or self.holds_all(hashes)
 
     def holds_all(self, hashes: Mapping[str, str]) -> bool:
         """Whether the item in Webflow holds these values already (secondary locales aside): the
@@ -183,7 +195,7 @@ def decide(
         if deferred and stored.content_hash == stored_hash:
             # Written, but the run stopped before its references were set.
             return Decision(Action.DEFER, proposal.target, webflow_id, digest, second_pass=True)
-        if edit is not None and not edit.holds_all(proposal.field_hashes()):
+        if edit is not None and not edit.spares(proposal.field_hashes()):
             return _conflict(proposal, stored, policy, stored_hash, deferred)
     target = proposal.target
     if stored is not None and stored.state in _REMOVED:

@@ -91,23 +91,28 @@ def _note_edits(
         if ours is None or not _later(item.last_updated, ours):
             continue
         holds = field_hashes_of(item.field_data)
-        fields = _edited_fields(holds, state.field_hashes)
+        fields = _edited_fields(item, holds, state.field_hashes)
         check.found[state.key] = WebflowEdit(item.last_updated, fields, holds)
 
 
-def _edited_fields(holds: dict[str, str], field_hashes: str | None) -> tuple[str, ...]:
-    """The fields whose value in Webflow differs from what flowport last wrote (primary locale)."""
+def _edited_fields(
+    item: Item, holds: dict[str, str], field_hashes: str | None
+) -> tuple[str, ...] | None:
+    """The fields flowport writes whose value in Webflow differs from its last write's (primary
+    locale), and ``isArchived`` if someone archived the item (a write would bring it back);
+    None when the log has no record of the last write's fields."""
     if not field_hashes:
-        return ()
+        return None
     written: dict[str, str] = json.loads(field_hashes)
     missing = field_hash(None)  # a field the item no longer has
-    return tuple(
-        sorted(
-            slug
-            for slug, digest in written.items()
-            if "/" not in slug and holds.get(slug, missing) != digest
-        )
-    )
+    changed = [
+        slug
+        for slug, digest in written.items()
+        if "/" not in slug and holds.get(slug, missing) != digest
+    ]
+    if item.is_archived:
+        changed.append("isArchived")
+    return tuple(sorted(changed))
 
 
 def _later(left: str, right: str) -> bool:

@@ -175,7 +175,7 @@ class DecideStage:
         whatever the policy made of it."""
         name, key = self.collection, proposal.key
         self.conflicted.add(key)
-        fields = ", ".join(edit.fields) or "which not known"
+        fields = ", ".join(edit.fields or ()) or "which not known"
         first = edit.fields[0] if edit.fields else None
         if decision.action is Action.CONFLICT:
             outcome = "conflicts"
@@ -184,7 +184,7 @@ class DecideStage:
             )
         elif decision.fields is not None:
             outcome = "merged"
-            both = sorted(set(edit.fields) & set(decision.fields))
+            both = sorted(set(edit.fields or ()) & set(decision.fields))
             message = (
                 f"changed in Webflow at {edit.at} (fields: {fields}); merged: wrote only the "
                 f"fields the source changed ({', '.join(decision.fields) or 'none'})"
@@ -205,7 +205,7 @@ class DecideStage:
                     "key": key,
                     "item_id": decision.webflow_id,
                     "changed_at": edit.at,
-                    "fields": list(edit.fields),
+                    "fields": list(edit.fields or ()),
                     "outcome": outcome,
                 }
             )
@@ -278,7 +278,7 @@ class DecideStage:
 
 
 def _conflict_reason(decision: Decision, edit: WebflowEdit) -> str:
-    fields = ", ".join(edit.fields) or "which not known"
+    fields = ", ".join(edit.fields or ()) or "which not known"
     said = f"changed in Webflow at {edit.at} (fields: {fields}) since flowport's last write, "
     if decision.conflict == "merge":
         return said + (

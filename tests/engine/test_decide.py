@@ -321,6 +321,22 @@ EDIT_ROWS = [
     ),
     pytest.param(
         changed(pages=2),
+        written(),
+        WebflowEdit("2026-02-01T00:00:00.000Z", ()),
+        "report",
+        Decision(Action.UPDATE, "live", "wf1", "digest"),
+        id="the change touched no field flowport writes (an SEO field): updated, nothing lost",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        WebflowEdit("2026-02-01T00:00:00.000Z", None),
+        "report",
+        Decision(Action.CONFLICT, "live", "wf1", conflict="report"),
+        id="fields changed not known: reported",
+    ),
+    pytest.param(
+        changed(pages=2),
         written(field_hashes=None),
         EDIT,
         "merge",

@@ -152,6 +152,24 @@ async def test_a_source_that_takes_the_editors_version_is_no_conflict(
     assert again.collections["books"] == {"unchanged": 3}
 
 
+async def test_an_item_the_editor_archived_stays_archived(sandbox: Sandbox, job_dir: Path) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as editor:
+        (item,) = [i for i in await items(sandbox, target) if i.field_data["slug"] == "book-1"]
+        await editor.update_items(target, [{"id": item.id, "isArchived": True}], live=False)
+    change_source(job_dir)
+
+    summary = await run_job(load_job(path))
+
+    (conflict,) = summary.conflicts
+    assert conflict["fields"] == ["isArchived"]
+    (held,) = [i for i in await items(sandbox, target) if i.field_data["slug"] == "book-1"]
+    assert held.is_archived
+    assert held.field_data["pages"] == 101
+
+
 async def test_merge_writes_only_the_fields_the_source_changed(
     sandbox: Sandbox, job_dir: Path
 ) -> None:
