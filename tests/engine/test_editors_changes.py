@@ -294,3 +294,28 @@ async def test_an_adopted_item_is_not_taken_for_an_editors_change(
     assert summary.exit_code == 0, summary.as_dict()
     assert summary.collections["books"] == {"updated": 1, "unchanged": 3}
     assert (await by_slug(sandbox, target))["book-3"]["pages"] == 333
+
+
+async def test_a_log_from_before_the_check_starts_guarding_from_its_first_run(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir)
+    assert (await run_job(load_job(path))).exit_code == 0
+    target = collection_id(job_dir)
+    # As a log of schema 6 holds it once migrated: no write times, no field hashes, no horizon.
+    with sqlite3.connect(job_dir / "job" / "checkpoint.sqlite") as db:
+        db.execute("UPDATE items SET webflow_updated = NULL, field_hashes = NULL")
+        db.execute("DELETE FROM edit_horizons")
+    # Edited before the first check: not knowable, and not taken for a change either.
+    await edit_in_webflow(sandbox, target, "book-0", name="Edited before the upgrade")
+    first = await run_job(load_job(path))
+    assert first.collections["books"] == {"unchanged": 3}, first.as_dict()
+
+    await edit_in_webflow(sandbox, target, "book-1", name="Edited after")
+    change_source(job_dir)
+    merged = await run_job(load_job(path).with_conflicts("merge"))
+
+    # Changed since the first check: found; which fields is not known, so merge cannot tell.
+    (conflict,) = merged.conflicts
+    assert (conflict["key"], conflict["fields"], conflict["outcome"]) == ("1", [], "conflicts")
+    assert (await by_slug(sandbox, target))["book-1"]["name"] == "Edited after"
