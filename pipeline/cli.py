@@ -494,14 +494,16 @@ def _conflict_line(conflict: Mapping[str, Any], *, planned: bool) -> str:
     """One item changed in Webflow and in the source, and what the run does (or would do)."""
     fields = ", ".join(conflict["fields"]) or "fields not known"
     done = {
-        "conflicts": "not written (conflict)",
-        "overwritten": "overwritten",
-        "merged": "merged (only the fields the source changed)",
-    }[conflict["outcome"]]
-    verb = "would be" if planned else "was"
+        "conflicts": ("left as it is (conflict)", "a run would leave it as it is (conflict)"),
+        "overwritten": ("overwritten", "a run would overwrite it"),
+        "merged": (
+            "merged (only the fields the source changed)",
+            "a run would merge it (only the fields the source changed)",
+        ),
+    }[conflict["outcome"]][planned]
     return (
         f"{conflict['collection']} {conflict['key']} (item {conflict['item_id']}): changed in "
-        f"Webflow at {conflict['changed_at']} ({fields}) and in the source: {verb} {done}"
+        f"Webflow at {conflict['changed_at']} ({fields}) and in the source: {done}"
     )
 
 

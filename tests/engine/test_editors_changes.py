@@ -232,7 +232,7 @@ async def test_plan_shows_the_conflict_and_writes_nothing(sandbox: Sandbox, job_
 
     assert "books 1 (item " in shown.stdout, shown.stdout
     assert "changed in Webflow at" in shown.stdout
-    assert "would be not written (conflict)" in shown.stdout
+    assert "(name) and in the source: a run would leave it as it is (conflict)" in shown.stdout
     assert (await sandbox_stats(sandbox))["totals"]["writes"] == writes_before
     after = sqlite3.connect(log).execute("SELECT * FROM items ORDER BY key").fetchall()
     assert after == before
