@@ -72,6 +72,9 @@ class PendingItem:
     locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Fingerprint of the source record, kept so an unchanged record is not mapped again.
     source_hash: str | None = None
+    #: Hashes of every field of the record as mapped (JSON), for the log; None when
+    #: ``field_data`` holds only some of them (a reference pass, a merge keeps its own).
+    field_hashes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +351,10 @@ class Writer:
             content_hash=pending.content_hash + dropped,
             state="staged" if batch.target == "staged" else "done",
             source_hash=pending.source_hash,
+            # When Webflow says this write happened, on Webflow's clock: a later lastUpdated
+            # is someone else's change (see stages/edits.py).
+            webflow_updated=item.last_updated,
+            field_hashes=pending.field_hashes,
         )
 
     async def _isolate(self, batch: Batch, error: RequestRejected, outcome: BatchOutcome) -> None:
@@ -473,7 +480,12 @@ class Writer:
 
     def _acknowledge_updated(self, batch: Batch, returned: Sequence[Item]) -> list[Acknowledged]:
         primary_ids = batch.locale_ids[:1]
-        by_id = {item.id: item for item in returned if item.cms_locale_id in (None, *primary_ids)}
+        # Webflow names each variant's locale, the primary's too: without locales, any one is it.
+        by_id = {
+            item.id: item
+            for item in returned
+            if not primary_ids or item.cms_locale_id in (None, *primary_ids)
+        }
         return [
             self._ack(
                 batch,
