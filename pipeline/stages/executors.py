@@ -36,7 +36,7 @@ from flowport.pipeline.stages.decide import comparable
 from flowport.pipeline.stages.publishing import publish_staged
 from flowport.pipeline.stages.second_pass import ReferenceSetter
 from flowport.pipeline.stages.summary import RunSummary
-from flowport.pipeline.writer import Batch, PendingItem, Writer
+from flowport.pipeline.writer import RECONCILE_SKEW, Batch, PendingItem, Writer
 
 __all__ = ["PLAN_SAMPLES", "Executor", "LiveExecutor", "PlanExecutor", "RemovalPolicy"]
 
@@ -149,7 +149,10 @@ class LiveExecutor:
         if not leftovers:
             return
         found = await self.writer.find_existing(
-            name, collection_id, [_unsettled(s) for s in leftovers], since=_oldest(leftovers)
+            name,
+            collection_id,
+            [_unsettled(s) for s in leftovers],
+            created_from=_oldest(leftovers) - RECONCILE_SKEW,
         )
         acknowledged = [
             Acknowledged(
