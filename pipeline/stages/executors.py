@@ -115,9 +115,11 @@ class LiveExecutor:
     # -- collections and fields ------------------------------------------------------------------
 
     async def create_collection(
-        self, site_id: str, name: str, collection: CollectionJob
+        self, site_id: str, name: str, collection: CollectionJob, ids: Mapping[str, str]
     ) -> CollectionSchema:
-        return await schema.create_collection(self.writer, self.sink, site_id, name, collection)
+        return await schema.create_collection(
+            self.writer, self.sink, site_id, name, collection, ids
+        )
 
     async def create_missing_fields(
         self,
@@ -289,7 +291,7 @@ class PlanExecutor:
         self.warning_changes: dict[str, dict[str, int]] = {}
 
     async def create_collection(
-        self, site_id: str, name: str, collection: CollectionJob
+        self, site_id: str, name: str, collection: CollectionJob, ids: Mapping[str, str]
     ) -> CollectionSchema | None:
         self.summary.notes.append(f"would create collection {collection.target}")
         return None

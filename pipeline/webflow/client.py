@@ -288,11 +288,21 @@ class WebflowClient:
         return _answer(CollectionSchema, response)
 
     async def create_collection(
-        self, site_id: str, *, display_name: str, singular_name: str, slug: str | None = None
+        self,
+        site_id: str,
+        *,
+        display_name: str,
+        singular_name: str,
+        slug: str | None = None,
+        fields: Sequence[Mapping[str, Any]] = (),
     ) -> CollectionSchema:
+        """Create a collection, with its fields in the same request (the spec's create body
+        takes ``fields``, each as the create-field endpoint's body)."""
         body: dict[str, Any] = {"displayName": display_name, "singularName": singular_name}
         if slug:
             body["slug"] = slug
+        if fields:
+            body["fields"] = [dict(f) for f in fields]
         response = await self.send("POST", f"/sites/{site_id}/collections", body=body)
         return _answer(CollectionSchema, response)
 

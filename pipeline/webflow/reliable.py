@@ -121,6 +121,7 @@ class WebflowApi:
         display_name: str,
         singular_name: str,
         slug: str | None = None,
+        fields: Sequence[Mapping[str, Any]] = (),
         collection: str = "",
     ) -> CollectionSchema:
         """Not sent again after a lost answer: the caller looks for it before creating again."""
@@ -130,6 +131,7 @@ class WebflowApi:
             display_name=display_name,
             singular_name=singular_name,
             slug=slug,
+            fields=fields,
         )
         return await self._call(collection, create, idempotent=False)
 
