@@ -959,6 +959,17 @@ class ItemWarnings(_Part):
                 return
             after = (rows[-1][0], rows[-1][1], rows[-1][2])
 
+    def of_kind(self, collection: str, kind: str) -> list[ItemWarning]:
+        """The collection's standing warnings of one kind."""
+        return [
+            ItemWarning(*row)
+            for row in self._db.execute(
+                "SELECT key, field, kind, excerpt FROM warnings "
+                "WHERE collection = ? AND kind = ? ORDER BY key, seq",
+                (collection, kind),
+            )
+        ]
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Standing warnings per collection and kind."""
         result: dict[str, dict[str, int]] = {}

@@ -157,6 +157,25 @@ class RunOptions(_Strict):
     #: waiting is an outage or a quota, and a cron run should stop and say so (the next run
     #: resumes) rather than sit silent for hours.
     max_total_wait_seconds: float = Field(default=900.0, ge=0, le=7 * 86_400)
+    old_site: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+",
+        description="the old site's address: links to its own pages are rewritten to their "
+        "Webflow items by richtext_wordpress (see flowport.pipeline.links)",
+    )
+    redirects_csv: Path | None = Field(
+        default=None,
+        description="a 301 redirects CSV for Webflow's import, rewritten at the end of every run "
+        "from the items the log holds as written (needs old_site); relative to the job file",
+    )
+
+    @model_validator(mode="after")
+    def _redirects_need_the_old_site(self) -> RunOptions:
+        if self.redirects_csv is not None and self.old_site is None:
+            raise ValueError(
+                "redirects_csv needs old_site, the address whose paths the rows redirect"
+            )
+        return self
 
 
 class SchemaField(_Strict):

@@ -28,6 +28,7 @@ from flowport.base.errors import AuthError, ConfigError, FatalError, RetriableEr
 from flowport.base.models import CollectionSchema
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
+from flowport.pipeline.links import SiteLinks, collect_links, write_redirects
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
@@ -264,6 +265,7 @@ class _Run:
             for name in job.collections
         }
         sources = await open_and_check_sources(job, cursors)
+        links = await self.site_links()
         locales = await SiteLocales.read(job, writer, site_id)
         # The last check before the first write: a log bound to another collection or site
         # would count items as present where they are not. A plan never re-homes.
@@ -292,6 +294,7 @@ class _Run:
                 locales=locales,
                 source=sources.get(name),
                 full_read=self.full_read,
+                link_map=links.link_map if links is not None else None,
             ).run()
         for deferred in writer.checkpoint.deferred_references(LOOKUP_CHUNK):
             await self.executor.set_references(deferred)
@@ -299,8 +302,28 @@ class _Run:
         self.say_item_limit()
         if self.dry_run:
             await self.warn_item_limit(site_id, existing)
+        self.write_redirects(links)
         if job.run.publish_site and self.summary.exit_code == 0:
             await self.executor.publish_site(site_id)
+
+    async def site_links(self) -> SiteLinks | None:
+        """The old site's pages and their Webflow paths, before the first record is mapped."""
+        if self.job.run.old_site is None:
+            return None
+        links = await collect_links(self.job, self.job.run.old_site, self.writer.checkpoint)
+        self.sink.message(
+            "info", f"links: {len(links.link_map)} pages of {self.job.run.old_site} mapped to items"
+        )
+        return links
+
+    def write_redirects(self, links: SiteLinks | None) -> None:
+        """Rewritten at the end of every run, so a new post gets its row; a plan writes none."""
+        target = self.job.run.redirects_csv
+        if links is None or target is None or self.dry_run:
+            return
+        path = target if target.is_absolute() else self.job.base_dir / target
+        rows = write_redirects(path, links, self.writer.checkpoint)
+        self.sink.message("info", f"wrote {path}: {rows} redirects")
 
 
     async def warn_item_limit(self, site_id: str, existing: list[CollectionSchema]) -> None:

@@ -22,12 +22,12 @@ from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
 from flowport.pipeline.stages.cursor import IncrementalCursor
 from flowport.pipeline.stages.decide import REFERENCES_PENDING
-from flowport.pipeline.writer import LOCALES_PENDING
+from flowport.pipeline.writer import FILES_DROPPED, LOCALES_PENDING
 
 __all__ = ["ReadChunk", "ReadStage", "SourceHasher", "mapping_fingerprint", "read_batches"]
 
 #: Stored hashes with work still owed: such items are mapped again, whatever their source.
-_PENDING_MARKS = (REFERENCES_PENDING, LOCALES_PENDING)
+_PENDING_MARKS = (REFERENCES_PENDING, LOCALES_PENDING, FILES_DROPPED)
 
 
 @dataclass(slots=True)
@@ -50,8 +50,11 @@ class ReadStage:
         source: Source,
         cursor: IncrementalCursor,
         source_hash_of: SourceHasher,
+        remap: frozenset[str] = frozenset(),
     ) -> None:
         self.checkpoint = checkpoint
+        #: Keys mapped again even if their record is the one their item was written from.
+        self.remap = remap
         self.collection = collection
         self.source = source
         self.cursor = cursor
@@ -97,7 +100,7 @@ class ReadStage:
             all_new=self.all_new,
         )
         in_chunk: set[str] = set()
-        repeated, changed = check.repeated, check.changed
+        repeated, changed, remap = check.repeated, check.changed, self.remap
         # Only an incremental collection has a cursor to move; this loop runs for every record.
         observe = self.cursor.observe if self.cursor.incremental else None
         for record, source_hash in records:
@@ -107,12 +110,12 @@ class ReadStage:
             in_chunk.add(record.key)
             if observe is not None:
                 observe(record.cursor)
-            if record.key not in changed:
+            if record.key not in changed and record.key not in remap:
                 # The very record this item was written from: nothing to map or send.
                 sorted_chunk.unchanged.append(record.key)
                 continue
             sorted_chunk.to_map.append((record, source_hash))
-            if changed[record.key]:
+            if changed.get(record.key, True):
                 sorted_chunk.known.append(record.key)
         return sorted_chunk
 
@@ -158,7 +161,10 @@ async def read_batches(
 def mapping_fingerprint(job: Job, collection: CollectionJob) -> bytes:
     """What besides the record decides an item's content: the mapping and the run's mode."""
     spec = collection.model_dump_json(exclude={"source", "deletions", "max_delete_share"})
-    return hashlib.blake2b(f"{job.run.mode}\n{spec}".encode(), digest_size=16).digest()
+    # Links are rewritten only with an old site: naming it re-maps every record once. Without
+    # one the fingerprint is what it always was, so existing logs re-map nothing.
+    links = f"\nold_site={job.run.old_site}" if job.run.old_site else ""
+    return hashlib.blake2b(f"{job.run.mode}\n{spec}{links}".encode(), digest_size=16).digest()
 
 
 class SourceHasher:
