@@ -140,7 +140,9 @@ async def create_missing_fields(
     schema: CollectionSchema,
     ids: Mapping[str, str],
 ) -> CollectionSchema:
-    """Create the fields the collection lacks; after a lost answer, re-read and go on."""
+    """Create the fields the collection lacks, one request each, the schema completed from
+    their answers; after a lost answer, or answers that do not name the fields asked for, the
+    schema is read again and what is still missing is created."""
     api, collection_id = writer.api, schema.id
     for _attempt in range(SCHEMA_ATTEMPTS):
         missing = collection.missing_fields(schema, ids)
@@ -149,9 +151,13 @@ async def create_missing_fields(
         try:
             for definition in missing:
                 sink.message("info", f"creating field {definition.get('displayName')} in {name}")
-                await api.create_field(collection_id, definition, collection=name)
+                added = await api.create_field(collection_id, definition, collection=name)
+                schema = schema.model_copy(update={"fields": (*schema.fields, added)})
         except (ServerError, OutcomeUnknown) as error:
             sink.message("warning", f"creating fields in {name}: {error}")
+        else:
+            if not collection.missing_fields(schema, ids):
+                return schema
         schema = await api.get_collection(collection_id, collection=name)
     if collection.missing_fields(schema, ids):
         raise FatalError(f"could not create the fields of {name} after {SCHEMA_ATTEMPTS} tries")
