@@ -26,6 +26,9 @@ class RunSummary:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     #: Keys of records gone from the source whose items the job keeps, per collection.
     removals: dict[str, list[str]] = field(default_factory=dict)
+    #: Items changed in Webflow by someone else and in the source (the first few per
+    #: collection): collection, key, item_id, changed_at, fields, outcome.
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -44,7 +47,8 @@ class RunSummary:
     def exit_code(self) -> int:
         if self.aborted is not None:
             return 3
-        troubles = ("failed", "publish_failed", "unresolved", "deletions_refused")
+        # A conflict left unwritten is a source change not applied: named, and not a success.
+        troubles = ("failed", "publish_failed", "unresolved", "deletions_refused", "conflicts")
         if any(self.total(outcome) for outcome in troubles):
             return 1
         return 0
@@ -69,4 +73,6 @@ class RunSummary:
             result["notes"] = self.notes
         if self.removals:
             result["removals"] = self.removals
+        if self.conflicts:
+            result["conflicts"] = self.conflicts
         return result

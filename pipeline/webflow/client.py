@@ -332,12 +332,17 @@ class WebflowClient:
         sort_by: Literal["createdOn", "lastPublished", "lastUpdated", "name", "slug"] | None = None,
         sort_order: Literal["asc", "desc"] | None = None,
         live: bool = False,
+        updated_since: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> ItemPage:
         """One page of items; ``created_from``/``created_to`` are the spec's ``createdOn[gte]``
         and ``createdOn[lte]`` filters (deepObject style, ISO 8601 dates)."""
         params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if updated_since is not None:
+            # The spec's `lastUpdated` filter is an object in deepObject style (v2.yml, list
+            # items): `lastUpdated[gte]=<date-time>`, items last updated at or after it.
+            params["lastUpdated[gte]"] = updated_since
         if created_from is not None:
             params["createdOn[gte]"] = _iso_millis(created_from)
         if created_to is not None:
