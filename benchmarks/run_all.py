@@ -178,6 +178,23 @@ def table(results: dict[str, Any]) -> list[Row]:
                     _yes(mode["share_429"] <= 0.01),
                 )
             )
+        for mode in saturation.get("faulty_modes", []):
+            rows.append(
+                (
+                    f"saturation {mode['mode']} under faults ({mode['rows']:,} items)",
+                    f"{mode['share_of_ceiling']:.3f} of ceiling; item reads "
+                    f"{mode['item_reads']} = {mode['item_reads_per_write']:.1%} of "
+                    f"{mode['item_write_requests']} writes; lost {mode['lost']}, duplicated "
+                    f"{mode['duplicated']} ({sum(mode['faults_served'].values())} faults served)",
+                    ">= 0.85, reads <= 8%, lost 0, dup 0",
+                    _yes(
+                        mode["share_of_ceiling"] >= 0.85
+                        and mode["item_reads_per_write"] <= 0.08
+                        and mode["lost"] == 0
+                        and mode["duplicated"] == 0
+                    ),
+                )
+            )
     sdk = results.get("sdk")
     if sdk:
         for label in ("clean", "faulty"):

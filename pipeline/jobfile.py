@@ -352,11 +352,17 @@ class CollectionJob(CollectionMapping):
         )
 
     def missing_fields(
-        self, schema: CollectionSchema, collection_ids: Mapping[str, str]
+        self,
+        schema: CollectionSchema,
+        collection_ids: Mapping[str, str],
+        *,
+        skip_unknown_targets: bool = False,
     ) -> list[dict[str, Any]]:
         """Create-field bodies for the schema fields the collection lacks, in file order.
 
-        ``collection_ids`` maps job collection names to Webflow collection ids, for references.
+        ``collection_ids`` maps job collection names to Webflow collection ids, for references;
+        with ``skip_unknown_targets``, a reference to a collection not created yet (itself, or
+        one later in a cycle) is left out, to be added once its target exists.
         The API takes no slug: Webflow derives it from ``displayName``, which is why the default
         display name is the slug's words capitalised ("reading-time" -> "Reading Time").
         """
@@ -375,6 +381,8 @@ class CollectionJob(CollectionMapping):
                 body["helpText"] = spec.help_text
             if spec.collection is not None:
                 target_id = collection_ids.get(spec.collection)
+                if target_id is None and skip_unknown_targets:
+                    continue
                 if target_id is None:
                     raise ConfigError(
                         f"the referenced collection '{spec.collection}' has no Webflow id yet",

@@ -20,6 +20,7 @@ publishes go on.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,13 +29,14 @@ from typing import Any, Literal
 from flowport.base.errors import (
     OutcomeUnknown,
     RequestRejected,
-    RetriableError,
     ServerError,
 )
 from flowport.base.models import Item, PublishResult
 from flowport.pipeline import crashpoints
 from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLog, ItemFailure
 from flowport.pipeline.file_values import dropped_files
+from flowport.pipeline.server_clock import ServerClock
+from flowport.pipeline.webflow.client import last_request_sent
 from flowport.pipeline.webflow.reliable import WebflowApi
 
 __all__ = ["Batch", "BatchOutcome", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
@@ -42,7 +44,9 @@ __all__ = ["Batch", "BatchOutcome", "Operation", "PendingItem", "Target", "Write
 Target = Literal["live", "staged", "draft"]
 Operation = Literal["create", "update"]
 
-#: How far before a lost request's send time a read-back looks, for clock skew with the server.
+#: How far around a lost request's send time a read-back looks when Webflow's clock is not known
+#: yet (no create acknowledged in the run), for clock skew with the server; and how far before
+#: its oldest intent a rerun reads back what a killed run sent.
 RECONCILE_SKEW = timedelta(minutes=5)
 #: Creates of a batch whose outcome stays unknown are re-sent at most this many times.
 MAX_UNKNOWN_ROUNDS = 6
@@ -129,6 +133,10 @@ class WriterStats:
 
     rejected_batches: int = 0
     reconciled: int = 0
+    #: Creates whose answer was lost (a 5xx, a dropped connection, a timeout), and the pages
+    #: read back to learn what they created.
+    lost_answers: int = 0
+    read_back_pages: int = 0
     #: Records not created because the site is at its CMS item limit.
     over_item_limit: int = 0
 
@@ -149,6 +157,8 @@ class Writer:
         self.external_key_fields = dict(external_key_fields or {})
         self.stats = WriterStats()
         self._now = now
+        #: Webflow's time, as its acknowledged creates show it: bounds a lost create's read-back.
+        self.server_clock = ServerClock()
         #: Webflow's answer when the site reached its CMS item limit: set, no create is sent.
         self.item_limit_reached: str | None = None
 
@@ -214,7 +224,8 @@ class Writer:
         self, batch: Batch, remaining: list[PendingItem], outcome: BatchOutcome
     ) -> list[PendingItem]:
         """Send one create request for ``remaining``; return what is still to be created."""
-        lost: RetriableError | None = None
+        #: Set when the answer was lost: Webflow's time span to read back.
+        lost: tuple[datetime, datetime] | None = None
         rejected: RequestRejected | None = None
         with self.checkpoint.batch(
             self.run_id,
@@ -224,13 +235,15 @@ class Writer:
             intent=_intent_entries(batch, remaining),
         ) as record:
             sent_at = self._now()
+            last_request_sent.set(None)
             crashpoints.reach("before-send")
             crashpoints.reach_in_flight("in-flight")
             try:
                 created = await self._send_creates(batch, remaining)
             except (OutcomeUnknown, ServerError) as error:
+                lost = self._lost_span(sent_at)
+                self.stats.lost_answers += 1
                 record.unknown(str(error), http_status=error.status)
-                lost = error
             except RequestRejected as error:
                 record.rejected(str(error), http_status=error.status)
                 # Refused whole: nothing was created. The parts sent again have intents of
@@ -238,6 +251,7 @@ class Writer:
                 record.settle_intent()
                 rejected = error
             else:
+                self._observe_clock(created)
                 crashpoints.reach("after-answer")
                 if batch.locale_ids:
                     primary = batch.locale_ids[0]
@@ -245,7 +259,7 @@ class Writer:
                     await self._set_locale_values(batch, remaining, created)
                 self._acknowledge_created(batch, record, remaining, created, outcome)
         if lost is not None:
-            missing = await self._reconcile(batch, remaining, outcome, since=sent_at)
+            missing = await self._reconcile(batch, remaining, outcome, span=lost)
             # Read back: what landed is acknowledged, the rest goes in a new intent.
             self.checkpoint.settle_intent(record.id)
             return missing
@@ -257,6 +271,24 @@ class Writer:
             else:
                 await self._isolate(replace(batch, items=tuple(remaining)), rejected, outcome)
         return []
+
+    def _observe_clock(self, created: Sequence[Item]) -> None:
+        sent = last_request_sent.get()
+        if sent is not None:
+            self.server_clock.observe(sent, time.monotonic(), (i.created_on for i in created))
+
+    def _lost_span(self, sent_at: datetime) -> tuple[datetime, datetime]:
+        """Webflow's time span in which a create whose answer was just lost made its items.
+
+        Bounded by the ``createdOn`` of the run's acknowledged creates (see server_clock): a
+        round trip wide, one page to read back. Before any create was acknowledged, the
+        client's wall clock with RECONCILE_SKEW either side, for any skew with Webflow's.
+        """
+        sent = last_request_sent.get()
+        span = self.server_clock.span(sent, time.monotonic()) if sent is not None else None
+        if span is not None:
+            return span
+        return sent_at - RECONCILE_SKEW, self._now() + RECONCILE_SKEW
 
     def _fail_over_limit(
         self, batch: Batch, items: Sequence[PendingItem], outcome: BatchOutcome
@@ -392,10 +424,12 @@ class Writer:
         sent: Sequence[PendingItem],
         outcome: BatchOutcome,
         *,
-        since: datetime,
+        span: tuple[datetime, datetime],
     ) -> list[PendingItem]:
         """Read back what a lost request may have created; return what is truly missing."""
-        found = await self.find_existing(batch.collection, batch.collection_id, sent, since=since)
+        found = await self.find_existing(
+            batch.collection, batch.collection_id, sent, created_from=span[0], created_to=span[1]
+        )
         if found and batch.locale_ids:
             landed = [p for p in sent if p.key in found]
             await self._set_locale_values(batch, landed, [found[p.key] for p in landed])
@@ -415,31 +449,35 @@ class Writer:
         collection_id: str,
         wanted: Sequence[PendingItem],
         *,
-        since: datetime | None,
+        created_from: datetime | None,
+        created_to: datetime | None = None,
     ) -> dict[str, Item]:
-        """Match items in Webflow to pending records by slug or external key, newest first.
+        """Match items Webflow created in a span of its time to pending records, by slug or
+        external key.
 
-        Paging stops as soon as every record is found or the items get older than ``since``
-        (less the allowed clock skew), so reading back one lost batch costs one or two requests.
+        Only that span is read (the list endpoint's ``createdOn`` filters), newest first, and
+        paging stops as soon as every record is found: reading back one lost batch costs one
+        page, or two when it landed beside other creates.
         """
         by_slug = {p.slug: p.key for p in wanted}
+        keys = {p.key for p in wanted}
         key_field = self.external_key_fields.get(collection)
         found: dict[str, Item] = {}
-        horizon = (since - RECONCILE_SKEW) if since is not None else None
-        items = self.api.iter_items(collection_id, newest_first=True, collection=collection)
-        async for item in items:
-            key = by_slug.get(item.slug or "")
-            if key is None and key_field is not None:
-                external = item.field_data.get(key_field)
-                key = str(external) if external is not None else None
-                if key is not None and key not in {p.key for p in wanted}:
-                    key = None
-            if key is not None and key not in found:
-                found[key] = item
-                if len(found) == len(wanted):
-                    break
-            created_on = _created(item)
-            if horizon is not None and created_on is not None and created_on < horizon:
+        pages = self.api.iter_created_between(
+            collection_id, created_from, created_to, collection=collection
+        )
+        async for page in pages:
+            self.stats.read_back_pages += 1
+            for item in page:
+                key = by_slug.get(item.slug or "")
+                if key is None and key_field is not None:
+                    external = item.field_data.get(key_field)
+                    key = str(external) if external is not None else None
+                    if key not in keys:
+                        key = None
+                if key is not None and key not in found:
+                    found[key] = item
+            if len(found) == len(wanted):
                 break
         return found
 
@@ -648,15 +686,6 @@ def _update_entries(batch: Batch) -> list[dict[str, Any]]:
             for locale_id, values in item.locales.items()
         )
     return updates
-
-
-def _created(item: Item) -> datetime | None:
-    if not item.created_on:
-        return None
-    try:
-        return datetime.fromisoformat(item.created_on.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 #: What to do about the item limit, in every message that names it.

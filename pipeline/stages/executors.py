@@ -37,7 +37,7 @@ from flowport.pipeline.stages.edits import EditCheck
 from flowport.pipeline.stages.publishing import publish_staged
 from flowport.pipeline.stages.second_pass import ReferenceSetter
 from flowport.pipeline.stages.summary import RunSummary
-from flowport.pipeline.writer import Batch, PendingItem, Writer
+from flowport.pipeline.writer import RECONCILE_SKEW, Batch, PendingItem, Writer
 
 __all__ = ["PLAN_SAMPLES", "Executor", "LiveExecutor", "PlanExecutor", "RemovalPolicy"]
 
@@ -120,9 +120,11 @@ class LiveExecutor:
     # -- collections and fields ------------------------------------------------------------------
 
     async def create_collection(
-        self, site_id: str, name: str, collection: CollectionJob
+        self, site_id: str, name: str, collection: CollectionJob, ids: Mapping[str, str]
     ) -> CollectionSchema:
-        return await schema.create_collection(self.writer, self.sink, site_id, name, collection)
+        return await schema.create_collection(
+            self.writer, self.sink, site_id, name, collection, ids
+        )
 
     async def create_missing_fields(
         self,
@@ -154,7 +156,10 @@ class LiveExecutor:
         if not leftovers:
             return
         found = await self.writer.find_existing(
-            name, collection_id, [_unsettled(s) for s in leftovers], since=_oldest(leftovers)
+            name,
+            collection_id,
+            [_unsettled(s) for s in leftovers],
+            created_from=_oldest(leftovers) - RECONCILE_SKEW,
         )
         acknowledged = [
             Acknowledged(
@@ -300,7 +305,7 @@ class PlanExecutor:
         self.warning_changes: dict[str, dict[str, int]] = {}
 
     async def create_collection(
-        self, site_id: str, name: str, collection: CollectionJob
+        self, site_id: str, name: str, collection: CollectionJob, ids: Mapping[str, str]
     ) -> CollectionSchema | None:
         self.summary.notes.append(f"would create collection {collection.target}")
         return None

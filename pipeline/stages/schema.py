@@ -35,7 +35,7 @@ class CollectionMaker(Protocol):
     """What the executor does about a collection or fields the job may create."""
 
     async def create_collection(
-        self, site_id: str, name: str, collection: CollectionJob
+        self, site_id: str, name: str, collection: CollectionJob, ids: Mapping[str, str]
     ) -> CollectionSchema | None: ...
 
     async def create_missing_fields(
@@ -57,23 +57,31 @@ async def prepare_collections(
     existing: Sequence[CollectionSchema],
 ) -> dict[str, CollectionSchema]:
     """Find (or have the executor create) each target collection and its fields; read its
-    schema. A collection a plan would create gets the schema it would have."""
+    schema. A collection a plan would create gets the schema it would have.
+
+    A new collection is created with its fields in one request, in write order, so that the
+    collections its references point to exist (and have ids) first; a reference to itself or
+    to a later collection of a cycle is added once every collection exists.
+    """
     schemas: dict[str, CollectionSchema] = {}
     ids: dict[str, str] = {}
+    #: The create answers of new collections: their schema, no read needed.
+    created: dict[str, CollectionSchema] = {}
     for name in job.write_order():
         collection = job.collections[name]
         found = find_collection(existing, collection.target)
         if found is None:  # check_mappings made sure the job may create it
-            found = await maker.create_collection(site_id, name, collection)
+            found = await maker.create_collection(site_id, name, collection, ids)
             if found is None:
                 schemas[name] = planned_schema(name, collection)
                 continue
+            created[name] = found
         ids[name] = found.id
     for name in job.write_order():
         if name not in ids:
             continue
         collection = job.collections[name]
-        schema = await writer.api.get_collection(ids[name], collection=name)
+        schema = created.get(name) or await writer.api.get_collection(ids[name], collection=name)
         if collection.create_missing:
             schema = await maker.create_missing_fields(name, collection, schema, ids)
         maker.collection_ready(name, schema)
@@ -82,18 +90,29 @@ async def prepare_collections(
 
 
 async def create_collection(
-    writer: Writer, sink: ProgressSink, site_id: str, name: str, collection: CollectionJob
+    writer: Writer,
+    sink: ProgressSink,
+    site_id: str,
+    name: str,
+    collection: CollectionJob,
+    ids: Mapping[str, str],
 ) -> CollectionSchema:
-    """Create a collection; after an answer that never came, look before creating again."""
+    """Create a collection with its fields, in one request; after an answer that never came,
+    look before creating again. Returns its full schema."""
     api = writer.api
-    sink.message("info", f"creating collection {collection.target}")
+    base = planned_schema(name, collection)
+    # Only Webflow's own name and slug: every field of the job's schema is to be created.
+    base = base.model_copy(update={"fields": base.fields[:2]})
+    fields = collection.missing_fields(base, ids, skip_unknown_targets=True)
+    sink.message("info", f"creating collection {collection.target} with {len(fields)} fields")
     for _attempt in range(SCHEMA_ATTEMPTS):
         try:
-            return await api.create_collection(
+            answer = await api.create_collection(
                 site_id,
                 display_name=collection.target,
                 singular_name=collection.schema_singular_name(),
                 slug=collection.target_slug(),
+                fields=fields,
                 collection=name,
             )
         except (ServerError, OutcomeUnknown) as error:
@@ -101,7 +120,13 @@ async def create_collection(
             existing = await api.list_collections(site_id, collection=name)
             found = find_collection(existing, collection.target)
             if found is not None:
-                return found
+                # The list holds no fields: the schema is read (what is missing is added).
+                return await api.get_collection(found.id, collection=name)
+        else:
+            if collection.missing_fields(answer, ids, skip_unknown_targets=True):
+                # An answer without the fields just sent is not taken for the schema.
+                return await api.get_collection(answer.id, collection=name)
+            return answer
     raise FatalError(
         f"could not create collection {collection.target} after {SCHEMA_ATTEMPTS} attempts"
     )
@@ -115,7 +140,9 @@ async def create_missing_fields(
     schema: CollectionSchema,
     ids: Mapping[str, str],
 ) -> CollectionSchema:
-    """Create the fields the collection lacks; after a lost answer, re-read and go on."""
+    """Create the fields the collection lacks, one request each, the schema completed from
+    their answers; after a lost answer, or answers that do not name the fields asked for, the
+    schema is read again and what is still missing is created."""
     api, collection_id = writer.api, schema.id
     for _attempt in range(SCHEMA_ATTEMPTS):
         missing = collection.missing_fields(schema, ids)
@@ -124,9 +151,13 @@ async def create_missing_fields(
         try:
             for definition in missing:
                 sink.message("info", f"creating field {definition.get('displayName')} in {name}")
-                await api.create_field(collection_id, definition, collection=name)
+                added = await api.create_field(collection_id, definition, collection=name)
+                schema = schema.model_copy(update={"fields": (*schema.fields, added)})
         except (ServerError, OutcomeUnknown) as error:
             sink.message("warning", f"creating fields in {name}: {error}")
+        else:
+            if not collection.missing_fields(schema, ids):
+                return schema
         schema = await api.get_collection(collection_id, collection=name)
     if collection.missing_fields(schema, ids):
         raise FatalError(f"could not create the fields of {name} after {SCHEMA_ATTEMPTS} tries")

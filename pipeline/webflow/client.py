@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
@@ -48,9 +51,16 @@ from flowport.base.models import (
 from flowport.pipeline import __version__
 from flowport.pipeline.ratebudget import RateBudget
 
-__all__ = ["AssetPage", "ItemPage", "Response", "WebflowClient", "classify_storage"]
+__all__ = [
+    "AssetPage", "ItemPage", "Response", "WebflowClient", "classify_storage", "last_request_sent",
+]  # fmt: skip
 
 MAX_ITEMS_PER_REQUEST = 100
+
+#: ``time.monotonic()`` when this task's latest request left (after its wait for the budget).
+#: A context variable, not an attribute: eight workers share one client, and each reads the
+#: time of its own request after the call returns or raises (no task is spawned in between).
+last_request_sent: ContextVar[float | None] = ContextVar("last_request_sent", default=None)
 
 ResponseObserver = Callable[["Response"], None]
 
@@ -105,6 +115,11 @@ def _malformed(response: Response, problem: str) -> MalformedAnswer:
             f"promises ({problem}); nothing was read from it"
         ),
     )
+
+
+def _iso_millis(moment: datetime) -> str:
+    """A date as Webflow writes its own: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _answer(model: type[M], response: Response) -> M:
@@ -213,6 +228,9 @@ class WebflowClient:
             raise RuntimeError("WebflowClient is used outside its 'async with' block")
         if self.budget is not None:
             await self.budget.acquire()
+        # When it left, after any wait for the budget: what bounds Webflow's time of a lost
+        # create (flowport.pipeline.server_clock).
+        last_request_sent.set(time.monotonic())
         url = f"{self.base_url}{path}"
         try:
             async with self._session.request(
@@ -279,11 +297,21 @@ class WebflowClient:
         return _answer(CollectionSchema, response)
 
     async def create_collection(
-        self, site_id: str, *, display_name: str, singular_name: str, slug: str | None = None
+        self,
+        site_id: str,
+        *,
+        display_name: str,
+        singular_name: str,
+        slug: str | None = None,
+        fields: Sequence[Mapping[str, Any]] = (),
     ) -> CollectionSchema:
+        """Create a collection, with its fields in the same request (the spec's create body
+        takes ``fields``, each as the create-field endpoint's body)."""
         body: dict[str, Any] = {"displayName": display_name, "singularName": singular_name}
         if slug:
             body["slug"] = slug
+        if fields:
+            body["fields"] = [dict(f) for f in fields]
         response = await self.send("POST", f"/sites/{site_id}/collections", body=body)
         return _answer(CollectionSchema, response)
 
@@ -305,12 +333,20 @@ class WebflowClient:
         sort_order: Literal["asc", "desc"] | None = None,
         live: bool = False,
         updated_since: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> ItemPage:
+        """One page of items; ``created_from``/``created_to`` are the spec's ``createdOn[gte]``
+        and ``createdOn[lte]`` filters (deepObject style, ISO 8601 dates)."""
         params: dict[str, str | int] = {"offset": offset, "limit": limit}
         if updated_since is not None:
             # The spec's `lastUpdated` filter is an object in deepObject style (v2.yml, list
             # items): `lastUpdated[gte]=<date-time>`, items last updated at or after it.
             params["lastUpdated[gte]"] = updated_since
+        if created_from is not None:
+            params["createdOn[gte]"] = _iso_millis(created_from)
+        if created_to is not None:
+            params["createdOn[lte]"] = _iso_millis(created_to)
         if slug is not None:
             params["slug"] = slug
         if name is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from flowport.base.errors import FatalError, MalformedAnswer, RetriableError
@@ -120,6 +121,7 @@ class WebflowApi:
         display_name: str,
         singular_name: str,
         slug: str | None = None,
+        fields: Sequence[Mapping[str, Any]] = (),
         collection: str = "",
     ) -> CollectionSchema:
         """Not sent again after a lost answer: the caller looks for it before creating again."""
@@ -129,6 +131,7 @@ class WebflowApi:
             display_name=display_name,
             singular_name=singular_name,
             slug=slug,
+            fields=fields,
         )
         return await self._call(collection, create, idempotent=False)
 
@@ -192,6 +195,35 @@ class WebflowApi:
             )
             for item in page.items:
                 yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.pagination.total:
+                return
+
+    async def iter_created_between(
+        self,
+        collection_id: str,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        *,
+        collection: str = "",
+    ) -> AsyncIterator[Sequence[Item]]:
+        """The items Webflow created in a span of its own time, newest first, page by page
+        (each retried on its own). Newest first: a lost create is most often the newest in its
+        span, found on the first page; an item created while the pages are read comes first and
+        pushes the others down, so paging by offset may see one twice but never skips one."""
+        offset = 0
+        while True:
+            read = functools.partial(
+                self.client.list_items,
+                collection_id,
+                offset=offset,
+                sort_by="createdOn",
+                sort_order="desc",
+                created_from=created_from,
+                created_to=created_to,
+            )
+            page = await self._call(collection, read, idempotent=True)
+            yield page.items
             offset += len(page.items)
             if not page.items or offset >= page.pagination.total:
                 return

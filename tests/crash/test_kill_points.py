@@ -132,8 +132,10 @@ def _assert_killed_where_it_hurts(case: KillCase, sandbox: SandboxProcess, job: 
 @pytest.mark.parametrize("seed", [11, 12])
 def test_kills_from_outside_at_random_moments(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
-    # Some slow answers stretch the run so the kills land in the middle of it.
-    with sandbox_process(seed=seed, slow_rate=0.3, slow_seconds=0.2) as sandbox:
+    # Some slow answers stretch the run so the kills land in the middle of it (0.4 s since a
+    # first run's schema setup takes two requests instead of a dozen: at 0.2 s seed 11's first
+    # run ended before its kill at 1.77 s).
+    with sandbox_process(seed=seed, slow_rate=0.3, slow_seconds=0.4) as sandbox:
         data = make_dataset(tmp_path, authors=AUTHORS, posts=POSTS, seed=seed)
         job = write_job(tmp_path, sandbox, mode=rng.choice(("live", "staged")), concurrency=2)
         codes = [kill_after(job, rng.uniform(0.3, 2.0)) for _ in range(4)]
