@@ -92,7 +92,6 @@ __all__ = [
     "decode_slug",
     "decode_text",
     "gmt_iso",
-    "is_after",
     "is_at_or_after",
     "local_iso",
     "parse_since",
@@ -317,13 +316,6 @@ def parse_since(since: str) -> datetime:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def is_after(cursor: str | None, since: datetime) -> bool:
-    # An incremental read yields only records it can place after ``since``: one with no date
-    # (an export without post dates) is read by full reads only.
-    parsed = _cursor_time(cursor)
-    return parsed is not None and parsed > since
 
 
 def is_at_or_after(cursor: str | None, since: datetime) -> bool:

@@ -67,7 +67,7 @@ from flowport.connectors.wordpress_common import (
     decode_slug,
     decode_text,
     gmt_iso,
-    is_after,
+    is_at_or_after,
     local_iso,
     parse_since,
     post_key,
@@ -1048,7 +1048,7 @@ class WxrSource:
                     if (
                         since_at is not None
                         and isinstance(item, SourceRecord)
-                        and not is_after(item.cursor, since_at)
+                        and not is_at_or_after(item.cursor, since_at)
                     ):
                         continue
                     yield item
