@@ -15,7 +15,18 @@ import threading
 
 __all__ = ["POINTS", "reach", "reach_in_flight"]
 
-POINTS = ("before-send", "in-flight", "after-answer", "before-publish", "after-publish")
+POINTS = (
+    "before-send",
+    "in-flight",
+    "after-answer",
+    "before-publish",
+    "after-publish",
+    # The assets stage: the intent committed / the create answered / the bytes uploaded, each
+    # before the next step is recorded.
+    "asset-intent",
+    "asset-created",
+    "asset-uploaded",
+)
 
 
 def _parse(spec: str | None) -> tuple[str, int, float] | None:

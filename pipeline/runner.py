@@ -29,11 +29,13 @@ from flowport.base.models import CollectionSchema
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import NullSink, ProgressSink
+from flowport.pipeline.media import CheckpointAssetLedger, MediaLimits, MediaUploader
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.stages.assets import AssetCounts
 from flowport.pipeline.stages.binding import check_bindings
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
-from flowport.pipeline.stages.collection import CollectionRun
+from flowport.pipeline.stages.collection import CollectionRun, MediaMove
 from flowport.pipeline.stages.executors import Executor, LiveExecutor, PlanExecutor
 from flowport.pipeline.stages.schema import (
     SiteLocales,
@@ -207,7 +209,15 @@ async def _run(
                 run = _Run(
                     job, writer, summary, sink, dry_run=dry_run, full_read=full_read, rehome=rehome
                 )
-                await run.execute(destination.site_id)
+                async with _media(
+                    job, client, checkpoint, destination.site_id, dry_run=dry_run
+                ) as media:
+                    run.media = media
+                    try:
+                        await run.execute(destination.site_id)
+                    finally:
+                        if media is not None:
+                            summary.assets = media.counts.as_dict()
             except BaseExceptionGroup as group:
                 raise _first_fatal(group) from None
             finally:
@@ -215,6 +225,24 @@ async def _run(
                 summary.requests = api.stats.requests
                 summary.retries = api.stats.retries
                 summary.rate_limited = api.stats.rate_limited
+
+
+@contextlib.asynccontextmanager
+async def _media(
+    job: Job, client: WebflowClient, checkpoint: CheckpointLog, site_id: str, *, dry_run: bool
+) -> AsyncIterator[MediaMove | None]:
+    """The assets stage's uploader, for the run's length (none in a plan: it only counts)."""
+    if not job.assets.enabled:
+        yield None
+        return
+    counts = AssetCounts()
+    if dry_run:
+        yield MediaMove(None, counts)
+        return
+    ledger = CheckpointAssetLedger(checkpoint)
+    limits = MediaLimits(file_max_bytes=job.assets.max_file_bytes)
+    async with MediaUploader(client, site_id, ledger=ledger, limits=limits) as uploader:
+        yield MediaMove(uploader, counts)
 
 
 class _Run:
@@ -239,6 +267,8 @@ class _Run:
         self.summary = summary
         self.sink = sink
         self.schemas: dict[str, CollectionSchema] = {}
+        #: The assets stage's uploader and counts, when ``[assets]`` is enabled.
+        self.media: MediaMove | None = None
         # The one choice between a run and a plan: who carries the decisions out.
         self.executor: Executor = (
             PlanExecutor(writer, summary)
@@ -273,6 +303,7 @@ class _Run:
         )
         if not self.dry_run:
             writer.checkpoint.bindings.bind_site(list(job.collections), site_id)
+        await self.reconcile_media()
         for name in job.write_order():
             await CollectionRun(
                 job,
@@ -285,12 +316,25 @@ class _Run:
                 locales=locales,
                 source=sources.get(name),
                 full_read=self.full_read,
+                media=self.media,
             ).run()
         for deferred in writer.checkpoint.deferred_references(LOOKUP_CHUNK):
             await self.executor.set_references(deferred)
         await self.executor.references_done()
         if job.run.publish_site and self.summary.exit_code == 0:
             await self.executor.publish_site(site_id)
+
+    async def reconcile_media(self) -> None:
+        """A killed run's asset creates, settled before anything is created again."""
+        if self.media is None or self.media.uploader is None:
+            return
+        settled = await self.media.uploader.reconcile()
+        if settled.kept or settled.deleted or settled.forgotten:
+            self.sink.message(
+                "info",
+                f"assets left by an interrupted run: {settled.kept} kept (uploaded), "
+                f"{settled.deleted} deleted (bytes missing), {settled.forgotten} never created",
+            )
 
 
 def _first_fatal(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -5,6 +5,8 @@
     read ──ReadChunk──▶ map ──MappedChunk──▶ decide ──writes──▶ dispatch ──Batch──▶ N workers
                                                 │                                     │
                                           (executor: failures, adoptions)   (executor: write)
+    … with ``[assets]`` enabled, the assets stage (:mod:`.assets`) sits between decide and
+    dispatch: decide ──writes──▶ assets ──writes──▶ dispatch.
     … then finish: vanished records, publishing what was staged, counts, the cursor.
 
 Every stream holds at most a couple of chunks, so a slow Webflow slows the source down instead
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -27,6 +30,8 @@ from flowport.mappings import compile_mapping
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import ProgressSink
+from flowport.pipeline.media import MediaUploader
+from flowport.pipeline.stages.assets import AssetCounts, AssetStage
 from flowport.pipeline.stages.claims import CheckpointSlugs
 from flowport.pipeline.stages.cursor import IncrementalCursor
 from flowport.pipeline.stages.executors import Executor
@@ -38,12 +43,20 @@ from flowport.pipeline.stages.schema import SiteLocales
 from flowport.pipeline.stages.summary import RunSummary
 from flowport.pipeline.writer import Batch, Operation, PendingItem, Target, Writer
 
-__all__ = ["BATCH_BUFFER", "CHUNK_BUFFER", "CollectionRun"]
+__all__ = ["BATCH_BUFFER", "CHUNK_BUFFER", "CollectionRun", "MediaMove"]
 
 #: Batches waiting for a worker: small, so memory stays flat and backpressure reaches the source.
 BATCH_BUFFER = 2
 #: Chunks (of up to 500 records) waiting between two stages.
 CHUNK_BUFFER = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MediaMove:
+    """The run's assets stage state: its uploader (None in a plan) and its counts."""
+
+    uploader: MediaUploader | None
+    counts: AssetCounts
 
 
 class CollectionRun:
@@ -60,6 +73,7 @@ class CollectionRun:
         locales: SiteLocales,
         source: Source | None = None,
         full_read: bool = False,
+        media: MediaMove | None = None,
     ) -> None:
         self.job = job
         self.name = name
@@ -75,6 +89,8 @@ class CollectionRun:
         self.source = source
         #: Read the whole source even if the collection is incremental (``run --full``).
         self.full_read = full_read
+        #: The assets stage's share of the run, when ``[assets]`` is enabled.
+        self.media = media
 
     async def run(self) -> None:
         name, schema, collection = self.name, self.schema, self.collection
@@ -157,10 +173,30 @@ class CollectionRun:
             group.start_soon(read.run, send_read)
             group.start_soon(mapping.run, receive_read, send_mapped)
             group.start_soon(decide.run, receive_mapped, send_writes)
+            if self.media is not None:
+                # decide -> assets -> dispatch: only what will be written meets its media.
+                send_moved, receive_moved = anyio.create_memory_object_stream[list[PendingItem]](
+                    CHUNK_BUFFER
+                )
+                group.start_soon(self.asset_stage(self.media).run, receive_writes, send_moved)
+                receive_writes = receive_moved
             group.start_soon(self.dispatch, receive_writes, send_batch)
             with receive_batch:
                 for _ in range(self.job.destination.concurrency):
                     group.start_soon(self.work, receive_batch.clone())
+
+    def asset_stage(self, media: MediaMove) -> AssetStage:
+        return AssetStage(
+            self.name,
+            self.schema,
+            self.job.assets,
+            media.uploader,
+            self.executor,
+            self.checkpoint,
+            self.summary,
+            self.sink,
+            media.counts,
+        )
 
     async def dispatch(
         self, receive: ObjectReceiveStream[list[PendingItem]], send: ObjectSendStream[Batch]

@@ -26,6 +26,9 @@ class RunSummary:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     #: Keys of records gone from the source whose items the job keeps, per collection.
     removals: dict[str, list[str]] = field(default_factory=dict)
+    #: The assets stage's files: uploaded, bytes, deduplicated, reused (from the log), failed;
+    #: a plan's planned (files a run would fetch).
+    assets: dict[str, int] = field(default_factory=dict)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -69,4 +72,6 @@ class RunSummary:
             result["notes"] = self.notes
         if self.removals:
             result["removals"] = self.removals
+        if self.assets:
+            result["assets"] = self.assets
         return result

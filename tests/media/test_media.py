@@ -63,10 +63,11 @@ async def test_the_same_bytes_at_two_urls_are_uploaded_once(
     # A URL already seen is not fetched again.
     assert image_host.hits["/a/photo.png"] == 1
     [asset] = site_assets(sandbox)
+    # The name carries the content's hash, so a killed run's create is found again exactly.
     assert (asset["size"], asset["uploaded"], asset["originalFileName"]) == (
         len(picture),
         True,
-        "photo.png",
+        f"photo-{first.sha256[:12]}.png",
     )
 
 
@@ -185,11 +186,11 @@ async def test_a_corrupted_upload_fails_the_md5_check(
     assert isinstance(result, MediaFailure)
     assert result.kind == "checksum_mismatch"
     assert "BadDigest" in result.detail
-    # The intent stays for the checkpoint stage to reconcile; nothing counts as uploaded.
-    assert [i.source_url for i in ledger.pending] == [image_host.url("/photo.png")]
+    # Storage refused the bytes for good: the empty asset is deleted, the intent settled as
+    # failed; nothing counts as uploaded and nothing is left for a rerun to reconcile.
+    assert ledger.pending == ()
     assert ledger.uploaded == ()
-    [asset] = site_assets(sandbox)
-    assert (asset["size"], asset["uploaded"]) == (0, False)
+    assert site_assets(sandbox) == []
 
 
 @pytest.mark.parametrize(
@@ -243,9 +244,9 @@ async def test_files_and_names(
     )
     names = {a["id"]: a["originalFileName"] for a in site_assets(sandbox)}
     assert names == {
-        report.asset_id: "Annual Report.pdf",
-        image.asset_id: "download.png",
-        text.asset_id: "readme.txt",
+        report.asset_id: f"Annual Report-{report.sha256[:12]}.pdf",
+        image.asset_id: f"download-{image.sha256[:12]}.png",
+        text.asset_id: f"readme-{text.sha256[:12]}.txt",
     }
 
 

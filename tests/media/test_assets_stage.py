@@ -1,0 +1,191 @@
+"""The assets stage end to end: a job's images and files move from a real local "old site"
+into the sandbox's assets, items are rewritten to them, and a rerun moves nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.runner import run_job
+from flowport.pipeline.sandbox import Sandbox
+from tests.conftest import TOKEN, write_csv
+
+from .conftest import ImageHost, png
+
+PDF = b"%PDF-1.4\n" + b"1" * 700 + b"\n%%EOF\n"
+
+
+def job_text(sandbox: Sandbox, host: ImageHost, assets: str = "") -> str:
+    return f"""
+[destination]
+api = "{sandbox.base_url}"
+site_id = "{sandbox.site_id}"
+token_env = "FLOWPORT_TEST_TOKEN"
+rate_limit = 100000
+
+[assets]
+enabled = true
+hosts = ["{host.base_url.removeprefix("http://")}"]
+{assets}
+
+[collections.posts]
+target = "Posts"
+create_missing = true
+source = {{ type = "csv", path = "posts.csv", key = "id" }}
+slug_from = "name"
+
+[collections.posts.fields]
+name = "title"
+image = "image"
+gallery = {{ source = "gallery", transforms = [{{ split = " " }}] }}
+doc = "doc"
+body = "body"
+
+[collections.posts.schema]
+singular_name = "Post"
+fields = {{ image = "Image", gallery = "MultiImage", doc = "File", body = "RichText" }}
+"""
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
+    return tmp_path
+
+
+def site_items(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Every item of the site as staged, with its field data."""
+    state = sandbox.core.dump_state()
+    return [item for collection in state["collections"] for item in collection["items"]]
+
+
+async def test_images_files_and_rich_text_move_once_and_a_rerun_moves_nothing(
+    sandbox: Sandbox, image_host: ImageHost, job_dir: Path
+) -> None:
+    shared = png(24, 24, shade=1)
+    image_host.files["/uploads/shared.png"] = (shared, "image/png")
+    for n in range(3):
+        image_host.files[f"/uploads/g{n}.png"] = (png(8, 8, shade=10 + n), "image/png")
+    image_host.files["/uploads/inline.png"] = (png(12, 6, shade=40), "image/png")
+    image_host.files["/uploads/guide.pdf"] = (PDF, "application/pdf")
+    url = image_host.url
+    rows = [
+        (
+            str(n),
+            f"Post {n}",
+            url("/uploads/shared.png"),
+            f"{url('/uploads/g0.png')} {url('/uploads/g1.png')} {url('/uploads/g2.png')}",
+            url("/uploads/guide.pdf"),
+            f'<p>Look <img src="{url("/uploads/inline.png")}" alt="inline"></p>'
+            f'<p><a href="{url("/uploads/guide.pdf")}">the guide</a> and '
+            f'<a href="https://example.org/page">a page</a></p>',
+        )
+        for n in range(50)
+    ]
+    write_csv(job_dir / "posts.csv", ["id", "title", "image", "gallery", "doc", "body"], rows)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox, image_host))
+
+    summary = await run_job(load_job(path))
+    assert summary.exit_code == 0, summary.as_dict()
+    assert summary.collections["posts"]["created"] == 50
+    # shared, 3 gallery images, inline, the PDF: six files, each uploaded once.
+    assert summary.assets["uploaded"] == 6, summary.assets
+    assets = sandbox.core.assets.dump()
+    assert len(assets) == 6
+    assert all(a["uploaded"] for a in assets)
+    hosted = {a["id"]: a["hostedUrl"] for a in assets}
+    for path_ in ("/uploads/shared.png", "/uploads/inline.png", "/uploads/guide.pdf"):
+        assert image_host.hits[path_] == 1, path_
+
+    items = site_items(sandbox)
+    assert len(items) == 50
+    for item in items:
+        data = item["fieldData"]
+        text = repr(data)
+        assert image_host.base_url not in text, text
+        assert data["image"]["fileId"] in hosted
+        assert data["image"]["url"] == hosted[data["image"]["fileId"]]
+        assert [g["url"] for g in data["gallery"]] == [hosted[g["fileId"]] for g in data["gallery"]]
+        assert data["doc"]["url"] == hosted[data["doc"]["fileId"]]
+        assert "https://example.org/page" in data["body"]  # a link to a page is not a file
+
+    writes_before = sandbox.stats()["totals"]["writes"]
+    hits_before = sum(image_host.hits.values())
+    again = await run_job(load_job(path))
+    assert again.exit_code == 0, again.as_dict()
+    assert again.collections == {"posts": {"unchanged": 50}}
+    assert sum(image_host.hits.values()) == hits_before  # nothing fetched
+    assert sandbox.stats()["totals"]["writes"] == writes_before  # nothing sent
+    assert len(sandbox.core.assets.dump()) == 6
+
+
+async def test_files_that_cannot_move_are_named_per_item_as_each_field_chooses(
+    sandbox: Sandbox, image_host: ImageHost, job_dir: Path
+) -> None:
+    image_host.files["/uploads/ok.png"] = (png(10, 10, shade=3), "image/png")
+    image_host.files["/uploads/guide.pdf"] = (PDF, "application/pdf")
+    # Past Webflow's 4 MB for images: 1,200 x 1,400 pixels, uncompressed, is about 5 MB.
+    image_host.files["/uploads/huge.png"] = (png(1200, 1400, shade=5), "image/png")
+    image_host.files["/login"] = (b"<!doctype html><html><body>Log in</body></html>", "text/html")
+    image_host.redirects["/uploads/moved.jpg"] = "/login"
+    url = image_host.url
+    ok, pdf = url("/uploads/ok.png"), url("/uploads/guide.pdf")
+    rows = [
+        ("gone", "Gone image", url("/uploads/gone.png"), ok, pdf, "<p>x</p>"),
+        ("huge", "Huge in gallery", ok, f"{ok} {url('/uploads/huge.png')}", pdf, "<p>y</p>"),
+        (
+            "html",
+            "Image that is a page",
+            ok,
+            ok,
+            pdf,
+            f'<p><img src="{url("/uploads/moved.jpg")}" alt="m"></p>',
+        ),
+    ]
+    write_csv(job_dir / "posts.csv", ["id", "title", "image", "gallery", "doc", "body"], rows)
+    path = job_dir / "job.toml"
+    per_field = '[assets.fields]\nimage = { on_failure = "fail" }\n'
+    per_field += '"posts.gallery" = { on_failure = "skip" }\n'
+    path.write_text(job_text(sandbox, image_host, per_field))
+
+    summary = await run_job(load_job(path))
+    assert summary.exit_code == 1, summary.as_dict()
+    assert summary.collections["posts"] == {
+        "failed": 1,
+        "created": 2,
+        # Standing warnings, counted by kind in the summary.
+        "warning:media_too_large": 1,
+        "warning:media_not_an_image": 1,
+    }
+    assert summary.assets["failed"] == 3, summary.assets
+
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        [error] = list(log.errors())
+        warnings = {(w.key, w.field, w.kind): w.excerpt for _c, w, _t in log.warnings.all()}
+    assert (error.key, error.error_field, error.error_kind) == ("gone", "image", "media")
+    assert url("/uploads/gone.png") in (error.last_error or "")
+    assert "not_found" in (error.last_error or "")
+    assert set(warnings) == {
+        ("huge", "gallery", "media_too_large"),
+        ("html", "body", "media_not_an_image"),
+    }
+    assert warnings[("huge", "gallery", "media_too_large")].startswith("skipped: ")
+    assert "kept the original URL" in warnings[("html", "body", "media_not_an_image")]
+
+    items = {i["fieldData"]["name"]: i["fieldData"] for i in site_items(sandbox)}
+    assert set(items) == {"Huge in gallery", "Image that is a page"}
+    assert len(items["Huge in gallery"]["gallery"]) == 1  # the oversized one skipped
+    assert url("/uploads/moved.jpg") in items["Image that is a page"]["body"]  # kept
+
+    # The next run tries the failed item and the degraded ones again; what moved stays moved.
+    fetched_ok = image_host.hits["/uploads/ok.png"]
+    again = await run_job(load_job(path))
+    counts = again.collections["posts"]
+    assert (counts["failed"], counts["updated"]) == (1, 2), again.as_dict()
+    assert image_host.hits["/uploads/ok.png"] == fetched_ok
+    assert image_host.hits["/uploads/gone.png"] == 2
