@@ -21,9 +21,10 @@ POINTS = (
     "after-answer",
     "before-publish",
     "after-publish",
-    # The assets stage: the intent committed / the create answered / the bytes uploaded, each
-    # before the next step is recorded.
+    # The assets stage: the intent committed, before the create; the create answered, before
+    # its asset id is recorded; recorded, before the upload; uploaded, before that is recorded.
     "asset-intent",
+    "asset-answered",
     "asset-created",
     "asset-uploaded",
 )

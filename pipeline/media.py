@@ -524,6 +524,7 @@ class MediaUploader:
         except RetriableError as problem:
             # The create may have landed: the intent stays for the next run to reconcile.
             return MediaFailure(intent.source_url, "unavailable", str(problem))
+        crashpoints.reach("asset-answered")
         self.ledger.record_created(intent, created.id, created.hosted_url)
         crashpoints.reach("asset-created")
         try:
