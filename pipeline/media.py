@@ -60,8 +60,10 @@ __all__ = [
     "MediaFailure",
     "MediaKind",
     "MediaLimits",
+    "MediaProbe",
     "MediaUploader",
     "PendingAsset",
+    "Probed",
     "ReconcileResult",
     "Uploaded",
     "is_file_url",
@@ -658,6 +660,68 @@ class MediaUploader:
             ) from None
         except aiohttp.ClientError as error:
             raise TransportError(message=f"download failed ({type(error).__name__})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Probed:
+    """What a HEAD request says of a file a plan would move: its size if told, or a problem."""
+
+    source_url: str
+    size: int | None = None
+    problem: MediaFailure | None = None
+
+
+class MediaProbe:
+    """``flowport plan``'s look at the old site: one HEAD per file (redirects followed), never
+    a download and never a write; a server that answers HEAD badly is only "unknown"."""
+
+    def __init__(self, limits: MediaLimits | None = None) -> None:
+        self.limits = limits or MediaLimits()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=self.limits.read_seconds, sock_connect=self.limits.connect_seconds
+            ),
+            headers={"User-Agent": f"flowport/{__version__} (media plan)"},
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def head(self, url: str, kind: MediaKind) -> Probed:
+        if self._session is None:
+            raise RuntimeError("MediaProbe is used outside its 'async with' block")
+        try:
+            async with self._session.head(
+                url, allow_redirects=True, max_redirects=self.limits.max_redirects
+            ) as response:
+                if response.status in (405, 501):
+                    return Probed(url)  # a server that does not answer HEAD: unknown
+                _check_status(response)
+                size, declared = response.content_length, response.content_type.lower()
+        except _Refused as refused:
+            return Probed(url, problem=MediaFailure(url, refused.kind, refused.detail))
+        except (RetriableError, TimeoutError, aiohttp.ClientError):
+            return Probed(url)  # unknown: the run will try, with its retries
+        limit = self.limits.max_bytes(kind)
+        if size is not None and size > limit:
+            oversized = _too_large(size, limit)
+            return Probed(url, size, MediaFailure(url, oversized.kind, oversized.detail))
+        if kind is MediaKind.IMAGE and declared == "text/html":
+            detail = f"the answer of {url} is an HTML page (by its Content-Type)"
+            return Probed(url, size, MediaFailure(url, "not_an_image", detail))
+        return Probed(url, size)
 
 
 def _check_status(response: aiohttp.ClientResponse) -> None:

@@ -29,7 +29,12 @@ from flowport.base.models import CollectionSchema
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import NullSink, ProgressSink
-from flowport.pipeline.media import CheckpointAssetLedger, MediaLimits, MediaUploader
+from flowport.pipeline.media import (
+    CheckpointAssetLedger,
+    MediaLimits,
+    MediaProbe,
+    MediaUploader,
+)
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.stages.assets import AssetCounts
@@ -236,11 +241,13 @@ async def _media(
         yield None
         return
     counts = AssetCounts()
+    limits = MediaLimits(file_max_bytes=job.assets.max_file_bytes)
     if dry_run:
-        yield MediaMove(None, counts)
+        # A plan asks the old site for each file's size (HEAD), downloads and creates nothing.
+        async with MediaProbe(limits) as probe:
+            yield MediaMove(None, counts, probe)
         return
     ledger = CheckpointAssetLedger(checkpoint)
-    limits = MediaLimits(file_max_bytes=job.assets.max_file_bytes)
     async with MediaUploader(client, site_id, ledger=ledger, limits=limits) as uploader:
         yield MediaMove(uploader, counts)
 

@@ -38,7 +38,14 @@ from flowport.base.models import CollectionSchema
 from flowport.pipeline.checkpoint import CheckpointLog, ItemFailure, ItemWarning
 from flowport.pipeline.jobfile import AssetSettings, OnFailure
 from flowport.pipeline.logging import ProgressSink
-from flowport.pipeline.media import MediaFailure, MediaKind, MediaUploader, Uploaded, is_file_url
+from flowport.pipeline.media import (
+    MediaFailure,
+    MediaKind,
+    MediaProbe,
+    MediaUploader,
+    Uploaded,
+    is_file_url,
+)
 from flowport.pipeline.stages.executors import Executor
 from flowport.pipeline.stages.summary import RunSummary
 from flowport.pipeline.writer import PendingItem
@@ -73,8 +80,11 @@ class AssetCounts:
     deduplicated: int = 0
     reused: int = 0
     failed: int = 0
-    #: A plan's: files a run would fetch (not known to the log), and their URLs' count.
+    #: A plan's: files a run would fetch (URLs the log does not know), the bytes of those
+    #: whose size the old site told (HEAD), and how many did not say.
     planned: int = 0
+    planned_bytes: int = 0
+    planned_unknown_size: int = 0
 
     def as_dict(self) -> dict[str, int]:
         counted = {
@@ -84,6 +94,8 @@ class AssetCounts:
             "reused": self.reused,
             "failed": self.failed,
             "planned": self.planned,
+            "planned_bytes": self.planned_bytes,
+            "planned_unknown_size": self.planned_unknown_size,
         }
         return {name: n for name, n in counted.items() if n}
 
@@ -147,6 +159,7 @@ class AssetStage:
         schema: CollectionSchema,
         settings: AssetSettings,
         uploader: MediaUploader | None,
+        probe: MediaProbe | None,
         executor: Executor,
         checkpoint: CheckpointLog,
         summary: RunSummary,
@@ -156,8 +169,9 @@ class AssetStage:
         self.collection = collection
         self.schema = schema
         self.settings = settings
-        #: None in a plan: nothing is fetched or created; files are only counted.
+        #: None in a plan: nothing is fetched or created; files are counted and HEAD-probed.
         self.uploader = uploader
+        self.probe = probe
         self.executor = executor
         self.checkpoint = checkpoint
         self.summary = summary
@@ -183,7 +197,7 @@ class AssetStage:
         if not wanted:
             return writes
         if self.uploader is None:
-            self.count_planned(wanted)
+            await self.plan_files(wanted, refs.values(), writes)
             return writes
         outcomes = await self.move_all(self.uploader, wanted)
         kept: list[PendingItem] = []
@@ -209,14 +223,63 @@ class AssetStage:
             found.extend(media_refs(values, self.schema, self.settings.moves))
         return found
 
-    def count_planned(self, wanted: set[tuple[str, MediaKind]]) -> None:
-        ledger_known = self.checkpoint.assets.by_source_url
-        for url, _kind in wanted:
-            row = ledger_known(url)
-            if row is None or row.state != "uploaded":
-                self.counts.planned += 1
+    async def plan_files(
+        self,
+        wanted: set[tuple[str, MediaKind]],
+        refs: Iterable[list[MediaRef]],
+        writes: Sequence[PendingItem],
+    ) -> None:
+        """A plan's share: which files a run would fetch, their size, what is wrong with them."""
+        counts, known = self.counts, self.checkpoint.assets.by_source_url
+        fresh = []
+        for url, kind in sorted(wanted):
+            row = known(url)
+            if row is not None and row.state == "uploaded":
+                counts.reused += 1
             else:
-                self.counts.reused += 1
+                fresh.append((url, kind))
+        counts.planned += len(fresh)
+        if self.probe is None or not fresh:
+            return
+        probe = self.probe
+        limiter = anyio.CapacityLimiter(self.settings.concurrency)
+        problems: list[MediaFailure] = []
+
+        async def look(url: str, kind: MediaKind) -> None:
+            async with limiter:
+                probed = await probe.head(url, kind)
+            if probed.size is None:
+                counts.planned_unknown_size += 1
+            else:
+                counts.planned_bytes += probed.size
+            if probed.problem is not None:
+                problems.append(probed.problem)
+
+        async with anyio.create_task_group() as group:
+            for url, kind in fresh:
+                group.start_soon(look, url, kind)
+        self.note_problems(problems, refs, writes)
+
+    def note_problems(
+        self,
+        problems: Sequence[MediaFailure],
+        refs: Iterable[list[MediaRef]],
+        writes: Sequence[PendingItem],
+    ) -> None:
+        users: dict[str, list[tuple[str, str]]] = {}
+        for pending, found in zip(writes, refs, strict=True):
+            for ref in found:
+                users.setdefault(ref.url, []).append((pending.key, ref.field))
+        counts = self.counts
+        for problem in sorted(problems, key=lambda p: p.source_url):
+            counts.failed += 1
+            used = users.get(problem.source_url, [])
+            first = f"{self.collection} {used[0][0]} ({used[0][1]})" if used else self.collection
+            more = f" and {len(used) - 1} more" if len(used) > 1 else ""
+            self.summary.notes.append(
+                f"media {problem.kind}: {problem.source_url}: {problem.detail}; "
+                f"used by {first}{more}"
+            )
 
     async def move_all(
         self, uploader: MediaUploader, wanted: set[tuple[str, MediaKind]]

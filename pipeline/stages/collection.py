@@ -30,7 +30,7 @@ from flowport.mappings import compile_mapping
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import ProgressSink
-from flowport.pipeline.media import MediaUploader
+from flowport.pipeline.media import MediaProbe, MediaUploader
 from flowport.pipeline.stages.assets import AssetCounts, AssetStage
 from flowport.pipeline.stages.claims import CheckpointSlugs
 from flowport.pipeline.stages.cursor import IncrementalCursor
@@ -53,10 +53,12 @@ CHUNK_BUFFER = 1
 
 @dataclass(frozen=True, slots=True)
 class MediaMove:
-    """The run's assets stage state: its uploader (None in a plan) and its counts."""
+    """The run's assets stage state: its uploader (None in a plan, which probes instead) and
+    its counts."""
 
     uploader: MediaUploader | None
     counts: AssetCounts
+    probe: MediaProbe | None = None
 
 
 class CollectionRun:
@@ -191,6 +193,7 @@ class CollectionRun:
             self.schema,
             self.job.assets,
             media.uploader,
+            media.probe,
             self.executor,
             self.checkpoint,
             self.summary,

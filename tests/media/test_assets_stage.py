@@ -189,3 +189,33 @@ async def test_files_that_cannot_move_are_named_per_item_as_each_field_chooses(
     assert (counts["failed"], counts["updated"]) == (1, 2), again.as_dict()
     assert image_host.hits["/uploads/ok.png"] == fetched_ok
     assert image_host.hits["/uploads/gone.png"] == 2
+
+
+async def test_a_plan_counts_and_probes_the_files_and_writes_nothing(
+    sandbox: Sandbox, image_host: ImageHost, job_dir: Path
+) -> None:
+    picture = png(10, 10, shade=8)
+    image_host.files["/uploads/a.png"] = (picture, "image/png")
+    image_host.files["/uploads/guide.pdf"] = (PDF, "application/pdf")
+    url = image_host.url
+    rows = [
+        (str(n), f"Post {n}", url("/uploads/a.png"), url("/uploads/a.png"), "", "<p>z</p>")
+        for n in range(3)
+    ]
+    rows.append(("9", "Gone", url("/uploads/gone.png"), url("/uploads/a.png"), "", "<p>q</p>"))
+    write_csv(job_dir / "posts.csv", ["id", "title", "image", "gallery", "doc", "body"], rows)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox, image_host).replace('doc = "doc"\n', ""))
+
+    plan = await run_job(load_job(path), dry_run=True)
+    assert plan.assets == {
+        "planned": 2,
+        "planned_bytes": len(picture),
+        "planned_unknown_size": 1,
+        "failed": 1,
+    }, plan.assets
+    [problem] = [note for note in plan.notes if note.startswith("media ")]
+    assert problem.startswith(f"media not_found: {url('/uploads/gone.png')}")
+    assert "used by posts 9 (image)" in problem
+    assert sandbox.core.assets.dump() == []
+    assert sum(n for p, n in image_host.hits.items()) == 2  # one HEAD each, no download
