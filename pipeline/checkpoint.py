@@ -240,13 +240,15 @@ DROP TABLE collections;
 ALTER TABLE collections_v6 RENAME TO collections
 """
 
-#: Media moved into the site's assets (issue 15): one row per file content (SHA-256), its
-#: state ``intent`` (committed before the create leaves), ``created`` (Webflow answered the
-#: create; the upload to storage may not have landed) or ``uploaded``; and which source URL
-#: gave which content, so a rerun fetches nothing it already moved.
+#: Media moved into the site's assets (issue 15): one row per site and file content (SHA-256),
+#: its state ``intent`` (committed before the create leaves), ``created`` (Webflow answered the
+#: create; the upload to storage may not have landed), ``uploaded`` or ``failed``; and which
+#: source URL gave which content, so a rerun fetches nothing it already moved. Rows are per
+#: site: a log pointed at another site does not reuse assets that are not there.
 _SCHEMA_V7 = """
 CREATE TABLE IF NOT EXISTS assets (
-    sha256 TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
     md5 TEXT NOT NULL,
     source_url TEXT NOT NULL,
     file_name TEXT NOT NULL,
@@ -259,13 +261,16 @@ CREATE TABLE IF NOT EXISTS assets (
     failure_kind TEXT,
     detail TEXT,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (site_id, sha256)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS assets_pending ON assets (state) WHERE state <> 'uploaded';
+CREATE INDEX IF NOT EXISTS assets_pending ON assets (site_id, state) WHERE state <> 'uploaded';
 CREATE TABLE IF NOT EXISTS asset_sources (
-    source_url TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL,
+    source_url TEXT NOT NULL,
     sha256 TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (site_id, source_url)
 ) WITHOUT ROWID
 """
 
@@ -1051,89 +1056,96 @@ class AssetRow:
 
 
 class AssetRows(_Part):
-    """The site's assets flowport made, by content; each write is its own commit, so an
+    """The assets flowport made in each site, by content; each write is its own commit, so an
     intent is durable before the create it announces leaves."""
 
-    def by_sha256(self, sha256: str) -> AssetRow | None:
+    def by_sha256(self, site_id: str, sha256: str) -> AssetRow | None:
         row = self._db.execute(
-            f"SELECT {_ASSET_COLUMNS} FROM assets WHERE sha256 = ?", (sha256,)
+            f"SELECT {_ASSET_COLUMNS} FROM assets WHERE site_id = ? AND sha256 = ?",
+            (site_id, sha256),
         ).fetchone()
         return AssetRow(*row) if row else None
 
-    def by_source_url(self, source_url: str) -> AssetRow | None:
+    def by_source_url(self, site_id: str, source_url: str) -> AssetRow | None:
+        columns = ", ".join("a." + c.strip() for c in _ASSET_COLUMNS.split(","))
         row = self._db.execute(
-            f"SELECT {', '.join('a.' + c.strip() for c in _ASSET_COLUMNS.split(','))} "
-            "FROM asset_sources s JOIN assets a ON a.sha256 = s.sha256 WHERE s.source_url = ?",
-            (source_url,),
+            f"SELECT {columns} FROM asset_sources s JOIN assets a "
+            "ON a.site_id = s.site_id AND a.sha256 = s.sha256 "
+            "WHERE s.site_id = ? AND s.source_url = ?",
+            (site_id, source_url),
         ).fetchone()
         return AssetRow(*row) if row else None
 
-    def record_intent(self, row: AssetRow) -> None:
+    def record_intent(self, site_id: str, row: AssetRow) -> None:
         now = _now()
         with _transaction(self._db):
             self._db.execute(
-                "INSERT INTO assets (sha256, md5, source_url, file_name, content_type, size, "
-                "state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'intent', ?, ?) "
-                "ON CONFLICT (sha256) DO UPDATE SET state = 'intent', asset_id = NULL, "
+                "INSERT INTO assets (site_id, sha256, md5, source_url, file_name, content_type, "
+                "size, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?) "
+                "ON CONFLICT (site_id, sha256) DO UPDATE SET state = 'intent', asset_id = NULL, "
                 "hosted_url = NULL, failure_kind = NULL, detail = NULL, "
                 "file_name = excluded.file_name, updated_at = excluded.updated_at",
-                (row.sha256, row.md5, row.source_url, row.file_name, row.content_type,
+                (site_id, row.sha256, row.md5, row.source_url, row.file_name, row.content_type,
                  row.size, now, now),
             )  # fmt: skip
 
-    def record_created(self, sha256: str, asset_id: str, hosted_url: str) -> None:
+    def record_created(self, site_id: str, sha256: str, asset_id: str, hosted_url: str) -> None:
         with _transaction(self._db):
             self._db.execute(
                 "UPDATE assets SET state = 'created', asset_id = ?, hosted_url = ?, "
-                "updated_at = ? WHERE sha256 = ?",
-                (asset_id, hosted_url, _now(), sha256),
+                "updated_at = ? WHERE site_id = ? AND sha256 = ?",
+                (asset_id, hosted_url, _now(), site_id, sha256),
             )
 
     def record_uploaded(
-        self, sha256: str, asset_id: str, hosted_url: str, source_urls: Sequence[str]
+        self, site_id: str, sha256: str, asset_id: str, hosted_url: str, source_urls: Sequence[str]
     ) -> None:
-        now = _now()
         with _transaction(self._db):
             self._db.execute(
                 "UPDATE assets SET state = 'uploaded', asset_id = ?, hosted_url = ?, "
-                "failure_kind = NULL, detail = NULL, updated_at = ? WHERE sha256 = ?",
-                (asset_id, hosted_url, now, sha256),
+                "failure_kind = NULL, detail = NULL, updated_at = ? "
+                "WHERE site_id = ? AND sha256 = ?",
+                (asset_id, hosted_url, _now(), site_id, sha256),
             )
-            self.link_sources(sha256, source_urls)
+            self.link_sources(site_id, sha256, source_urls)
 
-    def link_sources(self, sha256: str, source_urls: Sequence[str]) -> None:
+    def link_sources(self, site_id: str, sha256: str, source_urls: Sequence[str]) -> None:
         now = _now()
         self._write_many(
-            "INSERT INTO asset_sources (source_url, sha256, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (source_url) DO UPDATE SET sha256 = excluded.sha256, "
-            "updated_at = excluded.updated_at",
-            [(url, sha256, now) for url in source_urls],
+            "INSERT INTO asset_sources (site_id, source_url, sha256, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (site_id, source_url) DO UPDATE SET "
+            "sha256 = excluded.sha256, updated_at = excluded.updated_at",
+            [(site_id, url, sha256, now) for url in source_urls],
         )
 
-    def record_failed(self, sha256: str, kind: str, detail: str) -> None:
+    def record_failed(self, site_id: str, sha256: str, kind: str, detail: str) -> None:
         with _transaction(self._db):
             self._db.execute(
                 "UPDATE assets SET state = 'failed', failure_kind = ?, detail = ?, "
-                "updated_at = ? WHERE sha256 = ? AND state <> 'uploaded'",
-                (kind, redact(detail)[:EXCERPT_CHARS], _now(), sha256),
+                "updated_at = ? WHERE site_id = ? AND sha256 = ? AND state <> 'uploaded'",
+                (kind, redact(detail)[:EXCERPT_CHARS], _now(), site_id, sha256),
             )
 
-    def forget(self, sha256: str) -> None:
+    def forget(self, site_id: str, sha256: str) -> None:
         """An announced create that never landed (or was deleted): the content starts over."""
         with _transaction(self._db):
-            self._db.execute("DELETE FROM assets WHERE sha256 = ?", (sha256,))
+            self._db.execute(
+                "DELETE FROM assets WHERE site_id = ? AND sha256 = ?", (site_id, sha256)
+            )
 
-    def pending(self) -> list[AssetRow]:
+    def pending(self, site_id: str) -> list[AssetRow]:
         """Creates whose outcome a killed run left unknown: ``intent`` and ``created`` rows."""
         return [
             AssetRow(*row)
             for row in self._db.execute(
-                f"SELECT {_ASSET_COLUMNS} FROM assets "
-                "WHERE state = 'intent' OR state = 'created' ORDER BY sha256"
+                f"SELECT {_ASSET_COLUMNS} FROM assets WHERE site_id = ? "
+                "AND (state = 'intent' OR state = 'created') ORDER BY sha256",
+                (site_id,),
             )
         ]
 
     def counts(self) -> dict[str, int]:
+        """Assets per state, every site together."""
         rows = self._db.execute("SELECT state, COUNT(*) FROM assets GROUP BY state")
         return {str(state): int(count) for state, count in rows.fetchall()}
 

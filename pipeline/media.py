@@ -266,22 +266,25 @@ class InMemoryAssetLedger:
 
 
 class CheckpointAssetLedger:
-    """The ledger in the checkpoint log's ``assets`` tables: it survives the process."""
+    """The ledger in the checkpoint log's ``assets`` tables, for one site: it survives the
+    process."""
 
-    def __init__(self, log: CheckpointLog) -> None:
+    def __init__(self, log: CheckpointLog, site_id: str) -> None:
         self._rows = log.assets
+        self._site = site_id
 
     def known(self, sha256: str) -> AssetRecord | None:
-        return _record_of(self._rows.by_sha256(sha256))
+        return _record_of(self._rows.by_sha256(self._site, sha256))
 
     def known_url(self, source_url: str) -> AssetRecord | None:
-        return _record_of(self._rows.by_source_url(source_url))
+        return _record_of(self._rows.by_source_url(self._site, source_url))
 
     def link(self, source_url: str, sha256: str) -> None:
-        self._rows.link_sources(sha256, [source_url])
+        self._rows.link_sources(self._site, sha256, [source_url])
 
     def record_intent(self, intent: AssetIntent) -> None:
         self._rows.record_intent(
+            self._site,
             AssetRow(
                 sha256=intent.sha256,
                 md5=intent.md5,
@@ -294,22 +297,22 @@ class CheckpointAssetLedger:
                 hosted_url=None,
                 failure_kind=None,
                 detail=None,
-            )
+            ),
         )
 
     def record_created(self, intent: AssetIntent, asset_id: str, hosted_url: str) -> None:
-        self._rows.record_created(intent.sha256, asset_id, hosted_url)
+        self._rows.record_created(self._site, intent.sha256, asset_id, hosted_url)
 
     def record_uploaded(self, record: AssetRecord) -> None:
         self._rows.record_uploaded(
-            record.sha256, record.asset_id, record.hosted_url, [record.source_url]
+            self._site, record.sha256, record.asset_id, record.hosted_url, [record.source_url]
         )
 
     def record_failed(self, intent: AssetIntent, kind: str, detail: str) -> None:
-        self._rows.record_failed(intent.sha256, kind, detail)
+        self._rows.record_failed(self._site, intent.sha256, kind, detail)
 
     def forget(self, sha256: str) -> None:
-        self._rows.forget(sha256)
+        self._rows.forget(self._site, sha256)
 
     def unsettled(self) -> Sequence[PendingAsset]:
         return [
@@ -325,7 +328,7 @@ class CheckpointAssetLedger:
                 row.asset_id,
                 row.hosted_url,
             )
-            for row in self._rows.pending()
+            for row in self._rows.pending(self._site)
         ]
 
 

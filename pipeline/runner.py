@@ -245,11 +245,11 @@ async def _media(
     if dry_run:
         # A plan asks the old site for each file's size (HEAD), downloads and creates nothing.
         async with MediaProbe(limits) as probe:
-            yield MediaMove(None, counts, probe)
+            yield MediaMove(None, counts, site_id, probe)
         return
-    ledger = CheckpointAssetLedger(checkpoint)
+    ledger = CheckpointAssetLedger(checkpoint, site_id)
     async with MediaUploader(client, site_id, ledger=ledger, limits=limits) as uploader:
-        yield MediaMove(uploader, counts)
+        yield MediaMove(uploader, counts, site_id)
 
 
 class _Run:

@@ -160,6 +160,7 @@ class AssetStage:
         settings: AssetSettings,
         uploader: MediaUploader | None,
         probe: MediaProbe | None,
+        site_id: str,
         executor: Executor,
         checkpoint: CheckpointLog,
         summary: RunSummary,
@@ -172,6 +173,7 @@ class AssetStage:
         #: None in a plan: nothing is fetched or created; files are counted and HEAD-probed.
         self.uploader = uploader
         self.probe = probe
+        self.site_id = site_id
         self.executor = executor
         self.checkpoint = checkpoint
         self.summary = summary
@@ -233,7 +235,7 @@ class AssetStage:
         counts, known = self.counts, self.checkpoint.assets.by_source_url
         fresh = []
         for url, kind in sorted(wanted):
-            row = known(url)
+            row = known(self.site_id, url)
             if row is not None and row.state == "uploaded":
                 counts.reused += 1
             else:

@@ -58,6 +58,7 @@ class MediaMove:
 
     uploader: MediaUploader | None
     counts: AssetCounts
+    site_id: str
     probe: MediaProbe | None = None
 
 
@@ -194,6 +195,7 @@ class CollectionRun:
             self.job.assets,
             media.uploader,
             media.probe,
+            media.site_id,
             self.executor,
             self.checkpoint,
             self.summary,

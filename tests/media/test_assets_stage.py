@@ -12,7 +12,7 @@ from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
-from tests.conftest import TOKEN, write_csv
+from tests.conftest import TOKEN, SandboxStarter, write_csv
 
 from .conftest import ImageHost, png
 
@@ -219,3 +219,31 @@ async def test_a_plan_counts_and_probes_the_files_and_writes_nothing(
     assert "used by posts 9 (image)" in problem
     assert sandbox.core.assets.dump() == []
     assert sum(n for p, n in image_host.hits.items()) == 2  # one HEAD each, no download
+
+
+async def test_a_log_rehomed_to_another_site_moves_the_files_there_again(
+    start_sandbox: SandboxStarter, image_host: ImageHost, job_dir: Path
+) -> None:
+    image_host.files["/uploads/a.png"] = (png(9, 9, shade=21), "image/png")
+    image_host.files["/uploads/guide.pdf"] = (PDF, "application/pdf")
+    url = image_host.url
+    rows = [(str(n), f"Post {n}", url("/uploads/a.png"), "", url("/uploads/guide.pdf"), "<p/>")
+            for n in range(3)]  # fmt: skip
+    write_csv(job_dir / "posts.csv", ["id", "title", "image", "gallery", "doc", "body"], rows)
+    path = job_dir / "job.toml"
+    first_site = await start_sandbox()
+    path.write_text(job_text(first_site, image_host))
+    assert (await run_job(load_job(path))).exit_code == 0
+
+    other_site = await start_sandbox(seed=6)  # another seed: another site id
+    assert other_site.site_id != first_site.site_id
+    path.write_text(job_text(other_site, image_host))
+    moved = await run_job(load_job(path), rehome=True)
+    assert moved.exit_code == 0, moved.as_dict()
+    # The first site's assets are not the second's: both files are uploaded there too.
+    assert moved.assets.get("uploaded") == 2, moved.assets
+    there = {a["id"] for a in other_site.core.assets.dump()}
+    assert len(there) == 2
+    for item in site_items(other_site):
+        assert item["fieldData"]["image"]["fileId"] in there
+        assert item["fieldData"]["doc"]["fileId"] in there
