@@ -37,6 +37,7 @@ import anyio
 
 from flowport.base.errors import (
     FlowportError,
+    NotFoundError,
     RateLimited,
     RequestRejected,
     RetriableError,
@@ -603,7 +604,7 @@ class MediaUploader:
             if kept is None and await self._landed(hosted_url, intent.md5):
                 kept = _record(intent, asset_id, hosted_url)
                 continue
-            await self._client.delete_asset(asset_id)
+            await self._delete(asset_id)
             result.deleted += 1
         if kept is not None:
             self.ledger.record_uploaded(kept)
@@ -611,6 +612,19 @@ class MediaUploader:
         else:
             self.ledger.forget(intent.sha256)
             result.forgotten += 1
+
+    async def _delete(self, asset_id: str) -> None:
+        """Delete a half-made asset; one already gone (a 404, e.g. after a lost answer) is
+        what was wanted."""
+        client = self._client
+        with contextlib.suppress(NotFoundError):
+            await call_with_retries(
+                lambda: client.delete_asset(asset_id),
+                policy=self.limits.retry,
+                budget=client.budget,
+                idempotent=True,
+                sleep=self._sleep,
+            )
 
     async def _assets_by_name(self) -> dict[str, list[Asset]]:
         by_name: dict[str, list[Asset]] = {}

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from flowport.base.models import AssetUpload
 from flowport.pipeline.media import (
+    AssetIntent,
     InMemoryAssetLedger,
     MediaFailure,
     MediaKind,
@@ -261,3 +262,30 @@ async def test_a_rate_limiting_source_host_gets_few_tries(
     assert result.kind == "unreachable"
     assert "rate limiting" in result.detail
     assert image_host.hits["/busy.png"] == 4  # the first try and three more
+
+
+async def test_reconcile_forgets_a_half_made_asset_someone_already_deleted(
+    sandbox: Sandbox, client: WebflowClient, image_host: ImageHost
+) -> None:
+    picture = png(5, 7, shade=2)
+    image_host.files["/p.png"] = (picture, "image/png")
+    ledger = InMemoryAssetLedger()
+    async with uploader(client, sandbox) as media:
+        media.ledger = ledger
+        made = await media.upload(image_host.url("/p.png"))
+        assert isinstance(made, Uploaded)
+        # A killed run's 'created' row whose asset an editor deleted since.
+        intent = AssetIntent(
+            sha256="0" * 64,
+            md5="0" * 32,
+            source_url=image_host.url("/other.png"),
+            file_name="other-000000000000.png",
+            content_type="image/png",
+            size=10,
+        )
+        await client.delete_asset(made.asset_id)
+        ledger.record_intent(intent)
+        ledger.record_created(intent, made.asset_id, made.hosted_url)
+        settled = await media.reconcile()
+    assert (settled.kept, settled.deleted, settled.forgotten) == (0, 1, 1)
+    assert ledger.pending == ()
