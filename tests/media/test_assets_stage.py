@@ -247,3 +247,30 @@ async def test_a_log_rehomed_to_another_site_moves_the_files_there_again(
     for item in site_items(other_site):
         assert item["fieldData"]["image"]["fileId"] in there
         assert item["fieldData"]["doc"]["fileId"] in there
+
+
+async def test_rich_text_urls_with_entities_and_either_quote_are_moved(
+    sandbox: Sandbox, image_host: ImageHost, job_dir: Path
+) -> None:
+    image_host.files["/uploads/q.png"] = (png(7, 7, shade=33), "image/png")
+    image_host.files["/uploads/p.png"] = (png(6, 9, shade=34), "image/png")
+    image_host.files["/uploads/guide.pdf"] = (PDF, "application/pdf")
+    url = image_host.url
+    body = (
+        f"<p><img src='{url('/uploads/q.png')}?v=1&amp;w=2' alt='q'> and "
+        f'<img alt="p" src="{url("/uploads/p.png")}"></p>'
+        f'<p><img src="https://elsewhere.example/x.png" alt="x"></p>'
+    )
+    rows = [("1", "Quotes", url("/uploads/q.png"), "", url("/uploads/guide.pdf"), body)]
+    write_csv(job_dir / "posts.csv", ["id", "title", "image", "gallery", "doc", "body"], rows)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox, image_host))
+    summary = await run_job(load_job(path))
+    assert summary.exit_code == 0, summary.as_dict()
+    [item] = site_items(sandbox)
+    text = item["fieldData"]["body"]
+    assert image_host.base_url not in text, text
+    hosted = {a["hostedUrl"] for a in sandbox.core.assets.dump()}
+    assert sum(1 for h in hosted if h in text) == 2, text
+    # Not the old site's: left as it was.
+    assert "https://elsewhere.example/x.png" in text
