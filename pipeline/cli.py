@@ -403,6 +403,7 @@ def _assets_line(counts: dict[str, int]) -> str:
             for name in ("deduplicated", "reused", "failed")
             if counts.get(name)
         ),
+        *([f"{counts['api_requests']} API requests"] if counts.get("api_requests") else []),
     ]
     if counts.get("planned"):
         unknown = counts.get("planned_unknown_size", 0)
@@ -494,6 +495,7 @@ def status(job_file: JobArgument) -> None:
     with _damaged_log_stops(job), log:
         counts = log.counts()
         warning_counts = log.warnings.counts()
+        asset_counts = log.assets.counts()
         last = log.last_run()
     states = ("done", "staged", "sending", "failed")
     table = Table(title=f"{job_file}", title_justify="left")
@@ -511,6 +513,10 @@ def status(job_file: JobArgument) -> None:
     for name, kinds in warning_counts.items():
         listed = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
         _stdout.print(f"{name} warnings: {listed} (flowport warnings lists them)", markup=False)
+    if asset_counts:
+        # Unsettled (intent, created) assets are a killed run's: the next run settles them.
+        listed = ", ".join(f"{state} {n}" for state, n in sorted(asset_counts.items()))
+        _stdout.print(f"assets moved into the site: {listed}", markup=False)
     if last is None:
         _stdout.print("no run recorded yet")
         return

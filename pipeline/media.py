@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -69,6 +69,8 @@ __all__ = [
     "Uploaded",
     "is_file_url",
 ]
+
+T = TypeVar("T")
 
 FailureKind = Literal[
     "too_large",
@@ -427,6 +429,9 @@ class MediaUploader:
         self._url_locks: dict[tuple[str, MediaKind], anyio.Lock] = {}
         self._hash_locks: dict[str, anyio.Lock] = {}
         self._failed_hashes: dict[str, MediaFailure] = {}
+        #: Calls to Webflow's API (asset creates, deletes, list pages; retries included), which
+        #: take from the rate budget as item writes do; uploads to storage are not among them.
+        self.api_calls = 0
 
     async def __aenter__(self) -> Self:
         limits = self.limits
@@ -559,8 +564,8 @@ class MediaUploader:
         # Not idempotent: a create whose answer was lost is not sent again blindly (it would
         # leave a second asset); the intent is reconciled by listing the site's assets.
         created: AssetUpload = await call_with_retries(
-            lambda: client.create_asset(
-                self._site_id, file_name=intent.file_name, file_hash=intent.md5
+            lambda: self._counted(
+                client.create_asset(self._site_id, file_name=intent.file_name, file_hash=intent.md5)
             ),
             policy=self.limits.retry,
             budget=client.budget,
@@ -572,7 +577,11 @@ class MediaUploader:
     async def _discard(self, asset_id: str) -> None:
         """Delete an asset whose bytes never landed; best effort (the next run checks too)."""
         with contextlib.suppress(FlowportError):
-            await self._client.delete_asset(asset_id)
+            await self._counted(self._client.delete_asset(asset_id))
+
+    async def _counted(self, call: Awaitable[T]) -> T:
+        self.api_calls += 1
+        return await call
 
     async def reconcile(self) -> ReconcileResult:
         """Settle the creates a killed run left: each announced or answered create is found
@@ -619,7 +628,7 @@ class MediaUploader:
         client = self._client
         with contextlib.suppress(NotFoundError):
             await call_with_retries(
-                lambda: client.delete_asset(asset_id),
+                lambda: self._counted(client.delete_asset(asset_id)),
                 policy=self.limits.retry,
                 budget=client.budget,
                 idempotent=True,
@@ -628,8 +637,12 @@ class MediaUploader:
 
     async def _assets_by_name(self) -> dict[str, list[Asset]]:
         by_name: dict[str, list[Asset]] = {}
+        # Pages of 100: counted as the calls they are, from the listing's length.
+        listed = 0
         async for asset in self._client.iter_assets(self._site_id):
+            listed += 1
             by_name.setdefault(asset.original_file_name, []).append(asset)
+        self.api_calls += listed // 100 + 1
         return by_name
 
     async def _landed(self, hosted_url: str, md5: str) -> bool:

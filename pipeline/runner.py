@@ -223,6 +223,8 @@ async def _run(
                     finally:
                         if media is not None:
                             summary.assets = media.counts.as_dict()
+                            if media.uploader is not None and media.uploader.api_calls:
+                                summary.assets["api_requests"] = media.uploader.api_calls
             except BaseExceptionGroup as group:
                 raise _first_fatal(group) from None
             finally:

@@ -12,7 +12,7 @@ from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
-from tests.conftest import TOKEN, SandboxStarter, write_csv
+from tests.conftest import TOKEN, SandboxStarter, run_cli, write_csv
 
 from .conftest import ImageHost, png
 
@@ -93,8 +93,10 @@ async def test_images_files_and_rich_text_move_once_and_a_rerun_moves_nothing(
     summary = await run_job(load_job(path))
     assert summary.exit_code == 0, summary.as_dict()
     assert summary.collections["posts"]["created"] == 50
-    # shared, 3 gallery images, inline, the PDF: six files, each uploaded once.
+    # shared, 3 gallery images, inline, the PDF: six files, each uploaded once, by one create
+    # each on the rate budget (the uploads to storage are not API requests).
     assert summary.assets["uploaded"] == 6, summary.assets
+    assert summary.assets["api_requests"] == 6, summary.assets
     assets = sandbox.core.assets.dump()
     assert len(assets) == 6
     assert all(a["uploaded"] for a in assets)
@@ -122,6 +124,8 @@ async def test_images_files_and_rich_text_move_once_and_a_rerun_moves_nothing(
     assert sum(image_host.hits.values()) == hits_before  # nothing fetched
     assert sandbox.stats()["totals"]["writes"] == writes_before  # nothing sent
     assert len(sandbox.core.assets.dump()) == 6
+    status = run_cli("status", str(path), cwd=job_dir)
+    assert "assets moved into the site: uploaded 6" in status.stdout, status.output
 
 
 async def test_files_that_cannot_move_are_named_per_item_as_each_field_chooses(
