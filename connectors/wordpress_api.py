@@ -12,7 +12,9 @@
 - Errors: WordPress's ``{code, message}`` body is in the message; a 404 is :class:`NoApiHere`
   (the route is not there), any other refusal a :class:`WordPressRefused`.
 - Retries: 5xx, 408, 425, 429 and timeouts, with exponential backoff and jitter, honouring
-  Retry-After (clamped).
+  Retry-After. A wait is at most 30 s (so a read waits at most ``max_attempts - 1`` times that);
+  a Retry-After longer than that stops the read at once, naming it, instead of being cut short
+  and asked again; a wait of 5 s or more is logged with how long and why.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ log = logging.getLogger("flowport.connectors.wordpress_api")
 ApiStyle = Literal["auto", "pretty", "query"]
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MAX_BACKOFF_SECONDS = 30.0
+#: A wait this long or longer is logged; shorter ones are the ordinary pace of retries.
+_ANNOUNCE_WAITS_FROM_SECONDS = 5.0
 
 
 class ApplicationPassword:
@@ -137,6 +141,19 @@ def _json_or_none(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def _retry_after(where: str, status: int, headers: Mapping[str, str]) -> float | None:
+    """The wait a retriable answer asks for; one longer than a source wait is ever allowed
+    stops the read now: waiting less would only be asked again, silently, try after try."""
+    retry_after = parse_retry_after(headers.get("Retry-After"), limit=None)
+    if retry_after is not None and retry_after > _MAX_BACKOFF_SECONDS:
+        raise SourceError(
+            f"{where}: HTTP {status} asks to wait {retry_after:.0f} s (Retry-After), longer "
+            f"than flowport waits for a source ({_MAX_BACKOFF_SECONDS:.0f} s): run the job "
+            "again once the site answers"
+        )
+    return retry_after
 
 
 class WordPressApi:
@@ -280,7 +297,7 @@ class WordPressApi:
                     return body, answer_headers
                 code, message = _wordpress_error(body)
                 if status in _RETRY_STATUSES and attempt < attempts:
-                    retry_after = parse_retry_after(answer_headers.get("Retry-After"))
+                    retry_after = _retry_after(where, status, answer_headers)
                     log.info("%s: HTTP %s, try %s of %s", where, status, attempt, attempts)
                 elif status == 404:
                     raise NoApiHere(f"HTTP 404 {code}: {message}")
@@ -291,7 +308,9 @@ class WordPressApi:
                         code=code,
                     )
             delay = self._backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random())
-            await anyio.sleep(
-                min(retry_after if retry_after is not None else delay, _MAX_BACKOFF_SECONDS)
-            )
+            wait = min(retry_after if retry_after is not None else delay, _MAX_BACKOFF_SECONDS)
+            if wait >= _ANNOUNCE_WAITS_FROM_SECONDS:
+                why = "as its Retry-After asks" if retry_after is not None else "backing off"
+                log.warning("%s: waiting %.0f s before try %s, %s", where, wait, attempt + 1, why)
+            await anyio.sleep(wait)
         raise AssertionError("unreachable: the last attempt returns or raises")

@@ -72,13 +72,14 @@ import html
 import re
 import unicodedata
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 from urllib.parse import unquote
 
 from flowport.base.errors import ConfigError
 
 __all__ = [
     "AuthorRef",
+    "CommentRecord",
     "FeaturedImage",
     "MediaRecord",
     "PostRecord",
@@ -87,6 +88,7 @@ __all__ = [
     "TermRef",
     "UserRecord",
     "add_meta",
+    "comment_on",
     "decode_slug",
     "decode_text",
     "gmt_iso",
@@ -100,7 +102,7 @@ __all__ = [
     "user_slug",
 ]
 
-RecordShape = Literal["post", "media", "term", "user"]
+RecordShape = Literal["post", "media", "term", "user", "comment"]
 
 
 class AuthorRef(TypedDict):
@@ -150,6 +152,10 @@ class PostRecord(TypedDict):
     format: str
     comment_status: str | None
     ping_status: str | None
+    #: The post's language, when a multilingual plugin gives it over REST (Polylang's ``lang``,
+    #: WPML's ``wpml_current_locale``); absent otherwise, so other records' hashes stay as
+    #: they were. In a WXR export it stays where the plugin keeps it (terms or meta).
+    language: NotRequired[str]
 
 
 class MediaRecord(TypedDict):
@@ -194,6 +200,34 @@ class UserRecord(TypedDict):
     last_name: str | None
     description: str
     link: str | None
+
+
+class CommentRecord(TypedDict):
+    """A comment, without what identifies its writer privately: no e-mail address, no IP
+    address, no user agent are read (a CMS is public; WordPress never shows them either)."""
+
+    id: int | None
+    #: The commented post's id, and its post type when known.
+    post: int | None
+    post_type: str | None
+    #: ``{post type: post id}``: a job maps ``on.post`` to a Reference into posts, ``on.page``
+    #: into pages, so a comment references the collection its post is in.
+    on: dict[str, str]
+    parent: int | None
+    author_name: str
+    author_url: str | None
+    date: str | None
+    date_gmt: str | None
+    content: str
+    #: approved, hold, spam or trash (REST's words; WXR's 1/0 are translated).
+    status: str
+    #: comment, pingback or trackback.
+    type: str
+    link: str | None
+
+
+def comment_on(post_id: int | None, post_type: str | None) -> dict[str, str]:
+    return {post_type or "post": post_key(post_id)} if post_id else {}
 
 
 # WXR calls tags "tag" in 1.0 exports and "post_tag" later; REST calls the resource "tags".

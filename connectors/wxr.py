@@ -44,7 +44,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mappin
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Final, Literal
 
 import anyio.to_thread
 from lxml import etree
@@ -55,6 +55,7 @@ from flowport.connectors import RecordError, SourceItem, SourceRecord
 from flowport.connectors._xml_prolog import PROLOG_LIMIT, hostile_prolog
 from flowport.connectors.wordpress_common import (
     AuthorRef,
+    CommentRecord,
     FeaturedImage,
     MediaRecord,
     PostRecord,
@@ -62,6 +63,7 @@ from flowport.connectors.wordpress_common import (
     TermRef,
     UserRecord,
     add_meta,
+    comment_on,
     decode_slug,
     decode_text,
     gmt_iso,
@@ -109,7 +111,8 @@ class WxrSourceConfig(BaseModel):
         default="post",
         description=(
             "What to read: a post type (post, page, attachment, nav_menu_item, a custom one), "
-            "'category', 'tag', 'term:<taxonomy>' or 'author'."
+            "'category', 'tag', 'term:<taxonomy>', 'author' or 'comment' (every item's "
+            "comments, without e-mail or IP addresses)."
         ),
     )
     repair_bare_ampersands: bool = Field(
@@ -661,6 +664,45 @@ def _item_record(element: etree._Element, scan: ExportScan) -> _Item:
     return _Item(post_id, post_type, post, modified_gmt)
 
 
+#: WXR's wp:comment_approved, in the REST API's words.
+_COMMENT_STATUS: Final = {"1": "approved", "0": "hold", "spam": "spam", "trash": "trash"}
+
+
+def _comments_of(element: etree._Element, dedup: _Dedup, position: str) -> Iterator[SourceItem]:
+    parts = _fields(element)
+    post_id = _int(_get(parts, "wp:post_id"))
+    post_type = _post_type_of(parts)
+    link = (_get(parts, ":link") or "").strip() or None
+    for child in element:
+        if _name(child) != ("wp", "comment"):
+            continue
+        found = _fields(child)
+        comment_id = _int(_get(found, "wp:comment_id"))
+        where = f"line {child.sourceline}"
+        if comment_id is None:
+            yield RecordError(f"comment@{where}", "comment without a wp:comment_id", where)
+            continue
+        approved = (_get(found, "wp:comment_approved") or "").strip()
+        record = CommentRecord(
+            id=comment_id,
+            post=post_id,
+            post_type=post_type,
+            on=comment_on(post_id, post_type),
+            parent=_int(_get(found, "wp:comment_parent")) or None,
+            author_name=decode_text(_get(found, "wp:comment_author")),
+            author_url=(_get(found, "wp:comment_author_url") or "").strip() or None,
+            date=local_iso(_get(found, "wp:comment_date")),
+            date_gmt=gmt_iso(_get(found, "wp:comment_date_gmt")),
+            content=_get(found, "wp:comment_content") or "",
+            status=_COMMENT_STATUS.get(approved, approved or "hold"),
+            type=(_get(found, "wp:comment_type") or "").strip() or "comment",
+            link=f"{link}#comment-{comment_id}" if link else None,
+        )
+        checked = dedup.check(str(comment_id), record, where)
+        if checked is not None:
+            yield checked
+
+
 def _post_format(refs: list[TermRef]) -> str:
     slug = refs[0]["slug"] if refs else None
     return slug.removeprefix("post-format-") if slug else "standard"
@@ -865,9 +907,11 @@ class WxrSource:
         return self._shape == "post"
 
     @property
-    def _shape(self) -> Literal["post", "term", "author"]:
+    def _shape(self) -> Literal["post", "term", "author", "comment"]:
         if self._kind == "author":
             return "author"
+        if self._kind == "comment":
+            return "comment"
         if self._kind in ("category", "tag") or self._kind.startswith("term:"):
             return "term"
         return "post"
@@ -898,6 +942,8 @@ class WxrSource:
                 items += 1
                 if shape == "post":
                     yield from self._post_item(element, scan, dedup, f"{position} (item {items})")
+                elif shape == "comment":
+                    yield from _comments_of(element, dedup, position)
                 continue
             if family != "wp":
                 continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from flowport.mappings.compiler import RecordMapper, ReferenceResolver, compile_mapping
 from flowport.mappings.hashing import content_hash
+from flowport.mappings.links import LinkMap
 from flowport.mappings.results import MappedItem, MappingFailure, MappingWarning, SkippedRecord
 from flowport.mappings.slugs import InMemorySlugClaims, SlugClaims, slug_with_suffix, webflow_slug
 from flowport.mappings.spec import (
@@ -29,6 +30,7 @@ __all__ = [
     "CollectionMapping",
     "FieldMapping",
     "InMemorySlugClaims",
+    "LinkMap",
     "MappedItem",
     "MappingFailure",
     "MappingWarning",

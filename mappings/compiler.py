@@ -23,6 +23,7 @@ from flowport.mappings.fieldtypes import (
     build_coercer,
     keeps_unchanged,
 )
+from flowport.mappings.links import LinkMap
 from flowport.mappings.paths import PathError, column_of, compile_path, compile_template, is_missing
 from flowport.mappings.results import MappedItem, MappingFailure, SkippedRecord
 from flowport.mappings.slugs import SlugClaims, webflow_slug
@@ -382,13 +383,15 @@ def compile_mapping(
     slugs: SlugClaims,
     deferrable: Collection[str] = (),
     attachment_url: AttachmentLookup | None = None,
+    link_map: LinkMap | None = None,
 ) -> RecordMapper:
     """Check ``mapping`` against ``schema`` and prepare it.
 
     ``deferrable`` names the job collections (besides this one) whose items may not exist yet
     when this collection is written, because the engine breaks a reference cycle there;
     unresolved keys into them are deferred instead of failing. ``attachment_url`` turns a
-    WordPress attachment id into its URL for ``[gallery ids=...]``.
+    WordPress attachment id into its URL for ``[gallery ids=...]``; ``link_map`` points
+    ``richtext_wordpress``'s links to the old site at their items on Webflow.
     """
     if mapping.base_url is not None:
         base = mapping.base_url
@@ -434,13 +437,19 @@ def compile_mapping(
                 fix="remove reference here",
             )
         env = TransformEnv(
-            field_type=field.type, base_url=mapping.base_url, attachment_url=attachment_url
+            field_type=field.type,
+            base_url=mapping.base_url,
+            attachment_url=attachment_url,
+            link_map=link_map,
         )
         coerce = (
             None
             if is_reference
             else build_coercer(
-                field, base_url=mapping.base_url, overflow=mapping.plain_text_overflow
+                field,
+                base_url=mapping.base_url,
+                overflow=mapping.plain_text_overflow,
+                new_paths=link_map.is_new_path if link_map is not None else None,
             )
         )
         result_kind = (

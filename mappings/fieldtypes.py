@@ -91,13 +91,18 @@ def _plain_text(field: FieldSchema, overflow: str) -> Coercer:
     return coerce
 
 
-def _rich_text(field: FieldSchema, base_url: str | None) -> Coercer:
+def _rich_text(
+    field: FieldSchema, base_url: str | None, new_paths: Callable[[str], bool] | None
+) -> Coercer:
     rules = _validations(field)
     max_length = rules.get("maxLength")
 
     def coerce(value: Any, run: TransformRun) -> Any:
         relative: list[str] = []
-        html = sanitize_html(_as_text(value), base_url=base_url, relative=relative)
+        # Links already pointed at their Webflow items stay relative to the new site.
+        html = sanitize_html(
+            _as_text(value), base_url=base_url, relative=relative, keep_relative=new_paths
+        )
         if not html:
             return None
         if relative:
@@ -281,12 +286,18 @@ def _has_number_rules(field: FieldSchema) -> bool:
     )
 
 
-def build_coercer(field: FieldSchema, *, base_url: str | None, overflow: str) -> Coercer:
+def build_coercer(
+    field: FieldSchema,
+    *,
+    base_url: str | None,
+    overflow: str,
+    new_paths: Callable[[str], bool] | None = None,
+) -> Coercer:
     kind = field.type
     if kind == "PlainText":
         return _plain_text(field, overflow)
     if kind == "RichText":
-        return _rich_text(field, base_url)
+        return _rich_text(field, base_url, new_paths)
     if kind in ("Image", "File", "ExtFileRef"):
         return _single_asset(base_url)
     if kind == "MultiImage":

@@ -23,6 +23,7 @@ from urllib.parse import urljoin
 
 import nh3
 
+from flowport.mappings.links import LinkMap
 from flowport.mappings.webflow_html import (
     LINK_SCHEMES,
     TABLE_MODES,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ALLOWED_TAGS",
     "KNOWN_SHORTCODES",
+    "OLD_SITE_LINK",
+    "OLD_SITE_LINK_TEXT",
     "REGISTERED_SHORTCODES",
     "TABLE_MODES",
     "RichTextOptions",
@@ -67,19 +70,33 @@ _DROPPED_WITH_CONTENT: Final = frozenset(
 _ABSOLUTE: Final = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|//|#)")
 
 
+#: A link's new address (or the link unchanged), given its absolute (or relative) href.
+LinkRewriter = Callable[[str], str]
+
+
 def _absolute_urls(
-    base_url: str | None, relative: list[str] | None
+    base_url: str | None,
+    relative: list[str] | None,
+    links: LinkRewriter | None = None,
+    keep_relative: Callable[[str], bool] | None = None,
 ) -> Callable[[str, str, str], str | None]:
     def keep(tag: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src"):
             value = value.strip()
             if not value:
                 return None
+            if keep_relative is not None and keep_relative(value):
+                return value
             if not _ABSOLUTE.match(value):
                 if base_url:
-                    return urljoin(base_url, value)
-                if relative is not None:
+                    value = urljoin(base_url, value)
+                elif relative is not None:
                     relative.append(value)
+            # The one place every href passes once made absolute: links to the old site's
+            # own pages are rewritten here, after which nothing joins them to base_url again.
+            if links is not None and tag == "a" and attribute == "href":
+                return links(value)
+            return value
         if tag == "a" and attribute == "target" and value not in ("_blank", "_self"):
             return None
         return value
@@ -88,14 +105,19 @@ def _absolute_urls(
 
 
 def sanitize_html(
-    html: str, *, base_url: str | None = None, relative: list[str] | None = None
+    html: str,
+    *,
+    base_url: str | None = None,
+    relative: list[str] | None = None,
+    links: LinkRewriter | None = None,
+    keep_relative: Callable[[str], bool] | None = None,
 ) -> str:
     """Only what Webflow rich text keeps; no scripts, event handlers, styles or unsafe URLs.
 
     Relative links and sources are joined to ``base_url``; without one they are kept and, when
     ``relative`` is given, listed there so the caller can warn.
     """
-    keep_urls = _absolute_urls(base_url, relative)
+    keep_urls = _absolute_urls(base_url, relative, links, keep_relative)
 
     def clean(markup: str, tags: frozenset[str]) -> str:
         return nh3.clean(
@@ -391,14 +413,45 @@ def _autop(text: str) -> str:
     return "\n".join(out)
 
 
+#: The warning of a link to the old site that names no item, and its message before the link.
+OLD_SITE_LINK: Final = "old_site_link"
+OLD_SITE_LINK_TEXT: Final = "link to the old site with no item: "
+
+
+class _OldSiteLinks:
+    """Rewrites a body's links to the old site, noting those that name no item of the job."""
+
+    def __init__(self, links: LinkMap) -> None:
+        self.links = links
+        self.unmapped: list[str] = []
+
+    def __call__(self, href: str) -> str:
+        resolved = self.links.resolve(href)
+        if resolved is None:
+            return href
+        if resolved.href is None:
+            # Kept (the old site may stay up, or get a redirect of its own) and named.
+            if href not in self.unmapped:
+                self.unmapped.append(href)
+            return href
+        return resolved.href
+
+    def warn(self, log: WarningLog) -> None:
+        # A warning per link (not folded by kind): each is a link a user fixes or redirects.
+        for href in self.unmapped:
+            log.add_each(OLD_SITE_LINK, OLD_SITE_LINK_TEXT + href)
+
+
 def wordpress_to_html(
     content: str,
     *,
     base_url: str | None = None,
     attachment_url: Callable[[str], str | None] | None = None,
     options: RichTextOptions | None = None,
+    links: LinkMap | None = None,
 ) -> RichTextResult:
-    """WordPress post content (classic or block editor) as Webflow rich text."""
+    """WordPress post content (classic or block editor) as Webflow rich text; with ``links``,
+    links to the old site's own pages point at their items on Webflow."""
     options = options or RichTextOptions()
     log = WarningLog()
     has_blocks = "<!-- wp:" in content
@@ -423,7 +476,10 @@ def wordpress_to_html(
             break
         text = restored
     text = normalise_for_webflow(text, options, log)
-    cleaned = sanitize_html(text, base_url=base_url)
+    rewrite = _OldSiteLinks(links) if links is not None else None
+    cleaned = sanitize_html(text, base_url=base_url, links=rewrite)
+    if rewrite is not None:
+        rewrite.warn(log)
     cleaned = re.sub(r"<p>\s*</p>", "", cleaned)
     # Dropped scripts and comments leave blank lines behind (code blocks are paragraphs now).
     cleaned = _BLANK_BETWEEN_TAGS.sub(">\n<", cleaned).strip()

@@ -15,6 +15,7 @@ from typing import Any, Final
 import nh3
 
 from flowport.base.models import FieldType
+from flowport.mappings.links import LinkMap
 from flowport.mappings.paths import is_missing
 from flowport.mappings.results import MappingWarning
 from flowport.mappings.richtext import (
@@ -73,6 +74,8 @@ class TransformEnv:
     field_type: FieldType
     base_url: str | None = None
     attachment_url: AttachmentLookup | None = None
+    #: The old site's pages -> their Webflow paths, when the run built one (``[run] old_site``).
+    link_map: LinkMap | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -247,11 +250,14 @@ def _richtext_wordpress(arg: Any, env: TransformEnv) -> Transform:
     options = _richtext_options(arg)
     base_url = env.base_url
     lookup = env.attachment_url
+    links = env.link_map
 
     def convert(value: Any, run: TransformRun) -> Any:
         if not isinstance(value, str):
             return value
-        result = wordpress_to_html(value, base_url=base_url, attachment_url=lookup, options=options)
+        result = wordpress_to_html(
+            value, base_url=base_url, attachment_url=lookup, options=options, links=links
+        )
         for kind, message in result.warnings:
             run.warn(kind, message)
         return result.html

@@ -95,16 +95,23 @@ class WarningLog:
     def __init__(self) -> None:
         self._first: dict[str, str] = {}
         self._count: dict[str, int] = {}
+        self._each: list[tuple[str, str]] = []
 
     def add(self, kind: str, message: str) -> None:
         self._first.setdefault(kind, message)
         self._count[kind] = self._count.get(kind, 0) + 1
 
+    def add_each(self, kind: str, message: str) -> None:
+        """A warning of its own, never folded: for what a user must fix one by one (a link)."""
+        if (kind, message) not in self._each:
+            self._each.append((kind, message))
+
     def warnings(self) -> tuple[tuple[str, str], ...]:
-        return tuple(
+        folded = tuple(
             (kind, message if self._count[kind] == 1 else f"{message} (+{self._count[kind] - 1})")
             for kind, message in self._first.items()
         )
+        return folded + tuple(self._each)
 
 
 # --- Videos ----------------------------------------------------------------------------------

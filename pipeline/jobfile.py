@@ -44,6 +44,7 @@ from flowport.mappings.slugs import is_webflow_slug
 from flowport.pipeline.logging import register_secret
 
 __all__ = [
+    "PLAN_ITEM_LIMITS",
     "PLAN_RATE_LIMITS",
     "AssetSettings",
     "CollectionJob",
@@ -60,6 +61,12 @@ __all__ = [
 #: Requests per minute Webflow grants each plan's API tokens.
 PLAN_RATE_LIMITS: Final[Mapping[str, int]] = types.MappingProxyType(
     {"starter": 60, "basic": 60, "cms": 120, "business": 120}
+)
+
+#: CMS items per site by plan, as the sandbox emulates them (see PLAN_ITEM_LIMITS there: Webflow's
+#: pricing pages as third parties quote them).
+PLAN_ITEM_LIMITS: Final[Mapping[str, int]] = types.MappingProxyType(
+    {"starter": 50, "basic": 0, "cms": 2_000, "business": 10_000}
 )
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -99,6 +106,9 @@ class Destination(_Strict):
         default=None, description="a file holding the token; relative to the job file"
     )
     plan: Literal["starter", "basic", "cms", "business"] = "cms"
+    #: The site's CMS item limit when not the plan's (an add-on, an Enterprise contract): `plan`
+    #: warns past it, and the embedded sandbox enforces it.
+    item_limit: int | None = Field(default=None, ge=0)
     rate_limit: int | None = Field(default=None, ge=1, le=100_000)
     rate_window_seconds: float = Field(default=60.0, gt=0, le=3600)
     concurrency: int = Field(default=4, ge=1, le=64)
@@ -133,6 +143,10 @@ class Destination(_Strict):
     def effective_rate_limit(self) -> int:
         return self.rate_limit if self.rate_limit is not None else PLAN_RATE_LIMITS[self.plan]
 
+    @property
+    def effective_item_limit(self) -> int:
+        return self.item_limit if self.item_limit is not None else PLAN_ITEM_LIMITS[self.plan]
+
 
 class RunOptions(_Strict):
     mode: Literal["live", "staged", "draft"] = "live"
@@ -140,6 +154,30 @@ class RunOptions(_Strict):
     batch_size: int = Field(default=100, ge=1, le=100)
     #: How long each source may take to open and give its first record before any write.
     source_check_seconds: float = Field(default=120.0, gt=0, le=3600)
+    #: The most a run waits in all, as Webflow asks (Retry-After) or after failures (backoff),
+    #: counted as wall time. A normal 429 costs at most a rate window (60 s); fifteen minutes of
+    #: waiting is an outage or a quota, and a cron run should stop and say so (the next run
+    #: resumes) rather than sit silent for hours.
+    max_total_wait_seconds: float = Field(default=900.0, ge=0, le=7 * 86_400)
+    old_site: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+",
+        description="the old site's address: links to its own pages are rewritten to their "
+        "Webflow items by richtext_wordpress (see flowport.pipeline.links)",
+    )
+    redirects_csv: Path | None = Field(
+        default=None,
+        description="a 301 redirects CSV for Webflow's import, rewritten at the end of every run "
+        "from the items the log holds as written (needs old_site); relative to the job file",
+    )
+
+    @model_validator(mode="after")
+    def _redirects_need_the_old_site(self) -> RunOptions:
+        if self.redirects_csv is not None and self.old_site is None:
+            raise ValueError(
+                "redirects_csv needs old_site, the address whose paths the rows redirect"
+            )
+        return self
 
 
 class SchemaField(_Strict):

@@ -28,6 +28,7 @@ from flowport.base.errors import AuthError, ConfigError, FatalError, RetriableEr
 from flowport.base.models import CollectionSchema
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
+from flowport.pipeline.links import SiteLinks, collect_links, write_redirects
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.media import (
     CheckpointAssetLedger,
@@ -37,6 +38,7 @@ from flowport.pipeline.media import (
 )
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.retry import WaitLedger
 from flowport.pipeline.stages.assets import AssetCounts
 from flowport.pipeline.stages.binding import check_bindings
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
@@ -52,7 +54,7 @@ from flowport.pipeline.stages.schema import (
 from flowport.pipeline.stages.summary import RunSummary
 from flowport.pipeline.webflow.client import WebflowClient
 from flowport.pipeline.webflow.reliable import WebflowApi
-from flowport.pipeline.writer import Writer
+from flowport.pipeline.writer import ITEM_LIMIT_FIX, ITEM_LIMIT_RERUN, Writer
 
 __all__ = ["RunSummary", "run_job", "validate_job"]
 
@@ -82,6 +84,7 @@ async def _destination(job: Job, *, dry_run: bool = False) -> AsyncIterator[_Des
             tokens=(token,),
             # The site plan sets the embedded site's CMS item limit, as on Webflow.
             plan=destination.plan,
+            item_limit=destination.item_limit,
             rate_limit=job.rate_limit(),
             window_seconds=destination.rate_window_seconds,
             state_file=state_file,
@@ -198,7 +201,12 @@ async def _run(
             max_connections=job.destination.concurrency,
         ) as client:
             api = WebflowApi(
-                client, on_retry=lambda collection, error: _note_retry(sink, collection, error)
+                client,
+                on_retry=lambda collection, error: _note_retry(sink, collection, error),
+                waits=WaitLedger(
+                    job.run.max_total_wait_seconds,
+                    on_wait=lambda seconds, why: _note_wait(sink, seconds, why, job),
+                ),
             )
             writer = Writer(
                 api,
@@ -214,17 +222,7 @@ async def _run(
                 run = _Run(
                     job, writer, summary, sink, dry_run=dry_run, full_read=full_read, rehome=rehome
                 )
-                async with _media(
-                    job, client, checkpoint, destination.site_id, dry_run=dry_run
-                ) as media:
-                    run.media = media
-                    try:
-                        await run.execute(destination.site_id)
-                    finally:
-                        if media is not None:
-                            summary.assets = media.counts.as_dict()
-                            if media.uploader is not None and media.uploader.api_calls:
-                                summary.assets["api_requests"] = media.uploader.api_calls
+                await _execute(run, client, checkpoint, destination.site_id)
             except BaseExceptionGroup as group:
                 raise _first_fatal(group) from None
             finally:
@@ -232,6 +230,22 @@ async def _run(
                 summary.requests = api.stats.requests
                 summary.retries = api.stats.retries
                 summary.rate_limited = api.stats.rate_limited
+
+
+async def _execute(
+    run: _Run, client: WebflowClient, checkpoint: CheckpointLog, site_id: str
+) -> None:
+    """The run, with the assets stage's uploader open around it when ``[assets]`` is on."""
+    async with _media(run.job, client, checkpoint, site_id, dry_run=run.dry_run) as media:
+        run.media = media
+        try:
+            await run.execute(site_id)
+        finally:
+            # However the run ends, the summary has the files moved so far.
+            if media is not None:
+                run.summary.assets = media.counts.as_dict()
+                if media.uploader is not None and media.uploader.api_calls:
+                    run.summary.assets["api_requests"] = media.uploader.api_calls
 
 
 @contextlib.asynccontextmanager
@@ -296,6 +310,7 @@ class _Run:
             for name in job.collections
         }
         sources = await open_and_check_sources(job, cursors)
+        links = await self.site_links()
         locales = await SiteLocales.read(job, writer, site_id)
         # The last check before the first write: a log bound to another collection or site
         # would count items as present where they are not. A plan never re-homes.
@@ -326,10 +341,15 @@ class _Run:
                 source=sources.get(name),
                 full_read=self.full_read,
                 media=self.media,
+                link_map=links.link_map if links is not None else None,
             ).run()
         for deferred in writer.checkpoint.deferred_references(LOOKUP_CHUNK):
             await self.executor.set_references(deferred)
         await self.executor.references_done()
+        self.say_item_limit()
+        if self.dry_run:
+            await self.warn_item_limit(site_id, existing)
+        self.write_redirects(links)
         if job.run.publish_site and self.summary.exit_code == 0:
             await self.executor.publish_site(site_id)
 
@@ -344,6 +364,64 @@ class _Run:
                 f"assets left by an interrupted run: {settled.kept} kept (uploaded), "
                 f"{settled.deleted} deleted (bytes missing), {settled.forgotten} never created",
             )
+
+    async def site_links(self) -> SiteLinks | None:
+        """The old site's pages and their Webflow paths, before the first record is mapped."""
+        if self.job.run.old_site is None:
+            return None
+        links = await collect_links(self.job, self.job.run.old_site, self.writer.checkpoint)
+        self.sink.message(
+            "info", f"links: {len(links.link_map)} pages of {self.job.run.old_site} mapped to items"
+        )
+        return links
+
+    def write_redirects(self, links: SiteLinks | None) -> None:
+        """Rewritten at the end of every run, so a new post gets its row; a plan writes none."""
+        target = self.job.run.redirects_csv
+        if links is None or target is None or self.dry_run:
+            return
+        path = target if target.is_absolute() else self.job.base_dir / target
+        rows = write_redirects(path, links, self.writer.checkpoint)
+        self.sink.message("info", f"wrote {path}: {rows} redirects")
+
+    async def warn_item_limit(self, site_id: str, existing: list[CollectionSchema]) -> None:
+        """A plan's warning when its creates would pass the site's item limit (the job's
+        ``item_limit``, or its ``plan``'s): one read per collection of the site, for its count."""
+        creates = self.summary.total("would_create")
+        if not creates:
+            return
+        destination = self.job.destination
+        limit = destination.effective_item_limit
+        held = 0
+        for collection in existing:
+            page = await self.writer.api.list_items(collection.id, limit=1)
+            held += page.pagination.total
+        if held + creates <= limit:
+            return
+        origin = (
+            f"item_limit = {limit}"
+            if destination.item_limit is not None
+            else f'{limit} for plan = "{destination.plan}"'
+        )
+        message = (
+            f"the site's CMS item limit ({origin}) would be passed: it holds {held} items and "
+            f"this run would create {creates}, so {held + creates - limit} would fail; "
+            f"{ITEM_LIMIT_FIX} (or set item_limit if the site allows more)"
+        )
+        self.summary.notes.append(message)
+        self.sink.message("warning", message)
+
+    def say_item_limit(self) -> None:
+        """Once, at the end: the site's item limit stopped creating (its items are failed)."""
+        answer = self.writer.item_limit_reached
+        if answer is None:
+            return
+        message = (
+            f"{self.writer.stats.over_item_limit} records were not created: the site reached "
+            f"its CMS item limit (Webflow: {answer}); {ITEM_LIMIT_FIX}, {ITEM_LIMIT_RERUN}"
+        )
+        self.summary.notes.append(message)
+        self.sink.message("error", message)
 
 
 def _first_fatal(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -370,6 +448,16 @@ def _token_origin(job: Job) -> str:
 
 def _note_retry(sink: ProgressSink, collection: str, error: RetriableError) -> None:
     sink.retried(collection, status=error.status, rate_limited=error.status == 429)
+
+
+def _note_wait(sink: ProgressSink, seconds: float, why: str, job: Job) -> None:
+    cap = job.run.max_total_wait_seconds
+    sink.message(
+        "warning",
+        f"waiting {seconds:.0f} s: {why} (the run waits at most "
+        f"max_total_wait_seconds = {cap:g} s in all)",
+        wait_seconds=round(seconds, 3),
+    )
 
 
 async def validate_job(job: Job) -> list[str]:

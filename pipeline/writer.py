@@ -11,7 +11,10 @@ after a crash does the same for every item it finds still ``sending``. The inten
 (removed) once every item in it is acknowledged, refused, or read back as missing.
 
 A batch that Webflow rejects (400) is split to isolate the bad items, which are recorded with
-Webflow's reason; the good ones go through.
+Webflow's reason; the good ones go through. A refusal because the site reached its plan's CMS
+item limit is not split (every half would be refused too): creating stops in the site at once,
+and that batch's items and every later create are failed items naming the limit; updates and
+publishes go on.
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ RECONCILE_SKEW = timedelta(minutes=5)
 MAX_UNKNOWN_ROUNDS = 6
 
 _INDEX_IN_PARAM = re.compile(r"items\[(\d+)\]")
+#: How the answer at the site's item limit is recognised. Webflow does not document it (its
+#: OpenAPI spec has no such code, the error-handling page lists none), so any refusal whose code,
+#: message or details speak of an item or plan limit is taken for it: the sandbox's is a 400
+#: "Item limit reached: the site's cms plan allows 2000 CMS items ...".
+_ITEM_LIMIT_ANSWER = re.compile(
+    r"\bitems?[\s_-]+limit|\bplan[\s_-]+limit|\blimit[\s_-]+reached\b.*\bitems?\b"
+    r"|\bitems?\b.*\blimit[\s_-]+reached\b",
+    re.IGNORECASE,
+)
 
 
 # Not frozen: one is built per item written, and frozen doubles what that costs.
@@ -113,6 +125,8 @@ class WriterStats:
 
     rejected_batches: int = 0
     reconciled: int = 0
+    #: Records not created because the site is at its CMS item limit.
+    over_item_limit: int = 0
 
 
 class Writer:
@@ -131,6 +145,8 @@ class Writer:
         self.external_key_fields = dict(external_key_fields or {})
         self.stats = WriterStats()
         self._now = now
+        #: Webflow's answer when the site reached its CMS item limit: set, no create is sent.
+        self.item_limit_reached: str | None = None
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -169,6 +185,9 @@ class Writer:
 
     async def _create(self, batch: Batch, outcome: BatchOutcome) -> None:
         remaining = list(batch.items)
+        if self.item_limit_reached is not None:
+            self._fail_over_limit(batch, remaining, outcome)
+            return
         for _round in range(MAX_UNKNOWN_ROUNDS):
             if not remaining:
                 return
@@ -227,8 +246,28 @@ class Writer:
             self.checkpoint.settle_intent(record.id)
             return missing
         if rejected is not None:
-            await self._isolate(replace(batch, items=tuple(remaining)), rejected, outcome)
+            if _is_item_limit(rejected):
+                # Every half would be refused as well: nothing more is sent to be created.
+                self.item_limit_reached = _reason(rejected)
+                self._fail_over_limit(batch, remaining, outcome)
+            else:
+                await self._isolate(replace(batch, items=tuple(remaining)), rejected, outcome)
         return []
+
+    def _fail_over_limit(
+        self, batch: Batch, items: Sequence[PendingItem], outcome: BatchOutcome
+    ) -> None:
+        """Items not created because the site is at its item limit: failed, each with why."""
+        reason = (
+            f"not created: the site reached its CMS item limit (Webflow: "
+            f"{self.item_limit_reached}); {ITEM_LIMIT_FIX}, {ITEM_LIMIT_RERUN}"
+        )
+        with self.checkpoint.batch(
+            self.run_id, batch.collection, "item-limit", len(items)
+        ) as record:
+            outcome.failed += self._fail(record, items, "item_limit", reason, field=None)
+            self.stats.over_item_limit += len(items)
+            record.detail = "the site's item limit is reached"
 
     async def _send_creates(self, batch: Batch, items: Sequence[PendingItem]) -> list[Item]:
         if batch.locale_ids:
@@ -557,6 +596,20 @@ def _created(item: Item) -> datetime | None:
         return datetime.fromisoformat(item.created_on.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+#: What to do about the item limit, in every message that names it.
+ITEM_LIMIT_FIX = "upgrade the site's plan (or its CMS item add-on), or delete items in Webflow"
+#: After a run that met the limit: what becomes of the records it did not create.
+ITEM_LIMIT_RERUN = "then run the job again: the next run creates the records left out"
+
+
+def _is_item_limit(error: RequestRejected) -> bool:
+    if error.body is None:
+        return bool(_ITEM_LIMIT_ANSWER.search(str(error)))
+    said = [error.body.code, error.body.message]
+    said += [str(detail) for detail in error.body.details]
+    return any(_ITEM_LIMIT_ANSWER.search(text or "") for text in said)
 
 
 def _reason(error: RequestRejected) -> str:

@@ -197,8 +197,11 @@ class Classified:
     rate: RateHeaders = field(default_factory=RateHeaders)
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date, clamped."""
+def parse_retry_after(
+    value: str | None, *, now: float | None = None, limit: float | None = MAX_RETRY_AFTER_SECONDS
+) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date, cut to
+    ``limit`` (None: the server's word, for a caller that caps its waits itself)."""
     if value is None:
         return None
     value = value.strip()
@@ -214,7 +217,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         seconds = when.timestamp() - (time.time() if now is None else now)
     if math.isnan(seconds) or seconds < 0:
         return 0.0
-    return min(seconds, MAX_RETRY_AFTER_SECONDS)
+    return seconds if limit is None else min(seconds, limit)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -246,7 +249,9 @@ def classify(
     if 200 <= status < 300:
         return Classified(None, rate)
     error_body = ErrorBody.from_json(body, fallback_message=f"HTTP {status}")
-    retry_after = parse_retry_after(_header(headers, "Retry-After"), now=now)
+    # Uncut: the engine's wait ledger decides, and a day-long Retry-After stops a run at once
+    # instead of being taken for five minutes again and again.
+    retry_after = parse_retry_after(_header(headers, "Retry-After"), now=now, limit=None)
     error: FlowportError
     if status == 429:
         error = RateLimited(

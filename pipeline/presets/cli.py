@@ -102,6 +102,14 @@ _PasswordEnv = Annotated[
         "--password-env", help="NAME of the env var holding that user's application password."
     ),
 ]
+_Comments = Annotated[
+    bool,
+    typer.Option(
+        "--comments",
+        help="Also migrate approved comments into a 'comments' collection, each with a "
+        "Reference to its post (commenters' e-mail and IP addresses are never read).",
+    ),
+]
 _Force = Annotated[
     bool, typer.Option("--force", help="Overwrite the job file and CSV if they exist.")
 ]
@@ -116,6 +124,7 @@ class _Target:
     target_api: str
     site_id: str | None
     token_env: str
+    comments: bool = False
 
 
 def register(app: typer.Typer) -> None:
@@ -133,6 +142,7 @@ def register(app: typer.Typer) -> None:
         token_env: _TokenEnv = "WEBFLOW_TOKEN",  # noqa: S107 (a variable name, not a token)
         user_env: _UserEnv = None,
         password_env: _PasswordEnv = None,
+        comments: _Comments = False,
         force: _Force = False,
     ) -> None:
         """Map posts, pages, categories, tags and authors of a WordPress site into Webflow."""
@@ -145,7 +155,7 @@ def register(app: typer.Typer) -> None:
         for path in (out, csv_path):
             if path.exists() and not force:
                 _fail(_EXIT_BAD_ARGUMENTS, f"error: {path} exists (pass --force to replace it)")
-        target = _Target(out, csv_path, target_api, site_id, token_env)
+        target = _Target(out, csv_path, target_api, site_id, token_env, comments)
         _init_wordpress(_scanned(source, user_env, password_env), target)
 
     app.add_typer(init_app, name="init")
@@ -169,6 +179,8 @@ def _init_wordpress(profile: SiteProfile, target: _Target) -> None:
         target_api=target.target_api,
         site_id=target.site_id,
         token_env=target.token_env,
+        redirects_csv=_relative(target.csv_path, out.parent),
+        comments=target.comments,
     )
     # Written beside the target first, so relative paths resolve the same when it is loaded
     # back; a job file that does not load never replaces anything.
@@ -190,6 +202,13 @@ def _init_wordpress(profile: SiteProfile, target: _Target) -> None:
     draft.replace(out)
     write_redirects_csv(target.csv_path, report.rows)
     _print_summary(profile, job, report, target)
+
+
+def _relative(path: Path, start: Path) -> str:
+    try:
+        return path.resolve().relative_to(start.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
 
 
 def _print_summary(profile: SiteProfile, job: Job, report: RedirectReport, target: _Target) -> None:

@@ -20,20 +20,17 @@ the run pick ``-2`` suffixes the CSV cannot know about).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
 from flowport.base.errors import ConfigError, SourceError
-from flowport.connectors import SourceRecord
 from flowport.connectors.wordpress_api import (
     NoApiHere,
     WordPressApi,
@@ -41,8 +38,10 @@ from flowport.connectors.wordpress_api import (
     application_password_from_env,
 )
 from flowport.connectors.wxr import ExportItem, ExportScan, scan_export
-from flowport.mappings import InMemorySlugClaims, MappedItem, compile_mapping, webflow_slug
+from flowport.mappings import webflow_slug
 from flowport.pipeline.jobfile import Job
+from flowport.pipeline.links import collect_links
+from flowport.pipeline.links import write_redirects_csv as write_csv
 
 __all__ = [
     "BUILTIN_POST_TYPES",
@@ -99,6 +98,35 @@ class PostType:
 
 
 @dataclass(frozen=True, slots=True)
+class Multilingual:
+    """Where a multilingual plugin keeps each post's language, and its translation group."""
+
+    plugin: Literal["polylang", "wpml"]
+    language: str  # a record path: terms.language[0].slug, meta._wpml_import_language_code...
+    group: str | None  # the path of the id its translations share, when the source has one
+
+
+#: Polylang keeps languages as terms of its taxonomy ``language`` and each set of translations
+#: as a term of ``post_translations`` (pll_<uniqid>); both reach the WXR export as an item's
+#: ``<category domain="language" nicename="en">`` and ``<category domain="post_translations"
+#: nicename="pll_...">`` (Polylang's model, polylang.pro/doc; seen in public exports).
+POLYLANG_WXR: Final = Multilingual(
+    "polylang", "terms.language[0].slug", "terms.post_translations[0].slug"
+)
+#: WPML keeps languages in its own table, which WordPress's exporter does not write; its
+#: "Export and Import" add-on writes them as post meta: _wpml_import_language_code and
+#: _wpml_import_translation_group (the meta keys a public importer of such exports reads).
+WPML_WXR: Final = Multilingual(
+    "wpml", "meta._wpml_import_language_code", "meta._wpml_import_translation_group"
+)
+#: Over REST, Polylang Pro adds ``lang`` to each post (polylang.pro's REST API doc); the WPML
+#: REST API plugin adds ``wpml_current_locale`` (github shawnhooper/wpml-rest-api). The REST
+#: connector passes either on as the record's ``language``.
+REST_LANGUAGE: Final = "language"
+_WPML_META: Final = (b"_wpml_import_language_code",)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteProfile:
     origin: Literal["wxr", "rest"]
     location: str  # the WXR file (absolute) or the site's base URL
@@ -112,6 +140,8 @@ class SiteProfile:
     user_env: str | None = None
     password_env: str | None = None
     notes: tuple[str, ...] = ()
+    #: The multilingual plugin whose languages the export or the API carries, if any.
+    multilingual: Multilingual | None = None
     #: Hosts the site's uploads are served from besides its own (wordpress.com's files host).
     media_hosts: tuple[str, ...] = ()
 
@@ -269,6 +299,9 @@ def scan_wxr(path: Path) -> SiteProfile:
         raise SourceError(f"{path}: the export names no site address (<link>, base_blog_url)")
     repaired = scan.repair_note(path.name)
     notes = [*_undeclared_term_notes(scan), *([repaired] if repaired else [])]
+    multilingual = _wxr_multilingual(path, scan)
+    if multilingual is not None:
+        notes.append(_language_note(multilingual))
     found = {name: (_rest_base(name), None, n) for name, n in scan.post_types.items()}
     return SiteProfile(
         origin="wxr",
@@ -279,9 +312,37 @@ def scan_wxr(path: Path) -> SiteProfile:
         has_attachments=scan.post_types.get("attachment", 0) > 0,
         permalink_structure=_most_common(patterns),
         notes=tuple(notes),
+        multilingual=multilingual,
         media_hosts=tuple(
             sorted({urlsplit(url).netloc.lower() for url, _alt in scan.attachments.values() if url})
         ),
+    )
+
+
+def _wxr_multilingual(path: Path, scan: ExportScan) -> Multilingual | None:
+    if any(taxonomy == "language" for taxonomy, _ in scan.item_terms):
+        return POLYLANG_WXR
+    return WPML_WXR if _file_mentions(path, _WPML_META) else None
+
+
+def _file_mentions(path: Path, needles: Sequence[bytes]) -> bool:
+    """Whether the file holds any of ``needles``, read a megabyte at a time."""
+    longest = max(len(n) for n in needles)
+    tail = b""
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            window = tail + chunk
+            if any(n in window for n in needles):
+                return True
+            tail = window[-longest:]
+    return False
+
+
+def _language_note(multilingual: Multilingual) -> str:
+    return (
+        f"{multilingual.plugin} languages found: each post's language goes to its 'language' "
+        "field (and its translation group to 'translation-group'); translations stay items of "
+        "their own, not Webflow locales of one item"
     )
 
 
@@ -342,7 +403,9 @@ async def scan_rest(
         types = await _rest_types(api, index)
         media = await _total(api, "/wp/v2/media")
         posts = await api.page(
-            "/wp/v2/posts", {"per_page": "20", "_fields": "id,link,slug,date"}, 1
+            "/wp/v2/posts",
+            {"per_page": "20", "_fields": "id,link,slug,date,lang,wpml_current_locale"},
+            1,
         )
     site_url = str(index.get("home") or index.get("url") or base).rstrip("/")
     return SiteProfile(
@@ -355,7 +418,18 @@ async def scan_rest(
         permalink_structure=_rest_permalinks(posts.items, site_url),
         user_env=user_env,
         password_env=password_env,
+        multilingual=_rest_multilingual(posts.items),
     )
+
+
+def _rest_multilingual(posts: Sequence[object]) -> Multilingual | None:
+    for post in posts:
+        if isinstance(post, Mapping):
+            if isinstance(post.get("lang"), str) and post["lang"]:
+                return Multilingual("polylang", REST_LANGUAGE, None)
+            if isinstance(post.get("wpml_current_locale"), str) and post["wpml_current_locale"]:
+                return Multilingual("wpml", REST_LANGUAGE, None)
+    return None
 
 
 def _rest_permalinks(posts: Sequence[object], site_url: str) -> str | None:
@@ -425,7 +499,7 @@ def _source_table(profile: SiteProfile, job_dir: Path, *, kind: str, resource: s
     parts = ['type = "wordpress"', f"base_url = {_toml(profile.location)}"]
     parts.append(f"resource = {_toml(resource)}")
     if profile.user_env and profile.password_env:
-        if resource not in ("categories", "tags", "users"):
+        if resource not in ("categories", "tags", "users", "comments"):
             parts.append('status = "any"')
         parts.append(f"user_env = {_toml(profile.user_env)}")
         parts.append(f"password_env = {_toml(profile.password_env)}")
@@ -473,6 +547,7 @@ _DELETIONS = (
     'deletions = "keep"',
 )
 
+
 def _post_table(profile: SiteProfile, post_type: PostType, job_dir: Path) -> list[str]:
     name = post_type.collection
     source = _source_table(profile, job_dir, kind=post_type.name, resource=post_type.resource)
@@ -519,6 +594,7 @@ def _post_fields(profile: SiteProfile, post_type: PostType, *, with_terms: bool)
             'tags = { template = "post_tag:{tags[].slug}", transforms = '
             '[{ replace = { ", " = ",post_tag:" } }, { split = "," }], reference = "tags" }',
         ]
+    lines += _language_fields(profile)
     if post_type.name == "page":
         lines += [
             "# A page's parent page, set in a second pass (pages reference pages).",
@@ -530,6 +606,21 @@ def _post_fields(profile: SiteProfile, post_type: PostType, *, with_terms: bool)
             'featured-image = "featured_image.url"',
             'featured-image-alt = "featured_image.alt"',
         ]
+    return lines
+
+
+def _language_fields(profile: SiteProfile) -> list[str]:
+    found = profile.multilingual
+    if found is None:
+        return []
+    lines = [
+        f"# {found.plugin}: the post's language code. Translations are items of their own, linked",
+        "# by their translation group; a site with Webflow locales can be fed per locale instead",
+        "# (README: Locales).",
+        f"language = {_toml(found.language)}",
+    ]
+    if found.group is not None:
+        lines.append(f"translation-group = {_toml(found.group)}")
     return lines
 
 
@@ -554,6 +645,10 @@ def _post_schema(profile: SiteProfile, post_type: PostType, *, with_terms: bool)
             'categories = { type = "MultiReference", collection = "categories" }',
             'tags = { type = "MultiReference", collection = "tags" }',
         ]
+    if profile.multilingual is not None:
+        lines.append('language = { type = "PlainText", name = "Language" }')
+        if profile.multilingual.group is not None:
+            lines.append('translation-group = { type = "PlainText", name = "Translation Group" }')
     if post_type.name == "page":
         lines.append(
             f'parent-page = {{ type = "Reference", collection = "{name}", name = "Parent Page" }}'
@@ -676,6 +771,63 @@ def _author_collection(profile: SiteProfile, job_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _comment_collection(profile: SiteProfile, job_dir: Path) -> str:
+    source = _source_table(profile, job_dir, kind="comment", resource="comments")
+    references = [
+        f"{webflow_slug(t.singular) or t.collection} = "
+        f'{{ source = "on.{t.name}", reference = "{t.collection}" }}'
+        for t in profile.post_types
+    ]
+    reference_schema = [
+        f"{webflow_slug(t.singular) or t.collection} = "
+        f'{{ type = "Reference", collection = "{t.collection}", name = {_toml(t.singular)} }}'
+        for t in profile.post_types
+    ]
+    lines = [
+        "# WordPress comments -> 'comments', approved ones only, each with a Reference to its",
+        "# post (or page). Commenters' e-mail and IP addresses are never read: a CMS is public.",
+        "[collections.comments]",
+        'target = "Comments"',
+        "create_missing = true",
+        'external_key_field = "wordpress-id"',
+        f"source = {source}",
+        *_DELETIONS,
+        'slug_from = "name"',
+        f"base_url = {_toml(profile.site_url + '/')}",
+        "",
+        "[collections.comments.fields]",
+        'name = { template = "Comment {id} by {author_name}", transforms = ["strip_html", '
+        '"html_unescape", { truncate = 256 }] }',
+        'wordpress-id = { template = "comment:{id}" }',
+        'author = { source = "author_name", transforms = ["strip_html", "html_unescape"] }',
+        'author-url = "author_url"',
+        'posted-on = { source = "date_gmt", transforms = ["datetime"] }',
+        'content = { source = "content", transforms = ["richtext_wordpress"] }',
+        "# comment, pingback or trackback.",
+        'comment-type = "type"',
+        *references,
+        "",
+        "[collections.comments.status]",
+        'source = "status"',
+        'values = { approved = "live" }',
+        'default = "skip"  # held for moderation, spam, trash',
+        "",
+        "[collections.comments.schema]",
+        'singular_name = "Comment"',
+        'slug = "comments"',
+        "",
+        "[collections.comments.schema.fields]",
+        'wordpress-id = { type = "PlainText", name = "WordPress ID" }',
+        'author = "PlainText"',
+        'author-url = { type = "PlainText", name = "Author URL" }',
+        'posted-on = { type = "DateTime", name = "Posted On" }',
+        'content = "RichText"',
+        'comment-type = { type = "PlainText", name = "Comment Type" }',
+        *reference_schema,
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _destination(target_api: str, site_id: str | None, token_env: str) -> str:
     if target_api == "sandbox":
         return "\n".join(
@@ -726,6 +878,8 @@ def job_toml(
     target_api: str = "sandbox",
     site_id: str | None = None,
     token_env: str = "WEBFLOW_TOKEN",  # noqa: S107 (a variable name, not a token)
+    redirects_csv: str = "redirects.csv",
+    comments: bool = False,
 ) -> str:
     """The job file's text for ``profile``; relative source paths start at ``job_dir``."""
     kinds = {t.name for t in profile.post_types}
@@ -750,6 +904,12 @@ def job_toml(
         'mode = "live"',
         "publish_site = false",
         "batch_size = 100",
+        "# Links in the content to the old site's own posts, pages, terms and authors point at",
+        "# their Webflow items; a link to an old page that is no item is kept, with a warning.",
+        f"old_site = {_toml(profile.site_url)}",
+        "# Webflow's 301 import file (Site settings > Publishing), rewritten after every run",
+        "# from the items written live: a new post gets its row.",
+        f"redirects_csv = {_toml(redirects_csv)}",
         "",
         *_assets_table(profile),
         "",
@@ -764,108 +924,31 @@ def job_toml(
         parts.append(
             _post_collection(profile, post_type, job_dir, with_terms=post_type.name != "page")
         )
+    if comments:
+        parts.append(_comment_collection(profile, job_dir))
     return "\n".join(parts)
 
 
 # ---- redirects ------------------------------------------------------------------------------
 
 
-class _AnyReference:
-    # Redirects need slugs and statuses, not ids: every reference resolves to a placeholder.
-    def webflow_id(self, collection: str, source_key: str) -> str | None:
-        return "0" * 24
-
-
-def _term_path(record: SourceRecord, base: str, parents: Mapping[str, str | None]) -> str:
-    slugs = [str(record.fields.get("slug") or "")]
-    seen = {slugs[0]}
-    parent = record.fields.get("parent")
-    while isinstance(parent, str) and parent and parent not in seen:
-        slugs.append(parent)
-        seen.add(parent)
-        parent = parents.get(parent)
-    encoded = "/".join(quote(s, safe="-_.~").lower() for s in reversed(slugs))
-    return f"/{base}/{encoded}/"
-
-
 async def redirect_rows(job: Job, profile: SiteProfile) -> RedirectReport:
-    """One row per item the run writes live: old permalink path -> /<collection slug>/<slug>."""
-    report = RedirectReport()
-    seen: set[str] = set()
-    for name in job.collections:
-        collection = job.collections[name]
-        schema = collection.planned_schema(name)
-        mapper = compile_mapping(
-            collection.mapping(),
-            schema,
-            collection=name,
-            resolver=_AnyReference(),
-            slugs=InMemorySlugClaims(),
-        )
-        records: list[SourceRecord] = []
-        source = job.open_source(name)
-        async with aclosing(source.records()) as stream:
-            async for item in stream:
-                if isinstance(item, SourceRecord):
-                    records.append(item)
-                else:
-                    report.leave_out(name, "unreadable in the source")
-        parents = {
-            str(r.fields.get("slug")): r.fields.get("parent")
-            for r in records
-            if "taxonomy" in r.fields
-        }
-        for record in records:
-            outcome = mapper.map(record)
-            if not isinstance(outcome, MappedItem):
-                reason = "mapping failed" if hasattr(outcome, "field") else "skipped"
-                report.leave_out(name, reason)
-                continue
-            if outcome.status == "draft" or job.run.mode == "draft":
-                report.leave_out(name, "draft")
-                continue
-            old = _record_old_path(record, name, profile, parents)
-            if old is None:
-                report.leave_out(name, "no old URL on the site")
-                continue
-            new = f"/{collection.target_slug()}/{outcome.field_data['slug']}"
-            if old.rstrip("/") == new or old in seen:
-                report.leave_out(name, "same or repeated old path")
-                continue
-            seen.add(old)
-            report.rows.append(Redirect(old, new, name, record.key))
+    """One row per item the run writes live: old permalink path -> /<collection slug>/<slug>,
+    from the map the run rewrites links with (:func:`flowport.pipeline.links.collect_links`)."""
+    links = await collect_links(job, profile.site_url)
+    report = RedirectReport(left_out=links.left_out)
+    rows = links.redirect_rows()
+    for entry in links.entries:
+        if not entry.live:
+            report.leave_out(entry.collection, "draft")
+    chosen = {(row.collection, row.key) for row in rows}
+    for entry in links.entries:
+        if entry.live and (entry.collection, entry.key) not in chosen:
+            report.leave_out(entry.collection, "same or repeated old path")
+    report.rows = [Redirect(r.old_path, r.new_path, r.collection, r.key) for r in rows]
     return report
-
-
-def _record_old_path(
-    record: SourceRecord,
-    collection: str,
-    profile: SiteProfile,
-    parents: Mapping[str, Any],
-) -> str | None:
-    fields = record.fields
-    link = fields.get("link")
-    if isinstance(link, str) and link.strip():
-        path = _old_path(link, profile.site_url)
-    elif fields.get("taxonomy") == "category":
-        path = _site_path(profile.site_url) + _term_path(record, profile.category_base, parents)
-    elif fields.get("taxonomy") == "post_tag":
-        path = _site_path(profile.site_url) + _term_path(record, profile.tag_base, {})
-    elif collection == "authors" and fields.get("slug"):
-        slug = quote(str(fields["slug"]), safe="-_.~").lower()
-        path = f"{_site_path(profile.site_url)}/author/{slug}/"
-    else:
-        return None
-    if path is None or path in ("", "/"):
-        return None  # the front page stays where it is
-    return path
 
 
 def write_redirects_csv(path: Path, rows: Sequence[Redirect]) -> None:
     """Webflow's 301 import: a ``source,target`` header, then old path, new path per row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["source", "target"])
-        for row in rows:
-            writer.writerow([row.old_path, row.new_path])
+    write_csv(path, [(row.old_path, row.new_path) for row in rows])

@@ -46,6 +46,10 @@ class FaultConfig(BaseModel):
     #: share of requests that start a burst: this and the next requests of the token get 429
     burst_429_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     burst_429_length: int = Field(default=5, ge=1, le=10_000)
+    #: the Retry-After of a burst's 429s and of injected 503s, in seconds (a server asking for
+    #: a long pause, up to a day); None: a burst's 429 asks for one request interval, a 503 for
+    #: nothing
+    retry_after_seconds: float | None = Field(default=None, ge=0.0, le=86_400.0)
     #: share of requests that are applied (and persisted) and then answered by a dropped connection
     commit_then_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     #: share of requests (of ``garbled_methods``; all when empty) answered 200 with a body that
@@ -54,6 +58,9 @@ class FaultConfig(BaseModel):
     garbled_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     garbled_body: Literal["html", "wrong_shape"] = "html"
     garbled_methods: tuple[str, ...] = ()
+    #: slugs of items whose publish (POST .../items/publish) is refused with a per-item error,
+    #: as for an archived item
+    publish_refused_slugs: tuple[str, ...] = ()
 
 
 class SandboxConfig(BaseModel):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -777,6 +777,8 @@ class SandboxCore:
         slug = query.get("slug")
         ranges = _date_ranges(query)
         rendered: list[dict[str, Any]] = []
+        if slug is None and name is None and not ranges and sort_by is None and not live:
+            return _staged_page(collection, locales, offset, limit, descending=sort_order == "desc")
         if slug is not None and not ranges and sort_by is None:
             # The slug index answers the common "does this slug exist" lookup without a scan.
             candidates: Iterable[ItemVariant] = (
@@ -1289,7 +1291,10 @@ class SandboxCore:
             targets.extend((index, str(entry["id"]), str(locale)) for locale in locales)
         return targets
 
-    def publish_items(self, collection_id: str, body: object) -> dict[str, Any]:
+    def publish_items(
+        self, collection_id: str, body: object, *, refused_slugs: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """``refused_slugs``: a fault, items whose publish is refused as an archived one's."""
         collection = self._collection(collection_id)
         body = _object(body)
         site = self.sites[collection.site_id]
@@ -1318,7 +1323,7 @@ class SandboxCore:
             if variant is None:
                 # The spec's example of a per-item publish error.
                 errors.append(f"Staging item ID {item_id} not found.")
-            elif variant.is_archived:
+            elif variant.is_archived or variant.field_data.get("slug") in refused_slugs:
                 errors.append(f"Item is archived and cannot be published: '{item_id}'")
             elif blocked := self._unpublished_references(collection, variant, publishing):
                 errors.extend(blocked)
@@ -1606,6 +1611,29 @@ def _in_ranges(
         if (bound == "lte" and value > limit) or (bound == "gte" and value < limit):
             return False
     return True
+
+
+def _staged_page(
+    collection: _Collection, locales: Sequence[str], offset: int, limit: int, *, descending: bool
+) -> dict[str, Any]:
+    """An unfiltered, unsorted page of the staged items: only the page's items are rendered.
+
+    Rendering every item to answer ``limit=1`` (a client's count read) cost ~0.7 s at 100,000
+    items, mostly the garbage collector walking the collection each time 100,000 views were
+    made; Webflow answers such a read in the same time whatever the collection's size.
+    """
+    variants = [
+        variants[locale]
+        for variants in collection.items.values()
+        for locale in locales
+        if locale in variants
+    ]
+    if descending:
+        variants.reverse()
+    return {
+        "items": [variant.staged() for variant in variants[offset : offset + limit]],
+        "pagination": {"limit": limit, "offset": offset, "total": len(variants)},
+    }
 
 
 def _sort_key(view: Mapping[str, Any], sort_by: str) -> tuple[int, str]:

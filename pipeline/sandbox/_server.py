@@ -265,15 +265,9 @@ class Sandbox:
             wait = window.start + self.config.window_seconds - self.config.clock()
             response = self._too_many(wait, "Rate limit exceeded for this token")
         elif window.burst_left > 0 or burst_draw < faults.burst_429_rate:
-            if window.burst_left == 0:
-                window.burst_left = faults.burst_429_length
-                self._totals["fault:burst_429"] += 1
-            window.burst_left -= 1
-            wait = self.config.window_seconds / limit
-            response = self._too_many(wait, "Too many requests (burst)")
+            response = self._burst_429(window, limit)
         elif error_draw < faults.error_rate:
-            self._totals["fault:error"] += 1
-            response = _error(_injected_error(kind_draw))
+            response = self._error_fault(kind_draw)
         elif self._garbles(request):
             self._totals["fault:garbled"] += 1
             response = _garbled(faults.garbled_body)
@@ -295,6 +289,27 @@ class Sandbox:
                 return response
         response.headers.update(headers)
         return self._count(request, response)
+
+    def _burst_429(self, window: _Window, limit: int) -> web.Response:
+        faults = self.faults
+        if window.burst_left == 0:
+            window.burst_left = faults.burst_429_length
+            self._totals["fault:burst_429"] += 1
+        window.burst_left -= 1
+        wait = faults.retry_after_seconds
+        return self._too_many(
+            self.config.window_seconds / limit if wait is None else wait,
+            "Too many requests (burst)",
+        )
+
+    def _error_fault(self, kind_draw: float) -> web.Response:
+        self._totals["fault:error"] += 1
+        response = _error(_injected_error(kind_draw))
+        wait = self.faults.retry_after_seconds
+        if response.status == 503 and wait is not None:
+            compressed = self.config.compressed_time
+            response.headers["Retry-After"] = format_seconds(wait, compressed_time=compressed)
+        return response
 
     def _garbles(self, request: web.Request) -> bool:
         faults = self.faults
@@ -465,7 +480,9 @@ class Sandbox:
 
     async def _publish_items(self, request: web.Request) -> web.StreamResponse:
         body = await _body(request)
-        return _json(self.core.publish_items(request.match_info["collection_id"], body), 202)
+        collection_id = request.match_info["collection_id"]
+        refused = self.faults.publish_refused_slugs
+        return _json(self.core.publish_items(collection_id, body, refused_slugs=refused), 202)
 
     # ---- handlers: assets (the rules live in _assets.py) -----------------------------------
 

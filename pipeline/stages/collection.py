@@ -26,7 +26,8 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from flowport.base.errors import FlowportError
 from flowport.base.models import CollectionSchema
 from flowport.connectors import AttachmentSource, CountableSource, Source
-from flowport.mappings import compile_mapping
+from flowport.mappings import LinkMap, compile_mapping
+from flowport.mappings.richtext import OLD_SITE_LINK, OLD_SITE_LINK_TEXT
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import ProgressSink
@@ -77,6 +78,7 @@ class CollectionRun:
         source: Source | None = None,
         full_read: bool = False,
         media: MediaMove | None = None,
+        link_map: LinkMap | None = None,
     ) -> None:
         self.job = job
         self.name = name
@@ -94,6 +96,8 @@ class CollectionRun:
         self.full_read = full_read
         #: The assets stage's share of the run, when ``[assets]`` is enabled.
         self.media = media
+        #: The old site's pages -> Webflow paths, for links in rich text (``[run] old_site``).
+        self.link_map = link_map
 
     async def run(self) -> None:
         name, schema, collection = self.name, self.schema, self.collection
@@ -116,6 +120,7 @@ class CollectionRun:
             source,
             cursor,
             SourceHasher(mapping_fingerprint(self.job, collection)),
+            remap=self.relinkable(),
         )
         mapping = self.map_stage(source)
         decide = DecideStage(name, self.checkpoint, self.executor, self.summary, self.sink, foreign)
@@ -132,6 +137,20 @@ class CollectionRun:
             locale_ids=self.locale_ids,
             cursor=cursor,
             unreadable=read.unreadable,
+        )
+
+    def relinkable(self) -> frozenset[str]:
+        """Keys whose body kept a link to an old page that now has an item (a post published
+        since): mapped again though their record did not change, so the link is rewritten."""
+        if self.link_map is None:
+            return frozenset()
+        link_map = self.link_map
+        return frozenset(
+            warning.key
+            for warning in self.checkpoint.warnings.of_kind(self.name, OLD_SITE_LINK)
+            if (found := link_map.resolve(warning.excerpt.removeprefix(OLD_SITE_LINK_TEXT)))
+            is not None
+            and found.href is not None
         )
 
     def map_stage(self, source: Source) -> MapStage:
@@ -152,6 +171,7 @@ class CollectionRun:
             slugs=slugs,
             deferrable=deferred_targets,
             attachment_url=attachment_url,
+            link_map=self.link_map,
         )
         locale_mappers = LocaleMappers(
             self.checkpoint,
@@ -162,6 +182,7 @@ class CollectionRun:
             resolver=self.executor.resolver(deferred_targets),
             deferrable=deferred_targets,
             attachment_url=attachment_url,
+            link_map=self.link_map,
         )
         return MapStage(job, name, self.checkpoint, mapper, slugs, locale_mappers)
 

@@ -72,7 +72,7 @@ async def _remove_vanished(
         sink.message(
             "warning",
             f"{name}: {len(keys)} records are gone from the source; their items are kept "
-            "(deletions = \"keep\"; `flowport errors JOB` names them)",
+            '(deletions = "keep"; `flowport errors JOB` names them)',
         )
         return
     counts = checkpoint.counts().get(name, {})

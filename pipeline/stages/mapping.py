@@ -17,6 +17,7 @@ from flowport.base.models import CollectionSchema
 from flowport.connectors import SourceRecord
 from flowport.mappings import (
     AttachmentLookup,
+    LinkMap,
     MappedItem,
     MappingFailure,
     RecordMapper,
@@ -92,9 +93,11 @@ class MapStage:
                 (record, h, mapper.map(record) if record.key in refused else result)
                 for record, h, result in results
             ]
+        self.locales.warnings = []
         proposals = [self.propose(record, h, result) for record, h, result in results]
         slugs.flush()
         warnings = [w for record, _, result in results for w in warnings_of(record, result)]
+        warnings.extend(self.locales.warnings)
         return MappedChunk(chunk.failures, chunk.unchanged, proposals, states, warnings)
 
     def propose(
@@ -135,10 +138,17 @@ class LocaleMappers:
         resolver: ReferenceResolver,
         deferrable: frozenset[str],
         attachment_url: AttachmentLookup | None,
+        link_map: LinkMap | None = None,
     ) -> None:
         #: The slug each record's primary item got in this run.
         self.primary_slugs: dict[str, str] = {}
         self.mappers: list[LocaleMapper] = []
+        #: What mapping the secondary locales changed in the chunk being mapped, stored with
+        #: the primary's: only fields a locale maps itself (the others are the primary's).
+        self.warnings: list[ItemWarning] = []
+        self.overridden: dict[str, frozenset[str]] = {
+            tag: frozenset(overrides) for tag, overrides in collection.locales.items()
+        }
         base = collection.mapping()
         pairs = zip(collection.locales.items(), locale_ids[1:], strict=True) if locale_ids else ()
         for (tag, overrides), locale_id in pairs:
@@ -155,6 +165,7 @@ class LocaleMappers:
                 resolver=resolver,
                 deferrable=deferrable,
                 attachment_url=attachment_url,
+                link_map=link_map,
             )
             self.mappers.append(LocaleMapper(locale_id, tag, mapper))
 
@@ -170,6 +181,12 @@ class LocaleMappers:
                 return values, MappingFailure(variant.key, variant.field, reason)
             if isinstance(variant, MappedItem):
                 values[locale.locale_id] = variant.field_data
+                own = self.overridden.get(locale.tag, frozenset())
+                self.warnings.extend(
+                    ItemWarning(record.key, w.field, w.kind, f"locale {locale.tag}: {w.message}")
+                    for w in variant.warnings
+                    if w.field in own
+                )
         return values, None
 
 

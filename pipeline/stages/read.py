@@ -50,8 +50,11 @@ class ReadStage:
         source: Source,
         cursor: IncrementalCursor,
         source_hash_of: SourceHasher,
+        remap: frozenset[str] = frozenset(),
     ) -> None:
         self.checkpoint = checkpoint
+        #: Keys mapped again even if their record is the one their item was written from.
+        self.remap = remap
         self.collection = collection
         self.source = source
         self.cursor = cursor
@@ -66,6 +69,10 @@ class ReadStage:
         async with send, contextlib.aclosing(read_batches(self.source, since)) as batches:
             chunk: list[SourceItem] = []
             async for batch in batches:
+                if not chunk and len(batch) == LOOKUP_CHUNK:
+                    # A source whose batches are chunks already (the CSV source's are): no copy.
+                    await send.send(self.sort(batch))
+                    continue
                 chunk.extend(batch)
                 while len(chunk) >= LOOKUP_CHUNK:
                     await send.send(self.sort(chunk[:LOOKUP_CHUNK]))
@@ -77,13 +84,14 @@ class ReadStage:
         sorted_chunk = ReadChunk()
         failures = sorted_chunk.failures
         records: list[tuple[SourceRecord, str]] = []
+        hash_of = self.source_hash_of
         for read in chunk:
             if isinstance(read, RecordError):
                 self.unreadable += 1
                 reason = _positioned(read.reason, read.position)
                 failures.append(ItemFailure(key=read.key, field=None, kind="source", reason=reason))
                 continue
-            records.append((read, self.source_hash_of(read)))
+            records.append((read, hash_of(read)))
         # Keys of earlier chunks live in the checkpoint's scratch, not in memory.
         check = self.checkpoint.check_chunk(
             self.collection,
@@ -92,18 +100,22 @@ class ReadStage:
             all_new=self.all_new,
         )
         in_chunk: set[str] = set()
+        repeated, changed, remap = check.repeated, check.changed, self.remap
+        # Only an incremental collection has a cursor to move; this loop runs for every record.
+        observe = self.cursor.observe if self.cursor.incremental else None
         for record, source_hash in records:
-            if record.key in check.repeated or record.key in in_chunk:
+            if record.key in repeated or record.key in in_chunk:
                 failures.append(_repeated(record))
                 continue
             in_chunk.add(record.key)
-            self.cursor.observe(record.cursor)
-            if record.key not in check.changed:
+            if observe is not None:
+                observe(record.cursor)
+            if record.key not in changed and record.key not in remap:
                 # The very record this item was written from: nothing to map or send.
                 sorted_chunk.unchanged.append(record.key)
                 continue
             sorted_chunk.to_map.append((record, source_hash))
-            if check.changed[record.key]:
+            if changed.get(record.key, True):
                 sorted_chunk.known.append(record.key)
         return sorted_chunk
 
@@ -149,7 +161,10 @@ async def read_batches(
 def mapping_fingerprint(job: Job, collection: CollectionJob) -> bytes:
     """What besides the record decides an item's content: the mapping and the run's mode."""
     spec = collection.model_dump_json(exclude={"source", "deletions", "max_delete_share"})
-    return hashlib.blake2b(f"{job.run.mode}\n{spec}".encode(), digest_size=16).digest()
+    # Links are rewritten only with an old site: naming it re-maps every record once. Without
+    # one the fingerprint is what it always was, so existing logs re-map nothing.
+    links = f"\nold_site={job.run.old_site}" if job.run.old_site else ""
+    return hashlib.blake2b(f"{job.run.mode}\n{spec}{links}".encode(), digest_size=16).digest()
 
 
 class SourceHasher:

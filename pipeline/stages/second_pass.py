@@ -111,7 +111,12 @@ class ReferenceSetter:
                 await self.write(lane, items)
         for collection, target in self.lanes:
             if target == "staged":
-                await publish_staged(self.writer, collection, self.schemas[collection].id)
+                # Counted as the first pass's publishing is: a refused publish is a failure
+                # of the run (exit 1), not a staged item nobody mentions.
+                published = await publish_staged(
+                    self.writer, collection, self.schemas[collection].id
+                )
+                self.summary.add(collection, published.counts())
         self.lanes = {}
 
 

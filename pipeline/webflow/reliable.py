@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from flowport.base.errors import FatalError, MalformedAnswer, RetriableError
 from flowport.base.models import CollectionSchema, FieldSchema, Item, PublishResult, Site
-from flowport.pipeline.retry import RetryPolicy, call_with_retries
+from flowport.pipeline.retry import RetryPolicy, WaitLedger, call_with_retries
 from flowport.pipeline.webflow.client import (
     MAX_ITEMS_PER_REQUEST,
     ItemPage,
@@ -50,11 +50,14 @@ class WebflowApi:
         *,
         policy: RetryPolicy | None = None,
         on_retry: RetryHook | None = None,
+        waits: WaitLedger | None = None,
     ) -> None:
         self.client = client
         self.policy = policy or RetryPolicy()
         self.stats = ApiStats()
         self._on_retry = on_retry
+        #: The run's waits, counted and capped (``[run] max_total_wait_seconds``).
+        self.waits = waits
 
     async def _call(
         self, collection: str, operation: Callable[[], Awaitable[T]], *, idempotent: bool
@@ -74,6 +77,8 @@ class WebflowApi:
                 budget=self.client.budget,
                 idempotent=idempotent,
                 on_retry=note,
+                waits=self.waits,
+                context=collection,
             )
         except MalformedAnswer as error:
             if not idempotent:

@@ -380,3 +380,28 @@ def test_config_resolves_relative_paths_and_rejects_unknown_kinds(tmp_path: Path
         WxrSourceConfig(path=Path("x.xml"), kind="Post Type!")
     with pytest.raises(ValueError, match="extra"):
         WxrSourceConfig.model_validate({"path": "x.xml", "colour": "red"})
+
+
+@pytest.mark.shared
+async def test_comments_of_every_item_without_e_mail_or_ip_addresses() -> None:
+    export = require_shared(THEME_UNIT_TEST)
+    root = etree.parse(str(export), etree.XMLParser(resolve_entities=False, huge_tree=True))
+    wp = root.getroot().nsmap["wp"]  # https:// in this file, http:// in others
+    expected = {
+        c.findtext(f"{{{wp}}}comment_id"): c.findtext(f"{{{wp}}}comment_approved")
+        for c in root.iter(f"{{{wp}}}comment")
+    }
+    emails = {
+        text
+        for c in root.iter(f"{{{wp}}}comment")
+        if (text := (c.findtext(f"{{{wp}}}comment_author_email") or "").strip())
+    }
+    got = records(await read(WxrSource(export, kind="comment")))
+    assert len(got) == len(expected) == 33  # the acceptance README's count
+    for key, approved in expected.items():
+        status = got[str(key)].fields["status"]
+        assert status == {"1": "approved", "0": "hold"}[str(approved)], key
+    assert emails  # the export holds commenters' addresses: none reaches a record
+    for record in got.values():
+        assert not any(e in repr(record.fields) for e in emails)
+        assert record.fields["on"] == {record.fields["post_type"]: str(record.fields["post"])}

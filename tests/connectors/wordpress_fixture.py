@@ -201,6 +201,8 @@ class FixtureWordPress:
     password: str | None = field(default=None, repr=False)
     #: route → how many of its next requests answer 503 before the real answer
     failures: dict[str, int] = field(default_factory=dict)
+    #: the Retry-After header of those 503s (none when None)
+    retry_after: str | None = None
     #: (route, query) of every request, in order
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     base_url: str = ""
@@ -227,7 +229,10 @@ class FixtureWordPress:
         for failing in (key, route):
             if self.failures.get(failing, 0) > 0:
                 self.failures[failing] -= 1
-                return web.json_response({"code": "busy", "message": "try later"}, status=503)
+                headers = {"Retry-After": self.retry_after} if self.retry_after else None
+                return web.json_response(
+                    {"code": "busy", "message": "try later"}, status=503, headers=headers
+                )
         if route == "/":
             return web.json_response({"name": "fixture", "namespaces": ["wp/v2"]})
         if route == "/wp/v2/users/me":

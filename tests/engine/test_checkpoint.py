@@ -665,6 +665,39 @@ def test_check_chunk_of_a_collection_new_to_the_log(log: CheckpointLog) -> None:
     assert not log.has_items("authors")
 
 
+@pytest.mark.parametrize(
+    ("chunks", "unseen"),
+    [
+        pytest.param([["a", "b", "c", "d"]], [], id="all-read"),
+        pytest.param([["a", "b"], ["c"]], ["d"], id="one-unread"),
+        pytest.param([["a", "b", "c"], ["b"]], ["d"], id="a-repeat-in-a-later-chunk"),
+        pytest.param([["a", "a", "b", "c"]], ["d"], id="a-repeat-in-the-same-chunk"),
+        pytest.param([["a", "b", "c", "new"]], ["d"], id="a-new-key-read"),
+        pytest.param([["a", "b", "c", "failed"]], ["d"], id="a-failed-item-read"),
+        pytest.param([["a", "b", "c", "sending"]], ["d"], id="an-unknown-create-read"),
+        pytest.param([["a", "b", "c", "d"], ["failed"]], [], id="all-written-read"),
+        pytest.param([], ["a", "b", "c", "d"], id="nothing-read"),
+    ],
+)
+def test_count_unseen_agrees_with_the_items_it_lists(
+    log: CheckpointLog, chunks: list[list[str]], unseen: list[str]
+) -> None:
+    # count_unseen answers 0 without a query when the read met every written item: a repeat
+    # or a key without an item counted as met would hide an item gone from the source.
+    run = log.begin_run()
+    with log.batch(run, "posts", "create", 4) as batch:
+        batch.acknowledge([ack(key, n) for n, key in enumerate("abcd")])
+    with log.batch(run, "posts", "create", 1) as failed:
+        failed.fail([ItemFailure("failed", None, "bad", "validation")])
+    with log.batch(run, "posts", "create-live", 1, intent=[("sending", "s", "h")]) as lost:
+        lost.unknown("no answer", http_status=None)
+    log.start_scratch()
+    for chunk in chunks:
+        log.check_chunk("posts", [(key, fingerprint(99)) for key in chunk])
+    assert [item.key for item in log.unseen("posts")] == unseen
+    assert log.count_unseen("posts") == len(unseen)
+
+
 def batch_row(log: CheckpointLog, batch_id: int) -> dict[str, object]:
     (row,) = [b for b in log.batches.list() if b["id"] == batch_id]
     return row

@@ -151,3 +151,57 @@ async def test_a_locale_the_site_lacks_is_a_clear_job_error(
     assert raised.value.key == "collections.products.locales.de-DE"
     assert "fr-fr" in str(raised.value)
     assert sandbox.stats()["totals"]["writes"] == 0
+
+
+LOCALIZED_BODY_JOB = """
+[destination]
+api = "{base_url}"
+site_id = "{site_id}"
+token_env = "FLOWPORT_TEST_TOKEN"
+rate_limit = 100000
+
+[collections.pages]
+target = "Pages"
+create_missing = true
+source = {{ type = "csv", path = "pages.csv", key = "id" }}
+slug_from = "name"
+
+[collections.pages.fields]
+name = "name"
+body = {{ source = "body_en", transforms = ["richtext_wordpress"] }}
+
+[collections.pages.locales.fr-FR]
+body = {{ source = "body_fr", transforms = ["richtext_wordpress"] }}
+
+[collections.pages.schema]
+singular_name = "Page"
+fields = {{ body = "RichText" }}
+"""
+
+
+async def test_what_mapping_a_secondary_locale_changed_is_stored_per_item(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = job_dir / "job.toml"
+    path.write_text(LOCALIZED_BODY_JOB.format(base_url=sandbox.base_url, site_id=sandbox.site_id))
+    with (job_dir / "pages.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "name", "body_en", "body_fr"])
+        # Only the French body holds a table (flattened, with a warning); both hold a <pre>.
+        table = "<table><tr><td>Prix</td><td>10</td></tr></table>"
+        writer.writerow(["1", "Tarifs", "<pre>x = 1</pre>", f"<pre>x = 1</pre>{table}"])
+        writer.writerow(["2", "Plain", "<p>Hello</p>", "<p>Bonjour</p>"])
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 0, summary.as_dict()
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        stored = sorted((w.key, w.field, w.kind, w.excerpt) for _, w, _ in log.warnings.all())
+    assert [(key, f, kind) for key, f, kind, _ in stored] == [
+        ("1", "body", "code_block"),
+        ("1", "body", "code_block"),
+        ("1", "body", "table_flattened"),
+    ]
+    french = [excerpt for *_, excerpt in stored if excerpt.startswith("locale fr-FR: ")]
+    assert len(french) == 2
+    assert summary.collections["pages"]["warning:table_flattened"] == 1

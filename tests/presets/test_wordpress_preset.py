@@ -21,6 +21,7 @@ from lxml import etree
 from pydantic import SecretStr
 
 from flowport.base.models import Item
+from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.runner import RunSummary, run_job
@@ -158,6 +159,9 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     assert "[assets]\n" in text
     text = text.replace("enabled = true", "enabled = false", 1)
     job_path.write_text(text)
+    # The run writes the redirects CSV again from what it wrote: init's copy goes first, so
+    # the redirect tests below read the run's.
+    (folder / "wordpress-redirects.csv").unlink()
     summary = asyncio.run(run_job(load_job(job_path)))
     items = asyncio.run(_read_back(job_path))
     ids = {
@@ -379,6 +383,54 @@ def test_redirects_cover_every_live_post_page_and_category(
     assert all(pairs[o].startswith("/pages/epipedo") for o in greek)
     drafts = {p["link"] for p in export.items["post"] if p["status"] in DRAFT}
     assert not {urlsplit(link).path for link in drafts if link} & set(pairs)
+
+
+_HREF = re.compile(r'href="([^"]*)"')
+_OLD_HOST = "wpthemetestdata.wordpress.com"
+
+
+def _standing_warnings(job_path: Path) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(collection, key) -> [(kind, message)] of the log's standing warnings."""
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    with CheckpointLog.open(load_job(job_path).state_dir / "checkpoint.sqlite") as log:
+        for collection, warning, _ in log.warnings.all():
+            found.setdefault((collection, warning.key), []).append((warning.kind, warning.excerpt))
+    return found
+
+
+def test_links_to_the_old_site_point_at_items_or_are_named_per_item(
+    migrated: Migrated, export: Export
+) -> None:
+    warnings = _standing_warnings(migrated.job_path)
+    slugs = {
+        str(i.field_data["wordpress-id"]): str(i.field_data["slug"])
+        for i in migrated.items["posts"]
+    }
+    rewritten: list[str] = []
+    for name in ("posts", "pages"):
+        for item in migrated.items[name]:
+            key = str(item.field_data["wordpress-id"])
+            named = " ".join(m for k, m in warnings.get((name, key), []) if k == "old_site_link")
+            for href in _HREF.findall(str(item.field_data.get("body") or "")):
+                host = (urlsplit(href).hostname or "").removeprefix("www.")
+                if host == _OLD_HOST:
+                    assert href in named, (name, key, href)
+                elif href.startswith(("/posts/", "/pages/", "/categories/", "/tags/")):
+                    rewritten.append(href)
+    # "Block: Button" links to the post "Block: Buttons" by its permalink.
+    block_button = next(p for p in export.items["post"] if p["link"].endswith("/block-button/"))
+    assert f"/posts/{slugs[block_button['id']]}" in rewritten
+    # The gallery post links to its attachments' pages: no item of the job, named.
+    gallery = [m for (c, _), ws in warnings.items() for k, m in ws if k == "old_site_link"]
+    assert any("/post-format-gallery/img_0767/" in m for m in gallery)
+
+
+def test_the_job_names_the_old_site_and_its_redirects_csv(migrated: Migrated) -> None:
+    job = load_job(migrated.job_path)
+    assert job.run.old_site == "https://wpthemetestdata.wordpress.com"
+    assert job.run.redirects_csv is not None
+    written = (migrated.job_path.parent / job.run.redirects_csv).resolve()
+    assert written == migrated.redirects.resolve()
 
 
 def test_init_refuses_to_overwrite_and_names_bad_sources(tmp_path: Path) -> None:

@@ -149,3 +149,14 @@ async def test_a_wrong_application_password_stops_the_scan(site: _Site) -> None:
         site.base_url, user_env="WP_USER", password_env="WP_PASSWORD", env=env
     )
     assert profile.user_env == "WP_USER"
+
+
+async def test_the_scan_finds_a_multilingual_plugin_by_its_rest_field(site: _Site) -> None:
+    assert (await scan_rest(site.base_url)).multilingual is None
+    # Polylang Pro adds "lang" to each post; the WPML REST API plugin "wpml_current_locale".
+    for field, plugin in (("lang", "polylang"), ("wpml_current_locale", "wpml")):
+        posts = load_json(require_shared(CORE_FIXTURES) / "PostsCollection.json")
+        site.collections["posts"] = [dict(post, **{field: "fr"}) for post in posts]
+        found = (await scan_rest(site.base_url)).multilingual
+        assert found is not None
+        assert (found.plugin, found.language) == (plugin, "language")
