@@ -34,6 +34,7 @@ from flowport.base.errors import (
 from flowport.base.models import Item, PublishResult
 from flowport.pipeline import crashpoints
 from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLog, ItemFailure
+from flowport.pipeline.file_values import dropped_files
 from flowport.pipeline.webflow.reliable import WebflowApi
 
 __all__ = ["Batch", "BatchOutcome", "Operation", "PendingItem", "Target", "Writer", "WriterStats"]
@@ -315,6 +316,7 @@ class Writer:
     ) -> None:
         by_slug = {item.slug: item for item in created}
         acks: list[Acknowledged] = []
+        answered: list[tuple[PendingItem, Item]] = []
         unmatched: list[PendingItem] = []
         for position, pending in enumerate(sent):
             item = by_slug.get(pending.slug)
@@ -325,7 +327,9 @@ class Writer:
                 unmatched.append(pending)
                 continue
             acks.append(self._ack(batch, pending, item))
+            answered.append((pending, item))
         record.acknowledge(acks)
+        outcome.failed += _record_dropped_files(record, answered)
         # Unmatched ones stay in flight: the next run reads them back instead of guessing.
         record.settle_intent(_intent_entries(batch, unmatched))
         record.http_status = 202
@@ -334,11 +338,14 @@ class Writer:
         outcome.unresolved += len(unmatched)
 
     def _ack(self, batch: Batch, pending: PendingItem, item: Item) -> Acknowledged:
+        # An item Webflow wrote without a file is not what the record holds: marked, so the
+        # next run sends it again.
+        dropped = FILES_DROPPED if dropped_files(pending.field_data, item.field_data) else ""
         return Acknowledged(
             key=pending.key,
             webflow_id=item.id,
             slug=item.slug or pending.slug,
-            content_hash=pending.content_hash,
+            content_hash=pending.content_hash + dropped,
             state="staged" if batch.target == "staged" else "done",
             source_hash=pending.source_hash,
         )
@@ -451,6 +458,14 @@ class Writer:
                 crashpoints.reach("after-answer")
                 acks = self._acknowledge_updated(batch, returned)
                 record.acknowledge(acks)
+                primary = (None, *batch.locale_ids[:1])
+                by_id = {item.id: item for item in returned if item.cms_locale_id in primary}
+                answered = [
+                    (pending, by_id[pending.webflow_id])
+                    for pending in batch.items
+                    if pending.webflow_id in by_id
+                ]
+                outcome.failed += _record_dropped_files(record, answered)
                 record.http_status = 200
                 outcome.updated += len(acks)
         if rejected is not None:
@@ -561,6 +576,30 @@ class Writer:
 #: Marks an intent whose secondary locales are not set yet: a lost answer is read back as
 #: "changed", so the next run sets them.
 LOCALES_PENDING = "~locales-pending"
+#: Marks the stored hash of an item Webflow wrote without some of its files: the next run sends
+#: it again (and Webflow fetches the files again).
+FILES_DROPPED = "~files-dropped"
+
+
+def _record_dropped_files(record: BatchRecord, answered: Sequence[tuple[PendingItem, Item]]) -> int:
+    """Files Webflow could not take and left out of written items (``skipInvalidFiles``): each
+    such item is written, and its error names the field and the file; returns how many."""
+    failures = []
+    for pending, item in answered:
+        dropped = dropped_files(pending.field_data, item.field_data)
+        if dropped:
+            named = "; ".join(f"{slug}: {what}" for slug, what in dropped)
+            reason = (
+                f"written without {len(dropped)} file field(s) Webflow could not fetch or "
+                f"take (dead, not public, not an image, over 4 MB): {named}; the next run sends "
+                "the item again"
+            )
+            failures.append(
+                ItemFailure(key=pending.key, field=dropped[0][0], kind="file", reason=reason)
+            )
+    if failures:
+        record.fail(failures)
+    return len(failures)
 
 
 def _intent_entries(batch: Batch, items: Sequence[PendingItem]) -> list[tuple[str, str, str]]:

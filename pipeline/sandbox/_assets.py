@@ -37,6 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from flowport.pipeline.sandbox._config import SandboxConfig
 from flowport.pipeline.sandbox._errors import ApiError, not_found, validation_error
 from flowport.pipeline.sandbox._fields import is_object_id
+from flowport.pipeline.sandbox._remote import FetchedFile
 
 __all__ = [
     "ASSET_CONTENT_TYPES",
@@ -95,6 +96,9 @@ class Asset:
     alt_text: str | None = None
     size: int = 0
     uploaded: bool = False
+    #: A file Webflow fetched for an Image/File field value: served at its url, not an Assets
+    #: API asset (the sandbox's reading; Webflow's docs say nothing of listing such files).
+    cms: bool = False
 
     @property
     def key(self) -> str:
@@ -136,6 +140,7 @@ class Asset:
             "alt": self.alt_text,
             "size": self.size,
             "up": self.uploaded,
+            "cms": self.cms,
         }
 
     @classmethod
@@ -152,6 +157,7 @@ class Asset:
             alt_text=record["alt"],
             size=record["size"],
             uploaded=record["up"],
+            cms=bool(record.get("cms", False)),
         )
 
 
@@ -278,13 +284,54 @@ class AssetStore:
 
     def dump(self) -> list[dict[str, Any]]:
         return [
-            {**a.to_json(self.public_root), "fileHash": a.file_hash, "uploaded": a.uploaded}
+            {
+                **a.to_json(self.public_root),
+                "fileHash": a.file_hash,
+                "uploaded": a.uploaded,
+                "cms": a.cms,
+            }
             for a in self.assets.values()
         ]
 
     def _put(self, asset: Asset) -> None:
         self.assets[asset.id] = asset
         self._hooks.record(asset.to_record())
+
+    # ---- files of Image/File field values -------------------------------------------------
+
+    def file_url(self, site_id: str, file_id: str, file_name: str) -> str:
+        return f"{self.public_root}/_sandbox/assets/{site_id}/{file_id}_{quote(file_name)}"
+
+    def existing_file_url(self, site_id: str, file_id: str) -> str | None:
+        """The hosted url of a file of the site an item may name by ``fileId``: an uploaded
+        asset or a file fetched for another item; None when there is no such file."""
+        asset = self.assets.get(file_id)
+        if asset is None or asset.site_id != site_id or not asset.uploaded:
+            return None
+        return asset.hosted_url(self.public_root)
+
+    def host_files(self, site_id: str, hosted: list[tuple[str, FetchedFile]]) -> None:
+        """Keeps fetched files as the request writes its items: the bytes first, then the
+        record, which the core journals with the items (so a kill leaves no item without its
+        file: at worst a file no record names)."""
+        now = self._hooks.now()
+        for file_id, fetched in hosted:
+            self._blobs.put(file_id, fetched.data)
+            self._put(
+                Asset(
+                    id=file_id,
+                    site_id=site_id,
+                    file_name=fetched.file_name,
+                    file_hash=fetched.md5,
+                    content_type=fetched.content_type,
+                    display_name=f"{file_id}_{fetched.file_name}",
+                    created_on=now,
+                    last_updated=now,
+                    size=len(fetched.data),
+                    uploaded=True,
+                    cms=True,
+                )
+            )
 
     # ---- the API -----------------------------------------------------------------------
 
@@ -295,7 +342,7 @@ class AssetStore:
                 [{"param": "asset_id", "description": f"invalid id {asset_id!r}"}],
             )
         asset = self.assets.get(asset_id)
-        if asset is None:
+        if asset is None or asset.cms:
             raise not_found("Asset", asset_id)
         return asset
 
@@ -308,7 +355,7 @@ class AssetStore:
                 "The sandbox has no asset folders; omit folderId",
                 [{"param": "folderId", "description": "no folder with this id"}],
             )
-        listed = [a for a in self.assets.values() if a.site_id == site_id]
+        listed = [a for a in self.assets.values() if a.site_id == site_id and not a.cms]
         page = [
             {**asset.to_json(self.public_root), "folderId": None}
             for asset in listed[offset : offset + limit]

@@ -102,6 +102,10 @@ class SandboxConfig(BaseModel):
     asset_image_max_bytes: int = Field(default=4_000_000, ge=1)
     asset_file_max_bytes: int = Field(default=10_000_000, ge=1)
     asset_upload_seconds: float = Field(default=900.0, gt=0.0)
+    # Image/File field values given by URL are fetched, as Webflow fetches them: the time a file
+    # may take, and whether loopback/private hosts may serve it (real Webflow: public URLs only).
+    file_fetch_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    file_fetch_loopback: bool = True
 
     @field_validator("tokens")
     @classmethod

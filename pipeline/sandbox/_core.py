@@ -31,8 +31,13 @@ from flowport.pipeline.sandbox._fields import (
     format_timestamp,
     is_object_id,
     slugify_field_name,
+    wanted_files,
 )
 from flowport.pipeline.sandbox._journal import Journal
+from flowport.pipeline.sandbox._remote import FetchedFile, FetchFailure, Wanted
+
+#: What the server fetched for a request's file URLs.
+FetchedFiles = Mapping[Wanted, FetchedFile | FetchFailure]
 
 __all__ = ["ItemVariant", "SandboxCore"]
 
@@ -848,7 +853,10 @@ class SandboxCore:
 
     # ---- items: creating ------------------------------------------------------------------
 
-    def _checker(self, skip_invalid_files: bool | None) -> ValueChecker:
+    def _checker(
+        self, site_id: str, skip_invalid_files: bool | None, files: FetchedFiles | None
+    ) -> ValueChecker:
+        assets = self.assets
         return ValueChecker(
             config=self.config,
             new_id=self.new_id,
@@ -856,7 +864,25 @@ class SandboxCore:
             skip_invalid_files=(
                 self.config.skip_invalid_files if skip_invalid_files is None else skip_invalid_files
             ),
+            files=files or {},
+            file_url=lambda file_id, name: assets.file_url(site_id, file_id, name),
+            existing_file_url=lambda file_id: assets.existing_file_url(site_id, file_id),
         )
+
+    def wanted_files(self, collection_id: str, body: object) -> list[Wanted]:
+        """The file URLs a create or update body gives, which Webflow fetches before it writes
+        (the server fetches them, then calls the core with ``files``). A body the core will
+        refuse anyway wants none."""
+        collection = self.collections.get(collection_id)
+        if collection is None or not isinstance(body, dict):
+            return []
+        datas: list[object] = []
+        field_data = body.get("fieldData")
+        datas.extend(field_data if isinstance(field_data, list) else [field_data])
+        items = body.get("items")
+        if isinstance(items, list):
+            datas.extend(item.get("fieldData") for item in items if isinstance(item, dict))
+        return [want for data in datas for want in wanted_files(collection.fields, data)]
 
     def _reference_exists(self, collection_id: str, item_id: str) -> bool:
         collection = self.collections.get(collection_id)
@@ -939,6 +965,7 @@ class SandboxCore:
         *,
         live: bool = False,
         skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         """POST /items and /items/live: a single item body or ``{items: [...]}``."""
         collection = self._collection(collection_id)
@@ -949,8 +976,8 @@ class SandboxCore:
             raws = _item_list(body["items"], self.config.max_items_per_request)
         else:
             raws = [body]
-        checker = self._checker(skip_invalid_files)
         site = self.sites[collection.site_id]
+        checker = self._checker(site.id, skip_invalid_files, files)
         drafts: list[_Draft] = []
         details: list[dict[str, Any]] = []
         taken: set[tuple[str, str]] = set()
@@ -972,13 +999,19 @@ class SandboxCore:
             elif draft is not None:
                 drafts.append(draft)
         self._settle(site, details, drafts)
+        self.assets.host_files(site.id, checker.hosted)
         variants = self._write_drafts(collection, drafts, live=live)
         if not many:
             return variants[0].staged()
         return _items_answer([v.staged() for v in variants], details)
 
     def create_items_bulk(
-        self, collection_id: str, body: object, *, skip_invalid_files: bool | None = None
+        self,
+        collection_id: str,
+        body: object,
+        *,
+        skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         """POST /items/bulk: ``fieldData`` object or array, created in each of ``cmsLocaleIds``."""
         collection = self._collection(collection_id)
@@ -1004,7 +1037,7 @@ class SandboxCore:
         entries = (
             _item_list(field_data, self.config.max_items_per_request) if many else [field_data]
         )
-        checker = self._checker(skip_invalid_files)
+        checker = self._checker(site.id, skip_invalid_files, files)
         drafts: list[_Draft] = []
         details: list[dict[str, Any]] = []
         taken: set[tuple[str, str]] = set()
@@ -1019,6 +1052,7 @@ class SandboxCore:
             elif draft is not None:
                 drafts.append(draft)
         self._settle(site, details, drafts)
+        self.assets.host_files(site.id, checker.hosted)
         variants = self._write_drafts(collection, drafts, live=False)
         return _items_answer([v.staged() for v in variants], details)
 
@@ -1101,6 +1135,7 @@ class SandboxCore:
         *,
         live: bool = False,
         skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         """PATCH /items and /items/live: ``{items: [{id, fieldData, ...}]}``."""
         collection = self._collection(collection_id)
@@ -1108,7 +1143,7 @@ class SandboxCore:
         _reject_unknown(body, {"items"})
         raws = _item_list(body.get("items"), self.config.max_items_per_request)
         return self._update(collection, raws, live=live, many=True,
-                            skip_invalid_files=skip_invalid_files)  # fmt: skip
+                            skip_invalid_files=skip_invalid_files, files=files)  # fmt: skip
 
     def update_item(
         self,
@@ -1118,6 +1153,7 @@ class SandboxCore:
         *,
         live: bool = False,
         skip_invalid_files: bool | None = None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         collection = self._collection(collection_id)
         _check_id("item_id", item_id)
@@ -1129,7 +1165,7 @@ class SandboxCore:
             )
         raw["id"] = item_id
         return self._update(collection, [raw], live=live, many=False,
-                            skip_invalid_files=skip_invalid_files)  # fmt: skip
+                            skip_invalid_files=skip_invalid_files, files=files)  # fmt: skip
 
     def _update(
         self,
@@ -1139,10 +1175,11 @@ class SandboxCore:
         live: bool,
         many: bool,
         skip_invalid_files: bool | None,
+        files: FetchedFiles | None = None,
     ) -> dict[str, Any]:
         if live:
             self._refuse_live_write_after_schema_change(collection)
-        checker = self._checker(skip_invalid_files)
+        checker = self._checker(collection.site_id, skip_invalid_files, files)
         taken: set[tuple[str, str]] = set()
         details: list[dict[str, Any]] = []
         kinds: set[str] = set()
@@ -1158,6 +1195,7 @@ class SandboxCore:
                 changes.append((*checked, raw))
         if details and (self.config.bulk_invalid == "reject_all" or not changes):
             raise _update_refused(kinds, details, single=not many)
+        self.assets.host_files(collection.site_id, checker.hosted)
         now = self._now()
         for variant, clean, raw in changes:
             self._apply_update(collection, variant, clean, raw, live=live, now=now)

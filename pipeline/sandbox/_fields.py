@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -16,16 +16,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flowport.pipeline.sandbox._config import SandboxConfig
+from flowport.pipeline.sandbox._remote import FetchedFile, FetchFailure, FileKind, Wanted
 
 __all__ = [
     "CREATABLE_TYPES",
     "FIELD_TYPES",
+    "FILE_FIELD_KINDS",
     "FieldDef",
     "InvalidValue",
     "ValueChecker",
+    "file_kind",
     "format_timestamp",
     "is_object_id",
     "slugify_field_name",
+    "wanted_files",
 ]
 
 FIELD_TYPES = frozenset(
@@ -157,6 +161,13 @@ class ValueChecker:
     reference_exists: Callable[[str, str], bool]
     skip_invalid_files: bool = True
     skipped_files: list[str] = field(default_factory=list)
+    #: What the server fetched for this request's file URLs (see ``_remote``).
+    files: Mapping[Wanted, FetchedFile | FetchFailure] = field(default_factory=dict)
+    #: The hosted url of a new file (id, name), and of an existing file by id (None: no such).
+    file_url: Callable[[str, str], str] = lambda file_id, name: f"/{file_id}_{name}"
+    existing_file_url: Callable[[str], str | None] = lambda file_id: None
+    #: Files fetched for this request, to host once the request is sure to be written.
+    hosted: list[tuple[str, FetchedFile]] = field(default_factory=list)
 
     def check(self, definition: FieldDef, value: Any) -> Any:
         if value is None:
@@ -206,6 +217,7 @@ class ValueChecker:
 
     def _file(self, definition: FieldDef, value: Any) -> dict[str, Any] | None:
         alt: Any = None
+        file_id: Any = None
         if isinstance(value, str):
             url: Any = value
         elif isinstance(value, dict):
@@ -214,23 +226,42 @@ class ValueChecker:
                 raise InvalidValue(
                     f"Field '{definition.slug}' has unknown keys: {', '.join(sorted(unknown))}"
                 )
-            url, alt = value.get("url"), value.get("alt")
+            url, alt, file_id = value.get("url"), value.get("alt"), value.get("fileId")
             if alt is not None and not isinstance(alt, str):
                 raise InvalidValue(f"Field '{definition.slug}': 'alt' must be a string")
-            file_id = value.get("fileId")
-            if file_id is not None:
-                # A fileId names an asset already in the site; its url may be site-relative.
-                if not is_object_id(file_id) or not isinstance(url, str):
-                    raise InvalidValue(f"Field '{definition.slug}': invalid fileId or url")
-                return {"fileId": file_id, "url": url, "alt": alt}
         else:
             raise InvalidValue(f"Field '{definition.slug}' must be a URL or an object {{url, alt}}")
+        if file_id is not None:
+            return self._existing_file(definition, file_id, alt)
         if not isinstance(url, str) or not _is_web_url(url):
-            if self.skip_invalid_files:
-                self.skipped_files.append(definition.slug)
-                return None
-            raise InvalidValue(f"Field '{definition.slug}': invalid file URL: {url!r}")
-        return {"fileId": self.new_id(), "url": url, "alt": alt}
+            self._invalid_file(definition, f"invalid file URL: {url!r}")
+            return None
+        fetched = self.files.get((file_kind(definition.type), url))
+        if fetched is None:
+            # Not fetched (the core driven without its server): kept as given.
+            return {"fileId": self.new_id(), "url": url, "alt": alt}
+        if isinstance(fetched, FetchFailure):
+            self._invalid_file(definition, f"{fetched.reason}: {url}")
+            return None
+        file_id = self.new_id()
+        self.hosted.append((file_id, fetched))
+        return {"fileId": file_id, "url": self.file_url(file_id, fetched.file_name), "alt": alt}
+
+    def _existing_file(self, definition: FieldDef, file_id: Any, alt: Any) -> dict[str, Any] | None:
+        """Webflow: "You can also add an image that already exists in the CMS by referencing its
+        fileId"; the stored url is the file's own, whatever url came with it."""
+        if not is_object_id(file_id):
+            raise InvalidValue(f"Field '{definition.slug}': invalid fileId {file_id!r}")
+        url = self.existing_file_url(file_id)
+        if url is None:
+            self._invalid_file(definition, f"no file with fileId {file_id!r}")
+            return None
+        return {"fileId": file_id, "url": url, "alt": alt}
+
+    def _invalid_file(self, definition: FieldDef, reason: str) -> None:
+        if not self.skip_invalid_files:
+            raise InvalidValue(f"Field '{definition.slug}': {reason}")
+        self.skipped_files.append(definition.slug)
 
     def _image(self, definition: FieldDef, value: Any) -> dict[str, Any] | None:
         return self._file(definition, value)
@@ -391,6 +422,36 @@ def empty_code_blocks(html: str) -> str:
     for start, end in reversed(finder.spans):
         html = html[:start] + html[end:]
     return html
+
+
+#: The field types whose values are files, and what each takes.
+FILE_FIELD_KINDS: dict[str, FileKind] = {
+    "Image": "image",
+    "MultiImage": "image",
+    "File": "file",
+    "ExtFileRef": "file",
+}
+
+
+def file_kind(field_type: str) -> FileKind:
+    return FILE_FIELD_KINDS.get(field_type, "file")
+
+
+def wanted_files(fields: Mapping[str, FieldDef], field_data: object) -> list[Wanted]:
+    """The URLs of one fieldData's file values that Webflow would fetch (no fileId given)."""
+    if not isinstance(field_data, dict):
+        return []
+    wanted: list[Wanted] = []
+    for slug, value in field_data.items():
+        definition = fields.get(slug)
+        if definition is None or definition.type not in FILE_FIELD_KINDS:
+            continue
+        kind = FILE_FIELD_KINDS[definition.type]
+        for entry in value if isinstance(value, list) else [value]:
+            url = entry.get("url") if isinstance(entry, dict) and not entry.get("fileId") else entry
+            if isinstance(url, str) and _is_web_url(url):
+                wanted.append((kind, url))
+    return wanted
 
 
 def _is_link(value: str) -> bool:

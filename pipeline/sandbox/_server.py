@@ -21,9 +21,10 @@ from aiohttp import web
 
 from flowport.pipeline.sandbox._assets import receive_upload, serve_asset
 from flowport.pipeline.sandbox._config import FaultConfig, SandboxConfig
-from flowport.pipeline.sandbox._core import SandboxCore, format_seconds
+from flowport.pipeline.sandbox._core import FetchedFiles, SandboxCore, format_seconds
 from flowport.pipeline.sandbox._errors import ApiError, bad_request
 from flowport.pipeline.sandbox._journal import Journal
+from flowport.pipeline.sandbox._remote import RemoteFiles
 
 __all__ = ["Sandbox"]
 
@@ -89,6 +90,7 @@ class Sandbox:
         self._core: SandboxCore | None = None
         self._port: int | None = None
         self._closed = False
+        self._remote = RemoteFiles(self.config)
 
     # ---- lifetime -------------------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class Sandbox:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        await self._remote.close()
         if self._core is not None and not self._closed:
             self._closed = True
             self._core.close()
@@ -421,12 +424,17 @@ class Sandbox:
         item = self.core.get_item(info["collection_id"], info["item_id"], locale, live=True)
         return _json(item)
 
+    async def _fetch_files(self, collection_id: str, body: object) -> FetchedFiles:
+        """Webflow fetches the files an item's Image/File values name before it writes the item;
+        so does the sandbox, on the loop, before the (synchronous) core sees the request."""
+        return await self._remote.fetch_all(self.core.wanted_files(collection_id, body))
+
     async def _create_items(self, request: web.Request, *, live: bool = False) -> web.Response:
         skip = _skip_invalid_files(request)
         body = await _body(request)
-        answer = self.core.create_items(
-            request.match_info["collection_id"], body, live=live, skip_invalid_files=skip
-        )
+        cid = request.match_info["collection_id"]
+        files = await self._fetch_files(cid, body)
+        answer = self.core.create_items(cid, body, live=live, skip_invalid_files=skip, files=files)
         return _json(answer, 202)
 
     async def _create_live(self, request: web.Request) -> web.StreamResponse:
@@ -436,14 +444,16 @@ class Sandbox:
         skip = _skip_invalid_files(request)
         body = await _body(request)
         cid = request.match_info["collection_id"]
-        return _json(self.core.create_items_bulk(cid, body, skip_invalid_files=skip), 202)
+        files = await self._fetch_files(cid, body)
+        answer = self.core.create_items_bulk(cid, body, skip_invalid_files=skip, files=files)
+        return _json(answer, 202)
 
     async def _update_items(self, request: web.Request, *, live: bool = False) -> web.Response:
         skip = _skip_invalid_files(request)
         body = await _body(request)
-        answer = self.core.update_items(
-            request.match_info["collection_id"], body, live=live, skip_invalid_files=skip
-        )
+        cid = request.match_info["collection_id"]
+        files = await self._fetch_files(cid, body)
+        answer = self.core.update_items(cid, body, live=live, skip_invalid_files=skip, files=files)
         return _json(answer)
 
     async def _update_live(self, request: web.Request) -> web.StreamResponse:
@@ -453,9 +463,11 @@ class Sandbox:
         skip = _skip_invalid_files(request)
         body = await _body(request)
         info = request.match_info
+        files = await self._fetch_files(info["collection_id"], body)
         answer = self.core.update_item(
-            info["collection_id"], info["item_id"], body, live=live, skip_invalid_files=skip
-        )
+            info["collection_id"], info["item_id"], body, live=live, skip_invalid_files=skip,
+            files=files,
+        )  # fmt: skip
         return _json(answer)
 
     async def _update_one_live(self, request: web.Request) -> web.StreamResponse:

@@ -113,6 +113,12 @@ _SitePublishInterval = Annotated[
     float, typer.Option(help="Seconds between successful site publishes.")
 ]
 _Locale = Annotated[list[str] | None, typer.Option(help="Locale tag; primary first, repeatable.")]
+_FileFetchTimeout = Annotated[
+    float, typer.Option(help="Seconds to fetch the file of an Image/File field value.", min=0.001)
+]
+_PublicFilesOnly = Annotated[
+    bool, typer.Option(help="Refuse file URLs on loopback/private hosts, as Webflow does.")
+]
 
 
 def sandbox_command(
@@ -135,6 +141,8 @@ def sandbox_command(
     item_limit: _ItemLimit = None,
     site_publish_interval: _SitePublishInterval = 60.0,
     locale: _Locale = None,
+    file_fetch_timeout: _FileFetchTimeout = 10.0,
+    public_files_only: _PublicFilesOnly = False,
 ) -> None:
     """Serve a local emulator of Webflow's CMS Data API v2; prints its base URL."""
     slug_mode, bulk_mode = _modes(duplicate_slug, bulk_invalid)
@@ -155,6 +163,8 @@ def sandbox_command(
             item_limit=item_limit,
             site_publish_interval=site_publish_interval,
             locales=tuple(locale) if locale else ("en",),
+            file_fetch_timeout_seconds=file_fetch_timeout,
+            file_fetch_loopback=not public_files_only,
             faults=FaultConfig(
                 error_rate=error_rate,
                 slow_rate=slow_rate,

@@ -13,11 +13,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from flowport.base.models import Item
 from flowport.mappings import MappedItem, MappingFailure, SkippedRecord
 from flowport.pipeline.checkpoint import ItemState
+from flowport.pipeline.file_values import Sameness, compare_values
 from flowport.pipeline.writer import Target
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "Decision",
     "Proposal",
     "comparable",
+    "content_match",
     "decide",
     "same_content",
     "wants_foreign",
@@ -56,7 +59,13 @@ class Action(enum.StrEnum):
     SKIP = "skip"
 
 
-@dataclass(frozen=True, slots=True)
+#: A record without secondary locales (shared: nothing writes to it).
+_NO_LOCALES: Mapping[str, Mapping[str, Any]] = MappingProxyType({})
+
+
+# Not frozen (nor Decision): one of each is built per record mapped, and frozen doubles what
+# building one costs. Neither is changed after it is made.
+@dataclass(slots=True)
 class Proposal:
     """What the map stage made of one record."""
 
@@ -68,7 +77,7 @@ class Proposal:
     #: The content hash of the item, its locales and deferred references included.
     digest: str = ""
     #: Secondary locales' own values: cmsLocaleId -> fieldData.
-    locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    locales: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _NO_LOCALES)
     #: Why a secondary locale of a mapped record could not be mapped.
     locale_failure: MappingFailure | None = None
 
@@ -78,7 +87,7 @@ class Proposal:
         return str(result.field_data.get("slug", "")) if isinstance(result, MappedItem) else ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     action: Action
     #: Where the write goes (for a create or an update), or where the adopted item is.
@@ -92,6 +101,8 @@ class Decision:
     state: Literal["done", "staged"] = "done"
     #: Whether the item's deferred references go to the second pass.
     second_pass: bool = False
+    #: For an adoption: the media fields found the same by file name only (see file_values).
+    media_by_name: tuple[str, ...] = ()
 
 
 def wants_foreign(proposal: Proposal, stored: ItemState | None) -> bool:
@@ -124,7 +135,8 @@ def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -
         # Back in the source: bring it back through staging and publishing.
         target = "draft" if target == "draft" else "staged"
     if not webflow_id and foreign is not None:
-        if not deferred and same_content(result.field_data, foreign.field_data):
+        same, by_name = content_match(result.field_data, foreign.field_data)
+        if not deferred and same:
             published = bool(foreign.last_published) or target == "draft"
             return Decision(
                 Action.ADOPT,
@@ -133,6 +145,7 @@ def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -
                 stored_hash,
                 slug=foreign.slug or proposal.slug,
                 state="done" if published else "staged",
+                media_by_name=by_name,
             )
         return Decision(Action.ADOPT_UPDATE, target, foreign.id, stored_hash, second_pass=deferred)
     action = Action.UPDATE if webflow_id else Action.CREATE
@@ -141,7 +154,23 @@ def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -
 
 def same_content(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
     """Whether an item already holds every value we would send (Webflow adds file ids)."""
-    return all(comparable(value) == comparable(theirs.get(slug)) for slug, value in ours.items())
+    return content_match(ours, theirs)[0]
+
+
+def content_match(
+    ours: Mapping[str, Any], theirs: Mapping[str, Any]
+) -> tuple[bool, tuple[str, ...]]:
+    """Whether an item already holds every value we would send, media compared by source
+    identity (:mod:`flowport.pipeline.file_values`), and which media fields matched by file
+    name only."""
+    by_name: list[str] = []
+    for slug, value in ours.items():
+        sameness = compare_values(value, theirs.get(slug))
+        if sameness is Sameness.DIFFERENT:
+            return False, ()
+        if sameness is Sameness.SAME_BY_NAME:
+            by_name.append(slug)
+    return True, tuple(by_name)
 
 
 def comparable(value: Any) -> Any:

@@ -27,12 +27,12 @@ from flowport.pipeline.checkpoint import (
     ItemState,
     ItemWarning,
 )
+from flowport.pipeline.file_values import Sameness, compare_values
 from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.logging import ProgressSink
 from flowport.pipeline.stages import schema
 from flowport.pipeline.stages.claims import CheckpointReferences, PlannedReferences
 from flowport.pipeline.stages.cursor import IncrementalCursor
-from flowport.pipeline.stages.decide import comparable
 from flowport.pipeline.stages.publishing import publish_staged
 from flowport.pipeline.stages.second_pass import ReferenceSetter
 from flowport.pipeline.stages.summary import RunSummary
@@ -328,7 +328,7 @@ class PlanExecutor:
             changes = {
                 slug: {"from": current.field_data.get(slug), "to": value}
                 for slug, value in pending.field_data.items()
-                if comparable(value) != comparable(current.field_data.get(slug))
+                if compare_values(value, current.field_data.get(slug)) is Sameness.DIFFERENT
             }
             samples.append({"collection": batch.collection, "key": pending.key, "changes": changes})
 

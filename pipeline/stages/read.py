@@ -22,12 +22,12 @@ from flowport.pipeline.jobfile import CollectionJob, Job
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
 from flowport.pipeline.stages.cursor import IncrementalCursor
 from flowport.pipeline.stages.decide import REFERENCES_PENDING
-from flowport.pipeline.writer import LOCALES_PENDING
+from flowport.pipeline.writer import FILES_DROPPED, LOCALES_PENDING
 
 __all__ = ["ReadChunk", "ReadStage", "SourceHasher", "mapping_fingerprint", "read_batches"]
 
 #: Stored hashes with work still owed: such items are mapped again, whatever their source.
-_PENDING_MARKS = (REFERENCES_PENDING, LOCALES_PENDING)
+_PENDING_MARKS = (REFERENCES_PENDING, LOCALES_PENDING, FILES_DROPPED)
 
 
 @dataclass(slots=True)

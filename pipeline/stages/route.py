@@ -19,7 +19,9 @@ from flowport.pipeline.checkpoint import (
     CheckpointLog,
     DeferredReferences,
     ItemFailure,
+    ItemWarning,
 )
+from flowport.pipeline.file_values import file_name_of
 from flowport.pipeline.logging import ProgressSink
 from flowport.pipeline.stages.decide import Action, Decision, Proposal, decide, wants_foreign
 from flowport.pipeline.stages.executors import Executor
@@ -115,6 +117,8 @@ class DecideStage:
         if chunk.unchanged:
             summary.count(name, "unchanged", len(chunk.unchanged))
             self.sink.advanced(name, unchanged=len(chunk.unchanged))
+        # Most collections hold no item someone else made: then there is nothing to look up.
+        has_foreign = bool(self.foreign.by_slug or self.foreign.by_key)
         for proposal in chunk.proposals:
             result = proposal.result
             if isinstance(result, MappedItem):
@@ -122,10 +126,13 @@ class DecideStage:
             stored = chunk.states.get(proposal.key)
             foreign = (
                 self.foreign.adopt(proposal.key, proposal.slug)
-                if wants_foreign(proposal, stored)
+                if has_foreign and wants_foreign(proposal, stored)
                 else None
             )
-            self.carry_out(proposal, decide(proposal, stored, foreign), outcomes)
+            decision = decide(proposal, stored, foreign)
+            if decision.media_by_name:
+                chunk.warnings.extend(_compared_by_name(proposal, decision))
+            self.carry_out(proposal, decision, outcomes)
         return outcomes
 
     def carry_out(self, proposal: Proposal, decision: Decision, outcomes: _Outcomes) -> None:
@@ -182,6 +189,29 @@ class DecideStage:
             self.checkpoint.defer_references(outcomes.deferred)
         if outcomes.planned:
             self.executor.chunk_decided(name, outcomes.planned)
+
+
+def _compared_by_name(proposal: Proposal, decision: Decision) -> list[ItemWarning]:
+    """An adopted item whose media matched by file name: its bytes were never compared."""
+    assert isinstance(proposal.result, MappedItem)
+    return [
+        ItemWarning(
+            proposal.key,
+            slug,
+            "media_compared_by_name",
+            f"adopted item {decision.webflow_id}: Webflow's copy of "
+            f"{_names(proposal.result.field_data.get(slug))} was taken as the source's file by "
+            "its name; the bytes were not compared, so a file replaced under the same name "
+            "keeps Webflow's older copy",
+        )
+        for slug in decision.media_by_name
+    ]
+
+
+def _names(value: object) -> str:
+    values = value if isinstance(value, list) else [value]
+    names = [file_name_of(str(entry.get("url", ""))) for entry in values if isinstance(entry, dict)]
+    return ", ".join(repr(name) for name in names if name) or "the file"
 
 
 def _mapping_failure(failure: MappingFailure) -> ItemFailure:

@@ -76,6 +76,15 @@ class AssetPage:
     pagination: Pagination
 
 
+#: Item creates and updates: a file Webflow cannot fetch (an Image/File value's URL that is
+#: dead, not an image, over 4 MB, not public) is left out and the item written
+#: (``skipInvalidFiles``, v2.yml ~19102; true is also the spec's default, said here so a changed
+#: default cannot turn one dead image into a refused post). Webflow says nothing of it: the
+#: writer compares each answer with what it sent and records every dropped file as the item's
+#: error (field and URL), and marks the item to be sent again by the next run.
+ITEM_WRITE_PARAMS: Mapping[str, str | int] = {"skipInvalidFiles": "true"}
+
+
 def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
     # Copied only when it is not a dict already (orjson writes dicts, not other mappings).
     return value if type(value) is dict else dict(value)
@@ -352,7 +361,10 @@ class WebflowClient:
         ]
         suffix = "/live" if live else ""
         response = await self.send(
-            "POST", f"/collections/{collection_id}/items{suffix}", body={"items": items}
+            "POST",
+            f"/collections/{collection_id}/items{suffix}",
+            body={"items": items},
+            params=ITEM_WRITE_PARAMS,
         )
         return _written_items(response)
 
@@ -377,6 +389,7 @@ class WebflowClient:
                 "isDraft": is_draft,
                 "fieldData": [dict(fd) for fd in field_data],
             },
+            params=ITEM_WRITE_PARAMS,
         )
         return _written_items(response)
 
@@ -394,6 +407,7 @@ class WebflowClient:
             "PATCH",
             f"/collections/{collection_id}/items{suffix}",
             body={"items": [dict(u) for u in updates]},
+            params=ITEM_WRITE_PARAMS,
         )
         return _written_items(response)
 

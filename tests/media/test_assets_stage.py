@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.file_values import Sameness, compare_values
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
@@ -278,3 +279,14 @@ async def test_rich_text_urls_with_entities_and_either_quote_are_moved(
     assert sum(1 for h in hosted if h in text) == 2, text
     # Not the old site's: left as it was.
     assert "https://elsewhere.example/x.png" in text
+
+
+def test_adoption_knows_a_moved_file_by_its_source_name() -> None:
+    """After a lost log, an item whose image the assets stage moved is the same by name: the
+    asset's name is the source's with the content's hash marker."""
+    file_id = "6b15a280427566cc6c00000a"
+    stored = {"fileId": file_id, "url": f"https://cdn.example/{file_id}_photo-3f9a1c27be04.png"}
+    mapped = {"url": "https://old.example.com/wp-content/uploads/photo.png"}
+    assert compare_values(mapped, stored) is Sameness.SAME_BY_NAME
+    other = {"url": "https://old.example.com/wp-content/uploads/other.png"}
+    assert compare_values(other, stored) is Sameness.DIFFERENT

@@ -13,6 +13,7 @@ import pytest
 
 from flowport.pipeline.sandbox import Sandbox
 from tests.conftest import TOKEN, SandboxStarter
+from tests.oldsite import ImageHost, running_old_site
 
 
 @dataclass
@@ -134,3 +135,9 @@ def make_sandbox(start_sandbox: SandboxStarter, session: aiohttp.ClientSession) 
 @pytest.fixture
 def api(sandbox: Sandbox, session: aiohttp.ClientSession) -> Api:
     return Api(session, sandbox)
+
+
+@pytest.fixture
+async def old_site() -> AsyncIterator[ImageHost]:
+    async with running_old_site() as host:
+        yield host

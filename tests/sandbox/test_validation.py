@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.media.conftest import ImageHost, png
 from tests.sandbox.conftest import Api, SandboxFactory
 
 ALL_TYPES: list[dict[str, Any]] = [
@@ -59,15 +60,18 @@ VALID = {
 }
 
 
-async def test_every_field_type_accepts_its_documented_value(api: Api) -> None:
+async def test_every_field_type_accepts_its_documented_value(api: Api, old_site: ImageHost) -> None:
+    for name in ("a.png", "b.png", "c.png"):
+        old_site.files[f"/{name}"] = (png(2, 2), "image/png")
+    old_site.files["/a.pdf"] = (b"%PDF-1.4\n%%EOF\n", "application/pdf")
     collection_id, option_id, _, author_id = await typed_collection(api)
     data = {
         "name": "Guide",
         "slug": "guide",
         **VALID,
-        "picture": {"url": "https://example.org/a.png", "alt": "cover"},
-        "gallery": ["https://example.org/b.png", {"url": "https://example.org/c.png"}],
-        "attachment": "https://example.org/a.pdf",
+        "picture": {"url": old_site.url("/a.png"), "alt": "cover"},
+        "gallery": [old_site.url("/b.png"), {"url": old_site.url("/c.png")}],
+        "attachment": old_site.url("/a.pdf"),
         "kind": option_id,
         "author": author_id,
         "co-authors": [author_id],
@@ -76,12 +80,14 @@ async def test_every_field_type_accepts_its_documented_value(api: Api) -> None:
     assert answer.status == 202, answer.body
     stored = answer.body["fieldData"]
     assert stored["when"] == "1979-10-12T00:00:00.000Z"
-    assert stored["picture"]["url"] == "https://example.org/a.png"
-    assert stored["picture"]["alt"] == "cover"
-    assert len(stored["picture"]["fileId"]) == 24
+    hosted = f"{api.sandbox.root_url}/_sandbox/assets/{api.sandbox.site_id}/"
+    picture = stored["picture"]
+    assert picture["url"] == f"{hosted}{picture['fileId']}_a.png"
+    assert picture["alt"] == "cover"
+    assert len(picture["fileId"]) == 24
     assert [image["url"] for image in stored["gallery"]] == [
-        "https://example.org/b.png",
-        "https://example.org/c.png",
+        f"{hosted}{image['fileId']}_{name}"
+        for image, name in zip(stored["gallery"], ("b.png", "c.png"), strict=True)
     ]
     assert stored["attachment"]["fileId"]
     assert stored["kind"] == option_id
