@@ -31,6 +31,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,12 +67,13 @@ __all__ = [
     "RunHistory",
     "RunScratch",
     "State",
+    "WebflowEdits",
 ]
 
 State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
 STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
@@ -240,12 +242,31 @@ DROP TABLE collections;
 ALTER TABLE collections_v6 RENAME TO collections
 """
 
+#: What guards an editor's work in Webflow (issue 13): per item, Webflow's ``lastUpdated`` from
+#: the answer to flowport's last write of it, a hash of each field it wrote (which fields the
+#: source changed since, for ``conflicts = "merge"``; which ones the editor changed), and the
+#: edit someone else made since (Webflow's ``lastUpdated`` of it and the fields, as JSON), kept
+#: until flowport writes the item again. Per collection, the newest ``lastUpdated`` the last
+#: check met (where the next one starts listing) and the one the first check met (the stand-in
+#: for items written before this schema). Webflow's timestamps are only compared with Webflow's.
+_SCHEMA_V7 = """
+ALTER TABLE items ADD COLUMN webflow_updated TEXT;
+ALTER TABLE items ADD COLUMN field_hashes TEXT;
+ALTER TABLE items ADD COLUMN webflow_edit TEXT;
+CREATE TABLE IF NOT EXISTS edit_horizons (
+    collection TEXT PRIMARY KEY,
+    horizon TEXT NOT NULL,
+    baseline TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)
+"""
+
 #: Media moved into the site's assets (issue 15): one row per site and file content (SHA-256),
 #: its state ``intent`` (committed before the create leaves), ``created`` (Webflow answered the
 #: create; the upload to storage may not have landed), ``uploaded`` or ``failed``; and which
 #: source URL gave which content, so a rerun fetches nothing it already moved. Rows are per
 #: site: a log pointed at another site does not reuse assets that are not there.
-_SCHEMA_V7 = """
+_SCHEMA_V8 = """
 CREATE TABLE IF NOT EXISTS assets (
     site_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -282,6 +303,7 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     _SCHEMA_V5,
     _SCHEMA_V6,
     _SCHEMA_V7,
+    _SCHEMA_V8,
 )
 
 #: Characters of a warning's message kept in the log: enough to find the spot, not a copy of
@@ -290,12 +312,13 @@ EXCERPT_CHARS: Final = 200
 
 _ITEM_COLUMNS: Final = (
     "collection, key, webflow_id, slug, content_hash, state, last_error, error_field, "
-    "error_kind, attempts, batch_id, updated_at, source_hash"
+    "error_kind, attempts, batch_id, updated_at, source_hash, webflow_updated, field_hashes, "
+    "webflow_edit"
 )
 
 
 #: Failure kinds that arise before anything is sent: they do not count as attempts.
-_NEVER_SENT: Final = ("mapping", "source", "media")
+_NEVER_SENT: Final = ("mapping", "source", "conflict", "media")
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +336,14 @@ class ItemState:
     batch_id: int | None
     updated_at: str
     source_hash: str | None = None
+    #: Webflow's ``lastUpdated`` in the answer to flowport's last write of the item.
+    webflow_updated: str | None = None
+    #: JSON: field slug (``cmsLocaleId/slug`` for a secondary locale) -> hash of the value
+    #: flowport last wrote.
+    field_hashes: str | None = None
+    #: JSON ``{"at": lastUpdated, "fields": [...]}``: someone else changed the item in Webflow
+    #: after flowport's last write of it.
+    webflow_edit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +377,10 @@ class Acknowledged:
     content_hash: str
     state: Literal["staged", "done"]
     source_hash: str | None = None
+    #: Webflow's ``lastUpdated`` in the write's answer (None: no write, or not said: kept).
+    webflow_updated: str | None = None
+    #: The written fields' hashes (None: not all fields were written: kept).
+    field_hashes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +511,19 @@ def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 def _item(row: tuple[Any, ...]) -> ItemState:
     # The row's columns are _ITEM_COLUMNS, in ItemState's field order.
     return ItemState(*row)
+
+
+_ADD_COLUMN: Final = re.compile(r"^\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", re.IGNORECASE)
+
+
+def _column_exists(db: sqlite3.Connection, statement: str) -> bool:
+    """Whether ``statement`` adds a column the table has already (SQLite's ADD COLUMN has no
+    IF NOT EXISTS): a log whose version was set back keeps its columns."""
+    match = _ADD_COLUMN.match(statement)
+    if match is None:
+        return False
+    table, column = match.groups()
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
 
 
 def _create_private(path: Path) -> None:
@@ -836,12 +884,17 @@ class Items(_Part):
         now = _now()
         self._write_many(
             "INSERT INTO items (collection, key, webflow_id, slug, content_hash, state, "
-            "attempts, batch_id, first_seen, updated_at, source_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) "
+            "attempts, batch_id, first_seen, updated_at, source_hash, webflow_updated, "
+            "field_hashes) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (collection, key) DO UPDATE SET attempts = attempts + 1, "
             "webflow_id = excluded.webflow_id, slug = excluded.slug, "
             "content_hash = excluded.content_hash, state = excluded.state, "
             "source_hash = excluded.source_hash, "
+            # A write of ours (its answer's lastUpdated) settles any edit made before it.
+            "webflow_edit = CASE WHEN excluded.webflow_updated IS NULL THEN webflow_edit END, "
+            "webflow_updated = coalesce(excluded.webflow_updated, webflow_updated), "
+            "field_hashes = coalesce(excluded.field_hashes, field_hashes), "
             "last_error = NULL, error_field = NULL, error_kind = NULL, "
             "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
             [
@@ -856,6 +909,8 @@ class Items(_Part):
                     now,
                     now,
                     ack.source_hash,
+                    ack.webflow_updated,
+                    ack.field_hashes,
                 )
                 for ack in items
             ],
@@ -1161,6 +1216,41 @@ class AssetRows(_Part):
         return {str(state): int(count) for state, count in rows.fetchall()}
 
 
+class WebflowEdits(_Part):
+    """Edits made in Webflow by someone else since flowport's last write of each item, and where
+    each collection's next look for them starts (Webflow's own ``lastUpdated`` values only)."""
+
+    def horizon(self, collection: str) -> tuple[str, str] | None:
+        """(where the next listing starts, the first check's newest ``lastUpdated``), if any."""
+        row = self._db.execute(
+            "SELECT horizon, baseline FROM edit_horizons WHERE collection = ?", (collection,)
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def set_horizon(self, collection: str, horizon: str, baseline: str) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "INSERT INTO edit_horizons (collection, horizon, baseline, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (collection) DO UPDATE SET "
+                "horizon = excluded.horizon, updated_at = excluded.updated_at",
+                (collection, horizon, baseline, _now()),
+            )
+
+    def oldest_write(self, collection: str) -> str | None:
+        """The earliest ``lastUpdated`` of flowport's writes the log holds for the collection."""
+        row = self._db.execute(
+            "SELECT min(webflow_updated) FROM items WHERE collection = ?", (collection,)
+        ).fetchone()
+        return str(row[0]) if row and row[0] is not None else None
+
+    def record(self, collection: str, edits: Mapping[str, str]) -> None:
+        """``edits``: source key -> the edit as JSON, kept until flowport writes the item."""
+        self._write_many(
+            "UPDATE items SET webflow_edit = ? WHERE collection = ? AND key = ?",
+            [(edit, collection, key) for key, edit in edits.items()],
+        )
+
+
 #: Item states that are, or may turn out to be (an unknown create), an item in Webflow.
 _POSSIBLY_WRITTEN = "('done', 'staged', 'sending')"
 
@@ -1441,6 +1531,7 @@ class CheckpointLog:
         self.intents = Intents(connection)
         self.items = Items(connection, self.intents)
         self.warnings = ItemWarnings(connection)
+        self.edits = WebflowEdits(connection)
         self.scratch = RunScratch(connection)
         self.assets = AssetRows(connection)
         # The surface the runner, the writer and the CLI call, re-exposed from the parts.
@@ -1528,7 +1619,7 @@ class CheckpointLog:
             version = self._schema_version()
             for step in _MIGRATIONS[version:]:
                 for statement in step.split(";"):
-                    if statement.strip():
+                    if statement.strip() and not _column_exists(db, statement):
                         db.execute(statement)
             db.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
@@ -1551,6 +1642,7 @@ class CheckpointLog:
             db.execute("DELETE FROM items WHERE collection = ?", (collection,))
             db.execute("DELETE FROM intents WHERE collection = ?", (collection,))
             db.execute("DELETE FROM cursors WHERE collection = ?", (collection,))
+            db.execute("DELETE FROM edit_horizons WHERE collection = ?", (collection,))
             db.execute("DELETE FROM collections WHERE name = ?", (collection,))
             db.execute("UPDATE items SET source_hash = NULL WHERE collection <> ?", (collection,))
 

@@ -32,7 +32,7 @@ import sqlite3
 import sys
 import time
 import traceback
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -215,6 +215,15 @@ FullOption = Annotated[
         "saved again at the end), so changes the cursor missed and removals are seen.",
     ),
 ]
+ConflictsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--conflicts",
+        help="For this run, what to do with items changed in Webflow since flowport's last "
+        "write whose record changed too: report, overwrite or merge (default: the job's).",
+        case_sensitive=False,
+    ),
+]
 RehomeOption = Annotated[
     bool,
     typer.Option(
@@ -241,9 +250,10 @@ def run(
     ] = False,
     full: FullOption = False,
     rehome: RehomeOption = False,
+    conflicts: ConflictsOption = None,
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
-    job = _load(job_file)
+    job = _with_conflicts(_load(job_file), conflicts)
     _refuse_dataframe_sources(job, job_file)
     if job.destination.api != "sandbox":
         try:
@@ -284,6 +294,20 @@ def run(
                     f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
                 )
     _finish_run(summary, code, problem, json_sink)
+
+
+def _with_conflicts(job: Job, policy: str | None) -> Job:
+    """The job with ``--conflicts`` applied to every collection, when given."""
+    if policy is None:
+        return job
+    choice = policy.lower()
+    if choice == "report":
+        return job.with_conflicts("report")
+    if choice == "overwrite":
+        return job.with_conflicts("overwrite")
+    if choice == "merge":
+        return job.with_conflicts("merge")
+    _fail(EXIT_BAD_JOB, "error: --conflicts takes report, overwrite or merge")
 
 
 def _run_with_progress(
@@ -426,9 +450,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
     extras = {
         k: v
         for k, v in summary.items()
-        if k not in ("collections", "job", "removals", "assets") and v not in (None,)
+        if k not in ("collections", "job", "removals", "conflicts", "assets") and v not in (None,)
     }
     _stdout.print(redact(" ".join(f"{k}={v}" for k, v in extras.items())), markup=False)
+    for conflict in summary.get("conflicts", []):
+        line = _conflict_line(conflict, planned=bool(summary.get("dry_run")))
+        _stdout.print(redact(line), markup=False)
     if summary.get("assets"):
         _stdout.print(_assets_line(summary["assets"]), markup=False)
     for name, keys in summary.get("removals", {}).items():
@@ -445,11 +472,12 @@ def plan(
     output: Annotated[
         str, typer.Option("--format", help="table or json.", case_sensitive=False)
     ] = "table",
+    conflicts: ConflictsOption = None,
 ) -> None:
     """Say what a run would create, update, leave unchanged and remove; write nothing."""
     if output not in ("table", "json"):
         _fail(EXIT_BAD_JOB, "error: --format takes table or json")
-    job = _load(job_file)
+    job = _with_conflicts(_load(job_file), conflicts)
     _refuse_dataframe_sources(job, job_file)
     from flowport.pipeline.runner import run_job
 
@@ -482,6 +510,23 @@ def plan(
                 redact(f"  {field_slug}: {change['from']!r} -> {change['to']!r}"), markup=False
             )
     raise typer.Exit(summary.exit_code)
+
+
+def _conflict_line(conflict: Mapping[str, Any], *, planned: bool) -> str:
+    """One item changed in Webflow and in the source, and what the run does (or would do)."""
+    fields = ", ".join(conflict["fields"]) or "fields not known"
+    done = {
+        "conflicts": ("left as it is (conflict)", "a run would leave it as it is (conflict)"),
+        "overwritten": ("overwritten", "a run would overwrite it"),
+        "merged": (
+            "merged (only the fields the source changed)",
+            "a run would merge it (only the fields the source changed)",
+        ),
+    }[conflict["outcome"]][planned]
+    return (
+        f"{conflict['collection']} {conflict['key']} (item {conflict['item_id']}): changed in "
+        f"Webflow at {conflict['changed_at']} ({fields}) and in the source: {done}"
+    )
 
 
 @app.command()

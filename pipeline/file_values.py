@@ -133,6 +133,10 @@ def _normal(name: str) -> str:
     return _NAME_JUNK.sub("-", name.lower()).strip("-")
 
 
+#: Values that are never a file: passed over at once (this runs for every field written).
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def dropped_files(sent: Mapping[str, Any], stored: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The files Webflow left out of a written item (``skipInvalidFiles``): (field, what).
     An answer without the item's values (no ``slug``) tells nothing, so names nothing."""
@@ -140,6 +144,8 @@ def dropped_files(sent: Mapping[str, Any], stored: Mapping[str, Any]) -> list[tu
     if "slug" not in stored:
         return dropped
     for slug, value in sent.items():
+        if isinstance(value, _PLAIN):
+            continue
         kept = stored.get(slug)
         if is_file_value(value) and not is_file_value(kept):
             dropped.append((slug, str(value.get("url") or value.get("fileId"))))

@@ -14,6 +14,7 @@ loading.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -49,6 +50,7 @@ __all__ = [
     "AssetSettings",
     "CollectionJob",
     "CollectionSchemaSpec",
+    "ConflictPolicy",
     "Destination",
     "Job",
     "JobFileError",
@@ -148,8 +150,19 @@ class Destination(_Strict):
         return self.item_limit if self.item_limit is not None else PLAN_ITEM_LIMITS[self.plan]
 
 
+#: What a run does with an item someone else changed in Webflow since flowport last wrote it,
+#: when its source record changed too (README, "Editors' changes").
+ConflictPolicy = Literal["report", "overwrite", "merge"]
+
+
 class RunOptions(_Strict):
     mode: Literal["live", "staged", "draft"] = "live"
+    conflicts: ConflictPolicy = Field(
+        default="report",
+        description="an item changed in Webflow since flowport's last write whose record "
+        "changed too: report (skip and name it), overwrite, or merge (only the fields the "
+        "source changed)",
+    )
     publish_site: bool = False
     batch_size: int = Field(default=100, ge=1, le=100)
     #: How long each source may take to open and give its first record before any write.
@@ -264,6 +277,9 @@ class CollectionJob(CollectionMapping):
         ge=0.0,
         le=1.0,
         description="refuse to remove more than this share of the collection's items in one run",
+    )
+    conflicts: ConflictPolicy | None = Field(
+        default=None, description="this collection's conflicts policy (default: [run] conflicts)"
     )
     collection_schema: CollectionSchemaSpec | None = Field(default=None, alias="schema")
 
@@ -493,6 +509,19 @@ class Job:
 
     def rate_limit(self) -> int:
         return self.destination.effective_rate_limit
+
+    def conflict_policy(self, collection: str) -> ConflictPolicy:
+        return self.collections[collection].conflicts or self.run.conflicts
+
+    def with_conflicts(self, policy: ConflictPolicy) -> Job:
+        """The job with every collection's conflicts policy set to ``policy`` (one run's
+        ``--conflicts``)."""
+        collections = {
+            name: c.model_copy(update={"conflicts": policy}) for name, c in self.collections.items()
+        }
+        return dataclasses.replace(
+            self, run=self.run.model_copy(update={"conflicts": policy}), collections=collections
+        )
 
     def token(self) -> SecretStr:
         """The API token, read now from the environment or the token file."""

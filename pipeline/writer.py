@@ -72,6 +72,9 @@ class PendingItem:
     locales: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Fingerprint of the source record, kept so an unchanged record is not mapped again.
     source_hash: str | None = None
+    #: Hashes of every field of the record as mapped (JSON), for the log; None when
+    #: ``field_data`` holds only some of them (a reference pass, a merge keeps its own).
+    field_hashes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +332,7 @@ class Writer:
             acks.append(self._ack(batch, pending, item))
             answered.append((pending, item))
         record.acknowledge(acks)
-        outcome.failed += _record_dropped_files(record, answered)
+        outcome.failed += _record_dropped_files(record, answered, acks)
         # Unmatched ones stay in flight: the next run reads them back instead of guessing.
         record.settle_intent(_intent_entries(batch, unmatched))
         record.http_status = 202
@@ -348,6 +351,10 @@ class Writer:
             content_hash=pending.content_hash + dropped,
             state="staged" if batch.target == "staged" else "done",
             source_hash=pending.source_hash,
+            # When Webflow says this write happened, on Webflow's clock: a later lastUpdated
+            # is someone else's change (see stages/edits.py).
+            webflow_updated=item.last_updated,
+            field_hashes=pending.field_hashes,
         )
 
     async def _isolate(self, batch: Batch, error: RequestRejected, outcome: BatchOutcome) -> None:
@@ -465,7 +472,7 @@ class Writer:
                     for pending in batch.items
                     if pending.webflow_id in by_id
                 ]
-                outcome.failed += _record_dropped_files(record, answered)
+                outcome.failed += _record_dropped_files(record, answered, acks)
                 record.http_status = 200
                 outcome.updated += len(acks)
         if rejected is not None:
@@ -473,7 +480,12 @@ class Writer:
 
     def _acknowledge_updated(self, batch: Batch, returned: Sequence[Item]) -> list[Acknowledged]:
         primary_ids = batch.locale_ids[:1]
-        by_id = {item.id: item for item in returned if item.cms_locale_id in (None, *primary_ids)}
+        # Webflow names each variant's locale, the primary's too: without locales, any one is it.
+        by_id = {
+            item.id: item
+            for item in returned
+            if not primary_ids or item.cms_locale_id in (None, *primary_ids)
+        }
         return [
             self._ack(
                 batch,
@@ -581,11 +593,21 @@ LOCALES_PENDING = "~locales-pending"
 FILES_DROPPED = "~files-dropped"
 
 
-def _record_dropped_files(record: BatchRecord, answered: Sequence[tuple[PendingItem, Item]]) -> int:
+def _record_dropped_files(
+    record: BatchRecord,
+    answered: Sequence[tuple[PendingItem, Item]],
+    acks: Sequence[Acknowledged],
+) -> int:
     """Files Webflow could not take and left out of written items (``skipInvalidFiles``): each
     such item is written, and its error names the field and the file; returns how many."""
+    # The acknowledgements carry the mark already (see Writer._ack): only those are looked at.
+    marked = {ack.key for ack in acks if ack.content_hash.endswith(FILES_DROPPED)}
+    if not marked:
+        return 0
     failures = []
     for pending, item in answered:
+        if pending.key not in marked:
+            continue
         dropped = dropped_files(pending.field_data, item.field_data)
         if dropped:
             named = "; ".join(f"{slug}: {what}" for slug, what in dropped)

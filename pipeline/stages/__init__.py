@@ -3,13 +3,15 @@
 A collection's records flow through stages joined by small bounded streams, every task owned
 by the collection's one task group (:mod:`.collection`):
 
+- :mod:`.edits`: before the records, one listing of the items changed in Webflow by someone else
+  since flowport last wrote them (a conflict when the record changed too);
 - :mod:`.read`: source batches → chunks of 500, fingerprinted and sorted against the log
   (repeated keys, records unchanged since they were written); the incremental cursor
   (:mod:`.cursor`) observes every record;
 - :mod:`.mapping`: mapping, slug settling (:mod:`.claims`), secondary locales, content hashes;
 - :mod:`.route`: the decide stage, which puts every record through the pure rules of
-  :mod:`.decide` (unchanged / adopt / create / update / defer / fail / skip) and routes the
-  outcome;
+  :mod:`.decide` (unchanged / adopt / create / update / defer / fail / skip / conflict) and
+  routes the outcome;
 - dispatch (in :mod:`.collection`): writes gathered into batches per operation and target,
   handed to the workers;
 - :mod:`.finish`: vanished records, publishing what was staged, counts, the cursor's commit.

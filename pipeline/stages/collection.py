@@ -35,6 +35,7 @@ from flowport.pipeline.media import MediaProbe, MediaUploader
 from flowport.pipeline.stages.assets import AssetCounts, AssetStage
 from flowport.pipeline.stages.claims import CheckpointSlugs
 from flowport.pipeline.stages.cursor import IncrementalCursor
+from flowport.pipeline.stages.edits import EditCheck, find_webflow_edits
 from flowport.pipeline.stages.executors import Executor
 from flowport.pipeline.stages.finish import finish_collection
 from flowport.pipeline.stages.mapping import LocaleMappers, MappedChunk, MapStage
@@ -103,8 +104,10 @@ class CollectionRun:
         name, schema, collection = self.name, self.schema, self.collection
         exists = not schema.id.startswith("planned-")
         await self.executor.begin_collection(name, schema.id if exists else None)
-        foreign = Foreign()
+        foreign, edits = Foreign(), EditCheck()
         if exists:
+            edits = await find_webflow_edits(self.writer.api, self.checkpoint, name, schema.id)
+            self.executor.record_webflow_edits(name, edits)
             foreign = await foreign_items(
                 self.writer, self.checkpoint, name, schema.id, collection.external_key_field
             )
@@ -123,9 +126,13 @@ class CollectionRun:
             remap=self.relinkable(),
         )
         mapping = self.map_stage(source)
-        decide = DecideStage(name, self.checkpoint, self.executor, self.summary, self.sink, foreign)
+        decide = DecideStage(
+            name, self.checkpoint, self.executor, self.summary, self.sink, foreign,
+            edits=edits.found, policy=self.job.conflict_policy(name),
+        )  # fmt: skip
         self.sink.collection_started(name, await self.estimated_total(source, cursor.since))
         await self.run_stages(read, mapping, decide)
+        self.say_edits(len(edits.found.keys() - decide.conflicted))
         await finish_collection(
             self.executor,
             self.checkpoint,
@@ -138,6 +145,20 @@ class CollectionRun:
             cursor=cursor,
             unreadable=read.unreadable,
         )
+
+    def say_edits(self, webflow_only: int) -> None:
+        """Items changed in Webflow: those whose record did not change (nothing written, but
+        counted), and a line for the conflicts left unwritten, for whoever reads the log."""
+        name = self.name
+        self.summary.count(name, "changed_in_webflow_only", webflow_only)
+        conflicts = self.summary.collections.get(name, {}).get("conflicts", 0)
+        if conflicts:
+            self.sink.message(
+                "warning",
+                f"{name}: {conflicts} items changed in Webflow since flowport's last write and "
+                'in the source were not written (conflicts = "report"; `flowport errors JOB` '
+                "names them; --conflicts overwrite or merge writes them)",
+            )
 
     def relinkable(self) -> frozenset[str]:
         """Keys whose body kept a link to an old page that now has an item (a post published

@@ -1,8 +1,10 @@
 """The rules: what becomes of one mapped record, as one pure function.
 
 :func:`decide` sees what the map stage made of a record (a :class:`Proposal`), what the
-checkpoint log holds for its key, and the item someone else put in the collection that the
-record would adopt, if any; it answers with one :class:`Decision`. It reads and writes nothing:
+checkpoint log holds for its key, the item someone else put in the collection that the
+record would adopt, if any, and the change someone else made in Webflow to the record's item
+since flowport last wrote it, if any (with the job's policy for such conflicts); it answers
+with one :class:`Decision`. It reads and writes nothing:
 the decide stage (:mod:`.route`) gathers its inputs and an executor carries the decision out,
 writing to Webflow and the log (a run) or only counting (a plan). Its table test is
 ``tests/engine/test_decide.py``.
@@ -11,28 +13,38 @@ writing to Webflow and the log (a run) or only counting (a plan). Its table test
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+import orjson
+
 from flowport.base.models import Item
 from flowport.mappings import MappedItem, MappingFailure, SkippedRecord
 from flowport.pipeline.checkpoint import ItemState
 from flowport.pipeline.file_values import Sameness, compare_values
+from flowport.pipeline.jobfile import ConflictPolicy
 from flowport.pipeline.writer import Target
 
 __all__ = [
     "REFERENCES_PENDING",
     "Action",
+    "ConflictPolicy",
     "Decision",
     "Proposal",
+    "WebflowEdit",
     "comparable",
     "content_match",
     "decide",
+    "field_hash",
+    "field_hashes_of",
     "same_content",
     "wants_foreign",
 ]
+
 
 #: Marks the stored hash of an item whose deferred references are not set yet.
 REFERENCES_PENDING = "~references-pending"
@@ -57,6 +69,48 @@ class Action(enum.StrEnum):
     FAIL = "fail"
     #: The mapping chose to leave the record out.
     SKIP = "skip"
+    #: Changed in the source and, by someone else, in Webflow: not written, named.
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class WebflowEdit:
+    """Someone else changed the item in Webflow after flowport's last write of it: when
+    (Webflow's ``lastUpdated``) and the fields that differ from what flowport wrote."""
+
+    at: str
+    #: The fields flowport writes that hold other values than its last write gave them
+    #: (``isArchived`` when the item was archived); None when that is not known (no record of
+    #: the last write's fields).
+    fields: tuple[str, ...] | None = None
+    #: A hash of each field's value in Webflow when the change was found (primary locale).
+    holds: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        fields = None if self.fields is None else list(self.fields)
+        return json.dumps({"at": self.at, "fields": fields, "holds": dict(self.holds)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> WebflowEdit | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        listed = data.get("fields")
+        fields = None if listed is None else tuple(str(f) for f in listed)
+        return cls(str(data["at"]), fields, dict(data.get("holds") or {}))
+
+    def spares(self, hashes: Mapping[str, str]) -> bool:
+        """Whether writing these values loses nothing of the change: it touched none of the
+        fields flowport writes (an SEO field, a flag of the editor's), or the item holds the
+        values already (the source took the editor's version, or flowport's own write landed
+        and its answer was lost)."""
+        return self.fields == () or self.holds_all(hashes)
+
+    def holds_all(self, hashes: Mapping[str, str]) -> bool:
+        """Whether the item in Webflow holds these values already (secondary locales aside): the
+        source now says what the editor wrote, or flowport's own write landed unacknowledged."""
+        primary = {slug: h for slug, h in hashes.items() if "/" not in slug}
+        return bool(self.holds) and all(self.holds.get(s) == h for s, h in primary.items())
 
 
 #: A record without secondary locales (shared: nothing writes to it).
@@ -86,6 +140,14 @@ class Proposal:
         result = self.result
         return str(result.field_data.get("slug", "")) if isinstance(result, MappedItem) else ""
 
+    def field_hashes(self) -> dict[str, str]:
+        """A hash per field as mapped (``cmsLocaleId/slug`` for a secondary locale's): worked out
+        only for a record that is written or merged, since hashing every field costs."""
+        result = self.result
+        if not isinstance(result, MappedItem):
+            return {}
+        return field_hashes_of(result.field_data, self.locales)
+
 
 @dataclass(slots=True)
 class Decision:
@@ -103,6 +165,13 @@ class Decision:
     second_pass: bool = False
     #: For an adoption: the media fields found the same by file name only (see file_values).
     media_by_name: tuple[str, ...] = ()
+    #: The policy applied to an item changed in Webflow by someone else as well.
+    conflict: ConflictPolicy | None = None
+    #: For a merge: the fields (as in ``Proposal.field_hashes``) the source changed, to send.
+    fields: tuple[str, ...] | None = None
+    #: For an adoption without a write: the adopted item's ``lastUpdated``, where a later change
+    #: to it is someone else's.
+    webflow_updated: str | None = None
 
 
 def wants_foreign(proposal: Proposal, stored: ItemState | None) -> bool:
@@ -113,8 +182,15 @@ def wants_foreign(proposal: Proposal, stored: ItemState | None) -> bool:
     return stored is None or not stored.webflow_id
 
 
-def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -> Decision:
-    """One record's fate; ``foreign`` is only looked at when :func:`wants_foreign` says so."""
+def decide(
+    proposal: Proposal,
+    stored: ItemState | None,
+    foreign: Item | None,
+    edit: WebflowEdit | None = None,
+    policy: ConflictPolicy = "report",
+) -> Decision:
+    """One record's fate; ``foreign`` is only looked at when :func:`wants_foreign` says so,
+    ``edit`` (someone else's change to the item in Webflow) only when the record changed."""
     result = proposal.result
     if isinstance(result, MappingFailure) or proposal.locale_failure is not None:
         return Decision(Action.FAIL)
@@ -130,6 +206,8 @@ def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -
         if deferred and stored.content_hash == stored_hash:
             # Written, but the run stopped before its references were set.
             return Decision(Action.DEFER, proposal.target, webflow_id, digest, second_pass=True)
+        if edit is not None and not edit.spares(proposal.field_hashes()):
+            return _conflict(proposal, stored, policy, stored_hash, deferred)
     target = proposal.target
     if stored is not None and stored.state in _REMOVED:
         # Back in the source: bring it back through staging and publishing.
@@ -146,10 +224,71 @@ def decide(proposal: Proposal, stored: ItemState | None, foreign: Item | None) -
                 slug=foreign.slug or proposal.slug,
                 state="done" if published else "staged",
                 media_by_name=by_name,
+                webflow_updated=foreign.last_updated,
             )
         return Decision(Action.ADOPT_UPDATE, target, foreign.id, stored_hash, second_pass=deferred)
     action = Action.UPDATE if webflow_id else Action.CREATE
     return Decision(action, target, webflow_id, stored_hash, second_pass=deferred)
+
+
+def _conflict(
+    proposal: Proposal,
+    stored: ItemState,
+    policy: ConflictPolicy,
+    stored_hash: str,
+    deferred: bool,
+) -> Decision:
+    """A record changed in the source whose item someone else changed in Webflow."""
+    target, webflow_id = proposal.target, stored.webflow_id
+    if policy == "overwrite":
+        return Decision(
+            Action.UPDATE, target, webflow_id, stored_hash, second_pass=deferred, conflict=policy
+        )
+    if policy == "merge":
+        changed = source_changed_fields(proposal, stored)
+        if changed is not None:
+            return Decision(
+                Action.UPDATE,
+                target,
+                webflow_id,
+                stored_hash,
+                second_pass=deferred,
+                conflict=policy,
+                fields=changed,
+            )
+    # Reported (or a merge that cannot tell which fields the source changed: no field hashes
+    # of the last write, from a log older than this check): not written, named.
+    return Decision(Action.CONFLICT, target, webflow_id, conflict=policy)
+
+
+def source_changed_fields(proposal: Proposal, stored: ItemState) -> tuple[str, ...] | None:
+    """The fields whose mapped value changed since flowport's last write, or None if unknown."""
+    if not stored.field_hashes:
+        return None
+    before: dict[str, str] = json.loads(stored.field_hashes)
+    return tuple(sorted(k for k, h in proposal.field_hashes().items() if before.get(k) != h))
+
+
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def field_hash(value: Any) -> str:
+    """A short hash of a field's value as Webflow holds it (file ids Webflow adds left out)."""
+    if type(value) not in _SCALARS:
+        value = comparable(value)
+    text = orjson.dumps(value, option=_HASH_OPTIONS, default=str)
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
+def field_hashes_of(
+    field_data: Mapping[str, Any], locales: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, str]:
+    # Run for every item written: a few microseconds of a budget of about fifty.
+    hashes = {slug: field_hash(value) for slug, value in field_data.items()}
+    for locale_id, values in (locales or {}).items():
+        hashes.update({f"{locale_id}/{slug}": field_hash(v) for slug, v in values.items()})
+    return hashes
 
 
 def same_content(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:

@@ -33,6 +33,7 @@ from flowport.pipeline.logging import ProgressSink
 from flowport.pipeline.stages import schema
 from flowport.pipeline.stages.claims import CheckpointReferences, PlannedReferences
 from flowport.pipeline.stages.cursor import IncrementalCursor
+from flowport.pipeline.stages.edits import EditCheck
 from flowport.pipeline.stages.publishing import publish_staged
 from flowport.pipeline.stages.second_pass import ReferenceSetter
 from flowport.pipeline.stages.summary import RunSummary
@@ -56,6 +57,10 @@ class Executor(schema.CollectionMaker, Protocol):
         ...
 
     async def begin_collection(self, name: str, collection_id: str | None) -> None: ...
+
+    def record_webflow_edits(self, name: str, check: EditCheck) -> None:
+        """What the check for edits made in Webflow found, and where the next one starts."""
+        ...
 
     async def write(self, batch: Batch) -> None: ...
 
@@ -161,6 +166,7 @@ class LiveExecutor:
                 state=(
                     "done" if found[s.key].last_published or found[s.key].is_draft else "staged"
                 ),
+                webflow_updated=found[s.key].last_updated,
             )
             for s in leftovers
             if s.key in found
@@ -171,6 +177,12 @@ class LiveExecutor:
             record.settle_intents(sorted({s.batch_id for s in leftovers if s.batch_id}))
             record.detail = f"{len(found)} found, {len(leftovers) - len(found)} not sent"
         self.summary.count(name, "reconciled", len(found))
+
+    def record_webflow_edits(self, name: str, check: EditCheck) -> None:
+        edits = self.checkpoint.edits
+        edits.record(name, {key: edit.to_json() for key, edit in check.found.items()})
+        if check.horizon is not None:
+            edits.set_horizon(name, check.horizon, check.baseline or check.horizon)
 
     async def write(self, batch: Batch) -> None:
         # Counted batch by batch, by the code that did the work: a stopped run's summary holds
@@ -260,7 +272,9 @@ class LiveExecutor:
     ) -> None:
         published = await publish_staged(self.writer, name, collection_id, locale_ids)
         self.summary.add(name, published.counts())
-        cursor.commit(failed=bool(self.summary.collections.get(name, {}).get("failed")))
+        counts = self.summary.collections.get(name, {})
+        # A conflict left unwritten is read again by the next run, as a failure is.
+        cursor.commit(failed=bool(counts.get("failed") or counts.get("conflicts")))
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -311,6 +325,9 @@ class PlanExecutor:
 
     async def begin_collection(self, name: str, collection_id: str | None) -> None:
         return None
+
+    def record_webflow_edits(self, name: str, check: EditCheck) -> None:
+        return None  # a plan writes nothing, not even where the next check starts
 
     async def write(self, batch: Batch) -> None:
         outcome = "would_create" if batch.operation == "create" else "would_update"

@@ -160,7 +160,9 @@ async def read_batches(
 
 def mapping_fingerprint(job: Job, collection: CollectionJob) -> bytes:
     """What besides the record decides an item's content: the mapping and the run's mode."""
-    spec = collection.model_dump_json(exclude={"source", "deletions", "max_delete_share"})
+    spec = collection.model_dump_json(
+        exclude={"source", "deletions", "max_delete_share", "conflicts"}
+    )
     # Links are rewritten only with an old site: naming it re-maps every record once. Without
     # one the fingerprint is what it always was, so existing logs re-map nothing.
     links = f"\nold_site={job.run.old_site}" if job.run.old_site else ""

@@ -8,8 +8,10 @@ for every item to exist go to the second pass's table in the run's scratch, on d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import orjson
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from flowport.base.models import Item
@@ -19,11 +21,20 @@ from flowport.pipeline.checkpoint import (
     CheckpointLog,
     DeferredReferences,
     ItemFailure,
+    ItemState,
     ItemWarning,
 )
 from flowport.pipeline.file_values import file_name_of
+from flowport.pipeline.jobfile import ConflictPolicy
 from flowport.pipeline.logging import ProgressSink
-from flowport.pipeline.stages.decide import Action, Decision, Proposal, decide, wants_foreign
+from flowport.pipeline.stages.decide import (
+    Action,
+    Decision,
+    Proposal,
+    WebflowEdit,
+    decide,
+    wants_foreign,
+)
 from flowport.pipeline.stages.executors import Executor
 from flowport.pipeline.stages.mapping import MappedChunk
 from flowport.pipeline.stages.summary import RunSummary
@@ -78,6 +89,12 @@ class _Outcomes:
     adopted: list[Acknowledged] = field(default_factory=list)
     deferred: list[DeferredReferences] = field(default_factory=list)
     writes: list[PendingItem] = field(default_factory=list)
+    #: Items changed in the source and in Webflow that are not written (per-item errors).
+    conflicts: list[ItemFailure] = field(default_factory=list)
+
+
+#: Conflicts a run's summary lists per collection (``flowport errors`` lists every one).
+SUMMARY_CONFLICTS = 20
 
 
 class DecideStage:
@@ -89,6 +106,9 @@ class DecideStage:
         summary: RunSummary,
         sink: ProgressSink,
         foreign: Foreign,
+        *,
+        edits: Mapping[str, WebflowEdit] | None = None,
+        policy: ConflictPolicy = "report",
     ) -> None:
         self.collection = collection
         self.checkpoint = checkpoint
@@ -96,6 +116,11 @@ class DecideStage:
         self.summary = summary
         self.sink = sink
         self.foreign = foreign
+        #: Edits made in Webflow that this run's check found (the log keeps earlier ones).
+        self.edits = edits or {}
+        self.policy: ConflictPolicy = policy
+        #: Keys whose edit in Webflow met a change in the source in this run.
+        self.conflicted: set[str] = set()
 
     async def run(
         self,
@@ -129,11 +154,67 @@ class DecideStage:
                 if has_foreign and wants_foreign(proposal, stored)
                 else None
             )
-            decision = decide(proposal, stored, foreign)
+            edit = self.edit_of(proposal.key, stored)
+            decision = decide(proposal, stored, foreign, edit, self.policy)
             if decision.media_by_name:
                 chunk.warnings.extend(_compared_by_name(proposal, decision))
+            if decision.conflict is not None and edit is not None:
+                self.name_conflict(proposal, decision, edit, outcomes, chunk)
             self.carry_out(proposal, decision, outcomes)
         return outcomes
+
+    def edit_of(self, key: str, stored: ItemState | None) -> WebflowEdit | None:
+        found = self.edits.get(key)
+        if found is not None or stored is None:
+            return found
+        return WebflowEdit.from_json(stored.webflow_edit)
+
+    def name_conflict(
+        self,
+        proposal: Proposal,
+        decision: Decision,
+        edit: WebflowEdit,
+        outcomes: _Outcomes,
+        chunk: MappedChunk,
+    ) -> None:
+        """An item changed by someone else in Webflow whose record changed too: said per item,
+        whatever the policy made of it."""
+        name, key = self.collection, proposal.key
+        self.conflicted.add(key)
+        fields = ", ".join(edit.fields or ()) or "which not known"
+        first = edit.fields[0] if edit.fields else None
+        if decision.action is Action.CONFLICT:
+            outcome = "conflicts"
+            outcomes.conflicts.append(
+                ItemFailure(key, first, _conflict_reason(decision, edit), kind="conflict")
+            )
+        elif decision.fields is not None:
+            outcome = "merged"
+            both = sorted(set(edit.fields or ()) & set(decision.fields))
+            message = (
+                f"changed in Webflow at {edit.at} (fields: {fields}); merged: wrote only the "
+                f"fields the source changed ({', '.join(decision.fields) or 'none'})"
+                + (f"; changed on both sides, the source's value written: {', '.join(both)}"
+                   if both else "")
+            )  # fmt: skip
+            chunk.warnings.append(ItemWarning(key, first, "webflow_edit_merged", message))
+        else:
+            outcome = "overwritten"
+            message = f"changed in Webflow at {edit.at} (fields: {fields}); overwritten"
+            chunk.warnings.append(ItemWarning(key, first, "webflow_edit_overwritten", message))
+        self.summary.count(name, outcome)
+        listed = self.summary.conflicts
+        if sum(1 for c in listed if c["collection"] == name) < SUMMARY_CONFLICTS:
+            listed.append(
+                {
+                    "collection": name,
+                    "key": key,
+                    "item_id": decision.webflow_id,
+                    "changed_at": edit.at,
+                    "fields": list(edit.fields or ()),
+                    "outcome": outcome,
+                }
+            )
 
     def carry_out(self, proposal: Proposal, decision: Decision, outcomes: _Outcomes) -> None:
         name, summary, action = self.collection, self.summary, decision.action
@@ -145,6 +226,8 @@ class DecideStage:
         if action is Action.SKIP:
             summary.count(name, "skipped")
             return
+        if action is Action.CONFLICT:
+            return  # named by name_conflict, left as it is in Webflow
         if action in (Action.ADOPT, Action.ADOPT_UPDATE):
             summary.count(name, "adopted")
         if action in (Action.UNCHANGED, Action.ADOPT):
@@ -158,16 +241,21 @@ class DecideStage:
             outcomes.deferred.append(_deferred(name, proposal))
         if action is Action.DEFER:
             return
+        field_data, locales = proposal.result.field_data, proposal.locales
+        if decision.fields is not None:
+            # A merge: only the fields the source changed, the editor's others left alone.
+            field_data, locales = _only(decision.fields, field_data, locales)
         outcomes.writes.append(
             PendingItem(
                 key=proposal.key,
-                field_data=proposal.result.field_data,
+                field_data=field_data,
                 slug=proposal.slug,
                 content_hash=decision.stored_hash,
                 target=decision.target,
                 webflow_id=decision.webflow_id,
-                locales=proposal.locales,
+                locales=locales,
                 source_hash=proposal.source_hash,
+                field_hashes=orjson.dumps(proposal.field_hashes()).decode(),
             )
         )
 
@@ -183,6 +271,10 @@ class DecideStage:
             self.summary.count(name, "failed", len(outcomes.failures))
             self.sink.advanced(name, failed=len(outcomes.failures))
             self.executor.record_failures(name, outcomes.failures)
+        if outcomes.conflicts:
+            # Counted by name_conflict; kept as per-item errors until resolved.
+            self.sink.advanced(name, failed=len(outcomes.conflicts))
+            self.executor.record_failures(name, outcomes.conflicts)
         if outcomes.adopted:
             self.executor.record_adopted(name, outcomes.adopted)
         if outcomes.deferred:
@@ -214,6 +306,37 @@ def _names(value: object) -> str:
     return ", ".join(repr(name) for name in names if name) or "the file"
 
 
+def _conflict_reason(decision: Decision, edit: WebflowEdit) -> str:
+    fields = ", ".join(edit.fields or ()) or "which not known"
+    said = f"changed in Webflow at {edit.at} (fields: {fields}) since flowport's last write, "
+    if decision.conflict == "merge":
+        return said + (
+            'and in the source; conflicts = "merge" cannot tell which fields the source '
+            "changed (the log has no record of the fields of its last write): not written. "
+            "Run once with --conflicts overwrite to write the source's version"
+        )
+    return said + (
+        'and in the source: not written (conflicts = "report"). To write the source\'s '
+        "version run once with --conflicts overwrite, or --conflicts merge for only the "
+        "fields the source changed"
+    )
+
+
+def _only(
+    fields: tuple[str, ...],
+    field_data: Mapping[str, object],
+    locales: Mapping[str, Mapping[str, object]],
+) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """The fields named (``cmsLocaleId/slug`` for a secondary locale's) of a record's values."""
+    wanted = set(fields)
+    primary = {slug: v for slug, v in field_data.items() if slug in wanted}
+    per_locale = {
+        locale_id: {s: v for s, v in values.items() if f"{locale_id}/{s}" in wanted}
+        for locale_id, values in locales.items()
+    }
+    return primary, {k: v for k, v in per_locale.items() if v}
+
+
 def _mapping_failure(failure: MappingFailure) -> ItemFailure:
     return ItemFailure(key=failure.key, field=failure.field, kind="mapping", reason=failure.reason)
 
@@ -226,6 +349,8 @@ def _acknowledged(proposal: Proposal, decision: Decision) -> Acknowledged:
         content_hash=decision.stored_hash,
         state=decision.state,
         source_hash=proposal.source_hash,
+        webflow_updated=decision.webflow_updated,
+        field_hashes=orjson.dumps(proposal.field_hashes()).decode(),
     )
 
 

@@ -29,6 +29,9 @@ class RunSummary:
     #: The assets stage's files: uploaded, bytes, deduplicated, reused (from the log), failed;
     #: a plan's planned (files a run would fetch).
     assets: dict[str, int] = field(default_factory=dict)
+    #: Items changed in Webflow by someone else and in the source (the first few per
+    #: collection): collection, key, item_id, changed_at, fields, outcome.
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -47,7 +50,8 @@ class RunSummary:
     def exit_code(self) -> int:
         if self.aborted is not None:
             return 3
-        troubles = ("failed", "publish_failed", "unresolved", "deletions_refused")
+        # A conflict left unwritten is a source change not applied: named, and not a success.
+        troubles = ("failed", "publish_failed", "unresolved", "deletions_refused", "conflicts")
         if any(self.total(outcome) for outcome in troubles):
             return 1
         return 0
@@ -74,4 +78,6 @@ class RunSummary:
             result["removals"] = self.removals
         if self.assets:
             result["assets"] = self.assets
+        if self.conflicts:
+            result["conflicts"] = self.conflicts
         return result

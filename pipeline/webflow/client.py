@@ -304,8 +304,13 @@ class WebflowClient:
         sort_by: Literal["createdOn", "lastPublished", "lastUpdated", "name", "slug"] | None = None,
         sort_order: Literal["asc", "desc"] | None = None,
         live: bool = False,
+        updated_since: str | None = None,
     ) -> ItemPage:
         params: dict[str, str | int] = {"offset": offset, "limit": limit}
+        if updated_since is not None:
+            # The spec's `lastUpdated` filter is an object in deepObject style (v2.yml, list
+            # items): `lastUpdated[gte]=<date-time>`, items last updated at or after it.
+            params["lastUpdated[gte]"] = updated_since
         if slug is not None:
             params["slug"] = slug
         if name is not None:

@@ -160,6 +160,27 @@ class WebflowApi:
         )
         return await self._call(collection, read, idempotent=True)
 
+    async def list_updated_items(
+        self,
+        collection_id: str,
+        *,
+        since: str | None,
+        offset: int = 0,
+        limit: int = MAX_ITEMS_PER_REQUEST,
+        collection: str = "",
+    ) -> ItemPage:
+        """Items last updated at or after ``since`` (all when None), most recently updated first."""
+        read = functools.partial(
+            self.client.list_items,
+            collection_id,
+            offset=offset,
+            limit=limit,
+            sort_by="lastUpdated",
+            sort_order="desc",
+            updated_since=since,
+        )
+        return await self._call(collection, read, idempotent=True)
+
     async def iter_items(
         self, collection_id: str, *, newest_first: bool = False, collection: str = ""
     ) -> AsyncIterator[Item]:

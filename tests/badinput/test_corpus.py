@@ -576,6 +576,26 @@ async def test_a_bad_job_file_exits_2_before_any_request(
     assert not (tmp_path / "job").exists()
 
 
+async def test_an_unknown_conflicts_policy_exits_2_before_any_request(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    path = make_job(tmp_path, sandbox, posts_extra='conflicts = "keep-theirs"')
+
+    in_file = await cli_run(path)
+
+    assert in_file.returncode == 2, in_file.output
+    assert "Traceback" not in in_file.output
+    assert "collections.posts.conflicts" in in_file.stderr
+    assert "report" in in_file.stderr
+    assert "overwrite" in in_file.stderr
+    assert "merge" in in_file.stderr
+    path = make_job(tmp_path, sandbox)
+    on_the_line = await run_cli_async("run", str(path), "--conflicts", "theirs", cwd=tmp_path)
+    assert on_the_line.returncode == 2, on_the_line.output
+    assert "--conflicts takes report, overwrite or merge" in on_the_line.stderr
+    assert sandbox.stats()["totals"]["requests"] == 0
+
+
 async def test_a_missing_token_variable_exits_2_before_any_request(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:

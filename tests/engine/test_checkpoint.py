@@ -259,7 +259,9 @@ def test_schema_3_log_keeps_every_row_and_its_rules(tmp_path: Path) -> None:
             attempts INTEGER NOT NULL DEFAULT 0, batch_id INTEGER, first_seen TEXT NOT NULL,
             updated_at TEXT NOT NULL, source_hash TEXT, PRIMARY KEY (collection, key)
         ) WITHOUT ROWID;
-        INSERT INTO items_v3 SELECT * FROM items;
+        INSERT INTO items_v3 SELECT collection, key, webflow_id, slug, content_hash, state,
+            last_error, error_field, error_kind, attempts, batch_id, first_seen, updated_at,
+            source_hash FROM items;
         DROP TABLE items;
         ALTER TABLE items_v3 RENAME TO items;
         CREATE INDEX items_slug ON items (collection, slug);

@@ -6,6 +6,8 @@ foreign item the record would adopt (if any); it expects one decision.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,12 +15,15 @@ import pytest
 from flowport.base.models import Item
 from flowport.mappings import MappedItem, MappingFailure, SkippedRecord
 from flowport.pipeline.checkpoint import ItemState, State
+from flowport.pipeline.jobfile import ConflictPolicy
 from flowport.pipeline.stages.decide import (
     REFERENCES_PENDING,
     Action,
     Decision,
     Proposal,
+    WebflowEdit,
     decide,
+    field_hashes_of,
     wants_foreign,
 )
 from flowport.pipeline.writer import Target
@@ -274,6 +279,117 @@ def test_decide(
     assert decide(proposed, state, their) == expected
 
 
+EDIT = WebflowEdit("2026-02-01T00:00:00.000Z", ("name",))
+#: What the log holds of the last write: name "Hello", pages 1.
+WRITTEN = json.dumps(field_hashes_of({"name": "Hello", "slug": "hello", "pages": 1}))
+
+
+def changed(**fields: Any) -> Proposal:
+    """A record whose mapped values differ from the last write's where ``fields`` say."""
+    data = {"name": "Hello", "slug": "hello", "pages": 1, **fields}
+    return Proposal(KEY, "f" * 32, MappedItem(KEY, data), "live", "digest")
+
+
+def written(field_hashes: str | None = WRITTEN, state: State = "done") -> ItemState:
+    return replace(stored(state, content_hash="other"), field_hashes=field_hashes)
+
+
+EDIT_ROWS = [
+    pytest.param(
+        changed(pages=2),
+        written(),
+        EDIT,
+        "report",
+        Decision(Action.CONFLICT, "live", "wf1", conflict="report"),
+        id="changed in both places, report: not written",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        EDIT,
+        "overwrite",
+        Decision(Action.UPDATE, "live", "wf1", "digest", conflict="overwrite"),
+        id="changed in both places, overwrite: updated whole",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        EDIT,
+        "merge",
+        Decision(Action.UPDATE, "live", "wf1", "digest", conflict="merge", fields=("pages",)),
+        id="changed in both places, merge: only the fields the source changed",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        WebflowEdit("2026-02-01T00:00:00.000Z", ()),
+        "report",
+        Decision(Action.UPDATE, "live", "wf1", "digest"),
+        id="the change touched no field flowport writes (an SEO field): updated, nothing lost",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        WebflowEdit("2026-02-01T00:00:00.000Z", None),
+        "report",
+        Decision(Action.CONFLICT, "live", "wf1", conflict="report"),
+        id="fields changed not known: reported",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(field_hashes=None),
+        EDIT,
+        "merge",
+        Decision(Action.CONFLICT, "live", "wf1", conflict="merge"),
+        id="merge without the last write's field hashes: reported",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        replace(EDIT, holds=field_hashes_of({"name": "Hello", "slug": "hello", "pages": 2})),
+        "report",
+        Decision(Action.UPDATE, "live", "wf1", "digest"),
+        id="Webflow holds the source's new values already (an answer lost, or the source "
+        "took the editor's version): no conflict",
+    ),
+    pytest.param(
+        changed(),
+        replace(written(), content_hash="digest"),
+        EDIT,
+        "report",
+        Decision(Action.UNCHANGED, "live", "wf1", "digest"),
+        id="changed in Webflow only: nothing sent",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(),
+        None,
+        "report",
+        Decision(Action.UPDATE, "live", "wf1", "digest"),
+        id="changed in the source only: updated",
+    ),
+    pytest.param(
+        changed(pages=2),
+        written(state="archived"),
+        EDIT,
+        "report",
+        Decision(Action.UPDATE, "staged", "wf1", "digest"),
+        id="an item the job archived comes back whatever changed it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("proposed", "state", "edit", "policy", "expected"), EDIT_ROWS)
+def test_decide_an_item_changed_in_webflow(
+    proposed: Proposal,
+    state: ItemState,
+    edit: WebflowEdit | None,
+    policy: ConflictPolicy,
+    expected: Decision,
+) -> None:
+    assert decide(proposed, state, None, edit, policy) == expected
+
+
 @pytest.mark.parametrize(
     ("proposed", "state", "wanted"),
     [
@@ -293,3 +409,18 @@ def test_only_a_mapped_record_without_an_item_looks_for_one_to_adopt(
 ) -> None:
     # Looking a foreign item up takes it, so only records that may adopt one ask.
     assert wants_foreign(proposed, state) is wanted
+
+
+def test_an_adoption_keeps_the_items_last_updated_as_flowports_own() -> None:
+    # A later lastUpdated is someone else's change; the adopted item's own is not.
+    theirs = Item.model_validate(
+        {
+            "id": "their1",
+            "fieldData": {"name": "Hello", "slug": "theirs"},
+            "lastPublished": "2026-01-01T00:00:00Z",
+            "lastUpdated": "2026-01-02T00:00:00.000Z",
+        }
+    )
+    decision = decide(proposal(fields=SAME), None, theirs)
+    assert decision.action is Action.ADOPT
+    assert decision.webflow_updated == "2026-01-02T00:00:00.000Z"

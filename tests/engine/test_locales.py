@@ -153,6 +153,51 @@ async def test_a_locale_the_site_lacks_is_a_clear_job_error(
     assert sandbox.stats()["totals"]["writes"] == 0
 
 
+async def test_an_editors_change_to_a_localized_item_is_kept_and_merge_writes_the_locale(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    site = sandbox.core.get_site(sandbox.site_id)
+    english = site["locales"]["primary"]["cmsLocaleId"]
+    french = site["locales"]["secondary"][0]["cmsLocaleId"]
+    path = job_dir / "job.toml"
+    path.write_text(JOB.format(base_url=sandbox.base_url, site_id=sandbox.site_id, tag="fr-FR"))
+    write_products(job_dir / "products.csv", 3)
+    assert (await run_job(load_job(path))).exit_code == 0
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        collection_id = log.bindings.collection_id("products")
+        item_id = log.lookup("products", ["SKU1"])["SKU1"].webflow_id
+    assert collection_id
+    assert item_id
+    # An editor retitles the English item; the source revises the French name of the same one.
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as editor:
+        await editor.update_items(
+            collection_id,
+            [{"id": item_id, "cmsLocaleId": english, "fieldData": {"name": "Editor's title"}}],
+            live=True,
+        )
+    write_products(job_dir / "products.csv", 3, revised=frozenset({1}))
+
+    reported = await run_job(load_job(path))
+    assert reported.collections["products"]["conflicts"] == 1, reported.as_dict()
+    assert (await variants(sandbox, collection_id, french, live=False))[item_id]["name"] == (
+        "Produit 1"
+    )
+
+    merged = await run_job(load_job(path).with_conflicts("merge"))
+    assert merged.exit_code == 0, merged.as_dict()
+    assert merged.collections["products"]["merged"] == 1
+    assert (await variants(sandbox, collection_id, english, live=True))[item_id]["name"] == (
+        "Editor's title"
+    )
+    assert (await variants(sandbox, collection_id, french, live=True))[item_id]["name"] == (
+        "Produit 1 (révisé)"
+    )
+    quiet = await run_job(load_job(path))
+    assert quiet.exit_code == 0
+    assert quiet.collections["products"]["unchanged"] == 3
+    assert "changed_in_webflow_only" not in quiet.collections["products"]
+
+
 LOCALIZED_BODY_JOB = """
 [destination]
 api = "{base_url}"
