@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_media
 import bench_memory
 import bench_rerun
 import bench_saturation
@@ -146,6 +147,7 @@ BENCHMARKS: dict[str, Callable[[bool, bool, dict[str, Any]], dict[str, Any]]] = 
     "csv_memory": lambda quick, _p, _r: _script(
         "bench_csv_memory.py", *(["20000"] if quick else [])
     ),
+    "media": lambda quick, _p, _r: bench_media.run(quick, None),
 }
 
 
@@ -155,6 +157,19 @@ def _yes(met: bool) -> str:
 
 def table(results: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
+    media = results.get("media")
+    if media:
+        moved = media["with_media"]
+        rows.append(
+            (
+                f"media ({moved['rows']:,} items, {moved['asset_creates']:,} assets)",
+                f"{moved['share_of_ceiling']:.3f} of ceiling (budgeted requests); "
+                f"{moved['assets_per_real_minute']} assets/min, "
+                f"{moved['upload_bytes_per_second']:,} B/s",
+                ">= 0.95",
+                _yes(media["met"]),
+            )
+        )
     saturation = results.get("saturation")
     if saturation:
         for mode in saturation["modes"]:

@@ -50,6 +50,8 @@ __all__ = [
     "FINGERPRINT_CHARS",
     "SCHEMA_VERSION",
     "Acknowledged",
+    "AssetRow",
+    "AssetRows",
     "BatchRecord",
     "Batches",
     "CheckpointLog",
@@ -71,7 +73,7 @@ __all__ = [
 State = Literal["sending", "staged", "done", "failed", "archived", "unpublished"]
 STATES: Final = ("sending", "staged", "done", "failed", "archived", "unpublished")
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 
 #: Keys per ``IN (...)`` query: well under SQLite's historical limit of 999 bound variables.
 LOOKUP_CHUNK: Final = 500
@@ -259,6 +261,40 @@ CREATE TABLE IF NOT EXISTS edit_horizons (
 )
 """
 
+#: Media moved into the site's assets (issue 15): one row per site and file content (SHA-256),
+#: its state ``intent`` (committed before the create leaves), ``created`` (Webflow answered the
+#: create; the upload to storage may not have landed), ``uploaded`` or ``failed``; and which
+#: source URL gave which content, so a rerun fetches nothing it already moved. Rows are per
+#: site: a log pointed at another site does not reuse assets that are not there.
+_SCHEMA_V8 = """
+CREATE TABLE IF NOT EXISTS assets (
+    site_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    md5 TEXT NOT NULL,
+    source_url TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state = 'intent' OR state = 'created' OR state = 'uploaded'
+        OR state = 'failed'),
+    asset_id TEXT,
+    hosted_url TEXT,
+    failure_kind TEXT,
+    detail TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (site_id, sha256)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS assets_pending ON assets (site_id, state) WHERE state <> 'uploaded';
+CREATE TABLE IF NOT EXISTS asset_sources (
+    site_id TEXT NOT NULL,
+    source_url TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (site_id, source_url)
+) WITHOUT ROWID
+"""
+
 _MIGRATIONS: Final[tuple[str, ...]] = (
     _SCHEMA_V1,
     _SCHEMA_V2,
@@ -267,6 +303,7 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
     _SCHEMA_V5,
     _SCHEMA_V6,
     _SCHEMA_V7,
+    _SCHEMA_V8,
 )
 
 #: Characters of a warning's message kept in the log: enough to find the spot, not a copy of
@@ -281,7 +318,7 @@ _ITEM_COLUMNS: Final = (
 
 
 #: Failure kinds that arise before anything is sent: they do not count as attempts.
-_NEVER_SENT: Final = ("mapping", "source", "conflict")
+_NEVER_SENT: Final = ("mapping", "source", "conflict", "media")
 
 
 @dataclass(frozen=True, slots=True)
@@ -984,6 +1021,26 @@ class ItemWarnings(_Part):
             )
             self._db.executemany("INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def add(self, collection: str, warnings: Sequence[ItemWarning]) -> None:
+        """More warnings of records mapped in this run (the assets stage's, after mapping's)."""
+        now = _now()
+        with _transaction(self._db):
+            for warning in warnings:
+                self._db.execute(
+                    "INSERT INTO warnings SELECT ?, ?, coalesce(max(seq) + 1, 0), ?, ?, ?, ? "
+                    "FROM warnings WHERE collection = ? AND key = ?",
+                    (
+                        collection,
+                        warning.key,
+                        warning.field,
+                        warning.kind,
+                        redact(warning.excerpt)[:EXCERPT_CHARS],
+                        now,
+                        collection,
+                        warning.key,
+                    ),
+                )
+
     def of_keys(self, collection: str, keys: Sequence[str]) -> list[ItemWarning]:
         found: list[ItemWarning] = []
         for chunk in _chunks(keys, LOOKUP_CHUNK):
@@ -1040,6 +1097,123 @@ class ItemWarnings(_Part):
             "DELETE FROM warnings WHERE collection = ? AND key = ?",
             [(collection, key) for key in keys],
         )
+
+
+#: An ``assets`` row as :class:`AssetRows` answers it.
+_ASSET_COLUMNS: Final = (
+    "sha256, md5, source_url, file_name, content_type, size, state, asset_id, hosted_url, "
+    "failure_kind, detail"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRow:
+    sha256: str
+    md5: str
+    source_url: str
+    file_name: str
+    content_type: str
+    size: int
+    state: Literal["intent", "created", "uploaded", "failed"]
+    asset_id: str | None
+    hosted_url: str | None
+    failure_kind: str | None
+    detail: str | None
+
+
+class AssetRows(_Part):
+    """The assets flowport made in each site, by content; each write is its own commit, so an
+    intent is durable before the create it announces leaves."""
+
+    def by_sha256(self, site_id: str, sha256: str) -> AssetRow | None:
+        row = self._db.execute(
+            f"SELECT {_ASSET_COLUMNS} FROM assets WHERE site_id = ? AND sha256 = ?",
+            (site_id, sha256),
+        ).fetchone()
+        return AssetRow(*row) if row else None
+
+    def by_source_url(self, site_id: str, source_url: str) -> AssetRow | None:
+        columns = ", ".join("a." + c.strip() for c in _ASSET_COLUMNS.split(","))
+        row = self._db.execute(
+            f"SELECT {columns} FROM asset_sources s JOIN assets a "
+            "ON a.site_id = s.site_id AND a.sha256 = s.sha256 "
+            "WHERE s.site_id = ? AND s.source_url = ?",
+            (site_id, source_url),
+        ).fetchone()
+        return AssetRow(*row) if row else None
+
+    def record_intent(self, site_id: str, row: AssetRow) -> None:
+        now = _now()
+        with _transaction(self._db):
+            self._db.execute(
+                "INSERT INTO assets (site_id, sha256, md5, source_url, file_name, content_type, "
+                "size, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?) "
+                "ON CONFLICT (site_id, sha256) DO UPDATE SET state = 'intent', asset_id = NULL, "
+                "hosted_url = NULL, failure_kind = NULL, detail = NULL, "
+                "file_name = excluded.file_name, updated_at = excluded.updated_at",
+                (site_id, row.sha256, row.md5, row.source_url, row.file_name, row.content_type,
+                 row.size, now, now),
+            )  # fmt: skip
+
+    def record_created(self, site_id: str, sha256: str, asset_id: str, hosted_url: str) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "UPDATE assets SET state = 'created', asset_id = ?, hosted_url = ?, "
+                "updated_at = ? WHERE site_id = ? AND sha256 = ?",
+                (asset_id, hosted_url, _now(), site_id, sha256),
+            )
+
+    def record_uploaded(
+        self, site_id: str, sha256: str, asset_id: str, hosted_url: str, source_urls: Sequence[str]
+    ) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "UPDATE assets SET state = 'uploaded', asset_id = ?, hosted_url = ?, "
+                "failure_kind = NULL, detail = NULL, updated_at = ? "
+                "WHERE site_id = ? AND sha256 = ?",
+                (asset_id, hosted_url, _now(), site_id, sha256),
+            )
+            self.link_sources(site_id, sha256, source_urls)
+
+    def link_sources(self, site_id: str, sha256: str, source_urls: Sequence[str]) -> None:
+        now = _now()
+        self._write_many(
+            "INSERT INTO asset_sources (site_id, source_url, sha256, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (site_id, source_url) DO UPDATE SET "
+            "sha256 = excluded.sha256, updated_at = excluded.updated_at",
+            [(site_id, url, sha256, now) for url in source_urls],
+        )
+
+    def record_failed(self, site_id: str, sha256: str, kind: str, detail: str) -> None:
+        with _transaction(self._db):
+            self._db.execute(
+                "UPDATE assets SET state = 'failed', failure_kind = ?, detail = ?, "
+                "updated_at = ? WHERE site_id = ? AND sha256 = ? AND state <> 'uploaded'",
+                (kind, redact(detail)[:EXCERPT_CHARS], _now(), site_id, sha256),
+            )
+
+    def forget(self, site_id: str, sha256: str) -> None:
+        """An announced create that never landed (or was deleted): the content starts over."""
+        with _transaction(self._db):
+            self._db.execute(
+                "DELETE FROM assets WHERE site_id = ? AND sha256 = ?", (site_id, sha256)
+            )
+
+    def pending(self, site_id: str) -> list[AssetRow]:
+        """Creates whose outcome a killed run left unknown: ``intent`` and ``created`` rows."""
+        return [
+            AssetRow(*row)
+            for row in self._db.execute(
+                f"SELECT {_ASSET_COLUMNS} FROM assets WHERE site_id = ? "
+                "AND (state = 'intent' OR state = 'created') ORDER BY sha256",
+                (site_id,),
+            )
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Assets per state, every site together."""
+        rows = self._db.execute("SELECT state, COUNT(*) FROM assets GROUP BY state")
+        return {str(state): int(count) for state, count in rows.fetchall()}
 
 
 class WebflowEdits(_Part):
@@ -1344,7 +1518,7 @@ class CheckpointLog:
     It owns the connection, the schema and the transactions, and is made of parts by
     responsibility, all on its connection: :attr:`runs`, :attr:`bindings` (collection ids and
     cursors), :attr:`batches`, :attr:`intents`, :attr:`items`, the items' :attr:`warnings` and
-    this run's :attr:`scratch`.
+    the media's :attr:`assets` and this run's :attr:`scratch`.
     A batch is opened and closed through :meth:`batch` only.
     """
 
@@ -1359,6 +1533,7 @@ class CheckpointLog:
         self.warnings = ItemWarnings(connection)
         self.edits = WebflowEdits(connection)
         self.scratch = RunScratch(connection)
+        self.assets = AssetRows(connection)
         # The surface the runner, the writer and the CLI call, re-exposed from the parts.
         self.begin_run = self.runs.begin
         self.finish_run = self.runs.finish

@@ -418,6 +418,26 @@ def _finish_run(summary: Any, code: int, problem: str, json_sink: JsonLinesSink 
     raise typer.Exit(code)
 
 
+def _assets_line(counts: dict[str, int]) -> str:
+    """The assets stage's files, in words: ``assets: 6 uploaded (48,210 bytes), 2 reused…``."""
+    parts = [
+        f"{counts.get('uploaded', 0)} uploaded ({counts.get('bytes', 0):,} bytes)",
+        *(
+            f"{counts[name]} {name}"
+            for name in ("deduplicated", "reused", "failed")
+            if counts.get(name)
+        ),
+        *([f"{counts['api_requests']} API requests"] if counts.get("api_requests") else []),
+    ]
+    if counts.get("planned"):
+        unknown = counts.get("planned_unknown_size", 0)
+        size = f"{counts.get('planned_bytes', 0):,} bytes" + (
+            f", {unknown} of unknown size" if unknown else ""
+        )
+        parts = [f"{counts['planned']} to upload ({size})", *parts[1:]]
+    return "assets: " + ", ".join(parts)
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"run of {summary.get('job', '')}", title_justify="left")
     outcomes = sorted({o for per in summary.get("collections", {}).values() for o in per})
@@ -430,12 +450,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     extras = {
         k: v
         for k, v in summary.items()
-        if k not in ("collections", "job", "removals", "conflicts") and v not in (None,)
+        if k not in ("collections", "job", "removals", "conflicts", "assets") and v not in (None,)
     }
     _stdout.print(redact(" ".join(f"{k}={v}" for k, v in extras.items())), markup=False)
     for conflict in summary.get("conflicts", []):
         line = _conflict_line(conflict, planned=bool(summary.get("dry_run")))
         _stdout.print(redact(line), markup=False)
+    if summary.get("assets"):
+        _stdout.print(_assets_line(summary["assets"]), markup=False)
     for name, keys in summary.get("removals", {}).items():
         shown = ", ".join(keys[:10]) + (", …" if len(keys) > 10 else "")
         _stdout.print(
@@ -518,6 +540,7 @@ def status(job_file: JobArgument) -> None:
     with _damaged_log_stops(job), log:
         counts = log.counts()
         warning_counts = log.warnings.counts()
+        asset_counts = log.assets.counts()
         last = log.last_run()
     states = ("done", "staged", "sending", "failed")
     table = Table(title=f"{job_file}", title_justify="left")
@@ -535,6 +558,10 @@ def status(job_file: JobArgument) -> None:
     for name, kinds in warning_counts.items():
         listed = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
         _stdout.print(f"{name} warnings: {listed} (flowport warnings lists them)", markup=False)
+    if asset_counts:
+        # Unsettled (intent, created) assets are a killed run's: the next run settles them.
+        listed = ", ".join(f"{state} {n}" for state, n in sorted(asset_counts.items()))
+        _stdout.print(f"assets moved into the site: {listed}", markup=False)
     if last is None:
         _stdout.print("no run recorded yet")
         return

@@ -15,7 +15,19 @@ import threading
 
 __all__ = ["POINTS", "reach", "reach_in_flight"]
 
-POINTS = ("before-send", "in-flight", "after-answer", "before-publish", "after-publish")
+POINTS = (
+    "before-send",
+    "in-flight",
+    "after-answer",
+    "before-publish",
+    "after-publish",
+    # The assets stage: the intent committed, before the create; the create answered, before
+    # its asset id is recorded; recorded, before the upload; uploaded, before that is recorded.
+    "asset-intent",
+    "asset-answered",
+    "asset-created",
+    "asset-uploaded",
+)
 
 
 def _parse(spec: str | None) -> tuple[str, int, float] | None:

@@ -97,9 +97,17 @@ def _compare_file(ours: Mapping[str, Any], theirs: Any) -> Sameness:
     if their_name is None:
         return Sameness.DIFFERENT  # not Webflow's copy, and another URL: another file
     our_name = (_hosted_name(our_url, our_id) if our_id else None) or file_name_of(our_url)
+    # The assets stage names each file with a marker of its content's hash
+    # (``photo-3f9a1c27be04.png``): the source's ``photo.png`` is that file.
+    their_name = _ASSET_MARKER.sub("", their_name)
     if our_name and _normal(our_name) == _normal(their_name):
         return Sameness.SAME_BY_NAME
     return Sameness.DIFFERENT
+
+
+#: ``-<12 hex digits of the SHA-256>`` before the extension: :data:`flowport.pipeline.media.
+#: MARKER_DIGITS`, in the name of every asset the assets stage creates.
+_ASSET_MARKER = re.compile(r"-[0-9a-f]{12}(?=\.[A-Za-z0-9]+$)")
 
 
 def file_name_of(url: str) -> str:

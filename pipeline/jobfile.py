@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin, overload
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -46,6 +47,7 @@ from flowport.pipeline.logging import register_secret
 __all__ = [
     "PLAN_ITEM_LIMITS",
     "PLAN_RATE_LIMITS",
+    "AssetSettings",
     "CollectionJob",
     "CollectionSchemaSpec",
     "ConflictPolicy",
@@ -396,9 +398,72 @@ class CollectionJob(CollectionMapping):
         return bodies
 
 
+OnFailure = Literal["skip", "fail", "keep_url"]
+_HOST = re.compile(r"^(?:\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d+)?$")
+
+
+class FieldAssetSettings(_Strict):
+    on_failure: OnFailure
+
+
+class AssetSettings(_Strict):
+    """``[assets]``: images and files moved into the site's assets (the assets stage)."""
+
+    enabled: bool = False
+    hosts: tuple[str, ...] = Field(
+        default=(),
+        description="host names of the old site whose files move (default: the sources' own)",
+    )
+    all_hosts: bool = False
+    on_failure: OnFailure = "keep_url"
+    max_file_bytes: int = Field(default=10_000_000, ge=1, le=4_000_000_000)
+    concurrency: int = Field(default=4, ge=1, le=32)
+    fields: dict[str, FieldAssetSettings] = Field(
+        default_factory=dict,
+        description='per field: "collection.field" (or "field", every collection) = '
+        '{ on_failure = "fail" }',
+    )
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        hosts = []
+        for entry in value:
+            host = entry.strip().lower()
+            if "://" in host:
+                host = urlsplit(host).netloc
+            if not _HOST.match(host):
+                raise ValueError(
+                    f"{entry!r} is not a host name; use names like 'old.example.com', "
+                    "'*.example.com' or '127.0.0.1:8080'"
+                )
+            hosts.append(host)
+        return tuple(hosts)
+
+    def on_failure_for(self, collection: str, field_slug: str) -> OnFailure:
+        chosen = self.fields.get(f"{collection}.{field_slug}") or self.fields.get(field_slug)
+        return chosen.on_failure if chosen is not None else self.on_failure
+
+    def moves(self, url: str) -> bool:
+        """Whether the file at ``url`` is the old site's (and so moves into the assets)."""
+        if self.all_hosts:
+            return True
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        with_port = parts.netloc.rpartition("@")[2].lower()
+        for allowed in self.hosts:
+            if allowed.startswith("*."):
+                if host.endswith(allowed[1:]) or host == allowed[2:]:
+                    return True
+            elif allowed in (host, with_port):
+                return True
+        return False
+
+
 class _JobFile(_Strict):
     destination: Destination = Field(default_factory=Destination)
     run: RunOptions = Field(default_factory=RunOptions)
+    assets: AssetSettings = Field(default_factory=AssetSettings)
     collections: dict[str, CollectionJob] = Field(min_length=1)
 
 
@@ -436,6 +501,7 @@ class Job:
     run: RunOptions
     collections: Mapping[str, CollectionJob]
     _order: WriteOrder = field(repr=False)
+    assets: AssetSettings = field(default_factory=AssetSettings)
 
     @property
     def base_dir(self) -> Path:
@@ -571,7 +637,48 @@ def load_job(path: Path) -> Job:
         run=spec.run,
         collections=types.MappingProxyType(collections),
         _order=order,
+        assets=_check_assets(path, spec.assets, collections),
     )
+
+
+def _check_assets(
+    path: Path, assets: AssetSettings, collections: Mapping[str, CollectionJob]
+) -> AssetSettings:
+    """Per-field keys must name mapped fields; the old site's hosts default to the sources'."""
+    for key in assets.fields:
+        name, _, slug = key.rpartition(".")
+        known = [collections[name]] if name in collections else []
+        if name and not known:
+            raise JobFileError(
+                path,
+                f"'{key}' names no collection of this job",
+                key=f"assets.fields.{key}",
+                fix=f"use 'collection.field' with one of: {', '.join(collections)}",
+            )
+        if not any(slug in c.fields for c in known or collections.values()):
+            raise JobFileError(
+                path,
+                f"'{key}' names no mapped field",
+                key=f"assets.fields.{key}",
+                fix="use the slug of a field under [collections.<name>.fields]",
+            )
+    if not assets.enabled or assets.all_hosts or assets.hosts:
+        return assets
+    hosts = sorted({h for c in collections.values() for h in _own_hosts(c)})
+    if not hosts:
+        raise JobFileError(
+            path,
+            "no source names the old site, so which files move is unknown",
+            key="assets.hosts",
+            fix='list the old site\'s hosts: hosts = ["old.example.com"] (or all_hosts = true)',
+        )
+    return assets.model_copy(update={"hosts": tuple(hosts)})
+
+
+def _own_hosts(collection: CollectionJob) -> list[str]:
+    """The hosts a collection's source itself names: its site address, the mapping's base."""
+    urls = [collection.base_url, getattr(collection.source, "base_url", None)]
+    return [urlsplit(u).netloc.lower() for u in urls if isinstance(u, str) and "://" in u]
 
 
 def _check_destination(path: Path, destination: Destination) -> None:

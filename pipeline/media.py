@@ -21,20 +21,23 @@ create, reconcile after a crash); :class:`InMemoryAssetLedger` dedupes within on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import PurePosixPath
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Literal, Protocol, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import anyio
 
 from flowport.base.errors import (
+    FlowportError,
+    NotFoundError,
     RateLimited,
     RequestRejected,
     RetriableError,
@@ -42,8 +45,9 @@ from flowport.base.errors import (
     TransportError,
     parse_retry_after,
 )
-from flowport.base.models import AssetUpload
-from flowport.pipeline import __version__
+from flowport.base.models import Asset, AssetUpload
+from flowport.pipeline import __version__, crashpoints
+from flowport.pipeline.checkpoint import AssetRow, CheckpointLog
 from flowport.pipeline.retry import RetryPolicy, call_with_retries
 from flowport.pipeline.webflow.client import WebflowClient
 
@@ -51,14 +55,22 @@ __all__ = [
     "AssetIntent",
     "AssetLedger",
     "AssetRecord",
+    "CheckpointAssetLedger",
     "FailureKind",
     "InMemoryAssetLedger",
     "MediaFailure",
     "MediaKind",
     "MediaLimits",
+    "MediaProbe",
     "MediaUploader",
+    "PendingAsset",
+    "Probed",
+    "ReconcileResult",
     "Uploaded",
+    "is_file_url",
 ]
+
+T = TypeVar("T")
 
 FailureKind = Literal[
     "too_large",
@@ -170,17 +182,42 @@ class AssetRecord:
     size: int
 
 
-class AssetLedger(Protocol):
-    """Where uploads are remembered: by content (SHA-256), so the same bytes are one asset.
+@dataclass(frozen=True, slots=True)
+class PendingAsset:
+    """A create a killed run left unsettled: announced (``asset_id`` None: it may or may not
+    have landed) or answered (the upload to storage may not have landed)."""
 
-    The checkpoint log's assets table will implement this (durably, with the same crash rules
-    as items: an intent without an upload is reconciled before anything is sent again)."""
+    intent: AssetIntent
+    asset_id: str | None = None
+    hosted_url: str | None = None
+
+
+class AssetLedger(Protocol):
+    """Where uploads are remembered: by content (SHA-256), so the same bytes are one asset, and
+    by source URL, so a rerun fetches nothing it moved before.
+
+    The checkpoint log's implementation (:class:`CheckpointAssetLedger`) is durable, with the
+    same crash rules as items: the intent is committed before the create leaves, the asset id
+    once Webflow answered, and an intent left unsettled is reconciled (:meth:`MediaUploader.
+    reconcile`) before anything is sent again."""
 
     def known(self, sha256: str) -> AssetRecord | None: ...
 
+    def known_url(self, source_url: str) -> AssetRecord | None: ...
+
+    def link(self, source_url: str, sha256: str) -> None: ...
+
     def record_intent(self, intent: AssetIntent) -> None: ...
 
+    def record_created(self, intent: AssetIntent, asset_id: str, hosted_url: str) -> None: ...
+
     def record_uploaded(self, record: AssetRecord) -> None: ...
+
+    def record_failed(self, intent: AssetIntent, kind: str, detail: str) -> None: ...
+
+    def forget(self, sha256: str) -> None: ...
+
+    def unsettled(self) -> Sequence[PendingAsset]: ...
 
 
 class InMemoryAssetLedger:
@@ -188,26 +225,129 @@ class InMemoryAssetLedger:
 
     def __init__(self) -> None:
         self._uploaded: dict[str, AssetRecord] = {}
-        self._intents: dict[str, AssetIntent] = {}
+        self._urls: dict[str, str] = {}
+        self._intents: dict[str, PendingAsset] = {}
 
     def known(self, sha256: str) -> AssetRecord | None:
         return self._uploaded.get(sha256)
 
+    def known_url(self, source_url: str) -> AssetRecord | None:
+        sha256 = self._urls.get(source_url)
+        return self._uploaded.get(sha256) if sha256 is not None else None
+
+    def link(self, source_url: str, sha256: str) -> None:
+        self._urls[source_url] = sha256
+
     def record_intent(self, intent: AssetIntent) -> None:
-        self._intents[intent.sha256] = intent
+        self._intents[intent.sha256] = PendingAsset(intent)
+
+    def record_created(self, intent: AssetIntent, asset_id: str, hosted_url: str) -> None:
+        self._intents[intent.sha256] = PendingAsset(intent, asset_id, hosted_url)
 
     def record_uploaded(self, record: AssetRecord) -> None:
         self._intents.pop(record.sha256, None)
         self._uploaded[record.sha256] = record
+        self._urls[record.source_url] = record.sha256
+
+    def record_failed(self, intent: AssetIntent, kind: str, detail: str) -> None:
+        self._intents.pop(intent.sha256, None)
+
+    def forget(self, sha256: str) -> None:
+        self._intents.pop(sha256, None)
+
+    def unsettled(self) -> Sequence[PendingAsset]:
+        return tuple(self._intents.values())
 
     @property
     def pending(self) -> tuple[AssetIntent, ...]:
         """Intents whose upload was never acknowledged (a create or upload that failed)."""
-        return tuple(self._intents.values())
+        return tuple(p.intent for p in self._intents.values())
 
     @property
     def uploaded(self) -> tuple[AssetRecord, ...]:
         return tuple(self._uploaded.values())
+
+
+class CheckpointAssetLedger:
+    """The ledger in the checkpoint log's ``assets`` tables, for one site: it survives the
+    process."""
+
+    def __init__(self, log: CheckpointLog, site_id: str) -> None:
+        self._rows = log.assets
+        self._site = site_id
+
+    def known(self, sha256: str) -> AssetRecord | None:
+        return _record_of(self._rows.by_sha256(self._site, sha256))
+
+    def known_url(self, source_url: str) -> AssetRecord | None:
+        return _record_of(self._rows.by_source_url(self._site, source_url))
+
+    def link(self, source_url: str, sha256: str) -> None:
+        self._rows.link_sources(self._site, sha256, [source_url])
+
+    def record_intent(self, intent: AssetIntent) -> None:
+        self._rows.record_intent(
+            self._site,
+            AssetRow(
+                sha256=intent.sha256,
+                md5=intent.md5,
+                source_url=intent.source_url,
+                file_name=intent.file_name,
+                content_type=intent.content_type,
+                size=intent.size,
+                state="intent",
+                asset_id=None,
+                hosted_url=None,
+                failure_kind=None,
+                detail=None,
+            ),
+        )
+
+    def record_created(self, intent: AssetIntent, asset_id: str, hosted_url: str) -> None:
+        self._rows.record_created(self._site, intent.sha256, asset_id, hosted_url)
+
+    def record_uploaded(self, record: AssetRecord) -> None:
+        self._rows.record_uploaded(
+            self._site, record.sha256, record.asset_id, record.hosted_url, [record.source_url]
+        )
+
+    def record_failed(self, intent: AssetIntent, kind: str, detail: str) -> None:
+        self._rows.record_failed(self._site, intent.sha256, kind, detail)
+
+    def forget(self, sha256: str) -> None:
+        self._rows.forget(self._site, sha256)
+
+    def unsettled(self) -> Sequence[PendingAsset]:
+        return [
+            PendingAsset(
+                AssetIntent(
+                    sha256=row.sha256,
+                    md5=row.md5,
+                    source_url=row.source_url,
+                    file_name=row.file_name,
+                    content_type=row.content_type,
+                    size=row.size,
+                ),
+                row.asset_id,
+                row.hosted_url,
+            )
+            for row in self._rows.pending(self._site)
+        ]
+
+
+def _record_of(row: AssetRow | None) -> AssetRecord | None:
+    if row is None or row.state != "uploaded" or not row.asset_id or not row.hosted_url:
+        return None
+    return AssetRecord(
+        sha256=row.sha256,
+        md5=row.md5,
+        source_url=row.source_url,
+        asset_id=row.asset_id,
+        hosted_url=row.hosted_url,
+        file_name=row.file_name,
+        content_type=row.content_type,
+        size=row.size,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +360,20 @@ class Uploaded:
     content_type: str
     #: True when no upload was needed: the same bytes were uploaded before (any URL).
     deduplicated: bool = False
+    #: True when nothing was even fetched: the checkpoint log knew this URL from a past run.
+    reused: bool = False
+
+
+@dataclass(slots=True)
+class ReconcileResult:
+    """What :meth:`MediaUploader.reconcile` found of a killed run's creates."""
+
+    #: Created, and its bytes are served: recorded as uploaded.
+    kept: int = 0
+    #: Created, bytes missing (or a second copy): deleted from the site.
+    deleted: int = 0
+    #: Not (or no longer) in the site: the content is created afresh when needed.
+    forgotten: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +428,10 @@ class MediaUploader:
         self._by_url: dict[tuple[str, MediaKind], Uploaded | MediaFailure] = {}
         self._url_locks: dict[tuple[str, MediaKind], anyio.Lock] = {}
         self._hash_locks: dict[str, anyio.Lock] = {}
+        self._failed_hashes: dict[str, MediaFailure] = {}
+        #: Calls to Webflow's API (asset creates, deletes, list pages; retries included), which
+        #: take from the rate budget as item writes do; uploads to storage are not among them.
+        self.api_calls = 0
 
     async def __aenter__(self) -> Self:
         limits = self.limits
@@ -311,7 +469,14 @@ class MediaUploader:
                     if isinstance(earlier, Uploaded)
                     else earlier
                 )
-            result = await self._fetch_and_upload(url, kind)
+            moved = self.ledger.known_url(url)
+            if moved is not None:
+                # Moved by an earlier run: nothing is fetched, nothing is sent.
+                result: Uploaded | MediaFailure = replace(
+                    _uploaded(url, moved, deduplicated=True), reused=True
+                )
+            else:
+                result = await self._fetch_and_upload(url, kind)
             self._by_url[key] = result
             return result
 
@@ -337,57 +502,164 @@ class MediaUploader:
         async with lock:
             known = self.ledger.known(sha256)
             if known is not None:
+                self.ledger.link(url, sha256)
                 return _uploaded(url, known, deduplicated=True)
+            failed = self._failed_hashes.get(sha256)
+            if failed is not None:
+                # Not sent twice in one run: an unsettled create is the next run's to reconcile.
+                return MediaFailure(url, failed.kind, failed.detail)
             intent = AssetIntent(
                 sha256=sha256,
                 md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
                 source_url=url,
-                file_name=_file_name(url, content_type),
+                file_name=_file_name(url, content_type, sha256),
                 content_type=content_type,
                 size=len(data),
             )
-            return await self._create_and_upload(intent, data)
+            result = await self._create_and_upload(intent, data)
+            if isinstance(result, MediaFailure):
+                self._failed_hashes[sha256] = result
+            return result
 
     async def _create_and_upload(self, intent: AssetIntent, data: bytes) -> Uploaded | MediaFailure:
+        # Durable before the create leaves: a kill from here on leaves an intent that the next
+        # run reconciles by the file name (it carries the content's hash) before creating again.
         self.ledger.record_intent(intent)
-        client = self._client
+        crashpoints.reach("asset-intent")
         try:
-            # Sent again after a lost answer: an asset without bytes is referenced by nothing,
-            # so a second create costs at most an empty record, which the intent lets the
-            # checkpoint stage find; never a second copy of the file in use.
-            created: AssetUpload = await call_with_retries(
-                lambda: client.create_asset(
-                    self._site_id, file_name=intent.file_name, file_hash=intent.md5
-                ),
+            created = await self._create(intent)
+        except RequestRejected as refused:
+            detail = f"{refused.code}: {refused}"
+            self.ledger.record_failed(intent, _rejection_kind(refused.code), detail)
+            return MediaFailure(intent.source_url, _rejection_kind(refused.code), detail)
+        except RetriableError as problem:
+            # The create may have landed: the intent stays for the next run to reconcile.
+            return MediaFailure(intent.source_url, "unavailable", str(problem))
+        crashpoints.reach("asset-answered")
+        self.ledger.record_created(intent, created.id, created.hosted_url)
+        crashpoints.reach("asset-created")
+        try:
+            await call_with_retries(
+                lambda: self._client.upload_asset(created, data),
+                policy=self.limits.retry,
+                budget=None,  # storage is not Webflow's API: no rate budget
+                idempotent=True,  # the same bytes to the same key
+                sleep=self._sleep,
+            )
+        except RequestRejected as refused:
+            detail = f"{refused.code}: {refused}"
+            await self._discard(created.id)
+            self.ledger.record_failed(intent, _rejection_kind(refused.code), detail)
+            return MediaFailure(intent.source_url, _rejection_kind(refused.code), detail)
+        except RetriableError as problem:
+            # The bytes may have landed: the 'created' row stays for the next run to check.
+            return MediaFailure(intent.source_url, "unavailable", str(problem))
+        crashpoints.reach("asset-uploaded")
+        record = _record(intent, created.id, created.hosted_url)
+        self.ledger.record_uploaded(record)
+        return _uploaded(intent.source_url, record, deduplicated=False)
+
+    async def _create(self, intent: AssetIntent) -> AssetUpload:
+        client = self._client
+        # Not idempotent: a create whose answer was lost is not sent again blindly (it would
+        # leave a second asset); the intent is reconciled by listing the site's assets.
+        created: AssetUpload = await call_with_retries(
+            lambda: self._counted(
+                client.create_asset(self._site_id, file_name=intent.file_name, file_hash=intent.md5)
+            ),
+            policy=self.limits.retry,
+            budget=client.budget,
+            idempotent=False,
+            sleep=self._sleep,
+        )
+        return created
+
+    async def _discard(self, asset_id: str) -> None:
+        """Delete an asset whose bytes never landed; best effort (the next run checks too)."""
+        with contextlib.suppress(FlowportError):
+            await self._counted(self._client.delete_asset(asset_id))
+
+    async def _counted(self, call: Awaitable[T]) -> T:
+        self.api_calls += 1
+        return await call
+
+    async def reconcile(self) -> ReconcileResult:
+        """Settle the creates a killed run left: each announced or answered create is found
+        (by the marked file name) and kept if its bytes are served with the right MD5, or
+        deleted and forgotten, so the content is created once, afresh, when a record needs it.
+        Runs before anything is created; lists the site's assets once, only if needed."""
+        result = ReconcileResult()
+        unsettled = list(self.ledger.unsettled())
+        if not unsettled:
+            return result
+        by_name: dict[str, list[Asset]] | None = None
+        for pending in unsettled:
+            candidates: list[tuple[str, str]] = []
+            if pending.asset_id is not None and pending.hosted_url is not None:
+                candidates.append((pending.asset_id, pending.hosted_url))
+            else:
+                if by_name is None:
+                    by_name = await self._assets_by_name()
+                named = by_name.get(pending.intent.file_name, [])
+                candidates.extend((asset.id, asset.hosted_url) for asset in named)
+            await self._settle(pending.intent, candidates, result)
+        return result
+
+    async def _settle(
+        self, intent: AssetIntent, candidates: list[tuple[str, str]], result: ReconcileResult
+    ) -> None:
+        kept: AssetRecord | None = None
+        for asset_id, hosted_url in candidates:
+            if kept is None and await self._landed(hosted_url, intent.md5):
+                kept = _record(intent, asset_id, hosted_url)
+                continue
+            await self._delete(asset_id)
+            result.deleted += 1
+        if kept is not None:
+            self.ledger.record_uploaded(kept)
+            result.kept += 1
+        else:
+            self.ledger.forget(intent.sha256)
+            result.forgotten += 1
+
+    async def _delete(self, asset_id: str) -> None:
+        """Delete a half-made asset; one already gone (a 404, e.g. after a lost answer) is
+        what was wanted."""
+        client = self._client
+        with contextlib.suppress(NotFoundError):
+            await call_with_retries(
+                lambda: self._counted(client.delete_asset(asset_id)),
                 policy=self.limits.retry,
                 budget=client.budget,
                 idempotent=True,
                 sleep=self._sleep,
             )
-            await call_with_retries(
-                lambda: client.upload_asset(created, data),
-                policy=self.limits.retry,
-                budget=None,  # storage is not Webflow's API: no rate budget
-                idempotent=True,
-                sleep=self._sleep,
-            )
-        except RequestRejected as refused:
-            detail = f"{refused.code}: {refused}"
-            return MediaFailure(intent.source_url, _rejection_kind(refused.code), detail)
-        except RetriableError as problem:
-            return MediaFailure(intent.source_url, "unavailable", str(problem))
-        record = AssetRecord(
-            sha256=intent.sha256,
-            md5=intent.md5,
-            source_url=intent.source_url,
-            asset_id=created.id,
-            hosted_url=created.hosted_url,
-            file_name=intent.file_name,
-            content_type=intent.content_type,
-            size=intent.size,
-        )
-        self.ledger.record_uploaded(record)
-        return _uploaded(intent.source_url, record, deduplicated=False)
+
+    async def _assets_by_name(self) -> dict[str, list[Asset]]:
+        by_name: dict[str, list[Asset]] = {}
+        # Pages of 100: counted as the calls they are, from the listing's length.
+        listed = 0
+        async for asset in self._client.iter_assets(self._site_id):
+            listed += 1
+            by_name.setdefault(asset.original_file_name, []).append(asset)
+        self.api_calls += listed // 100 + 1
+        return by_name
+
+    async def _landed(self, hosted_url: str, md5: str) -> bool:
+        """Whether the asset serves the bytes we meant (an asset's listing is no proof)."""
+        if self._session is None:
+            raise RuntimeError("MediaUploader is used outside its 'async with' block")
+        try:
+            with anyio.fail_after(self.limits.total_seconds):
+                async with self._session.get(hosted_url) as response:
+                    if response.status != 200:
+                        return False
+                    digest = hashlib.md5(usedforsecurity=False)
+                    async for chunk in response.content.iter_chunked(64 * 1024):
+                        digest.update(chunk)
+                    return digest.hexdigest() == md5
+        except (TimeoutError, aiohttp.ClientError):
+            return False
 
     async def _download(self, url: str, kind: MediaKind) -> _Download:
         if self._session is None:
@@ -418,6 +690,68 @@ class MediaUploader:
             ) from None
         except aiohttp.ClientError as error:
             raise TransportError(message=f"download failed ({type(error).__name__})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Probed:
+    """What a HEAD request says of a file a plan would move: its size if told, or a problem."""
+
+    source_url: str
+    size: int | None = None
+    problem: MediaFailure | None = None
+
+
+class MediaProbe:
+    """``flowport plan``'s look at the old site: one HEAD per file (redirects followed), never
+    a download and never a write; a server that answers HEAD badly is only "unknown"."""
+
+    def __init__(self, limits: MediaLimits | None = None) -> None:
+        self.limits = limits or MediaLimits()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=self.limits.read_seconds, sock_connect=self.limits.connect_seconds
+            ),
+            headers={"User-Agent": f"flowport/{__version__} (media plan)"},
+            raise_for_status=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def head(self, url: str, kind: MediaKind) -> Probed:
+        if self._session is None:
+            raise RuntimeError("MediaProbe is used outside its 'async with' block")
+        try:
+            async with self._session.head(
+                url, allow_redirects=True, max_redirects=self.limits.max_redirects
+            ) as response:
+                if response.status in (405, 501):
+                    return Probed(url)  # a server that does not answer HEAD: unknown
+                _check_status(response)
+                size, declared = response.content_length, response.content_type.lower()
+        except _Refused as refused:
+            return Probed(url, problem=MediaFailure(url, refused.kind, refused.detail))
+        except (RetriableError, TimeoutError, aiohttp.ClientError):
+            return Probed(url)  # unknown: the run will try, with its retries
+        limit = self.limits.max_bytes(kind)
+        if size is not None and size > limit:
+            oversized = _too_large(size, limit)
+            return Probed(url, size, MediaFailure(url, oversized.kind, oversized.detail))
+        if kind is MediaKind.IMAGE and declared == "text/html":
+            detail = f"the answer of {url} is an HTML page (by its Content-Type)"
+            return Probed(url, size, MediaFailure(url, "not_an_image", detail))
+        return Probed(url, size)
 
 
 def _check_status(response: aiohttp.ClientResponse) -> None:
@@ -513,24 +847,35 @@ def _file_type(download: _Download, sniffed: str | None, declared: str) -> str:
     raise _Refused("unsupported_type", f"{what} is not a type Webflow's assets take")
 
 
+def is_file_url(url: str) -> bool:
+    """Whether a link's URL names a file Webflow's assets take (by its extension): how rich
+    text's ``<a href>`` to a PDF or an image is told from a link to a page."""
+    return _extension_type(url) is not None
+
+
 def _extension_type(url: str) -> str | None:
     suffix = PurePosixPath(unquote(urlsplit(url).path)).suffix.lower().lstrip(".")
     return _EXTENSION_TYPES.get(suffix)
 
 
+#: Hex digits of the content's SHA-256 in every asset's file name: 48 bits, unique per site.
+MARKER_DIGITS = 12
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
-def _file_name(url: str, content_type: str) -> str:
-    """The asset's file name: the URL's, made safe, with the extension of the type it holds."""
+def _file_name(url: str, content_type: str, sha256: str) -> str:
+    """The asset's file name: the URL's, made safe, marked with the first hex digits of the
+    content's SHA-256 (so a killed run's create is found again by its exact name), with the
+    extension of the type it holds."""
     raw = PurePosixPath(unquote(urlsplit(url).path)).name
     stem, extension = PurePosixPath(raw).stem, PurePosixPath(raw).suffix.lower().lstrip(".")
     stem = _UNSAFE.sub("-", stem).strip(" .-") or "file"
     wanted = FILE_TYPES[content_type]
     if _EXTENSION_TYPES.get(extension) != content_type:
         extension = wanted
+    marker = f"-{sha256[:MARKER_DIGITS]}"
     # Webflow: "File names must be less than 100 characters".
-    return f"{stem[: 98 - len(extension)]}.{extension}"
+    return f"{stem[: 98 - len(extension) - len(marker)]}{marker}.{extension}"
 
 
 def _host(url: str) -> str:
@@ -543,6 +888,19 @@ def _rejection_kind(code: str) -> FailureKind:
     if code == "EntityTooLarge":
         return "too_large"
     return "rejected"
+
+
+def _record(intent: AssetIntent, asset_id: str, hosted_url: str) -> AssetRecord:
+    return AssetRecord(
+        sha256=intent.sha256,
+        md5=intent.md5,
+        source_url=intent.source_url,
+        asset_id=asset_id,
+        hosted_url=hosted_url,
+        file_name=intent.file_name,
+        content_type=intent.content_type,
+        size=intent.size,
+    )
 
 
 def _uploaded(url: str, record: AssetRecord, *, deduplicated: bool) -> Uploaded:

@@ -30,12 +30,19 @@ from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.links import SiteLinks, collect_links, write_redirects
 from flowport.pipeline.logging import NullSink, ProgressSink
+from flowport.pipeline.media import (
+    CheckpointAssetLedger,
+    MediaLimits,
+    MediaProbe,
+    MediaUploader,
+)
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.retry import WaitLedger
+from flowport.pipeline.stages.assets import AssetCounts
 from flowport.pipeline.stages.binding import check_bindings
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
-from flowport.pipeline.stages.collection import CollectionRun
+from flowport.pipeline.stages.collection import CollectionRun, MediaMove
 from flowport.pipeline.stages.executors import Executor, LiveExecutor, PlanExecutor
 from flowport.pipeline.stages.schema import (
     SiteLocales,
@@ -215,7 +222,7 @@ async def _run(
                 run = _Run(
                     job, writer, summary, sink, dry_run=dry_run, full_read=full_read, rehome=rehome
                 )
-                await run.execute(destination.site_id)
+                await _execute(run, client, checkpoint, destination.site_id)
             except BaseExceptionGroup as group:
                 raise _first_fatal(group) from None
             finally:
@@ -223,6 +230,42 @@ async def _run(
                 summary.requests = api.stats.requests
                 summary.retries = api.stats.retries
                 summary.rate_limited = api.stats.rate_limited
+
+
+async def _execute(
+    run: _Run, client: WebflowClient, checkpoint: CheckpointLog, site_id: str
+) -> None:
+    """The run, with the assets stage's uploader open around it when ``[assets]`` is on."""
+    async with _media(run.job, client, checkpoint, site_id, dry_run=run.dry_run) as media:
+        run.media = media
+        try:
+            await run.execute(site_id)
+        finally:
+            # However the run ends, the summary has the files moved so far.
+            if media is not None:
+                run.summary.assets = media.counts.as_dict()
+                if media.uploader is not None and media.uploader.api_calls:
+                    run.summary.assets["api_requests"] = media.uploader.api_calls
+
+
+@contextlib.asynccontextmanager
+async def _media(
+    job: Job, client: WebflowClient, checkpoint: CheckpointLog, site_id: str, *, dry_run: bool
+) -> AsyncIterator[MediaMove | None]:
+    """The assets stage's uploader, for the run's length (none in a plan: it only counts)."""
+    if not job.assets.enabled:
+        yield None
+        return
+    counts = AssetCounts()
+    limits = MediaLimits(file_max_bytes=job.assets.max_file_bytes)
+    if dry_run:
+        # A plan asks the old site for each file's size (HEAD), downloads and creates nothing.
+        async with MediaProbe(limits) as probe:
+            yield MediaMove(None, counts, site_id, probe)
+        return
+    ledger = CheckpointAssetLedger(checkpoint, site_id)
+    async with MediaUploader(client, site_id, ledger=ledger, limits=limits) as uploader:
+        yield MediaMove(uploader, counts, site_id)
 
 
 class _Run:
@@ -247,6 +290,8 @@ class _Run:
         self.summary = summary
         self.sink = sink
         self.schemas: dict[str, CollectionSchema] = {}
+        #: The assets stage's uploader and counts, when ``[assets]`` is enabled.
+        self.media: MediaMove | None = None
         # The one choice between a run and a plan: who carries the decisions out.
         self.executor: Executor = (
             PlanExecutor(writer, summary)
@@ -282,6 +327,7 @@ class _Run:
         )
         if not self.dry_run:
             writer.checkpoint.bindings.bind_site(list(job.collections), site_id)
+        await self.reconcile_media()
         for name in job.write_order():
             await CollectionRun(
                 job,
@@ -294,6 +340,7 @@ class _Run:
                 locales=locales,
                 source=sources.get(name),
                 full_read=self.full_read,
+                media=self.media,
                 link_map=links.link_map if links is not None else None,
             ).run()
         for deferred in writer.checkpoint.deferred_references(LOOKUP_CHUNK):
@@ -305,6 +352,18 @@ class _Run:
         self.write_redirects(links)
         if job.run.publish_site and self.summary.exit_code == 0:
             await self.executor.publish_site(site_id)
+
+    async def reconcile_media(self) -> None:
+        """A killed run's asset creates, settled before anything is created again."""
+        if self.media is None or self.media.uploader is None:
+            return
+        settled = await self.media.uploader.reconcile()
+        if settled.kept or settled.deleted or settled.forgotten:
+            self.sink.message(
+                "info",
+                f"assets left by an interrupted run: {settled.kept} kept (uploaded), "
+                f"{settled.deleted} deleted (bytes missing), {settled.forgotten} never created",
+            )
 
     async def site_links(self) -> SiteLinks | None:
         """The old site's pages and their Webflow paths, before the first record is mapped."""
@@ -324,7 +383,6 @@ class _Run:
         path = target if target.is_absolute() else self.job.base_dir / target
         rows = write_redirects(path, links, self.writer.checkpoint)
         self.sink.message("info", f"wrote {path}: {rows} redirects")
-
 
     async def warn_item_limit(self, site_id: str, existing: list[CollectionSchema]) -> None:
         """A plan's warning when its creates would pass the site's item limit (the job's

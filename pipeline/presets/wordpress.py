@@ -142,6 +142,8 @@ class SiteProfile:
     notes: tuple[str, ...] = ()
     #: The multilingual plugin whose languages the export or the API carries, if any.
     multilingual: Multilingual | None = None
+    #: Hosts the site's uploads are served from besides its own (wordpress.com's files host).
+    media_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +313,9 @@ def scan_wxr(path: Path) -> SiteProfile:
         permalink_structure=_most_common(patterns),
         notes=tuple(notes),
         multilingual=multilingual,
+        media_hosts=tuple(
+            sorted({urlsplit(url).netloc.lower() for url, _alt in scan.attachments.values() if url})
+        ),
     )
 
 
@@ -849,6 +854,23 @@ def _destination(target_api: str, site_id: str | None, token_env: str) -> str:
     return "\n".join(lines)
 
 
+def _assets_table(profile: SiteProfile) -> list[str]:
+    """Media on the old site moves into Webflow's assets (README, "Media")."""
+    site = urlsplit(profile.site_url).netloc.lower()
+    hosts = [site, *(h for h in profile.media_hosts if h and h != site)]
+    return [
+        "[assets]",
+        "# Images and files on the old site (featured images, images and links to files in the",
+        "# content, galleries) move into the Webflow site's assets; items point at them there.",
+        "# The hosts are the site's own and those its attachments are served from.",
+        "enabled = true",
+        f"hosts = [{', '.join(_toml(h) for h in hosts)}]",
+        "# A file that cannot move (missing, over 4 MB, not an image) keeps its old URL and is",
+        '# named in `flowport warnings`; "fail" retries the item next run, "skip" drops it.',
+        'on_failure = "keep_url"',
+    ]
+
+
 def job_toml(
     profile: SiteProfile,
     *,
@@ -888,6 +910,8 @@ def job_toml(
         "# Webflow's 301 import file (Site settings > Publishing), rewritten after every run",
         "# from the items written live: a new post gets its row.",
         f"redirects_csv = {_toml(redirects_csv)}",
+        "",
+        *_assets_table(profile),
         "",
     ]
     parts = [

@@ -5,6 +5,8 @@
     read ──ReadChunk──▶ map ──MappedChunk──▶ decide ──writes──▶ dispatch ──Batch──▶ N workers
                                                 │                                     │
                                           (executor: failures, adoptions)   (executor: write)
+    … with ``[assets]`` enabled, the assets stage (:mod:`.assets`) sits between decide and
+    dispatch: decide ──writes──▶ assets ──writes──▶ dispatch.
     … then finish: vanished records, publishing what was staged, counts, the cursor.
 
 Every stream holds at most a couple of chunks, so a slow Webflow slows the source down instead
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -28,6 +31,8 @@ from flowport.mappings.richtext import OLD_SITE_LINK, OLD_SITE_LINK_TEXT
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import ProgressSink
+from flowport.pipeline.media import MediaProbe, MediaUploader
+from flowport.pipeline.stages.assets import AssetCounts, AssetStage
 from flowport.pipeline.stages.claims import CheckpointSlugs
 from flowport.pipeline.stages.cursor import IncrementalCursor
 from flowport.pipeline.stages.edits import EditCheck, find_webflow_edits
@@ -40,12 +45,23 @@ from flowport.pipeline.stages.schema import SiteLocales
 from flowport.pipeline.stages.summary import RunSummary
 from flowport.pipeline.writer import Batch, Operation, PendingItem, Target, Writer
 
-__all__ = ["BATCH_BUFFER", "CHUNK_BUFFER", "CollectionRun"]
+__all__ = ["BATCH_BUFFER", "CHUNK_BUFFER", "CollectionRun", "MediaMove"]
 
 #: Batches waiting for a worker: small, so memory stays flat and backpressure reaches the source.
 BATCH_BUFFER = 2
 #: Chunks (of up to 500 records) waiting between two stages.
 CHUNK_BUFFER = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MediaMove:
+    """The run's assets stage state: its uploader (None in a plan, which probes instead) and
+    its counts."""
+
+    uploader: MediaUploader | None
+    counts: AssetCounts
+    site_id: str
+    probe: MediaProbe | None = None
 
 
 class CollectionRun:
@@ -62,6 +78,7 @@ class CollectionRun:
         locales: SiteLocales,
         source: Source | None = None,
         full_read: bool = False,
+        media: MediaMove | None = None,
         link_map: LinkMap | None = None,
     ) -> None:
         self.job = job
@@ -78,6 +95,8 @@ class CollectionRun:
         self.source = source
         #: Read the whole source even if the collection is incremental (``run --full``).
         self.full_read = full_read
+        #: The assets stage's share of the run, when ``[assets]`` is enabled.
+        self.media = media
         #: The old site's pages -> Webflow paths, for links in rich text (``[run] old_site``).
         self.link_map = link_map
 
@@ -199,10 +218,32 @@ class CollectionRun:
             group.start_soon(read.run, send_read)
             group.start_soon(mapping.run, receive_read, send_mapped)
             group.start_soon(decide.run, receive_mapped, send_writes)
+            if self.media is not None:
+                # decide -> assets -> dispatch: only what will be written meets its media.
+                send_moved, receive_moved = anyio.create_memory_object_stream[list[PendingItem]](
+                    CHUNK_BUFFER
+                )
+                group.start_soon(self.asset_stage(self.media).run, receive_writes, send_moved)
+                receive_writes = receive_moved
             group.start_soon(self.dispatch, receive_writes, send_batch)
             with receive_batch:
                 for _ in range(self.job.destination.concurrency):
                     group.start_soon(self.work, receive_batch.clone())
+
+    def asset_stage(self, media: MediaMove) -> AssetStage:
+        return AssetStage(
+            self.name,
+            self.schema,
+            self.job.assets,
+            media.uploader,
+            media.probe,
+            media.site_id,
+            self.executor,
+            self.checkpoint,
+            self.summary,
+            self.sink,
+            media.counts,
+        )
 
     async def dispatch(
         self, receive: ObjectReceiveStream[list[PendingItem]], send: ObjectSendStream[Batch]

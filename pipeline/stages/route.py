@@ -130,10 +130,11 @@ class DecideStage:
         async with receive, send:
             async for chunk in receive:
                 outcomes = self.decide_chunk(chunk)
+                # Before the writes go on: the assets stage adds its warnings to these.
+                self.settle_warnings(chunk)
                 if outcomes.writes:
                     await send.send(outcomes.writes)
                 self.settle(outcomes)
-                self.settle_warnings(chunk)
 
     def decide_chunk(self, chunk: MappedChunk) -> _Outcomes:
         name, summary = self.collection, self.summary

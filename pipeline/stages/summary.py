@@ -26,6 +26,9 @@ class RunSummary:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     #: Keys of records gone from the source whose items the job keeps, per collection.
     removals: dict[str, list[str]] = field(default_factory=dict)
+    #: The assets stage's files: uploaded, bytes, deduplicated, reused (from the log), failed;
+    #: a plan's planned (files a run would fetch).
+    assets: dict[str, int] = field(default_factory=dict)
     #: Items changed in Webflow by someone else and in the source (the first few per
     #: collection): collection, key, item_id, changed_at, fields, outcome.
     conflicts: list[dict[str, Any]] = field(default_factory=list)
@@ -73,6 +76,8 @@ class RunSummary:
             result["notes"] = self.notes
         if self.removals:
             result["removals"] = self.removals
+        if self.assets:
+            result["assets"] = self.assets
         if self.conflicts:
             result["conflicts"] = self.conflicts
         return result

@@ -90,6 +90,7 @@ async def image_host() -> AsyncIterator[ImageHost]:
     host = ImageHost()
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", host.handle)
+    app.router.add_route("HEAD", "/{tail:.*}", host.handle)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

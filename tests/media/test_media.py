@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from flowport.base.models import AssetUpload
 from flowport.pipeline.media import (
+    AssetIntent,
     InMemoryAssetLedger,
     MediaFailure,
     MediaKind,
@@ -63,10 +64,11 @@ async def test_the_same_bytes_at_two_urls_are_uploaded_once(
     # A URL already seen is not fetched again.
     assert image_host.hits["/a/photo.png"] == 1
     [asset] = site_assets(sandbox)
+    # The name carries the content's hash, so a killed run's create is found again exactly.
     assert (asset["size"], asset["uploaded"], asset["originalFileName"]) == (
         len(picture),
         True,
-        "photo.png",
+        f"photo-{first.sha256[:12]}.png",
     )
 
 
@@ -185,11 +187,11 @@ async def test_a_corrupted_upload_fails_the_md5_check(
     assert isinstance(result, MediaFailure)
     assert result.kind == "checksum_mismatch"
     assert "BadDigest" in result.detail
-    # The intent stays for the checkpoint stage to reconcile; nothing counts as uploaded.
-    assert [i.source_url for i in ledger.pending] == [image_host.url("/photo.png")]
+    # Storage refused the bytes for good: the empty asset is deleted, the intent settled as
+    # failed; nothing counts as uploaded and nothing is left for a rerun to reconcile.
+    assert ledger.pending == ()
     assert ledger.uploaded == ()
-    [asset] = site_assets(sandbox)
-    assert (asset["size"], asset["uploaded"]) == (0, False)
+    assert site_assets(sandbox) == []
 
 
 @pytest.mark.parametrize(
@@ -243,9 +245,9 @@ async def test_files_and_names(
     )
     names = {a["id"]: a["originalFileName"] for a in site_assets(sandbox)}
     assert names == {
-        report.asset_id: "Annual Report.pdf",
-        image.asset_id: "download.png",
-        text.asset_id: "readme.txt",
+        report.asset_id: f"Annual Report-{report.sha256[:12]}.pdf",
+        image.asset_id: f"download-{image.sha256[:12]}.png",
+        text.asset_id: f"readme-{text.sha256[:12]}.txt",
     }
 
 
@@ -260,3 +262,30 @@ async def test_a_rate_limiting_source_host_gets_few_tries(
     assert result.kind == "unreachable"
     assert "rate limiting" in result.detail
     assert image_host.hits["/busy.png"] == 4  # the first try and three more
+
+
+async def test_reconcile_forgets_a_half_made_asset_someone_already_deleted(
+    sandbox: Sandbox, client: WebflowClient, image_host: ImageHost
+) -> None:
+    picture = png(5, 7, shade=2)
+    image_host.files["/p.png"] = (picture, "image/png")
+    ledger = InMemoryAssetLedger()
+    async with uploader(client, sandbox) as media:
+        media.ledger = ledger
+        made = await media.upload(image_host.url("/p.png"))
+        assert isinstance(made, Uploaded)
+        # A killed run's 'created' row whose asset an editor deleted since.
+        intent = AssetIntent(
+            sha256="0" * 64,
+            md5="0" * 32,
+            source_url=image_host.url("/other.png"),
+            file_name="other-000000000000.png",
+            content_type="image/png",
+            size=10,
+        )
+        await client.delete_asset(made.asset_id)
+        ledger.record_intent(intent)
+        ledger.record_created(intent, made.asset_id, made.hosted_url)
+        settled = await media.reconcile()
+    assert (settled.kept, settled.deleted, settled.forgotten) == (0, 1, 1)
+    assert ledger.pending == ()

@@ -153,7 +153,12 @@ def migrated(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     # The sandbox enforces the plan's 120 requests a minute like Webflow; lift it so the test
     # does not sleep through the 40-odd field creations. Nothing else of the job is touched.
     text = job_path.read_text(encoding="utf-8")
-    job_path.write_text(text.replace('plan = "cms"', 'plan = "cms"\nrate_limit = 100000', 1))
+    text = text.replace('plan = "cms"', 'plan = "cms"\nrate_limit = 100000', 1)
+    # The export's media live on wordpress.com: the test stays offline (the assets stage has
+    # its own tests against a local old site and a real WordPress).
+    assert "[assets]\n" in text
+    text = text.replace("enabled = true", "enabled = false", 1)
+    job_path.write_text(text)
     # The run writes the redirects CSV again from what it wrote: init's copy goes first, so
     # the redirect tests below read the run's.
     (folder / "wordpress-redirects.csv").unlink()
@@ -188,6 +193,19 @@ def test_the_generated_job_validates_offline(migrated: Migrated) -> None:
     said = " ".join(checked.stdout.split())  # rich wraps lines at the terminal width
     assert "job file OK, 5 collection(s)" in said
     assert "categories.parent" in said  # the self-reference is written in two passes
+
+
+def test_init_moves_media_from_the_site_and_its_uploads_host(tmp_path: Path) -> None:
+    job_path = tmp_path / "wordpress.toml"
+    result = invoke_presets(
+        "init", "wordpress", str(require_shared(THEME_UNIT_TEST)), "--out", str(job_path)
+    )
+    assert result.exit_code == 0, result.output
+    assets = load_job(job_path).assets
+    assert assets.enabled
+    # wordpress.com serves a blog's uploads from <blog>.files.wordpress.com.
+    assert assets.hosts == ("wpthemetestdata.wordpress.com", "wpthemetestdata.files.wordpress.com")
+    assert assets.on_failure == "keep_url"
 
 
 def test_the_job_file_is_commented_and_names_no_secret(migrated: Migrated) -> None:
