@@ -61,7 +61,7 @@ class ConnectorCase:
     #: For incremental sources: a ``since`` and how many records a read past it must yield.
     since: str | None = None
     expected_since_records: int | None = None
-    #: Whether a read from ``since`` includes the records at it: SQL and WordPress REST reads do
+    #: Whether a read from ``since`` includes the records at it: SQL and WordPress (REST, WXR) do
     #: (their cursors keep whole seconds, so an equal cursor may be a later change).
     since_is_inclusive: bool = False
     #: Strings that must never appear in the source's name or repr (passwords).

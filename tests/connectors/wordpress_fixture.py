@@ -388,6 +388,7 @@ def wxr_posts_case(request: pytest.FixtureRequest, tmp: Path) -> Any:
         sample_fields={"slug": "template-sticky", "sticky": True, "type": "post"},
         since=CASE_SINCE,
         expected_since_records=_count_after(stamps, CASE_SINCE),
+        since_is_inclusive=True,
         release_check=released,
     )
 
