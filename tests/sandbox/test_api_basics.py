@@ -282,6 +282,15 @@ async def test_an_unfiltered_page_renders_only_its_own_items(
     assert rendered == 1
     assert first.body["pagination"] == {"limit": 1, "offset": 0, "total": 30}
     assert [i["fieldData"]["name"] for i in first.body["items"]] == ["Post 0"]
+    rendered = 0
+    newest = await api.get(
+        f"/collections/{collection_id}/items?limit=1&sortBy=createdOn&sortOrder=desc"
+        "&lastUpdated[gte]=2000-01-01T00:00:00Z"
+    )
+    # A sorted, filtered page too: a check paging by lastUpdated through a large collection
+    # re-rendered every item for every page.
+    assert rendered == 1
+    assert newest.body["pagination"]["total"] == 30
     last = await api.get(f"/collections/{collection_id}/items?limit=2&offset=28&sortOrder=desc")
     assert [i["fieldData"]["name"] for i in last.body["items"]] == ["Post 1", "Post 0"]
     assert last.body["pagination"]["total"] == 30
