@@ -435,12 +435,11 @@ class MediaUploader:
 
     async def __aenter__(self) -> Self:
         limits = self.limits
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(
+        self._session = _old_site_session(
+            aiohttp.ClientTimeout(
                 total=None, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
             ),
-            headers={"User-Agent": f"flowport/{__version__} (media)"},
-            raise_for_status=False,
+            "media",
         )
         return self
 
@@ -450,9 +449,8 @@ class MediaUploader:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await _close(self._session)
+        self._session = None
 
     async def upload(
         self, url: str, *, kind: MediaKind = MediaKind.IMAGE
@@ -710,12 +708,11 @@ class MediaProbe:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(
+        self._session = _old_site_session(
+            aiohttp.ClientTimeout(
                 total=self.limits.read_seconds, sock_connect=self.limits.connect_seconds
             ),
-            headers={"User-Agent": f"flowport/{__version__} (media plan)"},
-            raise_for_status=False,
+            "media plan",
         )
         return self
 
@@ -725,9 +722,8 @@ class MediaProbe:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await _close(self._session)
+        self._session = None
 
     async def head(self, url: str, kind: MediaKind) -> Probed:
         if self._session is None:
@@ -752,6 +748,20 @@ class MediaProbe:
             detail = f"the answer of {url} is an HTML page (by its Content-Type)"
             return Probed(url, size, MediaFailure(url, "not_an_image", detail))
         return Probed(url, size)
+
+
+def _old_site_session(timeout: aiohttp.ClientTimeout, purpose: str) -> aiohttp.ClientSession:
+    """A session for the old site's files (the uploader's and the plan's probe): no token."""
+    return aiohttp.ClientSession(
+        timeout=timeout,
+        headers={"User-Agent": f"flowport/{__version__} ({purpose})"},
+        raise_for_status=False,
+    )
+
+
+async def _close(session: aiohttp.ClientSession | None) -> None:
+    if session is not None:
+        await session.close()
 
 
 def _check_status(response: aiohttp.ClientResponse) -> None:
