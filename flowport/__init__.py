@@ -4,10 +4,13 @@ The library's facade::
 
     import flowport
 
-    job = flowport.load_job("runs/demo.toml")
+    job = flowport.load_job("runs/demo.toml")  # or job_from_dict(d, name=...), job_from_toml
     summary = await flowport.run(job)        # a RunSummary; summary.exit_code as the CLI's
     preview = await flowport.plan(job)       # what a run would do; writes nothing
     problems = await flowport.validate(job)  # one line per problem; writes nothing
+    summary = flowport.run_sync(job, on_progress=print)  # no event loop: a ProgressEvent a second
+    for error in flowport.item_errors(job):  # ItemError: collection, key, field, kind, reason
+        ...
 
     # a collection with source = { type = "dataframe", key = "sku" } reads a pandas frame:
     summary = await flowport.run(job, sources={"products": df})
@@ -38,8 +41,22 @@ if TYPE_CHECKING:
         FlowportError,
         SourceError,
     )
-    from flowport.pipeline.api import load_job, plan, run, validate
+    from flowport.pipeline.api import (
+        item_errors,
+        item_warnings,
+        job_from_dict,
+        job_from_toml,
+        load_job,
+        plan,
+        plan_sync,
+        run,
+        run_sync,
+        validate,
+        validate_sync,
+    )
     from flowport.pipeline.jobfile import Job, JobFileError
+    from flowport.pipeline.logging import ProgressEvent
+    from flowport.pipeline.results import ItemError, StandingWarning
     from flowport.pipeline.runner import RunSummary
 
 __version__ = "0.1.0"
@@ -49,14 +66,24 @@ __all__ = [
     "ConfigError",
     "FatalError",
     "FlowportError",
+    "ItemError",
     "Job",
     "JobFileError",
+    "ProgressEvent",
     "RunSummary",
     "SourceError",
+    "StandingWarning",
+    "item_errors",
+    "item_warnings",
+    "job_from_dict",
+    "job_from_toml",
     "load_job",
     "plan",
+    "plan_sync",
     "run",
+    "run_sync",
     "validate",
+    "validate_sync",
 ]
 
 _LAZY = {
@@ -67,11 +94,26 @@ _LAZY = {
     "SourceError": "flowport.base.errors",
     "Job": "flowport.pipeline.jobfile",
     "JobFileError": "flowport.pipeline.jobfile",
+    "ProgressEvent": "flowport.pipeline.logging",
+    "ItemError": "flowport.pipeline.results",
+    "StandingWarning": "flowport.pipeline.results",
     "RunSummary": "flowport.pipeline.runner",
-    "load_job": "flowport.pipeline.api",
-    "plan": "flowport.pipeline.api",
-    "run": "flowport.pipeline.api",
-    "validate": "flowport.pipeline.api",
+    **dict.fromkeys(
+        (
+            "item_errors",
+            "item_warnings",
+            "job_from_dict",
+            "job_from_toml",
+            "load_job",
+            "plan",
+            "plan_sync",
+            "run",
+            "run_sync",
+            "validate",
+            "validate_sync",
+        ),
+        "flowport.pipeline.api",
+    ),
 }
 
 

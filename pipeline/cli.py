@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import errno
 import fcntl
 import functools
 import gc
 import inspect
-import itertools
 import json
 import os
 import platform
@@ -47,6 +47,7 @@ from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.frames import dataframe_collections
 from flowport.pipeline.jobfile import Job, load_job
 from flowport.pipeline.logging import JsonLinesSink, RichProgressSink, redact
+from flowport.pipeline.results import REMOVED_KIND, iter_item_errors, iter_item_warnings
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -267,7 +268,7 @@ def run(
 
     # The summary is ours, not the runner's: whatever stops the run (a fatal error, SIGINT,
     # SIGTERM from systemd, a bug), it holds the counts so far and ends the output.
-    summary = RunSummary(job=job.path.stem)
+    summary = RunSummary(job=job.name)
     json_sink = JsonLinesSink(sys.stdout, quiet=quiet) if use_json else None
     code, problem = EXIT_ABORTED, ""
     with _terminate_as_exception():
@@ -439,7 +440,8 @@ def _assets_line(counts: dict[str, int]) -> str:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"run of {summary.get('job', '')}", title_justify="left")
+    what = "plan" if summary.get("dry_run") else "run"
+    table = Table(title=f"{what} of {summary.get('job', '')}", title_justify="left")
     outcomes = sorted({o for per in summary.get("collections", {}).values() for o in per})
     table.add_column("collection")
     for outcome in outcomes:
@@ -565,9 +567,13 @@ def status(job_file: JobArgument) -> None:
     if last is None:
         _stdout.print("no run recorded yet")
         return
-    finished = last["finished_at"] or "not finished (running, or killed)"
+    finished = (
+        f"finished {last['finished_at']}"
+        if last["finished_at"]
+        else "not finished (running, or killed)"
+    )
     _stdout.print(
-        f"last run #{last['id']}: started {last['started_at']}, finished {finished}, "
+        f"last run #{last['id']}: started {last['started_at']}, {finished}, "
         f"outcome {last['outcome'] or 'unknown'}",
         markup=False,
     )
@@ -596,20 +602,7 @@ def errors(
     log = _open_checkpoint(job)
     rows: Iterator[dict[str, Any]] = iter(())
     if log is not None:
-        rows = (
-            {
-                "collection": item.collection,
-                "key": item.key,
-                "field": item.error_field,
-                "kind": item.error_kind,
-                "reason": redact(item.last_error or ""),
-                "state": item.state,
-                "attempts": item.attempts,
-                "updated_at": item.updated_at,
-            }
-            for item in log.errors()
-        )
-        rows = itertools.chain(rows, _kept_removals(log.last_run()))
+        rows = (dataclasses.asdict(row) for row in iter_item_errors(log))
     try:
         with _damaged_log_stops(job):
             _print_rows(
@@ -619,7 +612,7 @@ def errors(
                 output,
                 title=f"errors in {job_file}",
                 noun="item error",
-                apart=(_REMOVED_KIND, "records gone from the source, their items kept"),
+                apart=(REMOVED_KIND, "records gone from the source, their items kept"),
             )
     finally:
         if log is not None:
@@ -642,17 +635,7 @@ def warnings(
     log = _open_checkpoint(job)
     rows: Iterator[dict[str, Any]] = iter(())
     if log is not None:
-        rows = (
-            {
-                "collection": collection,
-                "key": warning.key,
-                "field": warning.field,
-                "kind": warning.kind,
-                "excerpt": warning.excerpt,
-                "updated_at": updated_at,
-            }
-            for collection, warning, updated_at in log.warnings.all()
-        )
+        rows = (dataclasses.asdict(row) for row in iter_item_warnings(log))
     try:
         with _damaged_log_stops(job):
             _print_rows(
@@ -703,28 +686,6 @@ def _print_rows(
             _stdout.print(f"{kept} {apart[1]}")
 
 
-#: The kind of a row of ``flowport errors`` naming a record gone from the source, item kept.
-_REMOVED_KIND = "removed-from-source"
-
-
-def _kept_removals(last: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
-    """The last run's records that vanished from the source while the job keeps their items:
-    not errors, but nobody would hear of them otherwise."""
-    summary = (last or {}).get("summary") or {}
-    for collection, keys in (summary.get("removals") or {}).items():
-        for key in keys:
-            yield {
-                "collection": collection,
-                "key": key,
-                "field": None,
-                "kind": _REMOVED_KIND,
-                "reason": 'gone from the source; the item is kept (deletions = "keep")',
-                "state": "kept",
-                "attempts": 0,
-                "updated_at": last["finished_at"] if last else None,
-            }
-
-
 async def _call(function: Callable[[Job], Any], job: Job) -> list[str]:
     # validate_job may be sync or async; both are accepted.
     result = function(job)
@@ -742,25 +703,16 @@ def validate(
 ) -> None:
     """Check the job file, then (unless --offline) the target schema against the API."""
     job = _load(job_file)
-    order = job.write_order()
-    _stdout.print(
-        f"{job_file}: job file OK, {len(job.collections)} collection(s), "
-        f"write order: {' → '.join(order)}",
-        markup=False,
-    )
-    for cycle in order.cycles:
-        fields = ", ".join(
-            f"{name}.{slug}" for name in cycle for slug in sorted(order.deferred.get(name, ()))
-        )
-        _stdout.print(f"  references in a cycle ({fields}) are set in a second pass", markup=False)
+    unprotected = job.token_file_warning()
+    if unprotected is not None:
+        _stderr.print(redact(f"warning: {unprotected}"), markup=False, soft_wrap=True)
+    # Nothing is called OK before every check of its kind is done: the file's sources are
+    # opened first, and the verdict comes last.
     if offline:
         from flowport.pipeline.preflight import source_problems
 
-        offline_problems = asyncio.run(source_problems(job, files_only=True))
-        for problem in offline_problems:
-            _stderr.print(redact(f"problem: {problem}"), markup=False, soft_wrap=True)
-        if offline_problems:
-            raise typer.Exit(EXIT_BAD_JOB)
+        _report_problems(asyncio.run(source_problems(job, files_only=True)))
+        _say_job_file_ok(job, job_file)
         return
     _refuse_dataframe_sources(job, job_file)
     try:
@@ -774,11 +726,33 @@ def validate(
         _fail(EXIT_ABORTED, f"error: cannot check the target schema: {exc}")
     except ImportError as exc:
         _fail(EXIT_ABORTED, f"error: the online check is unavailable ({exc}); try --offline")
-    if problems:
-        for problem in problems:
-            _stderr.print(redact(f"problem: {problem}"), markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_JOB)
+    _report_problems(problems)
+    _say_job_file_ok(job, job_file)
     _stdout.print("target schema OK")
+
+
+def _report_problems(problems: list[str]) -> None:
+    """Each problem on stderr, then exit 2 with a count: the last line says how it ended."""
+    if not problems:
+        return
+    for problem in problems:
+        _stderr.print(redact(f"problem: {problem}"), markup=False, soft_wrap=True)
+    count = len(problems)
+    _fail(EXIT_BAD_JOB, f"{count} problem{'s' if count != 1 else ''} found; nothing was written")
+
+
+def _say_job_file_ok(job: Job, job_file: Path) -> None:
+    order = job.write_order()
+    _stdout.print(
+        f"{job_file}: job file OK, {len(job.collections)} collection(s), "
+        f"write order: {' → '.join(order)}",
+        markup=False,
+    )
+    for cycle in order.cycles:
+        fields = ", ".join(
+            f"{name}.{slug}" for name in cycle for slug in sorted(order.deferred.get(name, ()))
+        )
+        _stdout.print(f"  references in a cycle ({fields}) are set in a second pass", markup=False)
 
 
 @app.command()

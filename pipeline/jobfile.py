@@ -10,6 +10,12 @@ file, and :meth:`Job.token` reads it at call time (registering it for redaction)
 
 The state folder of ``runs/demo.toml`` is ``runs/demo/``: it is created by a run, never by
 loading.
+
+A job can also be built in Python, from a dict (:func:`job_from_dict`) or from TOML text
+(:func:`job_from_toml`), with the same checks and messages; having no file, it is given the
+folder its relative paths start from (``base_dir``, default the current directory) and its
+state folder (``state_dir``, or ``name``, which makes it ``<base_dir>/<name>``, as a file
+``<base_dir>/<name>.toml`` would).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import dataclasses
 import difflib
 import os
 import re
+import stat
 import tomllib
 import types
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,9 +61,12 @@ __all__ = [
     "Destination",
     "Job",
     "JobFileError",
+    "JobHome",
     "RunOptions",
     "SchemaField",
     "WriteOrder",
+    "job_from_dict",
+    "job_from_toml",
     "load_job",
 ]
 
@@ -79,10 +89,11 @@ _REFERENCE_TYPES: Final = ("Reference", "MultiReference")
 
 
 class JobFileError(ConfigError):
-    """A problem in a job file; ``str()`` is ``<file>: <key>: <what>`` plus a ``fix:`` line."""
+    """A problem in a job file; ``str()`` is ``<file>: <key>: <what>`` plus a ``fix:`` line.
+    For a job built in Python, ``file`` is a label naming it (``job 'shop' (a dict)``)."""
 
     def __init__(
-        self, file: Path, message: str, *, key: str | None = None, fix: str | None = None
+        self, file: Path | str, message: str, *, key: str | None = None, fix: str | None = None
     ) -> None:
         super().__init__(message, key=key, fix=fix)
         self.file = file
@@ -495,21 +506,48 @@ class WriteOrder(Sequence[str]):
 
 
 @dataclass(frozen=True, slots=True)
+class JobHome:
+    """Where a job built in Python lives, having no file: its name, the folder its relative
+    paths start from, and its state folder."""
+
+    name: str
+    base_dir: Path
+    state_dir: Path
+    #: Names the job in messages, where a job file's path would be.
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
+    #: The job file; for a job built in Python, its label (see :attr:`home`).
     path: Path
     destination: Destination
     run: RunOptions
     collections: Mapping[str, CollectionJob]
     _order: WriteOrder = field(repr=False)
     assets: AssetSettings = field(default_factory=AssetSettings)
+    #: Set for a job built from a dict or TOML text: it has no file to be beside.
+    home: JobHome | None = None
+
+    @property
+    def name(self) -> str:
+        """The job's name: its file's stem (``runs/demo.toml`` → ``demo``)."""
+        return self.home.name if self.home is not None else self.path.stem
+
+    @property
+    def label(self) -> str:
+        """How messages name the job: its file, or the label of a job built in Python."""
+        return self.home.label if self.home is not None else str(self.path)
 
     @property
     def base_dir(self) -> Path:
         """Relative paths in the job file (sources, token_file) are relative to this."""
-        return self.path.parent
+        return self.home.base_dir if self.home is not None else self.path.parent
 
     @property
     def state_dir(self) -> Path:
+        if self.home is not None:
+            return self.home.state_dir
         return self.path.parent / self.path.stem
 
     def write_order(self) -> WriteOrder:
@@ -538,39 +576,63 @@ class Job:
             value = os.environ.get(destination.token_env, "").strip()
             if not value:
                 raise JobFileError(
-                    self.path,
+                    self.label,
                     f"the environment variable {destination.token_env} is not set",
                     key="destination.token_env",
                     fix=f"set {destination.token_env} in the environment or use token_file",
                 )
         elif destination.token_file is not None:
-            path = destination.token_file
-            path = path if path.is_absolute() else self.base_dir / path
+            path = self.token_file_path()
+            assert path is not None
             try:
                 value = path.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
                 raise JobFileError(
-                    self.path,
+                    self.label,
                     f"cannot read the token file {path} ({exc.__class__.__name__})",
                     key="destination.token_file",
                     fix="create the file with the token on one line (mode 0600), or use token_env",
                 ) from None
             if not value:
                 raise JobFileError(
-                    self.path,
+                    self.label,
                     f"the token file {path} is empty",
                     key="destination.token_file",
                     fix="write the token into it, or use token_env",
                 )
         else:
             raise JobFileError(
-                self.path,
+                self.label,
                 "no token is configured",
                 key="destination.token_env",
                 fix='set token_env = "WEBFLOW_TOKEN" (and export WEBFLOW_TOKEN) or token_file',
             )
         register_secret(value)
         return SecretStr(value)
+
+    def token_file_path(self) -> Path | None:
+        token_file = self.destination.token_file
+        if token_file is None:
+            return None
+        return token_file if token_file.is_absolute() else self.base_dir / token_file
+
+    def token_file_warning(self) -> str | None:
+        """A warning when the token file can be read by others than its owner, as ssh gives
+        for a private key (it refuses one; a token file is only warned about)."""
+        path = self.token_file_path()
+        if path is None or self.destination.token_env is not None:
+            return None
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            return None  # reading the token says what is wrong with the file
+        if not mode & 0o077:
+            return None
+        return (
+            f"the token file {path} can be read by others than its owner (mode "
+            f"{stat.S_IMODE(mode):04o}): anyone who can read it can write to the site; "
+            f"fix: chmod 600 {path}"
+        )
 
     def open_source(self, collection: str) -> Source:
         return self.collections[collection].source.open(base_dir=self.base_dir, env=os.environ)
@@ -588,29 +650,104 @@ def load_job(path: Path) -> Job:
     except OSError as exc:
         raise JobFileError(path, f"cannot read the job file ({exc.strerror})") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise JobFileError(
             path, f"not UTF-8 text (byte {exc.start})", fix="save the job file as UTF-8"
         ) from None
+    return _build_job(path, _parse_toml(path, text), path=path)
+
+
+def job_from_toml(
+    text: str,
+    *,
+    base_dir: str | Path | None = None,
+    name: str | None = None,
+    state_dir: str | Path | None = None,
+) -> Job:
+    """A job from TOML text, as a job file holds it; see :func:`job_from_dict` for the rest."""
+    home = _home(base_dir, name, state_dir, "TOML text")
+    data = _parse_toml(home.label, text)
+    return _build_job(home.label, data, path=Path(home.label), home=home)
+
+
+def job_from_dict(
+    data: Mapping[str, Any],
+    *,
+    base_dir: str | Path | None = None,
+    name: str | None = None,
+    state_dir: str | Path | None = None,
+) -> Job:
+    """A job from a dict shaped like a job file's TOML, checked as a file is, with the same
+    :class:`JobFileError` messages (the label ``job 'shop' (a dict)`` names it).
+
+    Relative paths in it (sources, ``token_file``, ``redirects_csv``) start at ``base_dir``
+    (default: the current directory, taken now). Its state folder (checkpoint log, lock, the
+    embedded sandbox's state) is ``state_dir`` (relative to ``base_dir``), or
+    ``<base_dir>/<name>``; one of them must be given: two jobs sharing a state folder by
+    accident would share a checkpoint log."""
+    home = _home(base_dir, name, state_dir, "a dict")
+    if not isinstance(data, Mapping):
+        raise JobFileError(
+            home.label,
+            f"a job is a dict of tables, not a {type(data).__name__}",
+            fix="pass a dict shaped like a job file: {'destination': {...}, 'collections': {...}}",
+        )
+    return _build_job(home.label, data, path=Path(home.label), home=home)
+
+
+def _home(
+    base_dir: str | Path | None, name: str | None, state_dir: str | Path | None, origin: str
+) -> JobHome:
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if state_dir is not None:
+        state = Path(state_dir)
+        state = state if state.is_absolute() else base / state
+    elif name is not None:
+        if not _COLLECTION_NAME.match(name):
+            raise ConfigError(
+                f"'{name}' is not a usable job name",
+                key="name",
+                fix="use letters, digits, '-' and '_': it names the state folder",
+            )
+        state = base / name
+    else:
+        raise ConfigError(
+            f"a job built from {origin} needs a state folder (its checkpoint log and lock)",
+            key="name",
+            fix=f"pass name='shop' (state in {base / 'shop'}) or state_dir='…'",
+        )
+    job_name = name if name is not None else state.name
+    return JobHome(job_name, base, state, label=f"job {job_name!r} ({origin})")
+
+
+def _parse_toml(source: Path | str, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        position = f"line {where[1]}, column {where[2]}" if where else "see the message"
+        position = f"at line {where[1]}, column {where[2]}" if where else "where it says"
         raise JobFileError(
-            path,
+            source,
             f"TOML syntax error: {exc}",
-            fix=f"correct the TOML syntax at {position}",
+            fix=f"correct the TOML syntax {position}",
         ) from None
+
+
+def _build_job(
+    source: Path | str, data: Mapping[str, Any], *, path: Path, home: JobHome | None = None
+) -> Job:
+    """The checks every job meets, from a file or built in Python; ``source`` names it."""
     try:
         spec = _JobFile.model_validate(data)
     except ValidationError as exc:
-        raise _translate(path, exc) from None
-    _check_destination(path, spec.destination)
+        raise _translate(source, exc) from None
+    _check_destination(source, spec.destination)
     collections: dict[str, CollectionJob] = {}
     for name, collection in spec.collections.items():
         if not _COLLECTION_NAME.match(name):
             raise JobFileError(
-                path,
+                source,
                 f"'{name}' is not a usable collection name",
                 key=f"collections.{name}",
                 fix="use letters, digits, '-' and '_' (e.g. [collections.blog-posts])",
@@ -624,25 +761,26 @@ def load_job(path: Path) -> Job:
             and collection.source.type != "dataframe"
         ):
             raise JobFileError(
-                path,
+                source,
                 "create_missing = true needs a schema to create the collection from",
                 key=f"collections.{name}.schema",
                 fix=f"add [collections.{name}.schema] with singular_name and fields",
             )
         collections[name] = collection
-    order = _write_order(path, collections)
+    order = _write_order(source, collections)
     return Job(
         path=path,
         destination=spec.destination,
         run=spec.run,
         collections=types.MappingProxyType(collections),
         _order=order,
-        assets=_check_assets(path, spec.assets, collections),
+        assets=_check_assets(source, spec.assets, collections),
+        home=home,
     )
 
 
 def _check_assets(
-    path: Path, assets: AssetSettings, collections: Mapping[str, CollectionJob]
+    path: Path | str, assets: AssetSettings, collections: Mapping[str, CollectionJob]
 ) -> AssetSettings:
     """Per-field keys must name mapped fields; the old site's hosts default to the sources'."""
     for key in assets.fields:
@@ -681,7 +819,7 @@ def _own_hosts(collection: CollectionJob) -> list[str]:
     return [urlsplit(u).netloc.lower() for u in urls if isinstance(u, str) and "://" in u]
 
 
-def _check_destination(path: Path, destination: Destination) -> None:
+def _check_destination(path: Path | str, destination: Destination) -> None:
     if destination.is_sandbox:
         if destination.token_env is not None and destination.token_file is not None:
             raise JobFileError(
@@ -710,7 +848,7 @@ def _check_destination(path: Path, destination: Destination) -> None:
         )
 
 
-def _write_order(path: Path, collections: Mapping[str, CollectionJob]) -> WriteOrder:
+def _write_order(path: Path | str, collections: Mapping[str, CollectionJob]) -> WriteOrder:
     names = list(collections)
     edges = _reference_edges(path, collections)
     components = _strongly_connected(names, edges)
@@ -733,7 +871,7 @@ def _write_order(path: Path, collections: Mapping[str, CollectionJob]) -> WriteO
 
 
 def _reference_edges(
-    path: Path, collections: Mapping[str, CollectionJob]
+    path: Path | str, collections: Mapping[str, CollectionJob]
 ) -> dict[str, list[tuple[str, str]]]:
     """Per collection, its (reference field, target collection) pairs; a target that is not a
     collection of the job is a bad job file."""
@@ -959,10 +1097,39 @@ def _describe(error: Mapping[str, Any], located: _Located) -> tuple[str, str | N
     got = ""
     if not sensitive and not kind.startswith("value_error") and _shown(given) is not None:
         got = f" (got {_shown(given)})"
-    return f"{message}{got}", None
+    return f"{message}{got}", _range_fix(kind, located)
 
 
-def _translate(path: Path, exc: ValidationError) -> JobFileError:
+#: pydantic's error kinds for a number out of its field's range.
+_RANGE_ERRORS: Final = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _range_fix(kind: str, located: _Located) -> str | None:
+    """For a value out of range, the range the key takes (from the field's own bounds), like
+    every other job-file error's ``fix:`` line."""
+    if kind in ("string_too_short", "too_short"):
+        return f"give {located.last} a non-empty value, or remove it"
+    if kind not in _RANGE_ERRORS or not _is_model(located.parent):
+        return None
+    info = _model_field(located.parent, str(located.last))
+    if info is None:
+        return None
+    # pydantic keeps each bound as an annotated-types object with one of these attributes.
+    bounds = {
+        name: getattr(bound, name)
+        for bound in info.metadata
+        for name in ("ge", "gt", "le", "lt")
+        if hasattr(bound, name)
+    }
+    if "ge" in bounds and "le" in bounds:
+        limits = f"from {bounds['ge']:,} to {bounds['le']:,}"
+    else:
+        words = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
+        limits = " and ".join(f"{words[name]} {value:,}" for name, value in bounds.items())
+    return f"set {located.last} to a value {limits}" if limits else None
+
+
+def _translate(path: Path | str, exc: ValidationError) -> JobFileError:
     errors = exc.errors(include_url=False)
     located = [(error, _locate(tuple(error["loc"]))) for error in errors]
     # A value that fits no branch of `FieldMapping | str` fails in each; the branch whose type

@@ -53,7 +53,7 @@ async def open_and_check_sources(
     opened: dict[str, Source] = {}
     for name in job.write_order():
         collection = job.collections[name]
-        source = collection.source.open(base_dir=job.path.parent, env=os.environ)
+        source = collection.source.open(base_dir=job.base_dir, env=os.environ)
         since = (cursors or {}).get(name) if collection.incremental else None
         await check_source(name, source, since=since, seconds=job.run.source_check_seconds)
         opened[name] = source
@@ -68,7 +68,7 @@ async def source_problems(job: Job, *, files_only: bool = False) -> list[str]:
         config = job.collections[name].source
         if files_only and not isinstance(getattr(config, "path", None), Path):
             continue
-        source = config.open(base_dir=job.path.parent, env=os.environ)
+        source = config.open(base_dir=job.base_dir, env=os.environ)
         try:
             await check_source(name, source, since=None, seconds=job.run.source_check_seconds)
         except SourceError as error:

@@ -137,10 +137,13 @@ async def run_job(
     ``rehome`` re-homes a checkpoint log whose site or collection changed (see
     :mod:`flowport.pipeline.stages.binding`) instead of stopping."""
     sink: ProgressSink = progress or NullSink()
-    summary = summary if summary is not None else RunSummary(job=job.path.stem, dry_run=dry_run)
+    summary = summary if summary is not None else RunSummary(job=job.name, dry_run=dry_run)
     started = time.perf_counter()
     if job.destination.api != "sandbox":
         job.token()  # a missing token is a bad job: stop before creating anything
+    unprotected = job.token_file_warning()
+    if unprotected is not None:
+        sink.message("warning", unprotected)
     with _checkpoint_for(job, dry_run=dry_run) as checkpoint:
         checkpoint.start_scratch()
         run_id = 0 if dry_run else checkpoint.begin_run()
@@ -208,6 +211,7 @@ async def _run(
                     on_wait=lambda seconds, why: _note_wait(sink, seconds, why, job),
                 ),
             )
+            sink.count_requests(lambda collection: api.stats.by_collection.get(collection, 0))
             writer = Writer(
                 api,
                 checkpoint,

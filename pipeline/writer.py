@@ -183,16 +183,20 @@ class Writer:
         items: Sequence[tuple[str, str]],
         *,
         locale_ids: Sequence[str] = (),
+        on_chunk: Callable[[int], None] | None = None,
     ) -> BatchOutcome:
         """Publish staged items, given as (source key, webflow id), in every given locale.
 
-        At most 100 items a request, each locale counting as one.
+        At most 100 items a request, each locale counting as one; ``on_chunk`` is told how
+        many items each request dealt with (for the progress display).
         """
         outcome = BatchOutcome()
         size = 100 // max(len(locale_ids), 1)
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
             await self._publish_chunk(collection, collection_id, chunk, locale_ids, outcome)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
         return outcome
 
     # -- creates ---------------------------------------------------------------------------------

@@ -111,9 +111,7 @@ class CollectionRun:
             foreign = await foreign_items(
                 self.writer, self.checkpoint, name, schema.id, collection.external_key_field
             )
-        source = self.source or collection.source.open(
-            base_dir=self.job.path.parent, env=os.environ
-        )
+        source = self.source or collection.source.open(base_dir=self.job.base_dir, env=os.environ)
         cursor = IncrementalCursor(
             self.checkpoint, name, incremental=collection.incremental, full_read=self.full_read
         )

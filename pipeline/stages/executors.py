@@ -275,7 +275,9 @@ class LiveExecutor:
         locale_ids: Sequence[str],
         cursor: IncrementalCursor,
     ) -> None:
-        published = await publish_staged(self.writer, name, collection_id, locale_ids)
+        published = await publish_staged(
+            self.writer, name, collection_id, locale_ids, sink=self.sink
+        )
         self.summary.add(name, published.counts())
         counts = self.summary.collections.get(name, {})
         # A conflict left unwritten is read again by the next run, as a failure is.

@@ -104,6 +104,7 @@ async def create_collection(
     # Only Webflow's own name and slug: every field of the job's schema is to be created.
     base = base.model_copy(update={"fields": base.fields[:2]})
     fields = collection.missing_fields(base, ids, skip_unknown_targets=True)
+    sink.phase(name, "setup")
     sink.message("info", f"creating collection {collection.target} with {len(fields)} fields")
     for _attempt in range(SCHEMA_ATTEMPTS):
         try:
@@ -148,11 +149,15 @@ async def create_missing_fields(
         missing = collection.missing_fields(schema, ids)
         if not missing:
             return schema
+        # One line for them all, the steps on the live display: fifteen "creating field"
+        # lines buried what a run had to say.
+        sink.message("info", f"creating {len(missing)} fields in {name}")
         try:
-            for definition in missing:
-                sink.message("info", f"creating field {definition.get('displayName')} in {name}")
+            for step, definition in enumerate(missing):
+                sink.phase(name, "setup", done=step, total=len(missing))
                 added = await api.create_field(collection_id, definition, collection=name)
                 schema = schema.model_copy(update={"fields": (*schema.fields, added)})
+            sink.phase(name, "setup", done=len(missing), total=len(missing))
         except (ServerError, OutcomeUnknown) as error:
             sink.message("warning", f"creating fields in {name}: {error}")
         else:

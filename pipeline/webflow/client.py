@@ -621,5 +621,13 @@ def _decode_json(raw: bytes) -> Any:
 
 
 def _not_json_body(raw: bytes) -> dict[str, str]:
-    """An error answer that is not JSON, as an error body naming its first bytes."""
-    return {"code": "unknown", "message": raw[:200].decode("utf-8", "replace")}
+    """An error answer that is not JSON, as an error body naming it in one line: an HTML page
+    (a wrong ``api`` URL, a proxy) by its title, anything else by its first words."""
+    text = raw[:4096].decode("utf-8", "replace")
+    if re.match(r"\s*<(!doctype|html)", text, re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        named = f" titled {' '.join(title[1].split())[:80]!r}" if title else ""
+        message = f"an HTML page{named}, not the API's JSON (is destination.api the API's URL?)"
+    else:
+        message = " ".join(text.split())[:200]
+    return {"code": "unknown", "message": message}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -42,6 +42,8 @@ class ApiStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    #: ``requests`` by the collection each call was for (the progress display's count).
+    by_collection: dict[str, int] = field(default_factory=dict)
 
 
 class WebflowApi:
@@ -71,6 +73,7 @@ class WebflowApi:
                 self._on_retry(collection, error)
 
         self.stats.requests += 1
+        self.stats.by_collection[collection] = self.stats.by_collection.get(collection, 0) + 1
         try:
             return await call_with_retries(
                 operation,
