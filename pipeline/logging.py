@@ -268,7 +268,11 @@ class ProgressTally:
         now = self.clock()
         if now - self.samples[-1][0] >= 1.0:
             self.samples.append((now, self.done))
-        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_SECONDS:
+        self._forget_before(now - RATE_WINDOW_SECONDS)
+
+    def _forget_before(self, start: float) -> None:
+        """Keep one sample at or before ``start`` (the window's base), none older."""
+        while len(self.samples) > 1 and self.samples[1][0] <= start:
             self.samples.popleft()
 
     def enter(self, phase: Phase, *, done: int = 0, total: int | None = None) -> bool:
@@ -282,6 +286,7 @@ class ProgressTally:
     def items_per_minute(self, now: float) -> float | None:
         if now - self.started < RATE_MIN_SECONDS or not self.done:
             return None
+        self._forget_before(now - RATE_WINDOW_SECONDS)
         since, done_then = self.samples[0]
         elapsed = now - since
         if elapsed <= 0:

@@ -18,6 +18,7 @@ JOB_TOML = textwrap.dedent(
     """
     [destination]
     api = "sandbox"
+    rate_limit = 100000
 
     [collections.posts]
     target = "Posts"
@@ -35,7 +36,7 @@ ROWS = f"id,title,summary\np1,Hello,short\np2,,no title here\np3,{'W' * 300},lon
 
 def job_dict() -> dict[str, Any]:
     return {
-        "destination": {"api": "sandbox"},
+        "destination": {"api": "sandbox", "rate_limit": 100_000},
         "collections": {
             "posts": {
                 "target": "Posts",
