@@ -50,3 +50,37 @@ def test_the_dataframe_example_creates_its_items_and_a_rerun_sends_nothing(
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout.strip())
     assert outputs == ["{'products': {'created': 3}}", "{'products': {'unchanged': 3}}"]
+
+
+def library_examples() -> list[tuple[str, str]]:
+    """Each ```python block of "Library use" before its subsections, with the ```text block
+    under it: what it prints."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Library use\n")
+    end = text.index("\n### ", start)
+    pairs = re.findall(r"```python\n(.*?)```\s*```text\n(.*?)```", text[start:end], re.DOTALL)
+    return [(str(code), str(output)) for code, output in pairs]
+
+
+def test_the_library_section_has_examples_with_their_output() -> None:
+    examples = library_examples()
+    assert len(examples) == 2
+    assert all(code.strip() and output.strip() for code, output in examples)
+
+
+@pytest.mark.parametrize("number", range(2))
+def test_a_library_example_prints_what_the_readme_says(tmp_path: Path, number: int) -> None:
+    code, expected = library_examples()[number]
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
+    assert result.stderr == ""
