@@ -437,9 +437,10 @@ class JsonLinesSink:
 
 
 class CallbackSink:
-    """Calls ``callback`` with a :class:`ProgressEvent`: on every phase change, at most once a
-    ``interval`` seconds per collection while records go through, and once at the end of each
-    collection (phase ``finish``). Messages go to the ``flowport`` logger (stdlib logging)."""
+    """Calls ``callback`` with a :class:`ProgressEvent`: on every phase change, when a phase's
+    steps are all done, at most once an ``interval`` seconds per collection in between, and once
+    at the end of each collection (phase ``finish``). Messages go to the ``flowport`` logger of
+    the standard ``logging`` module."""
 
     def __init__(
         self,
@@ -572,6 +573,8 @@ class RichProgressSink:
     def _describe(self, tally: ProgressTally) -> str:
         name = redact(tally.collection)
         words = _PHASE_WORDS.get(tally.phase)
+        if tally.phase == "setup" and tally.steps is not None and tally.steps[0] == tally.steps[1]:
+            words = "set up"  # waiting for its turn: collections are written in order
         return f"{name} ({words})" if words else name
 
     def count_requests(self, counter: RequestCounter) -> None:
@@ -580,6 +583,11 @@ class RichProgressSink:
     def _restart(self, tally: ProgressTally, *, total: int | None, completed: int) -> None:
         """The collection's bar counting afresh: ``completed`` of ``total`` (None: unknown)."""
         task = self._task(tally.collection)
+        # Progress.reset and update leave a total of None alone: it is set on the task itself,
+        # before the reset draws it.
+        for shown in self._progress.tasks:
+            if shown.id == task:
+                shown.total = total
         self._progress.reset(
             task,
             completed=completed,
@@ -589,10 +597,6 @@ class RichProgressSink:
             failed=tally.failed,
             rate=tally.items_per_minute(tally.clock()),
         )
-        # Progress.reset and update leave a total of None alone: set it on the task itself.
-        for shown in self._progress.tasks:
-            if shown.id == task:
-                shown.total = total
 
     def collection_started(self, collection: str, total: int | None) -> None:
         tally = self._tallies.start(collection, total)
@@ -608,7 +612,9 @@ class RichProgressSink:
             # of 0:00:00 said nothing of the minutes publishing takes.
             self._restart(tally, total=total, completed=done)
         elif phase in ("setup", "publish"):
-            self._progress.update(self._task(collection), completed=done)
+            self._progress.update(
+                self._task(collection), completed=done, description=self._describe(tally)
+            )
         else:
             self._progress.update(self._task(collection), description=self._describe(tally))
 

@@ -122,9 +122,13 @@ class LiveExecutor:
     async def create_collection(
         self, site_id: str, name: str, collection: CollectionJob, ids: Mapping[str, str]
     ) -> CollectionSchema:
-        return await schema.create_collection(
+        # One step on the live display: the collection is made with its fields in one request.
+        self.sink.phase(name, "setup", done=0, total=1)
+        created = await schema.create_collection(
             self.writer, self.sink, site_id, name, collection, ids
         )
+        self.sink.phase(name, "setup", done=1, total=1)
+        return created
 
     async def create_missing_fields(
         self,

@@ -104,7 +104,6 @@ async def create_collection(
     # Only Webflow's own name and slug: every field of the job's schema is to be created.
     base = base.model_copy(update={"fields": base.fields[:2]})
     fields = collection.missing_fields(base, ids, skip_unknown_targets=True)
-    sink.phase(name, "setup")
     sink.message("info", f"creating collection {collection.target} with {len(fields)} fields")
     for _attempt in range(SCHEMA_ATTEMPTS):
         try:

@@ -213,9 +213,10 @@ def test_on_progress_is_bounded_in_rate(base: Path) -> None:
     events: list[flowport.ProgressEvent] = []
     summary = flowport.run_sync(job, on_progress=events.append, progress_interval=3600)
     assert summary.collections["posts"]["created"] == 600
-    # 6 batches were written; with an hour between reports, only the phase changes and the
-    # end are told.
-    assert [e.phase for e in events] == ["setup", "read", "write", "finish"], events
+    # 6 batches were written; with an hour between reports, only the phase changes, the end
+    # of the setup's steps (the collection created) and the end are told.
+    assert [e.phase for e in events] == ["setup", "setup", "read", "write", "finish"], events
+    assert [e.steps for e in events[:2]] == [(0, 1), (1, 1)]
     assert events[-1].done == 600
 
 
