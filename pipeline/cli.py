@@ -715,6 +715,14 @@ def validate(
         _say_job_file_ok(job, job_file)
         return
     _refuse_dataframe_sources(job, job_file)
+    if not job.destination.is_sandbox:
+        # Said before the wait: an address that does not answer takes the whole timeout.
+        _stdout.print(
+            f"checking the target schema at {job.destination.api} "
+            f"(timeout_seconds = {job.destination.timeout_seconds:g})…",
+            markup=False,
+            soft_wrap=True,
+        )
     try:
         from flowport.pipeline.runner import validate_job
 

@@ -470,7 +470,13 @@ async def validate_job(job: Job) -> list[str]:
     budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
     async with (
         _destination(job, dry_run=True) as destination,
-        WebflowClient(destination.base_url, destination.token, budget=budget) as client,
+        WebflowClient(
+            destination.base_url,
+            destination.token,
+            budget=budget,
+            # The job's own timeout: an address that never answers costs it, not a minute.
+            timeout_seconds=job.destination.timeout_seconds,
+        ) as client,
     ):
         existing = await client.list_collections(destination.site_id)
         for name in job.collections:

@@ -4,9 +4,11 @@ an unprotected token file, out-of-range values."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -226,3 +228,33 @@ def test_an_out_of_range_value_gets_a_fix_line(job: Path, setting: str, fix: str
     result = run_cli("validate", str(job), "--offline", cwd=job.parent)
     assert result.returncode == 2, result.output
     assert f"\n  fix: {fix}" in result.stderr
+
+
+async def test_validate_against_an_address_that_never_answers_waits_the_jobs_timeout(
+    job: Path,
+) -> None:
+    # A firewall that drops packets, a host that accepts and never answers: validate waited
+    # its client's default minute whatever the job's timeout_seconds said.
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    remote = (
+        f'api = "http://127.0.0.1:{port}/v2"\nsite_id = "580e63e98c9a982ac9b8b741"\n'
+        'token_env = "FLOWPORT_SMALL_TOKEN"\ntimeout_seconds = 1'
+    )
+    text = JOB.format(mode="live", fields="").replace('api = "sandbox"', remote)
+    await anyio.Path(job).write_text(text, encoding="utf-8")
+    started = time.monotonic()
+    async with server:
+        result = await run_cli_async(
+            "validate", str(job), cwd=job.parent, env={"FLOWPORT_SMALL_TOKEN": "a-token"}
+        )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.output
+    assert elapsed < 30, f"validate waited {elapsed:.0f} s"
+    assert f"checking the target schema at http://127.0.0.1:{port}/v2" in result.stdout
+    [line] = [text for text in result.stderr.splitlines() if text.strip()]
+    assert line == "error: cannot check the target schema: no HTTP answer: no answer (TimeoutError)"
