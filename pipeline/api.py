@@ -6,10 +6,12 @@ view); jobs from a file, a dict or TOML text; a job's per-item errors and warnin
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from flowport.base.errors import FatalError
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.frames import bind_frames
 from flowport.pipeline.jobfile import Job, job_from_dict, job_from_toml
@@ -161,5 +163,12 @@ def _read_log(job: Job, read: Callable[[CheckpointLog], list[T]]) -> list[T]:
     path = job.state_dir / "checkpoint.sqlite"
     if not path.exists():
         return []
-    with CheckpointLog.open(path) as log:
-        return read(log)
+    try:
+        with CheckpointLog.open(path) as log:
+            return read(log)
+    except sqlite3.DatabaseError as exc:
+        # As `flowport errors` says it: the file and what to do, not SQLite's words alone.
+        raise FatalError(
+            f"the checkpoint log {path} cannot be read ({exc}); restore it from a backup, or "
+            "move it away and run the job again: adoption rebuilds it from what is in Webflow"
+        ) from exc

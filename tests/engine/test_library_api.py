@@ -13,6 +13,7 @@ import pytest
 import flowport
 from flowport.pipeline.logging import NullSink
 from tests.conftest import run_cli
+from tests.engine.test_damaged_log import damaged_job  # noqa: F401 (a fixture)
 
 JOB_TOML = textwrap.dedent(
     """
@@ -225,3 +226,13 @@ async def test_progress_and_on_progress_are_one_or_the_other(base: Path) -> None
     with pytest.raises(TypeError, match="not both"):
         await flowport.run(job, progress=NullSink(), on_progress=print)
     assert not (base / "blog").exists()
+
+
+def test_item_errors_of_a_log_damaged_in_the_middle_name_the_file_and_the_way_out(
+    damaged_job: Path,  # noqa: F811 (the fixture imported above)
+) -> None:
+    log = damaged_job.parent / "job" / "checkpoint.sqlite"
+    with pytest.raises(flowport.FatalError) as caught:
+        flowport.item_errors(damaged_job)
+    assert f"the checkpoint log {log} cannot be read" in str(caught.value)
+    assert "restore it from a backup" in str(caught.value)
