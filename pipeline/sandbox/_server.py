@@ -283,7 +283,7 @@ class Sandbox:
                 self._totals["fault:slow"] += 1
                 await asyncio.sleep(faults.slow_seconds)
             response = await self._guarded(request, handler)
-            if drop_draw < faults.commit_then_drop_rate:
+            if drop_draw < faults.commit_then_drop_rate and _may_drop(faults, request):
                 self._totals["fault:commit_then_drop"] += 1
                 self._count(request, response)
                 # The write is applied and journaled; the client only sees the connection close.
@@ -601,6 +601,11 @@ _MAINTENANCE_PAGE = (
     b"<!DOCTYPE html><html><head><title>Down for maintenance</title></head>"
     b"<body><h1>We'll be back soon</h1></body></html>"
 )
+
+
+def _may_drop(faults: FaultConfig, request: web.Request) -> bool:
+    methods = faults.commit_then_drop_methods
+    return not methods or request.method in methods
 
 
 def _garbled(kind: str) -> web.Response:
