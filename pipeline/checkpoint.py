@@ -1210,6 +1210,11 @@ class AssetRows(_Part):
             )
         ]
 
+    def any_in(self, site_id: str) -> bool:
+        """Whether the log holds any asset of the site, in any state."""
+        row = self._db.execute("SELECT 1 FROM assets WHERE site_id = ? LIMIT 1", (site_id,))
+        return row.fetchone() is not None
+
     def counts(self) -> dict[str, int]:
         """Assets per state, every site together."""
         rows = self._db.execute("SELECT state, COUNT(*) FROM assets GROUP BY state")
