@@ -194,20 +194,25 @@ async def test_an_image_webflow_cannot_fetch_is_the_items_error_not_a_silent_gap
         assert list(log.errors()) == []
 
 
-async def test_an_image_dropped_from_a_create_whose_answer_was_lost_is_named(
-    sandbox: Sandbox, job_dir: Path, old_site: ImageHost
-) -> None:
-    # The collection comes from a first run that hears every answer.
+async def two_more_posts_one_dead(sandbox: Sandbox, job_dir: Path, old_site: ImageHost) -> Path:
+    """A first run (which creates the collection) writes post 0; the source then holds posts
+    1 and 2 as well, post 2's cover gone from the old site. Returns the job file."""
     serve_images(old_site, 3)
     path = job_dir / "job.toml"
     path.write_text(job_text(sandbox))
     write_posts(job_dir / "posts.csv", posts(old_site, 1))
     assert (await run_job(load_job(path))).exit_code == 0
-
-    # Then every create lands but its answer is lost, so the writer reads the items back; one
-    # of them Webflow wrote without its cover (dead on the old site).
     del old_site.files["/uploads/post-2.png"]
     write_posts(job_dir / "posts.csv", posts(old_site, 3))
+    return path
+
+
+async def test_an_image_dropped_from_a_create_whose_answer_was_lost_is_named(
+    sandbox: Sandbox, job_dir: Path, old_site: ImageHost
+) -> None:
+    # Every create lands but its answer is lost, so the writer reads the items back; one of
+    # them Webflow wrote without its cover (dead on the old site).
+    path = await two_more_posts_one_dead(sandbox, job_dir, old_site)
     await set_faults(
         sandbox, FaultConfig(commit_then_drop_rate=1.0, commit_then_drop_methods=("POST",))
     )
@@ -233,16 +238,9 @@ async def test_an_image_dropped_from_a_create_whose_answer_was_lost_is_named(
 async def test_an_image_dropped_from_a_create_read_back_after_a_kill_is_named(
     sandbox: Sandbox, job_dir: Path, old_site: ImageHost
 ) -> None:
-    serve_images(old_site, 3)
-    path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox))
-    write_posts(job_dir / "posts.csv", posts(old_site, 1))
-    assert (await run_job(load_job(path))).exit_code == 0
-
     # Killed after Webflow created the posts and before the log heard of it: the next run
     # reads them back from Webflow, where one holds no cover.
-    del old_site.files["/uploads/post-2.png"]
-    write_posts(job_dir / "posts.csv", posts(old_site, 3))
+    path = await two_more_posts_one_dead(sandbox, job_dir, old_site)
     with anyio.fail_after(120):
         # Not subprocess.run: the sandbox answering the child runs on this event loop.
         killed = await anyio.run_process(
