@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 from aiolimiter import AsyncLimiter
 
 from flowport.base.errors import RateHeaders
 
-__all__ = ["RateBudget", "RateBudgetStats"]
+__all__ = ["RateBudget", "RateBudgetStats", "RequestBudget"]
 
 #: Pace at this share of the limit: the gap absorbs clock drift between us and the server.
 DEFAULT_SAFETY = 0.985
@@ -31,6 +32,20 @@ class RateBudgetStats:
     paused_seconds: float = 0.0
     last_remaining: int | None = None
     server_limit: int | None = None
+
+
+class RequestBudget(Protocol):
+    """What the client and the retry loop need of a budget: this module's, kept in the process,
+    or :class:`~flowport.pipeline.sharedbudget.RedisRateBudget`, shared between processes."""
+
+    window_seconds: float
+    stats: RateBudgetStats
+
+    async def acquire(self) -> None: ...
+
+    def pause_for(self, seconds: float) -> None: ...
+
+    def observe(self, rate: RateHeaders) -> None: ...
 
 
 class RateBudget:
@@ -60,6 +75,11 @@ class RateBudget:
         self.interval = self.window_seconds / (limit * self.safety)
         # A bucket of one: strictly one request per interval, never a burst.
         self._limiter = AsyncLimiter(1, self.interval)
+
+    def lower_limit(self, limit: int) -> None:
+        """Another job joined the budget: the lowest limit any of its jobs gives wins."""
+        if limit < self.limit:
+            self._set_limit(limit)
 
     @property
     def requests_per_minute(self) -> float:
