@@ -507,6 +507,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 # ---- several jobs at once (README, "Many jobs at once") ------------------------------------
 
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _ManyOptions:
     log_format: LogFormat

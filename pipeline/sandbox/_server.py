@@ -41,6 +41,14 @@ class _Window:
     burst_left: int = 0
 
 
+@dataclass(slots=True)
+class _TokenTally:
+    first: float
+    last: float = 0.0
+    requests: int = 0
+    rate_limited: int = 0
+
+
 def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
@@ -86,6 +94,9 @@ class Sandbox:
         self._windows: dict[str, _Window] = {}
         self._counts: Counter[tuple[str, str, int]] = Counter()
         self._totals: Counter[str] = Counter()
+        #: Per token: requests, 429s, and the clock at its first and latest request (what a
+        #: benchmark needs to tell each token's pace from the others').
+        self._per_token: dict[str, _TokenTally] = {}
         self._runner: web.AppRunner | None = None
         self._core: SandboxCore | None = None
         self._port: int | None = None
@@ -177,11 +188,24 @@ class Sandbox:
                 {"method": method, "route": route, "status": status, "count": count}
                 for (method, route, status), count in sorted(self._counts.items())
             ],
+            # By the token's place in the configuration: never the token itself.
+            "tokens": [
+                {
+                    "index": index,
+                    "requests": tally.requests,
+                    "rateLimited": tally.rate_limited,
+                    "firstSeconds": tally.first,
+                    "lastSeconds": tally.last,
+                }
+                for index, token in enumerate(self.config.tokens)
+                if (tally := self._per_token.get(token)) is not None
+            ],
         }
 
     def reset(self) -> None:
         self.core.reset()
         self._windows.clear()
+        self._per_token.clear()
         self._counts.clear()
         self._totals.clear()
 
@@ -255,6 +279,9 @@ class Sandbox:
             response.headers["X-RateLimit-Limit"] = str(limit)
             response.headers["X-RateLimit-Remaining"] = str(limit)
             return self._count(request, response)
+        tally = self._per_token.setdefault(token, _TokenTally(first=self.config.clock()))
+        tally.requests += 1
+        tally.last = self.config.clock()
         window = self._window(token)
         window.count += 1
         remaining = max(limit - window.count, 0)
@@ -290,6 +317,7 @@ class Sandbox:
                 if request.transport is not None:
                     request.transport.abort()
                 return response
+        tally.rate_limited += int(response.status == 429)
         response.headers.update(headers)
         return self._count(request, response)
 
