@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -199,6 +200,27 @@ def test_a_bad_budget_backend_is_a_bad_job(job_dir: Path) -> None:
     assert result.returncode == 2
     assert "run.rate_budget" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_an_unreachable_redis_stops_the_run_with_a_line_and_exit_3(
+    limited: Sandbox, job_dir: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    budget = f"redis://:a-redis-password@127.0.0.1:{port}/0"
+    path = write_job(job_dir, "a", limited, budget=budget)
+    result = await run_cli_async("run", str(path), "--log-format", "json", cwd=job_dir)
+    assert result.returncode == 3
+    finished = json.loads(result.stdout.splitlines()[-1])
+    assert f"Redis at redis://127.0.0.1:{port}/0 is unreachable" in finished["aborted"]
+    assert "a-redis-password" not in result.stdout + result.stderr
+    assert token_figures_or_none(limited) is None  # nothing was sent without the budget
+
+
+def token_figures_or_none(sandbox: Sandbox) -> dict[str, Any] | None:
+    rows = sandbox.stats()["tokens"]
+    return rows[0] if rows else None
 
 
 # ---- several jobs in one run --------------------------------------------------------------
