@@ -47,6 +47,33 @@ class _TokenTally:
     last: float = 0.0
     requests: int = 0
     rate_limited: int = 0
+    #: (clock, requests so far) at the token's first and latest acknowledged item write: its
+    #: steady state, setup (schema reads, collection and field creation) left out.
+    first_item_write: tuple[float, int] | None = None
+    last_item_write: tuple[float, int] | None = None
+
+    def as_dict(self, index: int) -> dict[str, Any]:
+        steady: dict[str, Any] | None = None
+        if self.first_item_write is not None and self.last_item_write is not None:
+            steady = {
+                "firstSeconds": self.first_item_write[0],
+                "lastSeconds": self.last_item_write[0],
+                "requests": self.last_item_write[1] - self.first_item_write[1],
+            }
+        return {
+            "index": index,
+            "requests": self.requests,
+            "rateLimited": self.rate_limited,
+            "firstSeconds": self.first,
+            "lastSeconds": self.last,
+            "itemWrites": steady,
+        }
+
+
+def _is_item_write(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else ""
+    return request.method in ("POST", "PATCH") and "/items" in route
 
 
 def _json(body: object, status: int = 200) -> web.Response:
@@ -190,13 +217,7 @@ class Sandbox:
             ],
             # By the token's place in the configuration: never the token itself.
             "tokens": [
-                {
-                    "index": index,
-                    "requests": tally.requests,
-                    "rateLimited": tally.rate_limited,
-                    "firstSeconds": tally.first,
-                    "lastSeconds": tally.last,
-                }
+                tally.as_dict(index)
                 for index, token in enumerate(self.config.tokens)
                 if (tally := self._per_token.get(token)) is not None
             ],
@@ -318,6 +339,10 @@ class Sandbox:
                     request.transport.abort()
                 return response
         tally.rate_limited += int(response.status == 429)
+        if _is_item_write(request) and 200 <= response.status < 300:
+            mark = (self.config.clock(), tally.requests)
+            tally.first_item_write = tally.first_item_write or mark
+            tally.last_item_write = mark
         response.headers.update(headers)
         return self._count(request, response)
 
