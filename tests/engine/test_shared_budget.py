@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import socket
+import subprocess
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +26,15 @@ from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.sharedbudget import RedisRateBudget, budget_id
-from tests.conftest import TOKEN, SandboxStarter, run_cli, run_cli_async, unavailable
+from tests.conftest import (
+    TOKEN,
+    SandboxStarter,
+    cli_command,
+    cli_env,
+    run_cli,
+    run_cli_async,
+    unavailable,
+)
 
 SERVER_LIMIT = 36
 JOB_LIMIT = 30
@@ -135,6 +145,7 @@ async def run_two_processes(folder: Path, sandbox: Sandbox, budget: str) -> list
     return codes
 
 
+@pytest.mark.slow
 async def test_two_processes_sharing_a_token_through_redis_stay_under_its_ceiling(
     limited: Sandbox, job_dir: Path, redis_url: str
 ) -> None:
@@ -142,6 +153,7 @@ async def test_two_processes_sharing_a_token_through_redis_stay_under_its_ceilin
     assert_within_the_ceiling(limited)
 
 
+@pytest.mark.slow
 async def test_two_processes_each_with_its_own_budget_are_answered_429(
     limited: Sandbox, job_dir: Path
 ) -> None:
@@ -291,3 +303,58 @@ def test_a_job_named_twice_is_refused(tmp_path: Path) -> None:
     result = run_cli("run", str(path), str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
     assert "named twice" in result.stderr
+
+
+SLOW_JOB = """
+[destination]
+api = "sandbox"
+rate_limit = 600
+rate_window_seconds = 60
+concurrency = 1
+
+[run]
+batch_size = 5
+
+[collections.posts]
+create_missing = true
+source = { type = "csv", path = "posts.csv", key = "id" }
+slug_from = "name"
+fields = { name = "title" }
+schema = { singular_name = "Post" }
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_job_and_each_still_gets_its_summary(tmp_path: Path) -> None:
+    rows = "".join(f"p{n},Post number {n}\n" for n in range(400))
+    (tmp_path / "posts.csv").write_text("id,title\n" + rows, encoding="utf-8")
+    paths = []
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.toml").write_text(SLOW_JOB, encoding="utf-8")
+        paths.append(str(tmp_path / f"{name}.toml"))
+    process = subprocess.Popen(
+        cli_command("run", *paths, "--jobs", "2", "--log-format", "json"),
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    writing: set[str] = set()
+    while writing != {"a", "b"}:  # both running jobs are mid-way; c waits its turn
+        event = json.loads(process.stdout.readline())
+        if event["event"] == "progress" and event["done"] > 0:
+            writing.add(event["job"])
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+
+    events = [json.loads(line) for line in out.splitlines()]
+    finished = {e["job"]: e for e in events if e["event"] == "run_finished"}
+    assert finished["a"]["aborted"].startswith("SIGTERM: stopped")
+    assert finished["a"]["collections"]["posts"]["created"] > 0
+    assert finished["b"]["aborted"].startswith("SIGTERM: stopped")
+    assert finished["c"]["aborted"] == "SIGTERM: not started"
+    assert events[-1] == {**events[-1], "event": "runs_finished", "exit_code": 3}
+    assert process.returncode == 3
+    assert "Traceback" not in err
