@@ -43,8 +43,10 @@ ITEMS = 60
 REDIS = "redis://127.0.0.1:6379/0"
 
 
-def write_job(folder: Path, name: str, sandbox: Sandbox, *, budget: str | None = None) -> Path:
-    rows = "".join(f"{n},{name} post {n}\n" for n in range(ITEMS))
+def write_job(
+    folder: Path, name: str, sandbox: Sandbox, *, budget: str | None = None, items: int = ITEMS
+) -> Path:
+    rows = "".join(f"{n},{name} post {n}\n" for n in range(items))
     (folder / f"{name}.csv").write_text("id,title\n" + rows, encoding="utf-8")
     budget_line = f'rate_budget = "{budget}"' if budget else ""
     path = folder / f"{name}.toml"
@@ -131,8 +133,10 @@ async def redis_url() -> AsyncIterator[str]:
         await client.aclose()
 
 
-async def run_two_processes(folder: Path, sandbox: Sandbox, budget: str) -> list[int]:
-    paths = [write_job(folder, name, sandbox, budget=budget) for name in ("a", "b")]
+async def run_two_processes(
+    folder: Path, sandbox: Sandbox, budget: str, items: int = ITEMS
+) -> list[int]:
+    paths = [write_job(folder, name, sandbox, budget=budget, items=items) for name in ("a", "b")]
     codes: list[int] = []
 
     async def run(path: Path) -> None:
@@ -157,8 +161,9 @@ async def test_two_processes_sharing_a_token_through_redis_stay_under_its_ceilin
 async def test_two_processes_each_with_its_own_budget_are_answered_429(
     limited: Sandbox, job_dir: Path
 ) -> None:
-    # The control for the test above: the same jobs, each process pacing alone.
-    assert await run_two_processes(job_dir, limited, "process") == [0, 0]
+    # The control for the test above: the same jobs, each process pacing alone; longer, so
+    # that they overlap however far apart the two interpreters finish starting.
+    assert await run_two_processes(job_dir, limited, "process", items=2 * ITEMS) == [0, 0]
     assert token_figures(limited)["rateLimited"] > 0
 
 
