@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import dataclasses
 import errno
 import fcntl
 import functools
@@ -46,7 +47,7 @@ from flowport.pipeline import __version__
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.frames import dataframe_collections
 from flowport.pipeline.jobfile import Job, load_job
-from flowport.pipeline.logging import JsonLinesSink, RichProgressSink, redact
+from flowport.pipeline.logging import JsonLinesSink, PrefixedSink, RichProgressSink, redact
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -69,6 +70,9 @@ EXIT_ABORTED = 3
 #: Inside the job's state folder; the runner opens the same file.
 CHECKPOINT_FILE = "checkpoint.sqlite"
 LOCK_FILE = "lock"
+#: ``flowport run --jobs``'s default: jobs wait on their tokens' budgets far more than on the CPU,
+#: but each holds its own memory and connections.
+DEFAULT_JOBS_AT_ONCE = 4
 
 app = typer.Typer(
     name="flowport",
@@ -234,25 +238,60 @@ RehomeOption = Annotated[
 ]
 
 
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="auto: a live display on a terminal, JSON lines otherwise.",
+        case_sensitive=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
+]
+
+
 @app.command()
 def run(
-    job_file: JobArgument,
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(
-            "--log-format",
-            help="auto: a live display on a terminal, JSON lines otherwise.",
-            case_sensitive=False,
+    job_files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The job file (TOML); or several, or a folder of them (its *.toml), run at once.",
+            show_default=False,
         ),
-    ] = LogFormat.auto,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
-    ] = False,
+    ],
+    log_format: LogFormatOption = LogFormat.auto,
+    quiet: QuietOption = False,
     full: FullOption = False,
     rehome: RehomeOption = False,
     conflicts: ConflictsOption = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=256,
+            help="With several job files: how many run at once (the others wait their turn).",
+        ),
+    ] = DEFAULT_JOBS_AT_ONCE,
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
+    if len(job_files) == 1 and not job_files[0].is_dir():
+        _run_job_file(job_files[0], log_format, quiet, full, rehome, conflicts)
+    options = _ManyOptions(log_format, quiet, full, rehome, conflicts, jobs)
+    _run_job_files(_job_files_in(job_files), options)
+
+
+def _run_job_file(
+    job_file: Path,
+    log_format: LogFormat,
+    quiet: bool,
+    full: bool,
+    rehome: bool,
+    conflicts: str | None,
+) -> NoReturn:
+    """One job, as ``flowport run JOB`` has always run it: its live display, its summary."""
     job = _with_conflicts(_load(job_file), conflicts)
     _refuse_dataframe_sources(job, job_file)
     if job.destination.api != "sandbox":
@@ -464,6 +503,194 @@ def _print_summary(summary: dict[str, Any]) -> None:
             redact(f"{name}: {len(keys)} records gone from the source, items kept: {shown}"),
             markup=False,
         )
+
+
+# ---- several jobs at once (README, "Many jobs at once") ------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ManyOptions:
+    log_format: LogFormat
+    quiet: bool
+    full: bool
+    rehome: bool
+    conflicts: str | None
+    jobs: int
+
+
+@dataclasses.dataclass(slots=True)
+class _Outcome:
+    """One job's part of a ``flowport run A B ...``: its summary, exit code and why it stopped."""
+
+    label: str
+    summary: Any
+    code: int = EXIT_ABORTED
+    problem: str = ""
+    started: bool = False
+    finished: bool = False
+
+
+def _job_files_in(paths: list[Path]) -> list[Path]:
+    """The job files named, a folder standing for its ``*.toml``; bad arguments exit 2."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.glob("*.toml") if p.is_file())
+            if not inside:
+                _fail(EXIT_BAD_JOB, f"error: {path}: a folder with no job file (*.toml) in it")
+            found.extend(inside)
+        else:
+            found.append(path)
+    seen: set[Path] = set()
+    for path in found:
+        if path.resolve() in seen:
+            _fail(EXIT_BAD_JOB, f"error: {path}: named twice; each job runs once at a time")
+        seen.add(path.resolve())
+    return found
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """Each job's name in log lines and summaries: its file's stem, or its path when two
+    files in different folders share a stem."""
+    stems = [path.stem for path in paths]
+    return [p.stem if stems.count(p.stem) == 1 else str(p) for p in paths]
+
+
+def _prepared(path: Path, label: str, options: _ManyOptions) -> tuple[Job | None, _Outcome]:
+    """The job, ready to run, or (None, its outcome): a bad job file is that job's exit 2,
+    and the others run."""
+    from flowport.pipeline.runner import RunSummary
+
+    outcome = _Outcome(label, RunSummary(job=label))
+    try:
+        job = load_job(path)
+        if options.conflicts is not None:
+            job = _with_conflicts(job, options.conflicts)
+        names = dataframe_collections(job)
+        if names:
+            raise ConfigError(
+                f"{path}: {', '.join(names)}: a dataframe source is for library use; the "
+                "command line has no DataFrame to give it"
+            )
+        if job.destination.api != "sandbox":
+            job.token()
+    except ConfigError as exc:
+        outcome.code, outcome.problem = EXIT_BAD_JOB, f"error: {exc}"
+        return None, outcome
+    return job, outcome
+
+
+async def _one_of_many(
+    job: Job, outcome: _Outcome, sink: Any, options: _ManyOptions, gate: asyncio.Semaphore
+) -> None:
+    """One job under its own lock, its errors its own: the others go on."""
+    from flowport.pipeline.runner import run_job
+
+    async with gate:
+        outcome.started = True
+        try:
+            with job_lock(job.state_dir):
+                await run_job(
+                    job,
+                    summary=outcome.summary,
+                    progress=sink,
+                    full_read=options.full,
+                    rehome=options.rehome,
+                )
+            outcome.code = outcome.summary.exit_code
+        except JobLocked as exc:
+            outcome.problem = f"error: {exc}"
+        except ConfigError as exc:
+            outcome.code, outcome.problem = EXIT_BAD_JOB, f"error: {exc}"
+        except FlowportError as exc:
+            outcome.problem = f"aborted: {exc}"
+        except Exception as exc:
+            damage = _damage_in(exc)
+            outcome.problem = (
+                _damaged_log_message(job, damage)
+                if damage is not None
+                else f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
+            )
+        outcome.finished = True
+
+
+def _run_job_files(paths: list[Path], options: _ManyOptions) -> NoReturn:
+    """Every job at once, ``options.jobs`` at a time, in one event loop (so jobs sharing a
+    token share its budget); a summary per job, then one line and the highest exit code."""
+    if options.conflicts is not None and options.conflicts.lower() not in (
+        "report",
+        "overwrite",
+        "merge",
+    ):
+        _fail(EXIT_BAD_JOB, "error: --conflicts takes report, overwrite or merge")
+    prepared = [
+        _prepared(p, label, options) for p, label in zip(paths, _labels(paths), strict=True)
+    ]
+    use_json = options.log_format is LogFormat.json or (
+        options.log_format is LogFormat.auto and not sys.stdout.isatty()
+    )
+    sinks = {
+        o.label: JsonLinesSink(sys.stdout, quiet=options.quiet, job=o.label) for _, o in prepared
+    }
+    gate = asyncio.Semaphore(options.jobs)
+
+    async def every_job(display: Any) -> None:
+        async with asyncio.TaskGroup() as group:
+            for job, outcome in prepared:
+                if job is not None:
+                    sink = (
+                        sinks[outcome.label] if use_json else PrefixedSink(display, outcome.label)
+                    )
+                    group.create_task(_one_of_many(job, outcome, sink, options, gate))
+
+    stopped = ""
+    with _terminate_as_exception():
+        try:
+            if use_json:
+                _run_until_signal(lambda: every_job(None))
+            else:
+                with RichProgressSink(_stdout, quiet=options.quiet) as display:
+                    _run_until_signal(lambda: every_job(display))
+        except (KeyboardInterrupt, Terminated) as exc:
+            stopped = _signal_name(exc)
+    _finish_runs([o for _, o in prepared], stopped, sinks if use_json else None)
+
+
+def _finish_runs(
+    outcomes: list[_Outcome], stopped: str, sinks: dict[str, JsonLinesSink] | None
+) -> NoReturn:
+    """Each job's summary, as a run of one job ends, then the lot's line and exit code."""
+    for outcome in outcomes:
+        if stopped and not outcome.finished and not outcome.problem:
+            outcome.problem = (
+                f"{stopped}: stopped; the next run resumes where this one stopped"
+                if outcome.started
+                else f"{stopped}: not started"
+            )
+        if outcome.problem:
+            outcome.summary.aborted = outcome.problem.removeprefix("error: ").removeprefix(
+                "aborted: "
+            )
+            _stderr.print(
+                redact(f"{outcome.label}: {outcome.problem}"), markup=False, soft_wrap=True
+            )
+        result = outcome.summary.as_dict()
+        result["exit_code"] = outcome.code
+        if sinks is not None:
+            sinks[outcome.label].emit("run_finished", **result)
+        else:
+            _print_summary(result)
+    worst = max(outcome.code for outcome in outcomes)
+    codes = {o.label: o.code for o in outcomes}
+    if sinks is not None:
+        JsonLinesSink(sys.stdout).emit("runs_finished", jobs=codes, exit_code=worst)
+    else:
+        counts = ", ".join(
+            f"{sum(1 for c in codes.values() if c == code)} exit {code}"
+            for code in sorted(set(codes.values()))
+        )
+        _stdout.print(f"{len(outcomes)} jobs: {counts}; exit code {worst}", markup=False)
+    raise typer.Exit(worst)
 
 
 @app.command()

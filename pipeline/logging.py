@@ -44,6 +44,7 @@ __all__ = [
     "LEVELS",
     "JsonLinesSink",
     "NullSink",
+    "PrefixedSink",
     "ProgressSink",
     "RedactingFilter",
     "RichProgressSink",
@@ -183,8 +184,11 @@ class JsonLinesSink:
         quiet: bool = False,
         progress_interval: float = 5.0,
         clock: Any = time.monotonic,
+        job: str | None = None,
     ) -> None:
         self._stream = stream if stream is not None else sys.stdout
+        #: Named in every event when several jobs share the stream (``flowport run A B``).
+        self._job = job
         self._quiet = quiet
         self._interval = progress_interval
         self._clock = clock
@@ -192,6 +196,8 @@ class JsonLinesSink:
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event}
+        if self._job is not None:
+            record["job"] = self._job
         record.update(redact_value(fields))
         self._stream.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
         self._stream.flush()
@@ -361,3 +367,31 @@ class RichProgressSink:
         if self._quiet:
             summary = ", ".join(f"{state} {count}" for state, count in counts.items())
             self.console.print(f"{redact(collection)}: {summary}")
+
+
+class PrefixedSink:
+    """Another sink's events with the job's name before each collection and message, so jobs
+    run at once (``flowport run A B``) share one live display, one line per job's collection."""
+
+    def __init__(self, inner: ProgressSink, job: str) -> None:
+        self._inner = inner
+        self._job = job
+
+    def collection_started(self, collection: str, total: int | None) -> None:
+        self._inner.collection_started(f"{self._job}: {collection}", total)
+
+    def advanced(
+        self, collection: str, *, done: int = 0, failed: int = 0, unchanged: int = 0
+    ) -> None:
+        self._inner.advanced(
+            f"{self._job}: {collection}", done=done, failed=failed, unchanged=unchanged
+        )
+
+    def retried(self, collection: str, *, status: int | None, rate_limited: bool) -> None:
+        self._inner.retried(f"{self._job}: {collection}", status=status, rate_limited=rate_limited)
+
+    def message(self, level: str, text: str, **fields: Any) -> None:
+        self._inner.message(level, f"{self._job}: {text}", **fields)
+
+    def collection_finished(self, collection: str, counts: Mapping[str, int]) -> None:
+        self._inner.collection_finished(f"{self._job}: {collection}", counts)
