@@ -44,10 +44,18 @@ from typing import Any
 import anyio
 
 from flowport.base.errors import ConfigError, FatalError
+from flowport.base.models import FieldType
 from flowport.connectors.dlt_load import DltSourceConfig
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.cli import job_lock
-from flowport.pipeline.jobfile import Job, WriteOrder, load_job
+from flowport.pipeline.jobfile import (
+    CollectionJob,
+    CollectionSchemaSpec,
+    Job,
+    SchemaField,
+    WriteOrder,
+    load_job,
+)
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.runner import RunSummary, run_job
 
@@ -194,8 +202,14 @@ def _source(job: Job, name: str) -> DltSourceConfig:
     return source
 
 
-def _alone(job: Job, name: str, source: DltSourceConfig | None = None) -> Job:
-    """``job`` reduced to the collection ``name`` (its source replaced by ``source``)."""
+def _alone(
+    job: Job,
+    name: str,
+    source: DltSourceConfig | None = None,
+    columns: Mapping[str, Mapping[str, object]] | None = None,
+) -> Job:
+    """``job`` reduced to the collection ``name`` (its source replaced by ``source``, and
+    the schema it creates completed from the dlt table's ``columns``)."""
     collection = job.collections[name]
     others = sorted(set(collection.references().values()) - {name})
     if others:
@@ -208,6 +222,8 @@ def _alone(job: Job, name: str, source: DltSourceConfig | None = None) -> Job:
         )
     if source is not None:
         collection = collection.model_copy(update={"source": source})
+        if columns is not None and collection.create_missing:
+            collection = _with_inferred_schema(collection, columns)
     order = job.write_order()
     alone = WriteOrder(
         names=(name,),
@@ -217,6 +233,41 @@ def _alone(job: Job, name: str, source: DltSourceConfig | None = None) -> Job:
     return dataclasses.replace(
         job, collections=types.MappingProxyType({name: collection}), _order=alone
     )
+
+
+#: The Webflow field type a plainly mapped field is created with, by its dlt column's type;
+#: a column of another type (json, binary, time) needs its type in the job's schema.
+FIELD_TYPES: Mapping[str, FieldType] = types.MappingProxyType(
+    {
+        "text": "PlainText",
+        "bool": "Switch",
+        "bigint": "Number",
+        "double": "Number",
+        "decimal": "Number",
+        "wei": "Number",
+        "timestamp": "DateTime",
+        "date": "DateTime",
+    }
+)
+
+
+def _with_inferred_schema(
+    collection: CollectionJob, columns: Mapping[str, Mapping[str, object]]
+) -> CollectionJob:
+    """As for a DataFrame (pipeline/frames.py): each mapped field that reads a column as it is
+    (no transform, no reference) and whose type the job leaves unsaid gets the column's."""
+    spec = collection.collection_schema or CollectionSchemaSpec()
+    fields = dict(spec.fields)
+    for slug, mapping in collection.field_mappings().items():
+        if slug in ("name", "slug") or slug in fields or mapping.transforms:
+            continue
+        if mapping.source is None or mapping.reference is not None:
+            continue
+        found = FIELD_TYPES.get(str(columns.get(mapping.source, {}).get("data_type")))
+        if found is not None:
+            fields[slug] = SchemaField(type=found)
+    schema = spec.model_copy(update={"fields": fields})
+    return collection.model_copy(update={"collection_schema": schema})
 
 
 def _load_file(
@@ -235,7 +286,7 @@ def _load_file(
             primary_key=primary_key,
         )
         with job_lock(job.state_dir):
-            summary = anyio.run(run_job, _alone(job, name, source), sink)
+            summary = anyio.run(run_job, _alone(job, name, source, columns), sink)
             errors = _errors(job, name, source.keys_read) if summary.exit_code == 1 else []
     except ConfigError as error:
         raise DestinationTerminalException(str(error)) from None

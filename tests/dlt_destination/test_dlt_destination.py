@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.dlt_destination import WebflowItemErrors, flowport_webflow
 from flowport.pipeline.sandbox import Sandbox
 from tests.conftest import TOKEN, cli_env, run_cli_async
+from tests.engine.test_readme_examples import code_block, section
 
 ROWS = 25
 
@@ -289,3 +291,35 @@ async def test_the_command_line_says_a_dlt_source_is_loaded_by_dlt(
     assert result.returncode == 2, result.output
     assert "takes the rows of a dlt pipeline's load" in result.stderr
     assert "destination=flowport_webflow" in result.stderr
+
+
+@pytest.mark.slow  # two processes, each paced by the embedded site's rate limit (120/min)
+def test_the_readme_example_loads_its_rows_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
+    readme = section("dlt destination")
+    job = code_block(readme, "toml")
+    job_path = job.splitlines()[0].removeprefix("# ")
+    assert job_path == "runs/shop.toml"
+    (tmp_path / "runs").mkdir()
+    (tmp_path / job_path).write_text(job, encoding="utf-8")
+    script = tmp_path / "example.py"
+    script.write_text(code_block(readme, "python"), encoding="utf-8")
+    env = cli_env(
+        {"DLT_DATA_DIR": str(tmp_path / "dlt-home"), "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    )
+    said = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        said.append([line for line in result.stderr.splitlines() if "dlt table" in line])
+    assert said == [
+        ["dlt table 'products' -> products: {'created': 3}"],
+        ["dlt table 'products' -> products: {'unchanged': 3}"],
+    ]
