@@ -25,7 +25,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from flowport.base.errors import ConfigError
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.dlt_destination import WebflowItemErrors, flowport_webflow
-from flowport.pipeline.sandbox import Sandbox
+from flowport.pipeline.logging import NullSink
+from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from tests.conftest import TOKEN, cli_env, run_cli_async
 from tests.engine.test_readme_examples import code_block, section
 
@@ -105,11 +106,11 @@ def job_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) 
     return path
 
 
-def make_pipeline(job_file: Path, dlt_home: Path) -> Any:
+def make_pipeline(job_file: Path, dlt_home: Path, progress: Any = None) -> Any:
     return dlt.pipeline(
         pipeline_name="shop",
         pipelines_dir=str(dlt_home / "pipelines"),
-        destination=flowport_webflow(job_file),
+        destination=flowport_webflow(job_file, progress=progress),
         dataset_name="shop",
     )
 
@@ -233,6 +234,47 @@ async def test_a_load_killed_mid_way_is_finished_by_the_next_run_without_duplica
     slugs = [item["slug"] for item in live_items(sandbox)]
     assert sorted(slugs) == sorted(row["sku"] for row in product_rows())  # each key once
     assert not pipeline.has_pending_data
+
+
+class BreakAfterFirstBatch(NullSink):
+    """Once the first batch is written, every request to the sandbox fails: the run stops
+    mid-load. Called in the run's own event loop (a dlt worker thread), it sets the faults in
+    the sandbox's loop and waits for that, so the next batch already meets them."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.token = anyio.lowlevel.current_token()
+        self.broken = False
+
+    def advanced(
+        self, collection: str, *, done: int = 0, failed: int = 0, unchanged: int = 0
+    ) -> None:
+        if done and not self.broken:
+            self.broken = True
+            faults = FaultConfig(error_rate=1.0)
+            anyio.from_thread.run_sync(self.sandbox.set_faults, faults, token=self.token)
+
+
+async def test_a_load_that_fails_mid_way_is_retried_and_finished_by_the_next_run(
+    sandbox: Sandbox, job_file: Path, dlt_home: Path
+) -> None:
+    # The run stops at its first wait instead of backing off for minutes.
+    text = job_text(sandbox).replace(
+        "batch_size = 10", "batch_size = 10\nmax_total_wait_seconds = 0"
+    )
+    await anyio.Path(job_file).write_text(text, encoding="utf-8")
+    pipeline = make_pipeline(job_file, dlt_home, progress=BreakAfterFirstBatch(sandbox))
+    with pytest.raises(PipelineStepFailed) as raised:
+        await run_pipeline(pipeline, products_resource(product_rows()))
+    assert "the flowport run of dlt table 'products' into 'products' stopped" in str(raised.value)
+    assert len(live_items(sandbox)) == 10
+    assert pipeline.has_pending_data
+
+    sandbox.set_faults(FaultConfig())
+    info = await run_pipeline(make_pipeline(job_file, dlt_home))
+    assert not info.has_failed_jobs
+    slugs = [item["slug"] for item in live_items(sandbox)]
+    assert sorted(slugs) == sorted(row["sku"] for row in product_rows())  # each key once
 
 
 async def test_a_bad_row_is_a_per_item_error_naming_it_and_the_others_are_written(
