@@ -28,7 +28,7 @@ from flowport.pipeline.dlt_destination import WebflowItemErrors, flowport_webflo
 from flowport.pipeline.logging import NullSink
 from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from tests.conftest import TOKEN, cli_env, run_cli_async
-from tests.engine.test_readme_examples import code_block, section
+from tests.engine.test_readme_examples import REPO, code_block
 
 ROWS = 25
 
@@ -319,6 +319,26 @@ async def test_a_table_no_collection_takes_fails_the_load_naming_it(
     assert writes(sandbox) == 0
 
 
+async def test_a_table_without_a_key_fails_the_load_saying_how_to_give_one(
+    sandbox: Sandbox, job_file: Path, dlt_home: Path
+) -> None:
+    pipeline = make_pipeline(job_file, dlt_home)
+    rows = dlt.resource(product_rows(3), name="products")  # no primary_key
+    with pytest.raises(PipelineStepFailed, match=r"has no primary key and the job names no key"):
+        await run_pipeline(pipeline, rows)
+    assert writes(sandbox) == 0
+
+    # The job's key serves instead.
+    pipeline.abort_packages()
+    await anyio.Path(job_file).write_text(
+        job_text(sandbox).replace('{ type = "dlt" }', '{ type = "dlt", key = "sku" }'),
+        encoding="utf-8",
+    )
+    info = await run_pipeline(make_pipeline(job_file, dlt_home), rows)
+    assert not info.has_failed_jobs
+    assert len(live_items(sandbox)) == 3
+
+
 def test_a_collection_that_takes_no_dlt_table_is_refused_before_anything(
     job_file: Path,
 ) -> None:
@@ -337,7 +357,9 @@ async def test_the_command_line_says_a_dlt_source_is_loaded_by_dlt(
 
 @pytest.mark.slow  # two processes, each paced by the embedded site's rate limit (120/min)
 def test_the_readme_example_loads_its_rows_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
-    readme = section("dlt destination")
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## dlt destination\n")
+    readme = text[start : text.index("\n## ", start + 1)]
     job = code_block(readme, "toml")
     job_path = job.splitlines()[0].removeprefix("# ")
     assert job_path == "runs/shop.toml"
