@@ -349,10 +349,14 @@ def test_a_collection_that_takes_no_dlt_table_is_refused_before_anything(
 async def test_the_command_line_says_a_dlt_source_is_loaded_by_dlt(
     job_file: Path, sandbox: Sandbox
 ) -> None:
-    result = await run_cli_async("run", str(job_file), cwd=job_file.parent)
-    assert result.returncode == 2, result.output
-    assert "takes the rows of a dlt pipeline's load" in result.stderr
-    assert "destination=flowport_webflow" in result.stderr
+    for command in ("run", "plan", "validate"):
+        result = await run_cli_async(command, str(job_file), cwd=job_file.parent)
+        assert result.returncode == 2, (command, result.output)
+        assert "products: a dlt source takes the rows a dlt pipeline loads" in result.stderr
+        assert "destination=flowport_webflow(" in result.stderr
+    # Refused before a request or a state folder.
+    assert sandbox.stats()["totals"]["requests"] == 0
+    assert not (job_file.parent / "shop").exists()
 
 
 @pytest.mark.slow  # two processes, each paced by the embedded site's rate limit (120/min)
