@@ -277,6 +277,11 @@ def _load_file(
     its end becomes dlt's (completed, terminal, transient)."""
     table_name = str(table["name"])
     try:
+        if ".typed-jsonl" not in Path(path).name and ".jsonl" not in Path(path).name:
+            raise ConfigError(
+                f"the load file {Path(path).name} of dlt table {table_name!r} is not JSON lines",
+                fix='drop loader_file_format from pipeline.run: flowport reads "typed-jsonl"',
+            )
         name = _collection_for(job, table_name, collection)
         columns = dict(table.get("columns") or {})
         primary_key = tuple(c for c, spec in columns.items() if spec.get("primary_key"))

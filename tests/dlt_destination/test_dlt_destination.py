@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import dlt
 import pytest
+from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from flowport.base.errors import ConfigError
@@ -391,3 +392,13 @@ def test_the_readme_example_loads_its_rows_and_a_rerun_sends_nothing(tmp_path: P
         ["dlt table 'products' -> products: {'created': 3}"],
         ["dlt table 'products' -> products: {'unchanged': 3}"],
     ]
+
+
+def test_a_load_file_that_is_not_json_lines_is_refused(job_file: Path, tmp_path: Path) -> None:
+    # dlt writes parquet for this destination when a run asks for it (and pyarrow is there).
+    destination = flowport_webflow(job_file)
+    load = destination.config_params["destination_callable"]
+    parquet = tmp_path / "products.1ebb9a11c8.0.parquet"
+    parquet.write_bytes(b"PAR1")
+    with pytest.raises(DestinationTerminalException, match=r"is not JSON lines(?s:.*)typed-jsonl"):
+        load(str(parquet), {"name": "products", "columns": {}})
