@@ -257,8 +257,10 @@ class BreakAfterFirstBatch(NullSink):
 
 
 async def test_a_load_that_fails_mid_way_is_retried_and_finished_by_the_next_run(
-    sandbox: Sandbox, job_file: Path, dlt_home: Path
+    sandbox: Sandbox, job_file: Path, dlt_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # dlt gives up after two tries of the job (five by default) and keeps the package.
+    monkeypatch.setenv("LOAD__RAISE_ON_MAX_RETRIES", "2")
     # The run stops at its first wait instead of backing off for minutes.
     text = job_text(sandbox).replace(
         "batch_size = 10", "batch_size = 10\nmax_total_wait_seconds = 0"
@@ -268,6 +270,7 @@ async def test_a_load_that_fails_mid_way_is_retried_and_finished_by_the_next_run
     with pytest.raises(PipelineStepFailed) as raised:
         await run_pipeline(pipeline, products_resource(product_rows()))
     assert "the flowport run of dlt table 'products' into 'products' stopped" in str(raised.value)
+    assert "had 2 retries" in str(raised.value)
     assert len(live_items(sandbox)) == 10
     assert pipeline.has_pending_data
 
@@ -338,6 +341,34 @@ async def test_a_table_without_a_key_fails_the_load_saying_how_to_give_one(
     info = await run_pipeline(make_pipeline(job_file, dlt_home), rows)
     assert not info.has_failed_jobs
     assert len(live_items(sandbox)) == 3
+
+
+async def test_a_table_goes_to_the_collection_that_names_it_or_to_the_one_given(
+    sandbox: Sandbox, job_file: Path, dlt_home: Path
+) -> None:
+    await anyio.Path(job_file).write_text(
+        job_text(sandbox).replace('{ type = "dlt" }', '{ type = "dlt", table = "catalog" }'),
+        encoding="utf-8",
+    )
+    catalog = dlt.resource(product_rows(2), name="catalog", primary_key="sku")
+    info = await run_pipeline(make_pipeline(job_file, dlt_home), catalog)
+    assert not info.has_failed_jobs
+    assert len(live_items(sandbox)) == 2
+
+    pipeline = dlt.pipeline(
+        pipeline_name="other",
+        pipelines_dir=str(dlt_home / "pipelines"),
+        destination=flowport_webflow(job_file, collection="products"),
+    )
+    more = dlt.resource(product_rows(4)[2:], name="anything", primary_key="sku")
+    info = await run_pipeline(pipeline, more)
+    assert not info.has_failed_jobs
+    assert sorted(item["slug"] for item in live_items(sandbox)) == [
+        "sku-001",
+        "sku-002",
+        "sku-003",
+        "sku-004",
+    ]
 
 
 def test_a_collection_that_takes_no_dlt_table_is_refused_before_anything(
