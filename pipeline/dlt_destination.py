@@ -130,7 +130,7 @@ def flowport_webflow(
     collection: str | None = None,
     progress: ProgressSink | None = None,
     destination_name: str = "flowport_webflow",
-) -> Any:
+) -> dlt.destinations.destination:
     """A dlt destination writing into the Webflow collections of ``job`` (a job file or a
     loaded :class:`Job`): each dlt table goes to the collection whose source is
     ``{ type = "dlt" }`` and names it (``table = ...``, default: the collection's own name),
