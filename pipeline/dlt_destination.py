@@ -32,6 +32,8 @@ another collection of the job (each load runs that collection alone).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -291,13 +293,24 @@ def _load_file(
             primary_key=primary_key,
         )
         with job_lock(job.state_dir):
-            summary = anyio.run(run_job, _alone(job, name, source, columns), sink)
+            summary = _run_in_own_loop(_alone(job, name, source, columns), sink)
             errors = _errors(job, name, source.keys_read) if summary.exit_code == 1 else []
     except ConfigError as error:
         raise DestinationTerminalException(str(error)) from None
     except FatalError as error:  # another run holds the job's lock
         raise FlowportRunStopped(f"{job.path}: {error}") from None
     _settle(summary, name, table_name, errors)
+
+
+def _run_in_own_loop(job: Job, sink: ProgressSink) -> RunSummary:
+    """The run in an event loop of its own: in dlt's worker thread, or, where dlt loads in the
+    calling thread and that thread runs a loop (a notebook), in a thread started for it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.run(run_job, job, sink)
+    with concurrent.futures.ThreadPoolExecutor(1, "flowport-dlt") as pool:
+        return pool.submit(anyio.run, run_job, job, sink).result()
 
 
 def _settle(

@@ -433,3 +433,22 @@ def test_a_load_file_that_is_not_json_lines_is_refused(job_file: Path, tmp_path:
     parquet.write_bytes(b"PAR1")
     with pytest.raises(DestinationTerminalException, match=r"is not JSON lines(?s:.*)typed-jsonl"):
         load(str(parquet), {"name": "products", "columns": {}})
+
+
+async def test_a_load_in_a_thread_that_runs_an_event_loop_still_runs(
+    sandbox: Sandbox, job_file: Path, dlt_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One loader worker: dlt loads in the calling thread, here one whose loop is running
+    # (as in a notebook), so flowport's run needs a loop of its own elsewhere.
+    monkeypatch.setenv("LOAD__WORKERS", "1")
+    pipeline = make_pipeline(job_file, dlt_home)
+
+    def load_inside_a_loop() -> Any:
+        async def inside() -> Any:
+            return pipeline.run(products_resource(product_rows(3)))
+
+        return anyio.run(inside)
+
+    info = await anyio.to_thread.run_sync(load_inside_a_loop)
+    assert not info.has_failed_jobs
+    assert len(live_items(sandbox)) == 3
