@@ -305,12 +305,16 @@ def _load_file(
 def _run_in_own_loop(job: Job, sink: ProgressSink) -> RunSummary:
     """The run in an event loop of its own: in dlt's worker thread, or, where dlt loads in the
     calling thread and that thread runs a loop (a notebook), in a thread started for it."""
+
+    def run() -> RunSummary:
+        return anyio.run(run_job, job, sink)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.run(run_job, job, sink)
+        return run()
     with concurrent.futures.ThreadPoolExecutor(1, "flowport-dlt") as pool:
-        return pool.submit(anyio.run, run_job, job, sink).result()
+        return pool.submit(run).result()
 
 
 def _settle(
