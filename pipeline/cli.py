@@ -115,8 +115,8 @@ def _load(path: Path) -> Job:
         _fail(EXIT_BAD_JOB, f"error: {exc}")
 
 
-def _refuse_dataframe_sources(job: Job, job_file: Path) -> None:
-    """A dataframe source reads a frame given in Python: the command line has none to give."""
+def _refuse_library_only_sources(job: Job, job_file: Path) -> None:
+    """A dataframe or dlt source takes its rows from Python: the command line has none to give."""
     names = dataframe_collections(job)
     if names:
         listed = ", ".join(names)
@@ -126,6 +126,15 @@ def _refuse_dataframe_sources(job: Job, job_file: Path) -> None:
             "line has no DataFrame to give it\n"
             f"fix: run the job from Python: await flowport.run(flowport.load_job("
             f"{str(job_file)!r}), sources={{{names[0]!r}: df}})",
+        )
+    loaded_by_dlt = [name for name, c in job.collections.items() if c.source.type == "dlt"]
+    if loaded_by_dlt:
+        _fail(
+            EXIT_BAD_JOB,
+            f"error: {job_file}: {', '.join(loaded_by_dlt)}: a dlt source takes the rows a dlt "
+            "pipeline loads; the command line has none to give it\n"
+            f"fix: load it from Python: pipeline.run(data, destination=flowport_webflow("
+            f"{str(job_file)!r})) (README, dlt destination)",
         )
 
 
@@ -293,7 +302,7 @@ def _run_job_file(
 ) -> NoReturn:
     """One job, as ``flowport run JOB`` has always run it: its live display, its summary."""
     job = _with_conflicts(_load(job_file), conflicts)
-    _refuse_dataframe_sources(job, job_file)
+    _refuse_library_only_sources(job, job_file)
     if job.destination.api != "sandbox":
         try:
             job.token()  # before the lock creates the state folder: a bad job leaves no trace
@@ -705,7 +714,7 @@ def plan(
     if output not in ("table", "json"):
         _fail(EXIT_BAD_JOB, "error: --format takes table or json")
     job = _with_conflicts(_load(job_file), conflicts)
-    _refuse_dataframe_sources(job, job_file)
+    _refuse_library_only_sources(job, job_file)
     from flowport.pipeline.runner import run_job
 
     try:
@@ -989,7 +998,7 @@ def validate(
         if offline_problems:
             raise typer.Exit(EXIT_BAD_JOB)
         return
-    _refuse_dataframe_sources(job, job_file)
+    _refuse_library_only_sources(job, job_file)
     try:
         from flowport.pipeline.runner import validate_job
 

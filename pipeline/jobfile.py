@@ -631,11 +631,11 @@ def load_job(path: Path) -> Job:
             )
         if not collection.target:
             collection = collection.model_copy(update={"target": name})
-        # A dataframe's schema can come from its dtypes alone (pipeline/frames.py).
+        # A dataframe's or dlt table's schema can come from its column types alone.
         if (
             collection.create_missing
             and collection.collection_schema is None
-            and collection.source.type != "dataframe"
+            and collection.source.type not in ("dataframe", "dlt")
         ):
             raise JobFileError(
                 path,
