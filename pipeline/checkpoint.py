@@ -881,6 +881,17 @@ class Items(_Part):
                 result.setdefault(collection, {})["sending"] = sending
         return result
 
+    def error_counts(self) -> dict[str, dict[str, int]]:
+        """Items with an error, per collection and kind (the run report's summary of them)."""
+        result: dict[str, dict[str, int]] = {}
+        for collection, kind, count in self._db.execute(
+            "SELECT collection, COALESCE(error_kind, 'error'), COUNT(*) FROM items "
+            "WHERE last_error IS NOT NULL GROUP BY collection, COALESCE(error_kind, 'error') "
+            "ORDER BY collection"
+        ):
+            result.setdefault(collection, {})[kind] = count
+        return result
+
     def has_items(self, collection: str) -> bool:
         """Whether the log holds any item row of the collection (in flight ones aside)."""
         row = self._db.execute(

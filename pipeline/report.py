@@ -14,6 +14,7 @@ is escaped (item keys and titles come from sites nobody here controls).
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ __all__ = ["REPORT_FILE", "Problem", "ReportData", "gather", "render", "write_re
 #: Inside the job's state folder, rewritten at the end of every run.
 REPORT_FILE: Final = "report.html"
 #: Errors and warnings listed in the page; past it, the page says how many more and where.
-MAX_PROBLEMS: Final = 5000
+MAX_PROBLEMS: Final = 2000
 #: Runs in the history.
 HISTORY_RUNS: Final = 30
 MAX_FAILED_ASSETS: Final = 200
@@ -68,8 +69,10 @@ class ReportData:
     #: The last run's batches, as :meth:`Batches.list` gives them.
     batches: Sequence[Mapping[str, Any]]
     states: Mapping[str, Mapping[str, int]]
+    #: The first :data:`MAX_PROBLEMS` errors, then warnings.
     problems: Sequence[Problem]
-    problems_left_out: int
+    #: Every error and warning, counted per (``error`` or ``warning``, kind, collection).
+    problem_counts: Mapping[tuple[str, str, str], int]
     asset_sizes: Mapping[str, tuple[int, int]]
     failed_assets: Sequence[AssetRow]
 
@@ -99,13 +102,15 @@ def gather(log: CheckpointLog, *, job: str, collections: Sequence[str], rate: fl
     runs = log.runs.recent(HISTORY_RUNS)
     batches = list(log.batches.list(runs[-1]["id"])) if runs else []
     states = log.counts()
-    problems: list[Problem] = []
-    left_out = 0
-    for problem in _problems(log):
-        if len(problems) < MAX_PROBLEMS:
-            problems.append(problem)
-        else:
-            left_out += 1
+    counted = {
+        (severity, kind, collection): n
+        for severity, per_collection in (
+            ("error", log.items.error_counts()),
+            ("warning", log.warnings.counts()),
+        )
+        for collection, kinds in per_collection.items()
+        for kind, n in kinds.items()
+    }
     named = list(collections) + sorted(set(states) - set(collections))
     return ReportData(
         job=job,
@@ -115,8 +120,8 @@ def gather(log: CheckpointLog, *, job: str, collections: Sequence[str], rate: fl
         runs=runs,
         batches=batches,
         states=states,
-        problems=problems,
-        problems_left_out=left_out,
+        problems=list(itertools.islice(_problems(log), MAX_PROBLEMS)),
+        problem_counts=counted,
         asset_sizes=log.assets.sizes(),
         failed_assets=log.assets.failed(MAX_FAILED_ASSETS),
     )
@@ -353,12 +358,7 @@ def _collection(data: ReportData, name: str) -> str:
     return "".join(parts)
 
 
-def _kinds_summary(problems: Sequence[Problem]) -> str:
-    counted: dict[tuple[str, str, str], int] = {}
-    for p in problems:
-        counted[(p.severity, p.kind, p.collection)] = (
-            counted.get((p.severity, p.kind, p.collection), 0) + 1
-        )
+def _kinds_summary(counted: Mapping[tuple[str, str, str], int]) -> str:
     rows = [[s, k, c, n] for (s, k, c), n in sorted(counted.items())]
     return _table(["", "kind", "collection", "items"], rows, "kinds")
 
@@ -382,15 +382,16 @@ def _problems_section(data: ReportData) -> str:
         f'<option value="{escape(kind)}">{escape(kind)} ({severity})</option>'
         for kind, severity in kinds
     )
+    left_out = sum(data.problem_counts.values()) - len(data.problems)
     more = (
-        f"<p>{data.problems_left_out:,} more not listed here: <code>flowport errors "
-        f"{escape(data.job)}</code> and <code>flowport warnings</code> list them all.</p>"
-        if data.problems_left_out
+        f"<p>{left_out:,} more not listed here: <code>flowport errors</code> and "
+        "<code>flowport warnings</code> list them all.</p>"
+        if left_out > 0
         else ""
     )
     return (
         head
-        + _kinds_summary(data.problems)
+        + _kinds_summary(data.problem_counts)
         + '<div class="filters"><input id="problem-filter" type="search" '
         'placeholder="filter: key, field, reason…" aria-label="filter the rows">'
         '<select id="problem-kind" aria-label="kind"><option value="">every kind</option>'

@@ -169,7 +169,7 @@ def _rows_naming(evil: str) -> ReportData:
         batches=[batch],
         states={evil: {"done": 3, evil: 1}},
         problems=[Problem("error", evil, evil, evil, evil, evil)],
-        problems_left_out=2,
+        problem_counts={("error", evil, evil): 3},
         asset_sizes={evil: (1, 1)},
         failed_assets=[asset],
     )
