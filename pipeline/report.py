@@ -248,7 +248,8 @@ def _outcomes(data: ReportData, name: str) -> str:
     states = data.states.get(name, {})
     parts = []
     if warned:
-        parts.append(f"<p>{warned:,} standing warning(s): see below.</p>")
+        noun = "warning stands" if warned == 1 else "warnings stand"
+        parts.append(f'<p>{warned:,} {noun}: see <a href="#problems">errors and warnings</a>.</p>')
     if per:
         order = _ordered(per)
         parts.append("<h3>last run's outcomes</h3>" + _table(order, [[per[o] for o in order]]))
@@ -527,7 +528,7 @@ def render(data: ReportData) -> str:
         + _problems_section(data)
         + _assets_section(data)
         + _history_section(data)
-        + f"<footer>flowport {escape(__version__)}, generated {escape(data.generated_at)}. "
+        + f"<footer>flowport {escape(__version__)}, generated {_moment(data.generated_at)}. "
         "This file is self-contained: it opens offline.</footer>"
         f"</main><script>{_SCRIPT}</script></body></html>\n"
     )

@@ -18,7 +18,7 @@ __all__ = ["Series", "clock", "outcome_colour", "run_bars", "time_chart"]
 WIDTH: Final = 640
 HEIGHT: Final = 240
 #: Room for the axes' labels: left, right, top, bottom.
-_LEFT, _RIGHT, _TOP, _BOTTOM = 52, 12, 52, 30
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 12, 52, 30
 #: Colours of outcomes that have one; others take the palette in turn.
 OUTCOME_COLOURS: Final[Mapping[str, str]] = {
     "created": "#2e7d32",

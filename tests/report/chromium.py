@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -180,43 +181,63 @@ async def _devtools_port(profile: Path, browser: asyncio.subprocess.Process) -> 
     raise RuntimeError(f"chromium wrote no {marker} in {STARTUP_SECONDS:g} s")
 
 
+async def _stop(browser: asyncio.subprocess.Process) -> None:
+    """Chromium's own processes (renderer, GPU, zygote) are in the group it leads: all of them
+    go, so none is left writing into the profile as it is removed."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(browser.wait(), 5.0)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(browser.pid, signal.SIGKILL)
+    await browser.wait()
+
+
+async def _remove(profile: Path) -> None:
+    for _ in range(50):
+        try:
+            await asyncio.to_thread(shutil.rmtree, profile)
+        except FileNotFoundError:
+            return
+        except OSError:
+            await asyncio.sleep(0.1)  # a process of the group not reaped yet
+        else:
+            return
+    raise RuntimeError(f"chromium's profile {profile} could not be removed")
+
+
 @contextlib.asynccontextmanager
 async def chromium_page(executable: str) -> AsyncIterator[Page]:
     """A fresh headless Chromium with one blank page, closed (and its profile removed) after."""
-    with tempfile.TemporaryDirectory(prefix="flowport-chromium-") as folder:
-        profile = Path(folder)
-        browser = await asyncio.create_subprocess_exec(
-            executable,
-            *_FLAGS,
-            f"--user-data-dir={profile}",
-            "about:blank",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
-            url = await _devtools_port(profile, browser)
-            async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
-                page = Page(ws)
-                reader = asyncio.create_task(page.read())
-                try:
-                    target = await page.send(
-                        "Target.createTarget", {"url": "about:blank"}, page=False
-                    )
-                    attached = await page.send(
-                        "Target.attachToTarget",
-                        {"targetId": target["targetId"], "flatten": True},
-                        page=False,
-                    )
-                    page.session = attached["sessionId"]
-                    yield page
-                    with contextlib.suppress(Exception):
-                        await page.send("Browser.close", page=False)
-                finally:
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await reader
-        finally:
-            if browser.returncode is None:
-                browser.kill()
-            await browser.wait()
+    profile = Path(tempfile.mkdtemp(prefix="flowport-chromium-"))
+    browser = await asyncio.create_subprocess_exec(
+        executable,
+        *_FLAGS,
+        f"--user-data-dir={profile}",
+        "about:blank",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        url = await _devtools_port(profile, browser)
+        async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
+            page = Page(ws)
+            reader = asyncio.create_task(page.read())
+            try:
+                target = await page.send("Target.createTarget", {"url": "about:blank"}, page=False)
+                attached = await page.send(
+                    "Target.attachToTarget",
+                    {"targetId": target["targetId"], "flatten": True},
+                    page=False,
+                )
+                page.session = attached["sessionId"]
+                yield page
+                with contextlib.suppress(Exception):
+                    await page.send("Browser.close", page=False)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+    finally:
+        await _stop(browser)
+        await _remove(profile)

@@ -15,7 +15,7 @@ from flowport.pipeline.checkpoint import AssetRow
 from flowport.pipeline.report import Problem, ReportData, render
 from flowport.pipeline.report_charts import clock, nice_ticks
 from tests.conftest import run_cli
-from tests.report.conftest import RATE, SCRIPT_KEY, Scenario
+from tests.report.conftest import RATE, REFUSALS, SCRIPT_KEY, Scenario
 
 
 class Page(HTMLParser):
@@ -73,6 +73,12 @@ def test_every_run_writes_its_report_and_says_where(scenario: Scenario) -> None:
         assert "Traceback" not in run.output
         assert run.finished()["report"] == str(state_report)
     assert scenario.first.returncode == 1  # the script-keyed item failed, as it should
+    # Each 429 is in the run's summary, at its second, for the chart.
+    for run in (scenario.first, scenario.second):
+        timeline = run.finished()["retry_timeline"]
+        assert list(timeline) == ["posts"]
+        assert sum(tried for _second, tried, _refused in timeline["posts"]) == REFUSALS
+        assert sum(refused for _second, _tried, refused in timeline["posts"]) == REFUSALS
     assert scenario.report.returncode == 0, scenario.report.output
     assert scenario.report.stdout.strip() == f"report: {scenario.page}"
     assert stat.S_IMODE(state_report.stat().st_mode) == 0o600
@@ -91,7 +97,7 @@ def test_the_page_shows_outcomes_states_history_and_assets(page: Page, scenario:
     assert [row["run"] for row in history] == ["1", "2"]
     assert [row["created"] for row in history] == ["40", "0"]
     assert [row["unchanged"] for row in history] == ["0", "38"]
-    assert all(int(row["retries"]) >= 2 and int(row["429s"]) >= 2 for row in history)
+    assert [(row["retries"], row["429s"]) for row in history] == [(str(REFUSALS),) * 2] * 2
     (uploaded,) = page.table("state", "files", "bytes")
     assert uploaded == {"state": "uploaded", "files": "3", "bytes": f"{uploaded['bytes']}"}
     assert int(uploaded["bytes"].replace(",", "")) > 0
