@@ -332,7 +332,7 @@ def _retries(data: ReportData, name: str, start: datetime, span: float) -> str:
         limited[slot] = limited.get(slot, 0) + int(refused)
     slots = sorted(retries)
     return time_chart(
-        f"{name}: retries and 429s (per {bucket} s)",
+        f"{name or 'site and schema calls'}: retries and 429s (per {bucket} s)",
         [
             Series("retries", [(s * bucket, retries[s]) for s in slots], "#ef6c00", "bar"),
             Series("429s", [(s * bucket, limited[s]) for s in slots], "#c62828", "bar"),
@@ -343,20 +343,42 @@ def _retries(data: ReportData, name: str, start: datetime, span: float) -> str:
     )
 
 
-def _collection(data: ReportData, name: str) -> str:
-    parts = [f'<section class="collection"><h2>{escape(name)}</h2>', _outcomes(data, name)]
+def _last_run_span(data: ReportData) -> tuple[datetime, float] | None:
+    """When the last run began, and how many seconds its charts cover."""
     last = data.runs[-1] if data.runs else None
     start = _when(last["started_at"]) if last else None
-    if last is not None and start is not None:
-        ends = [_when(b.get("finished_at")) for b in data.batches]
-        latest = max([e for e in ends if e] + [_when(last.get("finished_at")) or start])
-        span = max((latest - start).total_seconds(), 1.0)
+    if last is None or start is None:
+        return None
+    ends = [_when(b.get("finished_at")) for b in data.batches]
+    latest = max([e for e in ends if e] + [_when(last.get("finished_at")) or start])
+    return start, max((latest - start).total_seconds(), 1.0)
+
+
+def _collection(data: ReportData, name: str) -> str:
+    parts = [f'<section class="collection"><h2>{escape(name)}</h2>', _outcomes(data, name)]
+    span = _last_run_span(data)
+    if span is not None:
         parts.append('<div class="charts">')
-        parts.append(_throughput(data, name, start, span))
-        parts.append(_retries(data, name, start, span))
+        parts.append(_throughput(data, name, *span))
+        parts.append(_retries(data, name, *span))
         parts.append("</div>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _site_calls(data: ReportData) -> str:
+    """Retries of calls made for no collection of the job (the site, its collections' schemas:
+    ``""`` in the timeline), which no collection's chart shows."""
+    timeline = _summary(data.runs[-1] if data.runs else None).get("retry_timeline", {})
+    others = [name for name in timeline if name not in data.collections]
+    span = _last_run_span(data)
+    if not others or span is None:
+        return ""
+    charts = "".join(_retries(data, name, *span) for name in others)
+    return (
+        '<section id="site-calls"><h2>Site and schema calls</h2>'
+        f'<div class="charts">{charts}</div></section>'
+    )
 
 
 def _kinds_summary(counted: Mapping[tuple[str, str, str], int]) -> str:
@@ -517,7 +539,7 @@ _SCRIPT: Final = """
 
 def render(data: ReportData) -> str:
     """The whole page, from the rows :func:`gather` read."""
-    sections = [_collection(data, name) for name in data.collections]
+    sections = [_collection(data, name) for name in data.collections] + [_site_calls(data)]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -150,7 +150,10 @@ def _rows_naming(evil: str) -> ReportData:
         "outcome": "partial",
         "summary": {
             "collections": {evil: {"created": 3, evil: 1, f"warning:{evil}": 1}},
-            "retry_timeline": {evil: [["2026-12-06T10:00:30+00:00", 2, 1]]},
+            "retry_timeline": {
+                evil: [["2026-12-06T10:00:30+00:00", 2, 1]],
+                "": [["2026-12-06T10:00:02+00:00", 1, 1]],
+            },
             "assets": {"uploaded": 1, "bytes": 10, "failed": 1},
             "aborted": evil,
         },
@@ -191,6 +194,8 @@ def test_every_string_from_a_source_or_the_log_is_escaped() -> None:
     # Its rows are all there, escaped: nothing was dropped to be safe.
     assert text.count("&lt;img src=x onerror=alert(1)&gt;") >= 10
     assert "2 more not listed here" in text
+    # The site's own calls' retries, which belong to no collection, have a chart of their own.
+    assert "site and schema calls: retries and 429s" in text
 
 
 def test_the_charts_axes_are_round_and_readable() -> None:
@@ -224,3 +229,26 @@ def test_an_unwritable_output_is_one_line(scenario: Scenario, tmp_path: Path) ->
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: cannot write the report to {blocked}/report.html")
     assert "Traceback" not in result.output
+
+
+def test_status_leaves_the_retries_timeline_to_the_report(scenario: Scenario) -> None:
+    result = run_cli("status", str(scenario.job), cwd=scenario.job.parent)
+    assert result.returncode == 0, result.stderr
+    assert f'"retries": {REFUSALS}' in result.stdout
+    assert "retry_timeline" not in result.stdout
+
+
+def test_a_run_on_a_terminal_names_its_report_last(tmp_path: Path) -> None:
+    job = tmp_path / "demo.toml"
+    job.write_text(
+        '[destination]\napi = "sandbox"\n\n[collections.posts]\ncreate_missing = true\n'
+        'source = { type = "csv", path = "p.csv", key = "id" }\nslug_from = "name"\n'
+        'fields = { name = "title" }\nschema = { singular_name = "Post" }\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "p.csv").write_text("id,title\n1,One\n2,Two\n", encoding="utf-8")
+    result = run_cli("run", str(job), "--log-format", "text", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    report = tmp_path / "demo" / "report.html"
+    assert result.stdout.strip().splitlines()[-1] == f"report: {report}"
+    assert "flowport run report: demo" in report.read_text(encoding="utf-8")
