@@ -270,10 +270,10 @@ def run(
     summary = RunSummary(job=job.path.stem)
     json_sink = JsonLinesSink(sys.stdout, quiet=quiet) if use_json else None
     code, problem = EXIT_ABORTED, ""
-    report_line: list[str] = []
+    report: list[tuple[str, str]] = []
     with _terminate_as_exception():
         try:
-            with job_lock(job.state_dir), _report_when_done(job, report_line):
+            with job_lock(job.state_dir), _report_when_done(job, report):
                 _run_with_progress(
                     job, summary, json_sink, quiet=quiet, full_read=full, rehome=rehome
                 )
@@ -294,7 +294,7 @@ def run(
                 problem = (
                     f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
                 )
-    _finish_run(summary, code, problem, json_sink, "".join(report_line))
+    _finish_run(summary, code, problem, json_sink, report[0] if report else None)
 
 
 def _with_conflicts(job: Job, policy: str | None) -> Job:
@@ -403,11 +403,15 @@ def _crash_note(job: Job) -> str:
 
 
 def _finish_run(
-    summary: Any, code: int, problem: str, json_sink: JsonLinesSink | None, report: str = ""
+    summary: Any,
+    code: int,
+    problem: str,
+    json_sink: JsonLinesSink | None,
+    report: tuple[str, str] | None = None,
 ) -> NoReturn:
     """Every exit of ``run`` ends with the summary: a ``run_finished`` line in JSON, a table
     and a totals line on a terminal, with the exit code and, when it stopped, why; then where
-    the run report is (a ``report`` field in JSON)."""
+    the run report is, or why it is not (``report`` or ``report_error`` in JSON)."""
     if problem:
         # The CLI knows why better than the runner, which saw only a cancellation.
         summary.aborted = problem.removeprefix("error: ").removeprefix("aborted: ")
@@ -415,14 +419,18 @@ def _finish_run(
     result["exit_code"] = code
     if problem:
         _stderr.print(redact(problem), markup=False, soft_wrap=True)
+    written, unwritten = report or ("", "")
     if json_sink is not None:
-        if report:
-            result["report"] = report
+        if written:
+            result["report"] = written
+        if unwritten:
+            result["report_error"] = unwritten
         json_sink.emit("run_finished", **result)
     else:
         _print_summary(result)
-        if report:
-            _stdout.print(f"report: {report}", markup=False, soft_wrap=True)
+        if written or unwritten:
+            line = f"report: {written}" if written else f"report: {unwritten}"
+            _stdout.print(redact(line), markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -801,27 +809,27 @@ def _write_report(job: Job, log: CheckpointLog, path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _report_when_done(job: Job, said: list[str]) -> Iterator[None]:
+def _report_when_done(job: Job, said: list[tuple[str, str]]) -> Iterator[None]:
     """The run report rewritten however the run ends, inside the job's lock (so the next run
-    cannot be rewriting it meanwhile); ``said`` gets the line that says where."""
+    cannot be rewriting it meanwhile); ``said`` gets (its path, or why it was not written)."""
     try:
         yield
     finally:
         said.append(_report_after_run(job))
 
 
-def _report_after_run(job: Job) -> str:
-    """``<state dir>/report.html`` rewritten after a run, and the line that says where: a
+def _report_after_run(job: Job) -> tuple[str, str]:
+    """``<state dir>/report.html`` rewritten after a run: (its path, "") or ("", why not). A
     report that cannot be written is said, never a reason for the run to fail."""
     from flowport.pipeline.report import REPORT_FILE
 
     if not (job.state_dir / CHECKPOINT_FILE).exists():
-        return ""
+        return "", ""
     try:
         with CheckpointLog.open(job.state_dir / CHECKPOINT_FILE) as log:
-            return str(_write_report(job, log, job.state_dir / REPORT_FILE))
+            return str(_write_report(job, log, job.state_dir / REPORT_FILE)), ""
     except (OSError, sqlite3.Error, FlowportError) as exc:
-        return f"not written ({exc}); flowport report {job.path} tries again"
+        return "", f"not written ({exc}); flowport report {job.path} tries again"
 
 
 @app.command()

@@ -238,17 +238,35 @@ def test_status_leaves_the_retries_timeline_to_the_report(scenario: Scenario) ->
     assert "retry_timeline" not in result.stdout
 
 
-def test_a_run_on_a_terminal_names_its_report_last(tmp_path: Path) -> None:
-    job = tmp_path / "demo.toml"
+def _small_job(folder: Path) -> Path:
+    job = folder / "demo.toml"
     job.write_text(
         '[destination]\napi = "sandbox"\n\n[collections.posts]\ncreate_missing = true\n'
         'source = { type = "csv", path = "p.csv", key = "id" }\nslug_from = "name"\n'
         'fields = { name = "title" }\nschema = { singular_name = "Post" }\n',
         encoding="utf-8",
     )
-    (tmp_path / "p.csv").write_text("id,title\n1,One\n2,Two\n", encoding="utf-8")
+    (folder / "p.csv").write_text("id,title\n1,One\n2,Two\n", encoding="utf-8")
+    return job
+
+
+def test_a_run_on_a_terminal_names_its_report_last(tmp_path: Path) -> None:
+    job = _small_job(tmp_path)
     result = run_cli("run", str(job), "--log-format", "text", cwd=tmp_path)
     assert result.returncode == 0, result.output
     report = tmp_path / "demo" / "report.html"
     assert result.stdout.strip().splitlines()[-1] == f"report: {report}"
     assert "flowport run report: demo" in report.read_text(encoding="utf-8")
+
+
+def test_a_report_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path: Path) -> None:
+    job = _small_job(tmp_path)
+    (tmp_path / "demo" / "report.html").mkdir(parents=True)  # in the way of the page
+    result = run_cli("run", str(job), "--log-format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    finished = result.finished()
+    assert finished["collections"] == {"posts": {"created": 2}}
+    assert "report" not in finished
+    assert finished["report_error"].startswith("not written (")
+    assert finished["report_error"].endswith(f"flowport report {job} tries again")
+    assert "Traceback" not in result.output
