@@ -24,7 +24,6 @@ from tests.oldsite import running_old_site
 
 #: A key that would run as script if the page did not escape it.
 SCRIPT_KEY = '<script>document.title="pwned"</script>'
-LONG_TITLE = "A title far too long for a name " * 10
 ROWS = 40
 #: The job's rate limit (requests per minute): low enough to draw, high enough to be quick.
 RATE = 1200
@@ -67,13 +66,12 @@ def _job_text(api: str, site_id: str, old_site: str) -> str:
 
         [collections.posts.fields]
         name = "title"
-        summary = {{ source = "summary", transforms = [{{ truncate = 12 }}] }}
         image = "image"
         contact = "contact"
 
         [collections.posts.schema]
         singular_name = "Post"
-        fields = {{ summary = "PlainText", image = "Image", contact = "Email" }}
+        fields = {{ image = "Image", contact = "Email" }}
         """
     )
 
@@ -83,10 +81,9 @@ def _rows(old_site: str, *, changed: bool) -> list[list[str]]:
     for n in range(ROWS):
         title = f"Post {n}" + (" (edited)" if changed and n == 3 else "")
         image = f"{old_site}/uploads/{'missing' if n == 7 else f'p{n % 3}'}.png"
-        summary = "A summary longer than twelve" if n == 5 else "short"
-        rows.append([f"post-{n}", title, summary, image, f"editor{n}@example.com"])
+        rows.append([f"post-{n}", title, image, f"editor{n}@example.com"])
     # Its contact is no email address: an item error naming it, whose key is a script tag.
-    rows.append([SCRIPT_KEY, LONG_TITLE, "short", "", "not an address"])
+    rows.append([SCRIPT_KEY, "A key with a script tag", "", "not an address"])
     return rows
 
 
@@ -155,7 +152,7 @@ async def _scenario(folder: Path) -> Scenario:
             old_site.files[f"/uploads/p{n}.png"] = (png(16, 16, shade=n * 40), "image/png")
         job = folder / "nightly.toml"
         job.write_text(_job_text(proxy.url + "/v2", sandbox.site_id, old_site.base_url))
-        header = ["id", "title", "summary", "image", "contact"]
+        header = ["id", "title", "image", "contact"]
         runs = []
         for changed in (False, True):
             write_csv(folder / "posts.csv", header, _rows(old_site.base_url, changed=changed))
