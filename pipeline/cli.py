@@ -318,9 +318,10 @@ def _run_job_file(
     summary = RunSummary(job=job.path.stem)
     json_sink = JsonLinesSink(sys.stdout, quiet=quiet) if use_json else None
     code, problem = EXIT_ABORTED, ""
+    report: list[tuple[str, str]] = []
     with _terminate_as_exception():
         try:
-            with job_lock(job.state_dir):
+            with job_lock(job.state_dir), _report_when_done(job, report):
                 _run_with_progress(
                     job, summary, json_sink, quiet=quiet, full_read=full, rehome=rehome
                 )
@@ -341,7 +342,7 @@ def _run_job_file(
                 problem = (
                     f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
                 )
-    _finish_run(summary, code, problem, json_sink)
+    _finish_run(summary, code, problem, json_sink, report[0] if report else None)
 
 
 def _with_conflicts(job: Job, policy: str | None) -> Job:
@@ -449,9 +450,16 @@ def _crash_note(job: Job) -> str:
     return f"details in {path}; please report it with that file. The next run resumes"
 
 
-def _finish_run(summary: Any, code: int, problem: str, json_sink: JsonLinesSink | None) -> NoReturn:
+def _finish_run(
+    summary: Any,
+    code: int,
+    problem: str,
+    json_sink: JsonLinesSink | None,
+    report: tuple[str, str] | None = None,
+) -> NoReturn:
     """Every exit of ``run`` ends with the summary: a ``run_finished`` line in JSON, a table
-    and a totals line on a terminal, with the exit code and, when it stopped, why."""
+    and a totals line on a terminal, with the exit code and, when it stopped, why; then where
+    the run report is, or why it is not (``report`` or ``report_error`` in JSON)."""
     if problem:
         # The CLI knows why better than the runner, which saw only a cancellation.
         summary.aborted = problem.removeprefix("error: ").removeprefix("aborted: ")
@@ -459,10 +467,18 @@ def _finish_run(summary: Any, code: int, problem: str, json_sink: JsonLinesSink 
     result["exit_code"] = code
     if problem:
         _stderr.print(redact(problem), markup=False, soft_wrap=True)
+    written, unwritten = report or ("", "")
     if json_sink is not None:
+        if written:
+            result["report"] = written
+        if unwritten:
+            result["report_error"] = unwritten
         json_sink.emit("run_finished", **result)
     else:
         _print_summary(result)
+        if written or unwritten:
+            line = f"report: {written}" if written else f"report: {unwritten}"
+            _stdout.print(redact(line), markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -498,7 +514,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     extras = {
         k: v
         for k, v in summary.items()
-        if k not in ("collections", "job", "removals", "conflicts", "assets") and v not in (None,)
+        if k not in ("collections", "job", "removals", "conflicts", "assets", "retry_timeline")
+        and v not in (None,)
     }
     _stdout.print(redact(" ".join(f"{k}={v}" for k, v in extras.items())), markup=False)
     for conflict in summary.get("conflicts", []):
@@ -808,7 +825,9 @@ def status(job_file: JobArgument) -> None:
         markup=False,
     )
     if last["summary"]:
-        _stdout.print(redact(json.dumps(last["summary"], indent=2, sort_keys=True)), markup=False)
+        # The retries' timeline is for the run report's chart: a line a second is noise here.
+        shown = {k: v for k, v in last["summary"].items() if k != "retry_timeline"}
+        _stdout.print(redact(json.dumps(shown, indent=2, sort_keys=True)), markup=False)
         for name, keys in (last["summary"].get("removals") or {}).items():
             _stdout.print(
                 f"{name}: {len(keys)} records gone from the source, their items kept "
@@ -1015,6 +1034,72 @@ def validate(
             _stderr.print(redact(f"problem: {problem}"), markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_JOB)
     _stdout.print("target schema OK")
+
+
+def _write_report(job: Job, log: CheckpointLog, path: Path) -> Path:
+    from flowport.pipeline.report import gather, write_report
+
+    per_minute = job.rate_limit() * 60 / job.destination.rate_window_seconds
+    data = gather(log, job=job.path.stem, collections=list(job.collections), rate=per_minute)
+    return write_report(data, path)
+
+
+@contextlib.contextmanager
+def _report_when_done(job: Job, said: list[tuple[str, str]]) -> Iterator[None]:
+    """The run report rewritten however the run ends, inside the job's lock (so the next run
+    cannot be rewriting it meanwhile); ``said`` gets (its path, or why it was not written)."""
+    try:
+        yield
+    finally:
+        said.append(_report_after_run(job))
+
+
+def _report_after_run(job: Job) -> tuple[str, str]:
+    """``<state dir>/report.html`` rewritten after a run: (its path, "") or ("", why not). A
+    report that cannot be written is said, never a reason for the run to fail."""
+    from flowport.pipeline.report import REPORT_FILE
+
+    if not (job.state_dir / CHECKPOINT_FILE).exists():
+        return "", ""
+    try:
+        with CheckpointLog.open(job.state_dir / CHECKPOINT_FILE) as log:
+            return str(_write_report(job, log, job.state_dir / REPORT_FILE)), ""
+    except (OSError, sqlite3.Error, FlowportError) as exc:
+        return "", f"not written ({exc}); flowport report {job.path} tries again"
+
+
+@app.command()
+def report(
+    job_file: JobArgument,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write it (default: report.html in the job's state folder).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the run report: one HTML file, openable offline, of the job's runs, throughput,
+    retries, errors, warnings and assets."""
+    job = _load(job_file)
+    log = _open_checkpoint(job)
+    if log is None:
+        _fail(
+            EXIT_BAD_JOB,
+            f"error: {job_file}: no run yet, nothing to report (no checkpoint log in "
+            f"{job.state_dir})\nfix: run it first: flowport run {job_file}",
+        )
+    from flowport.pipeline.report import REPORT_FILE
+
+    path = output if output is not None else job.state_dir / REPORT_FILE
+    with _damaged_log_stops(job), log:
+        try:
+            written = _write_report(job, log, path)
+        except OSError as exc:
+            _fail(EXIT_BAD_JOB, f"error: cannot write the report to {path}: {exc.strerror}")
+    _stdout.print(f"report: {written}", markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -216,7 +216,7 @@ async def _run(
         ) as client:
             api = WebflowApi(
                 client,
-                on_retry=lambda collection, error: _note_retry(sink, collection, error),
+                on_retry=lambda collection, error: _note_retry(sink, summary, collection, error),
                 waits=WaitLedger(
                     job.run.max_total_wait_seconds,
                     on_wait=lambda seconds, why: _note_wait(sink, seconds, why, job),
@@ -460,8 +460,11 @@ def _token_origin(job: Job) -> str:
     )
 
 
-def _note_retry(sink: ProgressSink, collection: str, error: RetriableError) -> None:
+def _note_retry(
+    sink: ProgressSink, summary: RunSummary, collection: str, error: RetriableError
+) -> None:
     sink.retried(collection, status=error.status, rate_limited=error.status == 429)
+    summary.note_retry(collection, rate_limited=error.status == 429)
 
 
 def _note_wait(sink: ProgressSink, seconds: float, why: str, job: Job) -> None:
