@@ -160,8 +160,9 @@ def _locked(task: Any, job: str, locked: JobLocked, delivery: dict[str, Any]) ->
         problem = f"error: {locked}; gave up after {retries} tries {seconds:g} s apart"
         return _finished(RunSummary(job=job), EXIT_ABORTED, problem, delivery)
     logger.info("flowport job %s: %s; trying again in %g s", job, locked, seconds)
-    # Celery's own limit is off: the count above is ours, so the last try reports the holder.
-    raise task.retry(countdown=seconds, max_retries=None)
+    # Celery's limit is set to ours, which the check above meets first: the last try ends in a
+    # summary naming the lock's holder, not in Celery's MaxRetriesExceededError.
+    raise task.retry(countdown=seconds, max_retries=retries)
 
 
 def _finished(
