@@ -32,6 +32,7 @@ shorter than the run, two schedules overlapping) retries later instead of failin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -51,6 +52,7 @@ from flowport.pipeline.runner import RunSummary
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "LOCK_GRACE_SECONDS",
     "LOCK_RETRIES",
     "LOCK_RETRY_SECONDS",
     "QUEUE_ENV",
@@ -64,8 +66,13 @@ TASK_NAME = "flowport.run_job"
 #: The queue the app sends to and its workers consume, unless ``create_app(queue=...)`` says.
 QUEUE_ENV = "FLOWPORT_CELERY_QUEUE"
 DEFAULT_QUEUE = "flowport"
-#: A redelivered or overlapping task whose job is locked by a live run tries again this often,
-#: this many times (an hour) before it reports the lock and gives up.
+#: A redelivered task can reach the next worker a few milliseconds after a SIGKILL, while the
+#: kernel is still tearing the dead run down and its lock is not yet released: a lock held this
+#: long is waited for in the task, before a Celery retry (and its countdown) is paid.
+LOCK_GRACE_SECONDS = 5.0
+#: A task whose job is locked by a live run (a Redis visibility timeout shorter than the run, two
+#: schedules overlapping) tries again this often, this many times (an hour), then reports the
+#: lock and gives up.
 LOCK_RETRY_SECONDS = 10.0
 LOCK_RETRIES = 360
 
@@ -78,6 +85,7 @@ def create_app(
     broker: str | None = None,
     backend: str | None = None,
     queue: str | None = None,
+    lock_grace_seconds: float = LOCK_GRACE_SECONDS,
     lock_retry_seconds: float = LOCK_RETRY_SECONDS,
     lock_retries: int = LOCK_RETRIES,
 ) -> Any:
@@ -98,7 +106,8 @@ def create_app(
         accept_content=["json"],
         # Celery 5's default, said aloud: without it, each start warns that 6.0 changes it.
         broker_connection_retry_on_startup=True,
-        # Only the settings Celery knows are validated; these two are read by the task.
+        # Only the settings Celery knows are validated; these are read by the task.
+        flowport_lock_grace_seconds=lock_grace_seconds,
         flowport_lock_retry_seconds=lock_retry_seconds,
         flowport_lock_retries=lock_retries,
     )
@@ -133,8 +142,10 @@ def run_job(task: Any, job_path: str) -> dict[str, Any]:
             )
     except ConfigError as exc:
         return _finished(RunSummary(job=path.stem), EXIT_BAD_JOB, f"error: {exc}", delivery)
+    grace = float(task.app.conf[_CONFIG_PREFIX + "lock_grace_seconds"])
     try:
-        with job_lock(job.state_dir):
+        with contextlib.ExitStack() as held:
+            _hold_lock(held, job.state_dir, grace)
             delivery["locked_at"] = round(time.time(), 3)
             summary = asyncio.run(flowport.run(job))
     except JobLocked as exc:
@@ -149,6 +160,20 @@ def run_job(task: Any, job_path: str) -> dict[str, Any]:
         problem = f"aborted by an unexpected error ({type(exc).__name__}); the next run resumes"
         return _finished(RunSummary(job=job.path.stem), EXIT_ABORTED, problem, delivery)
     return _finished(summary, summary.exit_code, "", delivery)
+
+
+def _hold_lock(stack: contextlib.ExitStack, state_dir: Path, grace: float) -> None:
+    """Enter the job's lock on ``stack``, waiting up to ``grace`` seconds for a dying holder;
+    :class:`JobLocked` after that."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            stack.enter_context(job_lock(state_dir))
+            return
+        except JobLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _locked(task: Any, job: str, locked: JobLocked, delivery: dict[str, Any]) -> dict[str, Any]:
