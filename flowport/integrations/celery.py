@@ -47,6 +47,7 @@ import flowport
 from flowport.base.errors import ConfigError, FlowportError
 from flowport.pipeline.cli import EXIT_ABORTED, EXIT_BAD_JOB, JobLocked, job_lock
 from flowport.pipeline.frames import dataframe_collections
+from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import redact, redact_value
 from flowport.pipeline.runner import RunSummary
 
@@ -145,7 +146,7 @@ def run_job(task: Any, job_path: str) -> dict[str, Any]:
     grace = float(task.app.conf[_CONFIG_PREFIX + "lock_grace_seconds"])
     try:
         with contextlib.ExitStack() as held:
-            _hold_lock(held, job.state_dir, grace)
+            _hold_lock(held, job, grace)
             delivery["locked_at"] = round(time.time(), 3)
             summary = asyncio.run(flowport.run(job))
     except JobLocked as exc:
@@ -162,13 +163,18 @@ def run_job(task: Any, job_path: str) -> dict[str, Any]:
     return _finished(summary, summary.exit_code, "", delivery)
 
 
-def _hold_lock(stack: contextlib.ExitStack, state_dir: Path, grace: float) -> None:
+def _job_lock(job: Job) -> contextlib.AbstractContextManager[None]:
+    """The lock ``flowport run`` takes for this job (the one place that knows which)."""
+    return job_lock(job.state_dir)
+
+
+def _hold_lock(stack: contextlib.ExitStack, job: Job, grace: float) -> None:
     """Enter the job's lock on ``stack``, waiting up to ``grace`` seconds for a dying holder;
     :class:`JobLocked` after that."""
     deadline = time.monotonic() + grace
     while True:
         try:
-            stack.enter_context(job_lock(state_dir))
+            stack.enter_context(_job_lock(job))
             return
         except JobLocked:
             if time.monotonic() >= deadline:

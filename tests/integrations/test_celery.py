@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import runpy
 import signal
 import socket
 import subprocess
@@ -333,3 +335,57 @@ def _kill_mid_job(workers: Workers, results: dict[str, Any]) -> tuple[str, str]:
             return job, running[job]
         time.sleep(0.02)
     raise AssertionError("no running job reached 40 items in the sandbox within 60 s")
+
+
+def readme_module(first_line: str) -> str:
+    """The Python block of README's "With Celery" that starts with ``first_line``."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n### With Celery\n")
+    end = text.find("\n## ", start)
+    blocks = re.findall(r"```python\n(.*?)```", text[start:end], flags=re.DOTALL)
+    (block,) = [b for b in blocks if b.startswith(first_line)]
+    return str(block)
+
+
+def test_the_readme_beat_module_schedules_the_task_as_written(tmp_path: Path) -> None:
+    """README's nightly module, run by Celery's own beat: it loads, and beat's schedule holds each
+    job at its time; each entry names the registered task with an absolute job path."""
+    module = tmp_path / "flowport_nightly.py"
+    module.write_text(readme_module("# flowport_nightly.py"), encoding="utf-8")
+    app = runpy.run_path(str(module))["app"]
+    entries = app.conf.beat_schedule
+    assert entries
+    for entry in entries.values():
+        assert entry["task"] in app.tasks
+        (job,) = entry["args"]
+        assert Path(job).is_absolute()
+        assert job.endswith(".toml")
+    assert app.conf.task_acks_late
+    assert app.conf.task_reject_on_worker_lost
+    app.close()
+
+    env = cli_env(
+        {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), "CELERY_BROKER_URL": BROKER}
+    )
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "flowport_nightly", "beat", "--loglevel", "DEBUG",
+         "--schedule", str(tmp_path / "beat-schedule")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert beat.stdout is not None
+        deadline = time.monotonic() + 30
+        # Beat's debug log lists the schedule it loaded, one entry a line, after it starts.
+        while time.monotonic() < deadline and sum("<crontab" in x for x in lines) < len(entries):
+            line = beat.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+    finally:
+        beat.terminate()
+        beat.communicate(timeout=20)
+    output = "".join(lines)
+    assert "beat: Starting..." in output, output
+    assert "shop, nightly" in output, output
+    assert "<crontab: 15 2 * * *" in output, output
