@@ -32,7 +32,8 @@ from flowport.pipeline.cli import job_lock
 from flowport.pipeline.sandbox.process import SandboxProcess, sandbox_process
 from tests.conftest import REPO, cli_env, unavailable
 
-celery = pytest.importorskip("celery")  # flowport[celery]; the test extra has it
+#: Real workers and SIGKILLs: seconds each.
+pytestmark = pytest.mark.slow
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 TOKEN_ENV = "CELERY_TEST_WEBFLOW_TOKEN"
