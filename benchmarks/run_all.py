@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_budgets
+import bench_celery_resume
 import bench_media
 import bench_memory
 import bench_rerun
@@ -150,6 +151,7 @@ BENCHMARKS: dict[str, Callable[[bool, bool, dict[str, Any]], dict[str, Any]]] = 
     ),
     "media": lambda quick, _p, _r: bench_media.run(quick, None),
     "budgets": lambda quick, _p, _r: bench_budgets.run(quick),
+    "celery_resume": lambda quick, _p, _r: bench_celery_resume.run(quick),
 }
 
 
@@ -287,6 +289,21 @@ def table(results: dict[str, Any]) -> list[Row]:
                 f"{memory['growth_largest_over_smallest']}",
                 "<= 1.3",
                 _yes(memory["complete"] and memory["growth_largest_over_smallest"] <= 1.3),
+            )
+        )
+    resume = results.get("celery_resume")
+    if resume:
+        rows.append(
+            (
+                f"celery resume after SIGKILL ({resume['rows']:,} items, "
+                f"kills: {len(resume['rounds'])})",
+                f"time lost {resume['time_lost_s']} s (send to finish, against an unkilled "
+                f"run); from the kill: redelivery {resume['redelivery_s']} s, lock "
+                f"{resume['lock_wait_s']} s, restart to first create {resume['restart_s']} s "
+                f"(fresh run {resume['baseline_start_s']} s); lost {resume['lost']}, "
+                f"duplicated {resume['duplicated']}",
+                "lost 0, dup 0, exit 0",
+                _yes(resume["lost"] == 0 and resume["duplicated"] == 0 and resume["all_exit_0"]),
             )
         )
     for name in ("sandbox", "csv_memory"):
