@@ -24,6 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_budgets
+import bench_celery_resume
 import bench_media
 import bench_memory
 import bench_rerun
@@ -148,6 +150,8 @@ BENCHMARKS: dict[str, Callable[[bool, bool, dict[str, Any]], dict[str, Any]]] = 
         "bench_csv_memory.py", *(["20000"] if quick else [])
     ),
     "media": lambda quick, _p, _r: bench_media.run(quick, None),
+    "budgets": lambda quick, _p, _r: bench_budgets.run(quick),
+    "celery_resume": lambda quick, _p, _r: bench_celery_resume.run(quick),
 }
 
 
@@ -170,6 +174,7 @@ def table(results: dict[str, Any]) -> list[Row]:
                 _yes(media["met"]),
             )
         )
+    rows.extend(_budget_rows(results.get("budgets")))
     saturation = results.get("saturation")
     if saturation:
         for mode in saturation["modes"]:
@@ -286,6 +291,21 @@ def table(results: dict[str, Any]) -> list[Row]:
                 _yes(memory["complete"] and memory["growth_largest_over_smallest"] <= 1.3),
             )
         )
+    resume = results.get("celery_resume")
+    if resume:
+        rows.append(
+            (
+                f"celery resume after SIGKILL ({resume['rows']:,} items, "
+                f"kills: {len(resume['rounds'])})",
+                f"time lost {resume['time_lost_s']} s (send to finish, against an unkilled "
+                f"run); from the kill: redelivery {resume['redelivery_s']} s, lock "
+                f"{resume['lock_wait_s']} s, restart to first create {resume['restart_s']} s "
+                f"(fresh run {resume['baseline_start_s']} s); lost {resume['lost']}, "
+                f"duplicated {resume['duplicated']}",
+                "lost 0, dup 0, exit 0",
+                _yes(resume["lost"] == 0 and resume["duplicated"] == 0 and resume["all_exit_0"]),
+            )
+        )
     for name in ("sandbox", "csv_memory"):
         script = results.get(name)
         if script:
@@ -297,6 +317,43 @@ def table(results: dict[str, Any]) -> list[Row]:
                     "-",
                 )
             )
+    return rows
+
+
+def _budget_rows(budgets: dict[str, Any] | None) -> list[Row]:
+    """Shared rate budgets: each of 10 tokens' jobs, and 3 jobs on one token two ways."""
+    if not budgets:
+        return []
+    rows: list[Row] = []
+    for key, label in (("ten_tokens", "1 process"), ("ten_tokens_processes", "a process each")):
+        tokens = budgets[key]
+        shares = [job["share_of_ceiling"] for job in tokens["per_job"]]
+        rows.append(
+            (
+                f"budgets: {tokens['jobs']} jobs x {tokens['rows_per_job']:,} items, own "
+                f"tokens, {label}",
+                f"lowest {min(shares):.3f} of its token's ceiling (all: "
+                f"{', '.join(f'{s:.2f}' for s in shares)}; setup included: lowest "
+                f"{min(j['share_of_ceiling_setup_included'] for j in tokens['per_job']):.2f}); "
+                f"most 429s {tokens['highest_share_429']:.2%}; exit {tokens['exit_code']}",
+                ">= 0.95 each, <= 1% 429",
+                _yes(tokens["met"]),
+            )
+        )
+    for key, label in (("one_token_in_process", "1 process"), ("one_token_redis", "3 processes")):
+        shared = budgets[key]
+        rows.append(
+            (
+                f"budgets: {shared['jobs']} jobs on 1 token, {label}",
+                f"{shared['share_of_ceiling']:.3f} of the token's ceiling together "
+                f"({shared['requests_per_window']}/{budgets['rate_limit']} per window; setup "
+                f"included {shared['share_of_ceiling_setup_included']:.3f}); "
+                f"429s {shared['rate_limited_429']} of {shared['requests']} "
+                f"({shared['share_429']:.2%})",
+                ">= 0.95, <= 1% 429",
+                _yes(shared["met"]),
+            )
+        )
     return rows
 
 

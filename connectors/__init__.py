@@ -24,6 +24,7 @@ __all__ = [
     "BatchedSource",
     "CheckedSource",
     "CountableSource",
+    "PartialSource",
     "RecordError",
     "Source",
     "SourceItem",
@@ -119,6 +120,15 @@ class CountableSource(Protocol):
     """A source that can say, before reading, about how many records it holds."""
 
     async def estimated_total(self, since: str | None = None) -> int | None: ...
+
+
+@runtime_checkable
+class PartialSource(Protocol):
+    """A source whose every read holds only part of its collection (the rows one dlt load
+    brought): a record it does not name is not gone, so a run of it removes no item."""
+
+    @property
+    def partial(self) -> bool: ...
 
 
 @runtime_checkable

@@ -30,6 +30,7 @@ CONNECTORS: Final[tuple[tuple[str, str], ...]] = (
     ("flowport.connectors.wxr", "WxrSourceConfig"),
     ("flowport.connectors.wordpress_rest", "WordPressRestConfig"),
     ("flowport.connectors.dataframe", "DataFrameSourceConfig"),
+    ("flowport.connectors.dlt_load", "DltSourceConfig"),
 )
 
 

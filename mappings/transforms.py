@@ -8,6 +8,7 @@ then, not on every record. Text transforms apply to each element of a list.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -88,6 +89,19 @@ _URL_TYPES: Final[frozenset[FieldType]] = frozenset(
 _ANY: Final[frozenset[FieldType] | None] = None
 
 
+def _each_noting(function: Callable[[str, TransformRun], Any]) -> Transform:
+    """As :func:`_each`, for a function that names what it changes in the record's run."""
+
+    def apply(value: Any, run: TransformRun) -> Any:
+        if isinstance(value, str):
+            return function(value, run)
+        if isinstance(value, list | tuple):
+            return [function(v, run) if isinstance(v, str) else v for v in value]
+        return value
+
+    return apply
+
+
 def _each(function: Callable[[str], Any]) -> Transform:
     def apply(value: Any, run: TransformRun) -> Any:
         if isinstance(value, str):
@@ -138,7 +152,15 @@ def _truncate(arg: Any, env: TransformEnv) -> Transform:
         raise TransformConfigError(
             f"transform 'truncate' needs a positive length, got {arg!r}", fix="{truncate = 256}"
         )
-    return _each(lambda text: text[:arg].rstrip() if len(text) > arg else text)
+
+    def cut(text: str, run: TransformRun) -> str:
+        if len(text) <= arg:
+            return text
+        # Asked for, but a loss all the same: named per item like the field limit's cut.
+        run.warn("truncated", f"cut from {len(text)} to {arg} characters (transform truncate)")
+        return text[:arg].rstrip()
+
+    return _each_noting(cut)
 
 
 def _replace(arg: Any, env: TransformEnv) -> Transform:
@@ -211,11 +233,23 @@ def _html_unescape(arg: Any, env: TransformEnv) -> Transform:
 def _strip_html(arg: Any, env: TransformEnv) -> Transform:
     _no_arg("strip_html", arg)
 
-    def strip(text: str) -> str:
+    def strip(text: str, run: TransformRun) -> str:
+        dropped = [m.group(1).lower() for m in _CONTENT_TAG.finditer(text) if m.group(2).strip()]
+        if dropped:
+            tags = ", ".join(f"<{tag}>" for tag in sorted(set(dropped)))
+            run.warn(
+                "content_dropped",
+                f"{len(dropped)} {tags} element(s) dropped with their content (transform "
+                "strip_html)",
+            )
         cleaned = nh3.clean(text, tags=set(), clean_content_tags={"script", "style"})
         return " ".join(html.unescape(cleaned).split())
 
-    return _each(strip)
+    return _each_noting(strip)
+
+
+#: A script or style element with its content, which strip_html drops whole.
+_CONTENT_TAG = re.compile(r"<(script|style)\b[^>]*>(.*?)</\1\s*>", re.IGNORECASE | re.DOTALL)
 
 
 def _markdown(arg: Any, env: TransformEnv) -> Transform:

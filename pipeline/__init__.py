@@ -8,6 +8,7 @@
 - :mod:`.webflow`, :mod:`.retry`, :mod:`.ratebudget`: calling Webflow reliably within its limits;
 - :mod:`.media`: images and files into Webflow's assets;
 - :mod:`.frames`: DataFrames handed to a run from Python;
+- :mod:`.dlt_destination`: flowport as a dlt pipeline's destination (the ``dlt`` extra);
 - :mod:`.presets`: ready jobs (``flowport init wordpress``); :mod:`.sandbox`: the Webflow emulator;
 - :mod:`.cli` and :mod:`.logging`: the command line and its output.
 

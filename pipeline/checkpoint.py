@@ -589,6 +589,25 @@ class RunHistory(_Part):
             "summary": json.loads(row[4]) if row[4] else None,
         }
 
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` runs, oldest first, each as :meth:`last` gives one (the run
+        report's history)."""
+        rows = self._db.execute(
+            "SELECT id, started_at, finished_at, outcome, summary FROM runs "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            {
+                "id": row[0],
+                "started_at": row[1],
+                "finished_at": row[2],
+                "outcome": row[3],
+                "summary": json.loads(row[4]) if row[4] else None,
+            }
+            for row in reversed(rows)
+        ]
+
 
 class CollectionBindings(_Part):
     """Each job collection's Webflow collection id, and its incremental cursor."""
@@ -860,6 +879,17 @@ class Items(_Part):
             sending = sum(1 for _ in self._intents.in_flight(collection))
             if sending:
                 result.setdefault(collection, {})["sending"] = sending
+        return result
+
+    def error_counts(self) -> dict[str, dict[str, int]]:
+        """Items with an error, per collection and kind (the run report's summary of them)."""
+        result: dict[str, dict[str, int]] = {}
+        for collection, kind, count in self._db.execute(
+            "SELECT collection, COALESCE(error_kind, 'error'), COUNT(*) FROM items "
+            "WHERE last_error IS NOT NULL GROUP BY collection, COALESCE(error_kind, 'error') "
+            "ORDER BY collection"
+        ):
+            result.setdefault(collection, {})[kind] = count
         return result
 
     def has_items(self, collection: str) -> bool:
@@ -1210,10 +1240,33 @@ class AssetRows(_Part):
             )
         ]
 
+    def any_in(self, site_id: str) -> bool:
+        """Whether the log holds any asset of the site, in any state."""
+        row = self._db.execute("SELECT 1 FROM assets WHERE site_id = ? LIMIT 1", (site_id,))
+        return row.fetchone() is not None
+
     def counts(self) -> dict[str, int]:
         """Assets per state, every site together."""
         rows = self._db.execute("SELECT state, COUNT(*) FROM assets GROUP BY state")
         return {str(state): int(count) for state, count in rows.fetchall()}
+
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Files and bytes per state, every site together (the run report's assets)."""
+        rows = self._db.execute(
+            "SELECT state, COUNT(*), COALESCE(SUM(size), 0) FROM assets GROUP BY state"
+        )
+        return {str(state): (int(count), int(size)) for state, count, size in rows.fetchall()}
+
+    def failed(self, limit: int) -> list[AssetRow]:
+        """Up to ``limit`` files that could not be moved, every site together."""
+        return [
+            AssetRow(*row)
+            for row in self._db.execute(
+                f"SELECT {_ASSET_COLUMNS} FROM assets WHERE state = 'failed' "
+                "ORDER BY source_url LIMIT ?",
+                (limit,),
+            )
+        ]
 
 
 class WebflowEdits(_Part):

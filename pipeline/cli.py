@@ -46,7 +46,7 @@ from flowport.pipeline import __version__
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.frames import dataframe_collections
 from flowport.pipeline.jobfile import Job, load_job
-from flowport.pipeline.logging import JsonLinesSink, RichProgressSink, redact
+from flowport.pipeline.logging import JsonLinesSink, PrefixedSink, RichProgressSink, redact
 from flowport.pipeline.results import REMOVED_KIND, iter_item_errors, iter_item_warnings
 
 __all__ = [
@@ -70,6 +70,9 @@ EXIT_ABORTED = 3
 #: Inside the job's state folder; the runner opens the same file.
 CHECKPOINT_FILE = "checkpoint.sqlite"
 LOCK_FILE = "lock"
+#: ``flowport run --jobs``'s default: jobs wait on their tokens' budgets far more than on the CPU,
+#: but each holds its own memory and connections.
+DEFAULT_JOBS_AT_ONCE = 4
 
 app = typer.Typer(
     name="flowport",
@@ -112,8 +115,8 @@ def _load(path: Path) -> Job:
         _fail(EXIT_BAD_JOB, f"error: {exc}")
 
 
-def _refuse_dataframe_sources(job: Job, job_file: Path) -> None:
-    """A dataframe source reads a frame given in Python: the command line has none to give."""
+def _refuse_library_only_sources(job: Job, job_file: Path) -> None:
+    """A dataframe or dlt source takes its rows from Python: the command line has none to give."""
     names = dataframe_collections(job)
     if names:
         listed = ", ".join(names)
@@ -123,6 +126,15 @@ def _refuse_dataframe_sources(job: Job, job_file: Path) -> None:
             "line has no DataFrame to give it\n"
             f"fix: run the job from Python: await flowport.run(flowport.load_job("
             f"{str(job_file)!r}), sources={{{names[0]!r}: df}})",
+        )
+    loaded_by_dlt = [name for name, c in job.collections.items() if c.source.type == "dlt"]
+    if loaded_by_dlt:
+        _fail(
+            EXIT_BAD_JOB,
+            f"error: {job_file}: {', '.join(loaded_by_dlt)}: a dlt source takes the rows a dlt "
+            "pipeline loads; the command line has none to give it\n"
+            f"fix: load it from Python: pipeline.run(data, destination=flowport_webflow("
+            f"{str(job_file)!r})) (README, dlt destination)",
         )
 
 
@@ -235,27 +247,62 @@ RehomeOption = Annotated[
 ]
 
 
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="auto: a live display on a terminal, JSON lines otherwise.",
+        case_sensitive=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
+]
+
+
 @app.command()
 def run(
-    job_file: JobArgument,
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(
-            "--log-format",
-            help="auto: a live display on a terminal, JSON lines otherwise.",
-            case_sensitive=False,
+    job_files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The job file (TOML); or several, or a folder of them (its *.toml), run at once.",
+            show_default=False,
         ),
-    ] = LogFormat.auto,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Only warnings, errors and totals.")
-    ] = False,
+    ],
+    log_format: LogFormatOption = LogFormat.auto,
+    quiet: QuietOption = False,
     full: FullOption = False,
     rehome: RehomeOption = False,
     conflicts: ConflictsOption = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=256,
+            help="With several job files: how many run at once (the others wait their turn).",
+        ),
+    ] = DEFAULT_JOBS_AT_ONCE,
 ) -> None:
     """Run the job: read the sources, write to Webflow, resume where the last run stopped."""
+    if len(job_files) == 1 and not job_files[0].is_dir():
+        _run_job_file(job_files[0], log_format, quiet, full, rehome, conflicts)
+    options = _ManyOptions(log_format, quiet, full, rehome, conflicts, jobs)
+    _run_job_files(_job_files_in(job_files), options)
+
+
+def _run_job_file(
+    job_file: Path,
+    log_format: LogFormat,
+    quiet: bool,
+    full: bool,
+    rehome: bool,
+    conflicts: str | None,
+) -> NoReturn:
+    """One job, as ``flowport run JOB`` has always run it: its live display, its summary."""
     job = _with_conflicts(_load(job_file), conflicts)
-    _refuse_dataframe_sources(job, job_file)
+    _refuse_library_only_sources(job, job_file)
     if job.destination.api != "sandbox":
         try:
             job.token()  # before the lock creates the state folder: a bad job leaves no trace
@@ -271,9 +318,10 @@ def run(
     summary = RunSummary(job=job.name)
     json_sink = JsonLinesSink(sys.stdout, quiet=quiet) if use_json else None
     code, problem = EXIT_ABORTED, ""
+    report: list[tuple[str, str]] = []
     with _terminate_as_exception():
         try:
-            with job_lock(job.state_dir):
+            with job_lock(job.state_dir), _report_when_done(job, report):
                 _run_with_progress(
                     job, summary, json_sink, quiet=quiet, full_read=full, rehome=rehome
                 )
@@ -294,7 +342,7 @@ def run(
                 problem = (
                     f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
                 )
-    _finish_run(summary, code, problem, json_sink)
+    _finish_run(summary, code, problem, json_sink, report[0] if report else None)
 
 
 def _with_conflicts(job: Job, policy: str | None) -> Job:
@@ -402,9 +450,16 @@ def _crash_note(job: Job) -> str:
     return f"details in {path}; please report it with that file. The next run resumes"
 
 
-def _finish_run(summary: Any, code: int, problem: str, json_sink: JsonLinesSink | None) -> NoReturn:
+def _finish_run(
+    summary: Any,
+    code: int,
+    problem: str,
+    json_sink: JsonLinesSink | None,
+    report: tuple[str, str] | None = None,
+) -> NoReturn:
     """Every exit of ``run`` ends with the summary: a ``run_finished`` line in JSON, a table
-    and a totals line on a terminal, with the exit code and, when it stopped, why."""
+    and a totals line on a terminal, with the exit code and, when it stopped, why; then where
+    the run report is, or why it is not (``report`` or ``report_error`` in JSON)."""
     if problem:
         # The CLI knows why better than the runner, which saw only a cancellation.
         summary.aborted = problem.removeprefix("error: ").removeprefix("aborted: ")
@@ -412,10 +467,18 @@ def _finish_run(summary: Any, code: int, problem: str, json_sink: JsonLinesSink 
     result["exit_code"] = code
     if problem:
         _stderr.print(redact(problem), markup=False, soft_wrap=True)
+    written, unwritten = report or ("", "")
     if json_sink is not None:
+        if written:
+            result["report"] = written
+        if unwritten:
+            result["report_error"] = unwritten
         json_sink.emit("run_finished", **result)
     else:
         _print_summary(result)
+        if written or unwritten:
+            line = f"report: {written}" if written else f"report: {unwritten}"
+            _stdout.print(redact(line), markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -452,7 +515,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     extras = {
         k: v
         for k, v in summary.items()
-        if k not in ("collections", "job", "removals", "conflicts", "assets") and v not in (None,)
+        if k not in ("collections", "job", "removals", "conflicts", "assets", "retry_timeline")
+        and v not in (None,)
     }
     _stdout.print(redact(" ".join(f"{k}={v}" for k, v in extras.items())), markup=False)
     for conflict in summary.get("conflicts", []):
@@ -468,6 +532,194 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
 
 
+# ---- several jobs at once (README, "Many jobs at once") ------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ManyOptions:
+    log_format: LogFormat
+    quiet: bool
+    full: bool
+    rehome: bool
+    conflicts: str | None
+    jobs: int
+
+
+@dataclasses.dataclass(slots=True)
+class _Outcome:
+    """One job's part of a ``flowport run A B ...``: its summary, exit code and why it stopped."""
+
+    label: str
+    summary: Any
+    code: int = EXIT_ABORTED
+    problem: str = ""
+    started: bool = False
+    finished: bool = False
+
+
+def _job_files_in(paths: list[Path]) -> list[Path]:
+    """The job files named, a folder standing for its ``*.toml``; bad arguments exit 2."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.glob("*.toml") if p.is_file())
+            if not inside:
+                _fail(EXIT_BAD_JOB, f"error: {path}: a folder with no job file (*.toml) in it")
+            found.extend(inside)
+        else:
+            found.append(path)
+    seen: set[Path] = set()
+    for path in found:
+        if path.resolve() in seen:
+            _fail(EXIT_BAD_JOB, f"error: {path}: named twice; each job runs once at a time")
+        seen.add(path.resolve())
+    return found
+
+
+def _labels(paths: list[Path]) -> list[str]:
+    """Each job's name in log lines and summaries: its file's stem, or its path when two
+    files in different folders share a stem."""
+    stems = [path.stem for path in paths]
+    return [p.stem if stems.count(p.stem) == 1 else str(p) for p in paths]
+
+
+def _prepared(path: Path, label: str, options: _ManyOptions) -> tuple[Job | None, _Outcome]:
+    """The job, ready to run, or (None, its outcome): a bad job file is that job's exit 2,
+    and the others run."""
+    from flowport.pipeline.runner import RunSummary
+
+    outcome = _Outcome(label, RunSummary(job=label))
+    try:
+        job = load_job(path)
+        if options.conflicts is not None:
+            job = _with_conflicts(job, options.conflicts)
+        names = dataframe_collections(job)
+        if names:
+            raise ConfigError(
+                f"{path}: {', '.join(names)}: a dataframe source is for library use; the "
+                "command line has no DataFrame to give it"
+            )
+        if job.destination.api != "sandbox":
+            job.token()
+    except ConfigError as exc:
+        outcome.code, outcome.problem = EXIT_BAD_JOB, f"error: {exc}"
+        return None, outcome
+    return job, outcome
+
+
+async def _one_of_many(
+    job: Job, outcome: _Outcome, sink: Any, options: _ManyOptions, gate: asyncio.Semaphore
+) -> None:
+    """One job under its own lock, its errors its own: the others go on."""
+    from flowport.pipeline.runner import run_job
+
+    async with gate:
+        outcome.started = True
+        try:
+            with job_lock(job.state_dir):
+                await run_job(
+                    job,
+                    summary=outcome.summary,
+                    progress=sink,
+                    full_read=options.full,
+                    rehome=options.rehome,
+                )
+            outcome.code = outcome.summary.exit_code
+        except JobLocked as exc:
+            outcome.problem = f"error: {exc}"
+        except ConfigError as exc:
+            outcome.code, outcome.problem = EXIT_BAD_JOB, f"error: {exc}"
+        except FlowportError as exc:
+            outcome.problem = f"aborted: {exc}"
+        except Exception as exc:
+            damage = _damage_in(exc)
+            outcome.problem = (
+                _damaged_log_message(job, damage)
+                if damage is not None
+                else f"aborted by an unexpected error ({type(exc).__name__}): {_crash_note(job)}"
+            )
+        outcome.finished = True
+
+
+def _run_job_files(paths: list[Path], options: _ManyOptions) -> NoReturn:
+    """Every job at once, ``options.jobs`` at a time, in one event loop (so jobs sharing a
+    token share its budget); a summary per job, then one line and the highest exit code."""
+    if options.conflicts is not None and options.conflicts.lower() not in (
+        "report",
+        "overwrite",
+        "merge",
+    ):
+        _fail(EXIT_BAD_JOB, "error: --conflicts takes report, overwrite or merge")
+    prepared = [
+        _prepared(p, label, options) for p, label in zip(paths, _labels(paths), strict=True)
+    ]
+    use_json = options.log_format is LogFormat.json or (
+        options.log_format is LogFormat.auto and not sys.stdout.isatty()
+    )
+    sinks = {
+        o.label: JsonLinesSink(sys.stdout, quiet=options.quiet, job=o.label) for _, o in prepared
+    }
+    gate = asyncio.Semaphore(options.jobs)
+
+    async def every_job(display: Any) -> None:
+        async with asyncio.TaskGroup() as group:
+            for job, outcome in prepared:
+                if job is not None:
+                    sink = (
+                        sinks[outcome.label] if use_json else PrefixedSink(display, outcome.label)
+                    )
+                    group.create_task(_one_of_many(job, outcome, sink, options, gate))
+
+    stopped = ""
+    with _terminate_as_exception():
+        try:
+            if use_json:
+                _run_until_signal(lambda: every_job(None))
+            else:
+                with RichProgressSink(_stdout, quiet=options.quiet) as display:
+                    _run_until_signal(lambda: every_job(display))
+        except (KeyboardInterrupt, Terminated) as exc:
+            stopped = _signal_name(exc)
+    _finish_runs([o for _, o in prepared], stopped, sinks if use_json else None)
+
+
+def _finish_runs(
+    outcomes: list[_Outcome], stopped: str, sinks: dict[str, JsonLinesSink] | None
+) -> NoReturn:
+    """Each job's summary, as a run of one job ends, then the lot's line and exit code."""
+    for outcome in outcomes:
+        if stopped and not outcome.finished and not outcome.problem:
+            outcome.problem = (
+                f"{stopped}: stopped; the next run resumes where this one stopped"
+                if outcome.started
+                else f"{stopped}: not started"
+            )
+        if outcome.problem:
+            outcome.summary.aborted = outcome.problem.removeprefix("error: ").removeprefix(
+                "aborted: "
+            )
+            _stderr.print(
+                redact(f"{outcome.label}: {outcome.problem}"), markup=False, soft_wrap=True
+            )
+        result = outcome.summary.as_dict()
+        result["exit_code"] = outcome.code
+        if sinks is not None:
+            sinks[outcome.label].emit("run_finished", **result)
+        else:
+            _print_summary(result)
+    worst = max(outcome.code for outcome in outcomes)
+    codes = {o.label: o.code for o in outcomes}
+    if sinks is not None:
+        JsonLinesSink(sys.stdout).emit("runs_finished", jobs=codes, exit_code=worst)
+    else:
+        counts = ", ".join(
+            f"{sum(1 for c in codes.values() if c == code)} exit {code}"
+            for code in sorted(set(codes.values()))
+        )
+        _stdout.print(f"{len(outcomes)} jobs: {counts}; exit code {worst}", markup=False)
+    raise typer.Exit(worst)
+
+
 @app.command()
 def plan(
     job_file: JobArgument,
@@ -480,7 +732,7 @@ def plan(
     if output not in ("table", "json"):
         _fail(EXIT_BAD_JOB, "error: --format takes table or json")
     job = _with_conflicts(_load(job_file), conflicts)
-    _refuse_dataframe_sources(job, job_file)
+    _refuse_library_only_sources(job, job_file)
     from flowport.pipeline.runner import run_job
 
     try:
@@ -578,7 +830,9 @@ def status(job_file: JobArgument) -> None:
         markup=False,
     )
     if last["summary"]:
-        _stdout.print(redact(json.dumps(last["summary"], indent=2, sort_keys=True)), markup=False)
+        # The retries' timeline is for the run report's chart: a line a second is noise here.
+        shown = {k: v for k, v in last["summary"].items() if k != "retry_timeline"}
+        _stdout.print(redact(json.dumps(shown, indent=2, sort_keys=True)), markup=False)
         for name, keys in (last["summary"].get("removals") or {}).items():
             _stdout.print(
                 f"{name}: {len(keys)} records gone from the source, their items kept "
@@ -714,7 +968,7 @@ def validate(
         _report_problems(asyncio.run(source_problems(job, files_only=True)))
         _say_job_file_ok(job, job_file)
         return
-    _refuse_dataframe_sources(job, job_file)
+    _refuse_library_only_sources(job, job_file)
     if not job.destination.is_sandbox:
         # Said before the wait: an address that does not answer takes the whole timeout.
         _stdout.print(
@@ -761,6 +1015,72 @@ def _say_job_file_ok(job: Job, job_file: Path) -> None:
             f"{name}.{slug}" for name in cycle for slug in sorted(order.deferred.get(name, ()))
         )
         _stdout.print(f"  references in a cycle ({fields}) are set in a second pass", markup=False)
+
+
+def _write_report(job: Job, log: CheckpointLog, path: Path) -> Path:
+    from flowport.pipeline.report import gather, write_report
+
+    per_minute = job.rate_limit() * 60 / job.destination.rate_window_seconds
+    data = gather(log, job=job.path.stem, collections=list(job.collections), rate=per_minute)
+    return write_report(data, path)
+
+
+@contextlib.contextmanager
+def _report_when_done(job: Job, said: list[tuple[str, str]]) -> Iterator[None]:
+    """The run report rewritten however the run ends, inside the job's lock (so the next run
+    cannot be rewriting it meanwhile); ``said`` gets (its path, or why it was not written)."""
+    try:
+        yield
+    finally:
+        said.append(_report_after_run(job))
+
+
+def _report_after_run(job: Job) -> tuple[str, str]:
+    """``<state dir>/report.html`` rewritten after a run: (its path, "") or ("", why not). A
+    report that cannot be written is said, never a reason for the run to fail."""
+    from flowport.pipeline.report import REPORT_FILE
+
+    if not (job.state_dir / CHECKPOINT_FILE).exists():
+        return "", ""
+    try:
+        with CheckpointLog.open(job.state_dir / CHECKPOINT_FILE) as log:
+            return str(_write_report(job, log, job.state_dir / REPORT_FILE)), ""
+    except (OSError, sqlite3.Error, FlowportError) as exc:
+        return "", f"not written ({exc}); flowport report {job.path} tries again"
+
+
+@app.command()
+def report(
+    job_file: JobArgument,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write it (default: report.html in the job's state folder).",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the run report: one HTML file, openable offline, of the job's runs, throughput,
+    retries, errors, warnings and assets."""
+    job = _load(job_file)
+    log = _open_checkpoint(job)
+    if log is None:
+        _fail(
+            EXIT_BAD_JOB,
+            f"error: {job_file}: no run yet, nothing to report (no checkpoint log in "
+            f"{job.state_dir})\nfix: run it first: flowport run {job_file}",
+        )
+    from flowport.pipeline.report import REPORT_FILE
+
+    path = output if output is not None else job.state_dir / REPORT_FILE
+    with _damaged_log_stops(job), log:
+        try:
+            written = _write_report(job, log, path)
+        except OSError as exc:
+            _fail(EXIT_BAD_JOB, f"error: cannot write the report to {path}: {exc.strerror}")
+    _stdout.print(f"report: {written}", markup=False, soft_wrap=True)
 
 
 @app.command()

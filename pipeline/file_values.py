@@ -36,7 +36,14 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Sameness", "compare_values", "dropped_files", "file_name_of", "is_file_value"]
+__all__ = [
+    "Sameness",
+    "compare_values",
+    "dropped_files",
+    "fetches_files",
+    "file_name_of",
+    "is_file_value",
+]
 
 _FILE_KEYS = frozenset({"url", "alt", "fileId"})
 _ID_PREFIX = re.compile(r"[0-9a-f]{24}_")
@@ -163,3 +170,15 @@ def dropped_files(sent: Mapping[str, Any], stored: Mapping[str, Any]) -> list[tu
 def _kept(value: Mapping[str, Any], kept_names: set[str]) -> bool:
     name = file_name_of(str(value.get("url", "")))
     return any(kept.endswith(f"_{name}") or kept == name for kept in kept_names if name)
+
+
+def fetches_files(sent: Mapping[str, Any]) -> bool:
+    """Whether Webflow must fetch a file by URL to write these values, and so may leave it out.
+    A ``fileId`` names an asset already in the site: nothing to fetch."""
+    for value in sent.values():
+        if isinstance(value, _PLAIN):
+            continue
+        entries = value if isinstance(value, list) else [value]
+        if any(is_file_value(entry) and not entry.get("fileId") for entry in entries):
+            return True
+    return False

@@ -50,6 +50,7 @@ from flowport.connectors.registry import SourceConfig, source_types
 from flowport.mappings import CollectionMapping, FieldMapping, webflow_slug
 from flowport.mappings.slugs import is_webflow_slug
 from flowport.pipeline.logging import register_secret
+from flowport.pipeline.sharedbudget import check_backend
 
 __all__ = [
     "PLAN_ITEM_LIMITS",
@@ -194,6 +195,19 @@ class RunOptions(_Strict):
         description="a 301 redirects CSV for Webflow's import, rewritten at the end of every run "
         "from the items the log holds as written (needs old_site); relative to the job file",
     )
+
+    #: Where the token's rate budget is shared (README, "Shared rate budgets"): "process" or a
+    #: Redis URL; unset: FLOWPORT_RATE_BUDGET, else "process".
+    rate_budget: str | None = Field(
+        default=None,
+        description='"process" (jobs of one process share a budget per token) or a Redis URL '
+        'such as "redis://127.0.0.1:6379/0" (every process using that Redis shares it)',
+    )
+
+    @field_validator("rate_budget")
+    @classmethod
+    def _a_budget_backend(cls, value: str | None) -> str | None:
+        return None if value is None else check_backend(value)
 
     @model_validator(mode="after")
     def _redirects_need_the_old_site(self) -> RunOptions:
@@ -754,11 +768,11 @@ def _build_job(
             )
         if not collection.target:
             collection = collection.model_copy(update={"target": name})
-        # A dataframe's schema can come from its dtypes alone (pipeline/frames.py).
+        # A dataframe's or dlt table's schema can come from its column types alone.
         if (
             collection.create_missing
             and collection.collection_schema is None
-            and collection.source.type != "dataframe"
+            and collection.source.type not in ("dataframe", "dlt")
         ):
             raise JobFileError(
                 source,

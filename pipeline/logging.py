@@ -57,6 +57,7 @@ __all__ = [
     "JsonLinesSink",
     "NullSink",
     "Phase",
+    "PrefixedSink",
     "ProgressEvent",
     "ProgressSink",
     "ProgressTally",
@@ -317,8 +318,13 @@ class _Tallies:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.requests: RequestCounter | None = None
+        #: One per run reporting here: jobs run at once (``flowport run A B``) share a sink
+        #: through :class:`PrefixedSink`, whose counters count only their own collections.
+        self.counters: list[RequestCounter] = []
         self.by_name: dict[str, ProgressTally] = {}
+
+    def requests(self, collection: str) -> int:
+        return sum(counter(collection) for counter in self.counters)
 
     def start(self, collection: str, total: int | None) -> ProgressTally:
         tally = ProgressTally(collection, total, clock=self.clock, requests=self.requests)
@@ -334,9 +340,7 @@ class _Tallies:
         return tally
 
     def count_requests(self, counter: RequestCounter) -> None:
-        self.requests = counter
-        for tally in self.by_name.values():
-            tally.requests = counter
+        self.counters.append(counter)
 
 
 def _level_rank(level: str) -> int:
@@ -353,14 +357,19 @@ class JsonLinesSink:
         quiet: bool = False,
         progress_interval: float = 5.0,
         clock: Any = time.monotonic,
+        job: str | None = None,
     ) -> None:
         self._stream = stream if stream is not None else sys.stdout
+        #: Named in every event when several jobs share the stream (``flowport run A B``).
+        self._job = job
         self._quiet = quiet
         self._interval = progress_interval
         self._tallies = _Tallies(clock)
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event}
+        if self._job is not None:
+            record["job"] = self._job
         record.update(redact_value(fields))
         self._stream.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
         self._stream.flush()
@@ -658,3 +667,42 @@ class RichProgressSink:
         if self._quiet:
             summary = ", ".join(f"{state} {count}" for state, count in counts.items())
             self.console.print(f"{redact(collection)}: {summary}")
+
+
+class PrefixedSink:
+    """Another sink's events with the job's name before each collection and message, so jobs
+    run at once (``flowport run A B``) share one live display, one line per job's collection."""
+
+    def __init__(self, inner: ProgressSink, job: str) -> None:
+        self._inner = inner
+        self._job = job
+
+    def count_requests(self, counter: RequestCounter) -> None:
+        prefix = f"{self._job}: "
+        self._inner.count_requests(
+            lambda name: counter(name.removeprefix(prefix)) if name.startswith(prefix) else 0
+        )
+
+    def collection_started(self, collection: str, total: int | None) -> None:
+        self._inner.collection_started(f"{self._job}: {collection}", total)
+
+    def phase(
+        self, collection: str, phase: Phase, *, done: int = 0, total: int | None = None
+    ) -> None:
+        self._inner.phase(f"{self._job}: {collection}", phase, done=done, total=total)
+
+    def advanced(
+        self, collection: str, *, done: int = 0, failed: int = 0, unchanged: int = 0
+    ) -> None:
+        self._inner.advanced(
+            f"{self._job}: {collection}", done=done, failed=failed, unchanged=unchanged
+        )
+
+    def retried(self, collection: str, *, status: int | None, rate_limited: bool) -> None:
+        self._inner.retried(f"{self._job}: {collection}", status=status, rate_limited=rate_limited)
+
+    def message(self, level: str, text: str, **fields: Any) -> None:
+        self._inner.message(level, f"{self._job}: {text}", **fields)
+
+    def collection_finished(self, collection: str, counts: Mapping[str, int]) -> None:
+        self._inner.collection_finished(f"{self._job}: {collection}", counts)

@@ -219,6 +219,10 @@ class AssetLedger(Protocol):
 
     def unsettled(self) -> Sequence[PendingAsset]: ...
 
+    def is_empty(self) -> bool:
+        """Whether no asset of the site is remembered at all (a first run, or a lost log)."""
+        ...
+
 
 class InMemoryAssetLedger:
     """Dedupes within one run; forgets everything at exit (no crash recovery)."""
@@ -257,6 +261,9 @@ class InMemoryAssetLedger:
 
     def unsettled(self) -> Sequence[PendingAsset]:
         return tuple(self._intents.values())
+
+    def is_empty(self) -> bool:
+        return not self._uploaded and not self._intents
 
     @property
     def pending(self) -> tuple[AssetIntent, ...]:
@@ -333,6 +340,9 @@ class CheckpointAssetLedger:
             )
             for row in self._rows.pending(self._site)
         ]
+
+    def is_empty(self) -> bool:
+        return not self._rows.any_in(self._site)
 
 
 def _record_of(row: AssetRow | None) -> AssetRecord | None:
@@ -429,12 +439,19 @@ class MediaUploader:
         self._url_locks: dict[tuple[str, MediaKind], anyio.Lock] = {}
         self._hash_locks: dict[str, anyio.Lock] = {}
         self._failed_hashes: dict[str, MediaFailure] = {}
+        #: With nothing remembered of the site (a first run, or a lost checkpoint log), the
+        #: site's own assets are listed once, on the first file to create: an asset an earlier
+        #: run made for the same bytes is taken, not made twice (see :meth:`_adopted`).
+        self._look_in_site = False
+        self._site_assets: dict[str, list[Asset]] | None = None
+        self._listing = anyio.Lock()
         #: Calls to Webflow's API (asset creates, deletes, list pages; retries included), which
         #: take from the rate budget as item writes do; uploads to storage are not among them.
         self.api_calls = 0
 
     async def __aenter__(self) -> Self:
         limits = self.limits
+        self._look_in_site = self.ledger.is_empty()
         self._session = _old_site_session(
             aiohttp.ClientTimeout(
                 total=None, sock_connect=limits.connect_seconds, sock_read=limits.read_seconds
@@ -514,6 +531,9 @@ class MediaUploader:
                 content_type=content_type,
                 size=len(data),
             )
+            adopted = await self._adopted(intent)
+            if adopted is not None:
+                return _uploaded(url, adopted, deduplicated=True)
             result = await self._create_and_upload(intent, data)
             if isinstance(result, MediaFailure):
                 self._failed_hashes[sha256] = result
@@ -632,6 +652,23 @@ class MediaUploader:
                 idempotent=True,
                 sleep=self._sleep,
             )
+
+    async def _adopted(self, intent: AssetIntent) -> AssetRecord | None:
+        """An asset of the site that already serves these bytes under the name this content
+        gets (it carries the content's hash): one an earlier run made and whose record went
+        with a lost checkpoint log. Looked for only when the log knows no asset of the site."""
+        if not self._look_in_site:
+            return None
+        async with self._listing:
+            if self._site_assets is None:
+                self._site_assets = await self._assets_by_name()
+        for asset in self._site_assets.get(intent.file_name, []):
+            if await self._landed(asset.hosted_url, intent.md5):
+                record = _record(intent, asset.id, asset.hosted_url)
+                self.ledger.record_intent(intent)
+                self.ledger.record_uploaded(record)
+                return record
+        return None
 
     async def _assets_by_name(self) -> dict[str, list[Asset]]:
         by_name: dict[str, list[Asset]] = {}

@@ -28,7 +28,7 @@ from flowport.base.errors import (
     RetriableError,
     ServerError,
 )
-from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.ratebudget import RequestBudget
 
 __all__ = ["RetryPolicy", "WaitCapReached", "WaitLedger", "call_with_retries", "why_waiting"]
 
@@ -121,7 +121,7 @@ async def call_with_retries(
     operation: Callable[[], Awaitable[T]],
     *,
     policy: RetryPolicy,
-    budget: RateBudget | None,
+    budget: RequestBudget | None,
     idempotent: bool,
     on_retry: RetryListener | None = None,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,

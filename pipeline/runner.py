@@ -18,6 +18,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,9 @@ from flowport.pipeline.media import (
     MediaUploader,
 )
 from flowport.pipeline.preflight import open_and_check_sources, source_problems
-from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.ratebudget import RequestBudget
 from flowport.pipeline.retry import WaitLedger
+from flowport.pipeline.sharedbudget import chosen_backend, shared_budget
 from flowport.pipeline.stages.assets import AssetCounts
 from flowport.pipeline.stages.binding import check_bindings
 from flowport.pipeline.stages.claims import LOOKUP_CHUNK
@@ -182,6 +184,18 @@ async def run_job(
     return summary
 
 
+def _budget_for(job: Job, destination: _Destination) -> AbstractAsyncContextManager[RequestBudget]:
+    """The token's budget, shared with every other job of this process (or of every process
+    naming the same Redis) that uses the token (README, "Shared rate budgets")."""
+    return shared_budget(
+        backend=chosen_backend(job.run.rate_budget),
+        base_url=destination.base_url,
+        token=destination.token,
+        limit=job.rate_limit(),
+        window_seconds=job.destination.rate_window_seconds,
+    )
+
+
 async def _run(
     job: Job,
     checkpoint: CheckpointLog,
@@ -194,8 +208,8 @@ async def _run(
     rehome: bool = False,
 ) -> None:
     """The run itself, against the job's destination."""
-    async with _destination(job, dry_run=dry_run) as destination:
-        budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
+    async with _destination(job, dry_run=dry_run) as destination, contextlib.AsyncExitStack() as up:
+        budget = await up.enter_async_context(_budget_for(job, destination))
         async with WebflowClient(
             destination.base_url,
             destination.token,
@@ -205,7 +219,7 @@ async def _run(
         ) as client:
             api = WebflowApi(
                 client,
-                on_retry=lambda collection, error: _note_retry(sink, collection, error),
+                on_retry=lambda collection, error: _note_retry(sink, summary, collection, error),
                 waits=WaitLedger(
                     job.run.max_total_wait_seconds,
                     on_wait=lambda seconds, why: _note_wait(sink, seconds, why, job),
@@ -450,8 +464,11 @@ def _token_origin(job: Job) -> str:
     )
 
 
-def _note_retry(sink: ProgressSink, collection: str, error: RetriableError) -> None:
+def _note_retry(
+    sink: ProgressSink, summary: RunSummary, collection: str, error: RetriableError
+) -> None:
     sink.retried(collection, status=error.status, rate_limited=error.status == 429)
+    summary.note_retry(collection, rate_limited=error.status == 429)
 
 
 def _note_wait(sink: ProgressSink, seconds: float, why: str, job: Job) -> None:
@@ -467,9 +484,9 @@ def _note_wait(sink: ProgressSink, seconds: float, why: str, job: Job) -> None:
 async def validate_job(job: Job) -> list[str]:
     """Check every mapping against the schema it would meet, writing nothing: one line each."""
     problems: list[str] = []
-    budget = RateBudget(job.rate_limit(), job.destination.rate_window_seconds)
     async with (
         _destination(job, dry_run=True) as destination,
+        _budget_for(job, destination) as budget,
         WebflowClient(
             destination.base_url,
             destination.token,

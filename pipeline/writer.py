@@ -34,7 +34,7 @@ from flowport.base.errors import (
 from flowport.base.models import Item, PublishResult
 from flowport.pipeline import crashpoints
 from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLog, ItemFailure
-from flowport.pipeline.file_values import dropped_files
+from flowport.pipeline.file_values import dropped_files, fetches_files
 from flowport.pipeline.server_clock import ServerClock
 from flowport.pipeline.webflow.client import last_request_sent
 from flowport.pipeline.webflow.reliable import WebflowApi
@@ -438,11 +438,14 @@ class Writer:
             landed = [p for p in sent if p.key in found]
             await self._set_locale_values(batch, landed, [found[p.key] for p in landed])
         if found:
-            acks = [self._ack(batch, p, found[p.key]) for p in sent if p.key in found]
+            answered = [(p, found[p.key]) for p in sent if p.key in found]
+            acks = [self._ack(batch, pending, item) for pending, item in answered]
             with self.checkpoint.batch(
                 self.run_id, batch.collection, "reconcile", len(found)
             ) as record:
                 record.acknowledge(acks)
+                # Read back, not answered: a file Webflow left out is named all the same.
+                outcome.failed += _record_dropped_files(record, answered, acks)
             outcome.created += len(acks)
             self.stats.reconciled += len(acks)
         return [p for p in sent if p.key not in found]
@@ -505,10 +508,9 @@ class Writer:
                 rejected = error
             else:
                 crashpoints.reach("after-answer")
-                acks = self._acknowledge_updated(batch, returned)
+                by_id = _primary_variants(batch, returned)
+                acks = self._acknowledge_updated(batch, by_id)
                 record.acknowledge(acks)
-                primary = (None, *batch.locale_ids[:1])
-                by_id = {item.id: item for item in returned if item.cms_locale_id in primary}
                 answered = [
                     (pending, by_id[pending.webflow_id])
                     for pending in batch.items
@@ -520,14 +522,7 @@ class Writer:
         if rejected is not None:
             await self._isolate(batch, rejected, outcome)
 
-    def _acknowledge_updated(self, batch: Batch, returned: Sequence[Item]) -> list[Acknowledged]:
-        primary_ids = batch.locale_ids[:1]
-        # Webflow names each variant's locale, the primary's too: without locales, any one is it.
-        by_id = {
-            item.id: item
-            for item in returned
-            if not primary_ids or item.cms_locale_id in (None, *primary_ids)
-        }
+    def _acknowledge_updated(self, batch: Batch, by_id: Mapping[str, Item]) -> list[Acknowledged]:
         return [
             self._ack(
                 batch,
@@ -635,6 +630,17 @@ LOCALES_PENDING = "~locales-pending"
 FILES_DROPPED = "~files-dropped"
 
 
+def _primary_variants(batch: Batch, returned: Sequence[Item]) -> dict[str, Item]:
+    """Each updated item's primary-locale variant in an answer, by id."""
+    primary_ids = batch.locale_ids[:1]
+    # Webflow names each variant's locale, the primary's too: without locales, any one is it.
+    return {
+        item.id: item
+        for item in returned
+        if not primary_ids or item.cms_locale_id in (None, *primary_ids)
+    }
+
+
 def _record_dropped_files(
     record: BatchRecord,
     answered: Sequence[tuple[PendingItem, Item]],
@@ -667,9 +673,21 @@ def _record_dropped_files(
 
 
 def _intent_entries(batch: Batch, items: Sequence[PendingItem]) -> list[tuple[str, str, str]]:
-    """What an intent records of each create: (key, slug, content hash as intended)."""
-    mark = LOCALES_PENDING if batch.locale_ids else ""
-    return [(i.key, i.slug, i.content_hash + mark) for i in items]
+    """What an intent records of each create: (key, slug, content hash as intended).
+
+    The hash is what a later run's read-back stores for the item (``reconcile_leftovers``), with
+    the marks of work an answer would have settled: secondary locales, and files Webflow fetches
+    by URL, which the read-back cannot check (the values sent are not in the log): such an item
+    is sent again, and that answer names a file Webflow left out."""
+    locales = LOCALES_PENDING if batch.locale_ids else ""
+    return [
+        (
+            i.key,
+            i.slug,
+            i.content_hash + locales + (FILES_DROPPED if fetches_files(i.field_data) else ""),
+        )
+        for i in items
+    ]
 
 
 def _update_entries(batch: Batch) -> list[dict[str, Any]]:

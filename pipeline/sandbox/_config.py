@@ -52,6 +52,9 @@ class FaultConfig(BaseModel):
     retry_after_seconds: float | None = Field(default=None, ge=0.0, le=86_400.0)
     #: share of requests that are applied (and persisted) and then answered by a dropped connection
     commit_then_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: the methods whose requests may be committed then dropped; all when empty (a test that
+    #: loses only creates' answers still reads back through a working connection)
+    commit_then_drop_methods: tuple[str, ...] = ()
     #: share of requests (of ``garbled_methods``; all when empty) answered 200 with a body that
     #: is not the API's JSON, without applying anything, as a proxy in front of Webflow does
     #: during maintenance: an HTML page, or JSON of the wrong shape (``garbled_body``)

@@ -41,6 +41,41 @@ class _Window:
     burst_left: int = 0
 
 
+@dataclass(slots=True)
+class _TokenTally:
+    first: float
+    last: float = 0.0
+    requests: int = 0
+    rate_limited: int = 0
+    #: (clock, requests so far) at the token's first and latest acknowledged item write: its
+    #: steady state, setup (schema reads, collection and field creation) left out.
+    first_item_write: tuple[float, int] | None = None
+    last_item_write: tuple[float, int] | None = None
+
+    def as_dict(self, index: int) -> dict[str, Any]:
+        steady: dict[str, Any] | None = None
+        if self.first_item_write is not None and self.last_item_write is not None:
+            steady = {
+                "firstSeconds": self.first_item_write[0],
+                "lastSeconds": self.last_item_write[0],
+                "requests": self.last_item_write[1] - self.first_item_write[1],
+            }
+        return {
+            "index": index,
+            "requests": self.requests,
+            "rateLimited": self.rate_limited,
+            "firstSeconds": self.first,
+            "lastSeconds": self.last,
+            "itemWrites": steady,
+        }
+
+
+def _is_item_write(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else ""
+    return request.method in ("POST", "PATCH") and "/items" in route
+
+
 def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
@@ -86,6 +121,9 @@ class Sandbox:
         self._windows: dict[str, _Window] = {}
         self._counts: Counter[tuple[str, str, int]] = Counter()
         self._totals: Counter[str] = Counter()
+        #: Per token: requests, 429s, and the clock at its first and latest request (what a
+        #: benchmark needs to tell each token's pace from the others').
+        self._per_token: dict[str, _TokenTally] = {}
         self._runner: web.AppRunner | None = None
         self._core: SandboxCore | None = None
         self._port: int | None = None
@@ -177,11 +215,18 @@ class Sandbox:
                 {"method": method, "route": route, "status": status, "count": count}
                 for (method, route, status), count in sorted(self._counts.items())
             ],
+            # By the token's place in the configuration: never the token itself.
+            "tokens": [
+                tally.as_dict(index)
+                for index, token in enumerate(self.config.tokens)
+                if (tally := self._per_token.get(token)) is not None
+            ],
         }
 
     def reset(self) -> None:
         self.core.reset()
         self._windows.clear()
+        self._per_token.clear()
         self._counts.clear()
         self._totals.clear()
 
@@ -255,6 +300,9 @@ class Sandbox:
             response.headers["X-RateLimit-Limit"] = str(limit)
             response.headers["X-RateLimit-Remaining"] = str(limit)
             return self._count(request, response)
+        tally = self._per_token.setdefault(token, _TokenTally(first=self.config.clock()))
+        tally.requests += 1
+        tally.last = self.config.clock()
         window = self._window(token)
         window.count += 1
         remaining = max(limit - window.count, 0)
@@ -283,13 +331,18 @@ class Sandbox:
                 self._totals["fault:slow"] += 1
                 await asyncio.sleep(faults.slow_seconds)
             response = await self._guarded(request, handler)
-            if drop_draw < faults.commit_then_drop_rate:
+            if drop_draw < faults.commit_then_drop_rate and _may_drop(faults, request):
                 self._totals["fault:commit_then_drop"] += 1
                 self._count(request, response)
                 # The write is applied and journaled; the client only sees the connection close.
                 if request.transport is not None:
                     request.transport.abort()
                 return response
+        tally.rate_limited += int(response.status == 429)
+        if _is_item_write(request) and 200 <= response.status < 300:
+            mark = (self.config.clock(), tally.requests)
+            tally.first_item_write = tally.first_item_write or mark
+            tally.last_item_write = mark
         response.headers.update(headers)
         return self._count(request, response)
 
@@ -601,6 +654,11 @@ _MAINTENANCE_PAGE = (
     b"<!DOCTYPE html><html><head><title>Down for maintenance</title></head>"
     b"<body><h1>We'll be back soon</h1></body></html>"
 )
+
+
+def _may_drop(faults: FaultConfig, request: web.Request) -> bool:
+    methods = faults.commit_then_drop_methods
+    return not methods or request.method in methods
 
 
 def _garbled(kind: str) -> web.Response:

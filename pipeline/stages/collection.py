@@ -25,7 +25,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from flowport.base.errors import FlowportError
 from flowport.base.models import CollectionSchema
-from flowport.connectors import AttachmentSource, CountableSource, Source
+from flowport.connectors import AttachmentSource, CountableSource, PartialSource, Source
 from flowport.mappings import LinkMap, compile_mapping
 from flowport.mappings.richtext import OLD_SITE_LINK, OLD_SITE_LINK_TEXT
 from flowport.pipeline.checkpoint import CheckpointLog
@@ -142,6 +142,7 @@ class CollectionRun:
             locale_ids=self.locale_ids,
             cursor=cursor,
             unreadable=read.unreadable,
+            partial=isinstance(source, PartialSource) and source.partial,
         )
 
     def say_edits(self, webflow_only: int) -> None:

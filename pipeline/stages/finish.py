@@ -29,9 +29,11 @@ async def finish_collection(
     locale_ids: Sequence[str],
     cursor: IncrementalCursor,
     unreadable: int,
+    partial: bool = False,
 ) -> None:
-    if cursor.since is None:
-        # Only a read of the whole source says which records are gone.
+    if cursor.since is None and not partial:
+        # Only a read of the whole source says which records are gone (a partial source's
+        # reads never are whole: a dlt load holds the rows it brought).
         await _remove_vanished(
             executor, checkpoint, summary, sink, name, collection, collection_id, unreadable
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["RunSummary"]
@@ -32,6 +33,9 @@ class RunSummary:
     #: Items changed in Webflow by someone else and in the source (the first few per
     #: collection): collection, key, item_id, changed_at, fields, outcome.
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    #: Retries per collection ("" for the site's own calls) and UTC second: [retries, 429s].
+    #: The batch log has no row per attempt; this is what the run report draws them from.
+    retry_timeline: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     def count(self, collection: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -42,6 +46,14 @@ class RunSummary:
         """The counts of one batch (a BatchOutcome's), from the code that did the work."""
         for outcome, n in counts.items():
             self.count(collection, outcome, n)
+
+    def note_retry(
+        self, collection: str, *, rate_limited: bool, at: datetime | None = None
+    ) -> None:
+        second = (at or datetime.now(UTC)).isoformat(timespec="seconds")
+        tally = self.retry_timeline.setdefault(collection, {}).setdefault(second, [0, 0])
+        tally[0] += 1
+        tally[1] += int(rate_limited)
 
     def total(self, outcome: str) -> int:
         return sum(per.get(outcome, 0) for per in self.collections.values())
@@ -80,4 +92,9 @@ class RunSummary:
             result["assets"] = self.assets
         if self.conflicts:
             result["conflicts"] = self.conflicts
+        if self.retry_timeline:
+            result["retry_timeline"] = {
+                name: [[second, *tally] for second, tally in sorted(per.items())]
+                for name, per in self.retry_timeline.items()
+            }
         return result

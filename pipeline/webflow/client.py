@@ -49,7 +49,7 @@ from flowport.base.models import (
     SiteList,
 )
 from flowport.pipeline import __version__
-from flowport.pipeline.ratebudget import RateBudget
+from flowport.pipeline.ratebudget import RequestBudget
 
 __all__ = [
     "AssetPage", "ItemPage", "Response", "WebflowClient", "classify_storage", "last_request_sent",
@@ -166,7 +166,7 @@ class WebflowClient:
         base_url: str,
         token: SecretStr,
         *,
-        budget: RateBudget | None = None,
+        budget: RequestBudget | None = None,
         timeout_seconds: float = 60.0,
         max_connections: int = 8,
         observer: ResponseObserver | None = None,

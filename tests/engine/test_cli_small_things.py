@@ -19,7 +19,13 @@ from rich.console import Console
 
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
-from flowport.pipeline.logging import ProgressTally, RichProgressSink
+from flowport.pipeline.logging import (
+    CallbackSink,
+    PrefixedSink,
+    ProgressEvent,
+    ProgressTally,
+    RichProgressSink,
+)
 from flowport.pipeline.runner import run_job
 from tests.conftest import run_cli, run_cli_async
 
@@ -94,6 +100,22 @@ def test_the_rate_counts_written_items_over_the_last_minute_once_seconds_have_pa
     assert tally.items_per_minute(now[0]) == pytest.approx(3000, rel=0.05)
     now[0] += 60  # and a whole minute of it: nothing was written in the last minute
     assert tally.items_per_minute(now[0]) == 0
+
+
+def test_jobs_sharing_one_display_count_their_own_requests() -> None:
+    events: list[ProgressEvent] = []
+    shared = CallbackSink(events.append, interval=0)
+    first, second = PrefixedSink(shared, "shop"), PrefixedSink(shared, "blog")
+    first.count_requests(lambda collection: {"posts": 3}.get(collection, 0))
+    second.count_requests(lambda collection: {"posts": 5}.get(collection, 0))
+    first.collection_started("posts", None)
+    second.collection_started("posts", None)
+    second.phase("posts", "publish", done=0, total=2)
+    assert [(e.collection, e.phase, e.requests) for e in events] == [
+        ("shop: posts", "read", 3),
+        ("blog: posts", "read", 5),
+        ("blog: posts", "publish", 5),
+    ]
 
 
 async def test_setup_shows_progress_instead_of_a_line_per_field(job: Path) -> None:

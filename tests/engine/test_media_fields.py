@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import csv
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from pydantic import SecretStr
 
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
-from flowport.pipeline.sandbox import Sandbox
+from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
-from tests.conftest import TOKEN
-from tests.engine.conftest import sandbox_stats
+from tests.conftest import TOKEN, cli_command, cli_env
+from tests.engine.conftest import sandbox_stats, set_faults
 from tests.media.conftest import png
 from tests.oldsite import ImageHost, running_old_site
 
@@ -190,3 +192,95 @@ async def test_an_image_webflow_cannot_fetch_is_the_items_error_not_a_silent_gap
     assert (await stored_items(sandbox, job_dir))["1"]["cover"]["url"].endswith("_post-1.png")
     with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
         assert list(log.errors()) == []
+
+
+async def two_more_posts_one_dead(sandbox: Sandbox, job_dir: Path, old_site: ImageHost) -> Path:
+    """A first run (which creates the collection) writes post 0; the source then holds posts
+    1 and 2 as well, post 2's cover gone from the old site. Returns the job file."""
+    serve_images(old_site, 3)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox))
+    write_posts(job_dir / "posts.csv", posts(old_site, 1))
+    assert (await run_job(load_job(path))).exit_code == 0
+    del old_site.files["/uploads/post-2.png"]
+    write_posts(job_dir / "posts.csv", posts(old_site, 3))
+    return path
+
+
+async def test_an_image_dropped_from_a_create_whose_answer_was_lost_is_named(
+    sandbox: Sandbox, job_dir: Path, old_site: ImageHost
+) -> None:
+    # Every create lands but its answer is lost, so the writer reads the items back; one of
+    # them Webflow wrote without its cover (dead on the old site).
+    path = await two_more_posts_one_dead(sandbox, job_dir, old_site)
+    await set_faults(
+        sandbox, FaultConfig(commit_then_drop_rate=1.0, commit_then_drop_methods=("POST",))
+    )
+    summary = await run_job(load_job(path))
+    await set_faults(sandbox, FaultConfig())
+
+    assert summary.exit_code == 1, summary.as_dict()
+    assert summary.collections["posts"]["created"] == 2
+    assert summary.collections["posts"]["failed"] == 1
+    assert "cover" not in (await stored_items(sandbox, job_dir))["2"]
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        (failure,) = list(log.errors())
+    assert (failure.key, failure.error_field, failure.error_kind) == ("2", "cover", "file")
+
+    # Back on the old site: the next run sends that post again, and only it.
+    old_site.files["/uploads/post-2.png"] = (png(4, 4), "image/png")
+    again = await run_job(load_job(path))
+    assert again.exit_code == 0, again.as_dict()
+    assert again.collections["posts"]["updated"] == 1
+    assert again.collections["posts"]["unchanged"] == 2
+
+
+async def test_an_image_dropped_from_a_create_read_back_after_a_kill_is_named(
+    sandbox: Sandbox, job_dir: Path, old_site: ImageHost
+) -> None:
+    # Killed after Webflow created the posts and before the log heard of it: the next run
+    # reads them back from Webflow, where one holds no cover.
+    path = await two_more_posts_one_dead(sandbox, job_dir, old_site)
+    with anyio.fail_after(120):
+        # Not subprocess.run: the sandbox answering the child runs on this event loop.
+        killed = await anyio.run_process(
+            cli_command("run", str(path), "-q"),
+            cwd=job_dir,
+            env=cli_env({"FLOWPORT_TEST_TOKEN": TOKEN, "FLOWPORT_CRASH_AT": "after-answer:1"}),
+            check=False,
+        )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "cover" not in (await stored_items(sandbox, job_dir))["2"]
+
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 1, summary.as_dict()
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        (failure,) = list(log.errors())
+    assert (failure.key, failure.error_field, failure.error_kind) == ("2", "cover", "file")
+    stored = await stored_items(sandbox, job_dir)
+    assert sorted(stored) == ["0", "1", "2"]  # read back, not created twice
+    assert stored["1"]["cover"]["url"].endswith("_post-1.png")
+
+
+async def test_an_image_dropped_from_an_update_is_named(
+    sandbox: Sandbox, job_dir: Path, old_site: ImageHost
+) -> None:
+    serve_images(old_site, 2)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox))
+    write_posts(job_dir / "posts.csv", posts(old_site, 2))
+    assert (await run_job(load_job(path))).exit_code == 0
+
+    # The source moves post 1 to a new image the old site does not serve.
+    del old_site.files["/uploads/post-1-v2.png"]
+    write_posts(job_dir / "posts.csv", posts(old_site, 2, changed=1))
+    summary = await run_job(load_job(path))
+
+    assert summary.exit_code == 1, summary.as_dict()
+    assert summary.collections["posts"]["updated"] == 1
+    assert summary.collections["posts"]["failed"] == 1
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        (failure,) = list(log.errors())
+    assert (failure.key, failure.error_field, failure.error_kind) == ("1", "cover", "file")
+    assert old_site.url("/uploads/post-1-v2.png") in (failure.last_error or "")

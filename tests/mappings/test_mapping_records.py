@@ -347,6 +347,21 @@ class TestTransforms:
         item = mapped(self.make(slug, transforms), {"title": "T", "v": given})
         assert item.field_data[slug] == expected
 
+    def test_what_a_transform_cuts_or_drops_is_a_warning(self) -> None:
+        cut = mapped(self.make("summary", [{"truncate": 5}]), {"title": "T", "v": "abcdefgh"})
+        assert cut.field_data["summary"] == "abcde"
+        assert [(w.field, w.kind) for w in cut.warnings] == [("summary", "truncated")]
+        assert "8 to 5 characters" in cut.warnings[0].message
+        kept = mapped(self.make("summary", [{"truncate": 8}]), {"title": "T", "v": "abcdefgh"})
+        assert not kept.warnings
+
+        html = "<p>Hi</p><script>track()</script><style>p{}</style>"
+        stripped = mapped(self.make("summary", ["strip_html"]), {"title": "T", "v": html})
+        assert stripped.field_data["summary"] == "Hi"
+        assert [(w.field, w.kind) for w in stripped.warnings] == [("summary", "content_dropped")]
+        plain = mapped(self.make("summary", ["strip_html"]), {"title": "T", "v": "<b>Hi</b>"})
+        assert not plain.warnings
+
     def test_transform_errors_are_per_item_failures(self) -> None:
         failure = failed(
             self.make("published", [{"datetime": {"format": "%Y"}}]), {"title": "T", "v": "x"}

@@ -58,9 +58,10 @@ async def test_the_same_bytes_at_two_urls_are_uploaded_once(
     assert again.deduplicated
     assert first.asset_id == second.asset_id == again.asset_id
     assert first.hosted_url == second.hosted_url
-    # One create went to Webflow (the upload itself is not on the budget); none for the copies.
-    assert calls_after_first == 1
-    assert budget.stats.acquired == 1
+    # One look at the site's assets (the ledger knows none of the site's) and one create went
+    # to Webflow (the upload itself is not on the budget); nothing for the copies.
+    assert calls_after_first == 2
+    assert budget.stats.acquired == 2
     # A URL already seen is not fetched again.
     assert image_host.hits["/a/photo.png"] == 1
     [asset] = site_assets(sandbox)
@@ -289,3 +290,36 @@ async def test_reconcile_forgets_a_half_made_asset_someone_already_deleted(
         settled = await media.reconcile()
     assert (settled.kept, settled.deleted, settled.forgotten) == (0, 1, 1)
     assert ledger.pending == ()
+
+
+async def test_an_asset_whose_record_was_lost_is_found_in_the_site_not_made_again(
+    sandbox: Sandbox, client: WebflowClient, image_host: ImageHost, budget: RateBudget
+) -> None:
+    picture = png(12, 12, shade=90)
+    image_host.files["/u/lost.png"] = (picture, "image/png")
+    async with uploader(client, sandbox) as media:
+        first = await media.upload(image_host.url("/u/lost.png"))
+    assert isinstance(first, Uploaded)
+
+    # A new ledger, as after a lost checkpoint log: the site's assets are looked at, and the
+    # asset with this content's name and bytes is taken.
+    ledger = InMemoryAssetLedger()
+    before = budget.stats.acquired
+    async with MediaUploader(
+        client, sandbox.site_id, ledger=ledger, limits=MediaLimits(retry=FAST), sleep=no_sleep
+    ) as media:
+        again = await media.upload(image_host.url("/u/lost.png"))
+    assert isinstance(again, Uploaded), again
+    assert (again.asset_id, again.hosted_url) == (first.asset_id, first.hosted_url)
+    assert again.deduplicated
+    assert budget.stats.acquired - before == 1  # the listing; no create
+    assert len(site_assets(sandbox)) == 1
+    assert [r.asset_id for r in ledger.uploaded] == [first.asset_id]
+
+    # Other bytes at that URL get another name (it carries their hash): a new asset is made.
+    image_host.files["/u/lost.png"] = (png(12, 12, shade=91), "image/png")
+    async with uploader(client, sandbox) as media:
+        other = await media.upload(image_host.url("/u/lost.png"))
+    assert isinstance(other, Uploaded)
+    assert other.asset_id != first.asset_id
+    assert len(site_assets(sandbox)) == 2

@@ -1,0 +1,1 @@
+"""Integrations with orchestrators, against the real engines on this machine."""
