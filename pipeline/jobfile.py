@@ -432,6 +432,12 @@ class AssetSettings(_Strict):
     on_failure: OnFailure = "keep_url"
     max_file_bytes: int = Field(default=10_000_000, ge=1, le=4_000_000_000)
     concurrency: int = Field(default=4, ge=1, le=32)
+    downloads_per_second: float = Field(
+        default=20.0,
+        gt=0,
+        le=10_000,
+        description="requests a second to each old-site host (downloads, a plan's HEADs)",
+    )
     fields: dict[str, FieldAssetSettings] = Field(
         default_factory=dict,
         description='per field: "collection.field" (or "field", every collection) = '

@@ -271,7 +271,10 @@ async def _media(
         yield None
         return
     counts = AssetCounts()
-    limits = MediaLimits(file_max_bytes=job.assets.max_file_bytes)
+    limits = MediaLimits(
+        file_max_bytes=job.assets.max_file_bytes,
+        downloads_per_second=job.assets.downloads_per_second,
+    )
     if dry_run:
         # A plan asks the old site for each file's size (HEAD), downloads and creates nothing.
         async with MediaProbe(limits) as probe:
