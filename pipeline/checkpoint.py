@@ -1,4 +1,5 @@
-"""The checkpoint log: what each source record became in Webflow, kept in one SQLite file.
+"""The checkpoint log: what each source record became in Webflow, kept in one SQLite file
+beside the job, or in one PostgreSQL schema per job (see :mod:`flowport.pipeline.statedb`).
 
 The log is the only memory a run has of the ones before it. Its rules:
 
@@ -12,7 +13,8 @@ The log is the only memory a run has of the ones before it. Its rules:
 * Every call is one short transaction (``executemany`` for batches), or joins the caller's
   :meth:`CheckpointLog.transaction`. WAL with ``synchronous=NORMAL`` loses nothing committed
   when the process is killed (what we guard against); only a power cut may drop the last few
-  commits, which the next run reconciles or resends.
+  commits, which the next run reconciles or resends. PostgreSQL commits durably as it is
+  configured (``synchronous_commit``), and a killed client's open transaction is rolled back.
 * The calls are synchronous and fast (a few hundred µs), so the runner makes them straight from the
   event loop rather than paying for a thread hop.
 * No secret is stored: error texts pass through :func:`flowport.pipeline.logging.redact` first.
@@ -38,12 +40,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Self, cast
+from typing import Any, Final, Literal, Self
 
 import orjson
+import psycopg
 
 from flowport.base.errors import FatalError
 from flowport.pipeline.logging import redact
+from flowport.pipeline.statedb import (
+    PostgresConnection,
+    StateConnection,
+    connect_postgres,
+    display_url,
+    is_postgres,
+)
 
 __all__ = [
     "EXCERPT_CHARS",
@@ -516,14 +526,26 @@ def _item(row: tuple[Any, ...]) -> ItemState:
 _ADD_COLUMN: Final = re.compile(r"^\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", re.IGNORECASE)
 
 
-def _column_exists(db: sqlite3.Connection, statement: str) -> bool:
+def _column_exists(db: StateConnection, statement: str) -> bool:
     """Whether ``statement`` adds a column the table has already (SQLite's ADD COLUMN has no
-    IF NOT EXISTS): a log whose version was set back keeps its columns."""
+    IF NOT EXISTS; PostgreSQL's statement gets one): a log whose version was set back keeps its
+    columns."""
     match = _ADD_COLUMN.match(statement)
-    if match is None:
+    if match is None or is_postgres(db):
         return False
     table, column = match.groups()
     return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def _has_table(db: StateConnection, name: str) -> bool:
+    if is_postgres(db):
+        # The search path holds the job's schema only (and pg_catalog, where no 'meta' is).
+        row = db.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None
 
 
 def _create_private(path: Path) -> None:
@@ -536,7 +558,7 @@ def _create_private(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+def _transaction(db: StateConnection) -> Iterator[None]:
     if db.in_transaction:
         yield
         return
@@ -552,7 +574,7 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 class _Part:
     """A share of the log's tables, on the connection its :class:`CheckpointLog` owns."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: StateConnection) -> None:
         self._db = db
 
     def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -564,8 +586,10 @@ class RunHistory(_Part):
     """The runs: when each began and ended, how, and its summary."""
 
     def begin(self) -> int:
-        cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (_now(),))
-        return int(cast("int", cursor.lastrowid))
+        row = self._db.execute(
+            "INSERT INTO runs (started_at) VALUES (?) RETURNING id", (_now(),)
+        ).fetchone()
+        return int(row[0])
 
     def finish(self, run_id: int, outcome: str, summary: Mapping[str, Any]) -> None:
         text = redact(json.dumps(dict(summary), default=str, sort_keys=True))
@@ -642,12 +666,12 @@ class Batches(_Part):
     :meth:`open` and :meth:`close` are what that is made of."""
 
     def open(self, run_id: int, collection: str, kind: str, size: int) -> int:
-        cursor = self._db.execute(
+        row = self._db.execute(
             "INSERT INTO batches (run_id, collection, kind, size, started_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (run_id, collection, kind, size, _now()),
-        )
-        return int(cast("int", cursor.lastrowid))
+        ).fetchone()
+        return int(row[0])
 
     def close(
         self,
@@ -773,7 +797,7 @@ class Items(_Part):
     """What each source record became: lookups, states, counts, and the acknowledged writes and
     per-item errors that change them."""
 
-    def __init__(self, db: sqlite3.Connection, intents: Intents) -> None:
+    def __init__(self, db: StateConnection, intents: Intents) -> None:
         super().__init__(db)
         # Items in flight (state ``sending``) live in the intents, not in the items table.
         self._intents = intents
@@ -887,14 +911,17 @@ class Items(_Part):
             "attempts, batch_id, first_seen, updated_at, source_hash, webflow_updated, "
             "field_hashes) "
             "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (collection, key) DO UPDATE SET attempts = attempts + 1, "
+            # The old row's columns are named with the table's name: PostgreSQL finds a bare
+            # name ambiguous between it and ``excluded``.
+            "ON CONFLICT (collection, key) DO UPDATE SET attempts = items.attempts + 1, "
             "webflow_id = excluded.webflow_id, slug = excluded.slug, "
             "content_hash = excluded.content_hash, state = excluded.state, "
             "source_hash = excluded.source_hash, "
             # A write of ours (its answer's lastUpdated) settles any edit made before it.
-            "webflow_edit = CASE WHEN excluded.webflow_updated IS NULL THEN webflow_edit END, "
-            "webflow_updated = coalesce(excluded.webflow_updated, webflow_updated), "
-            "field_hashes = coalesce(excluded.field_hashes, field_hashes), "
+            "webflow_edit = CASE WHEN excluded.webflow_updated IS NULL "
+            "THEN items.webflow_edit END, "
+            "webflow_updated = coalesce(excluded.webflow_updated, items.webflow_updated), "
+            "field_hashes = coalesce(excluded.field_hashes, items.field_hashes), "
             "last_error = NULL, error_field = NULL, error_kind = NULL, "
             "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
             [
@@ -947,15 +974,16 @@ class Items(_Part):
             "VALUES (?, ?, 'failed', ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (collection, key) DO UPDATE SET "
             # A failure Webflow answered is one more time the item was sent.
-            f"attempts = attempts + (excluded.error_kind NOT IN {_NEVER_SENT!r}), "
+            f"attempts = items.attempts + CASE WHEN excluded.error_kind IN {_NEVER_SENT!r} "
+            "THEN 0 ELSE 1 END, "
             "state = CASE "
-            "  WHEN webflow_id IS NULL THEN 'failed' "
+            "  WHEN items.webflow_id IS NULL THEN 'failed' "
             "  WHEN excluded.error_kind = 'publish' THEN 'staged' "
-            "  WHEN state = 'sending' THEN 'staged' "
-            "  ELSE state END, "
+            "  WHEN items.state = 'sending' THEN 'staged' "
+            "  ELSE items.state END, "
             "last_error = excluded.last_error, error_field = excluded.error_field, "
             "error_kind = excluded.error_kind, "
-            "batch_id = coalesce(excluded.batch_id, batch_id), "
+            "batch_id = coalesce(excluded.batch_id, items.batch_id), "
             "updated_at = excluded.updated_at",
             rows,
         )
@@ -1259,7 +1287,7 @@ class RunScratch(_Part):
     """This run's scratch: keys read and slugs claimed, in TEMP tables so memory stays flat and
     the log's file is not written."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: StateConnection) -> None:
         super().__init__(db)
         #: Chunks this run's scratch has noted; the chunk number tells repeats from first reads.
         self._chunks_checked = 0
@@ -1353,13 +1381,12 @@ class RunScratch(_Part):
         """Note a chunk's keys as read; answer those an earlier chunk of this run had."""
         self._chunks_checked += 1
         chunk = self._chunks_checked
-        before = self._db.total_changes
-        self._db.execute(
+        noted = self._db.execute(
             "INSERT OR IGNORE INTO temp.run_keys (collection, key, chunk) "
             f"SELECT ?, substr(value, {FINGERPRINT_CHARS + 1}), ? FROM json_each(?)",
             (collection, chunk, packed),
-        )
-        if self._db.total_changes - before == distinct:
+        ).rowcount
+        if noted == distinct:
             return set()
         # Some key was there already: the rows an earlier chunk wrote say which.
         return {
@@ -1383,7 +1410,8 @@ class RunScratch(_Part):
     def claim_slugs(self, collection: str, claims: Sequence[tuple[str, str]]) -> None:
         """Note (key, slug) claims made in this run."""
         self._write_many(
-            "INSERT OR REPLACE INTO temp.run_slugs (collection, slug, key) VALUES (?, ?, ?)",
+            "INSERT INTO temp.run_slugs (collection, slug, key) VALUES (?, ?, ?) "
+            "ON CONFLICT (collection, slug) DO UPDATE SET key = excluded.key",
             [(collection, slug, key) for key, slug in claims],
         )
 
@@ -1409,6 +1437,8 @@ class RunScratch(_Part):
         earlier claim of the same call included) or holds it in the log."""
         if not claims:
             return set()
+        if is_postgres(self._db):
+            return self._claim_free_slugs_postgres(collection, claims)
         accepted = self._db.execute(
             "INSERT INTO temp.run_slugs (collection, slug, key) "
             "SELECT ?1, json_extract(j.value, '$[1]'), json_extract(j.value, '$[0]') "
@@ -1420,6 +1450,27 @@ class RunScratch(_Part):
             "WHERE key = excluded.key "
             "RETURNING key",
             (collection, orjson.dumps([[key, slug] for key, slug in claims])),
+        ).fetchall()
+        return {str(row[0]) for row in accepted}
+
+    def _claim_free_slugs_postgres(
+        self, collection: str, claims: Sequence[tuple[str, str]]
+    ) -> set[str]:
+        # SQLite inserts row by row, so the second claim of a slug in one call meets the first
+        # and loses. PostgreSQL refuses an upsert that meets its own row; the first claim of
+        # each slug that passes the log's test is the one SQLite would have kept.
+        accepted = self._db.execute(
+            "INSERT INTO temp.run_slugs (collection, slug, key) "
+            "SELECT DISTINCT ON (c.slug) ?, c.slug, c.key FROM ("
+            "SELECT j.value::json->>0 AS key, j.value::json->>1 AS slug, j.n "
+            "FROM json_array_elements_text(?::json) WITH ORDINALITY AS j(value, n)) AS c "
+            "WHERE NOT EXISTS (SELECT 1 FROM items "
+            "WHERE collection = ? AND slug = c.slug AND key != c.key) "
+            "ORDER BY c.slug, c.n "
+            "ON CONFLICT (collection, slug) DO UPDATE SET key = excluded.key "
+            "WHERE run_slugs.key = excluded.key "
+            "RETURNING key",
+            (collection, orjson.dumps([[key, slug] for key, slug in claims]), collection),
         ).fetchall()
         return {str(row[0]) for row in accepted}
 
@@ -1522,8 +1573,13 @@ class CheckpointLog:
     A batch is opened and closed through :meth:`batch` only.
     """
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path | None, connection: StateConnection, where: str | None = None
+    ) -> None:
+        #: The SQLite file; None when the log is in PostgreSQL.
         self.path = path
+        #: The log's place as messages name it: the file, or the database and schema.
+        self.where = where if where is not None else str(path)
         self._db = connection
         self.runs = RunHistory(connection)
         self.bindings = CollectionBindings(connection)
@@ -1592,6 +1648,30 @@ class CheckpointLog:
             raise
         return log
 
+    @classmethod
+    def open_postgres(cls, url: str, schema: str, *, create: bool = True) -> CheckpointLog | None:
+        """The log in ``schema`` of the PostgreSQL database at ``url``; with ``create`` false,
+        None when the job has no state there yet (a reader leaves no trace)."""
+        where = f"{display_url(url)} (schema {schema})"
+        raw = connect_postgres(url, schema=schema, purpose="checkpoint")
+        log = cls(None, PostgresConnection(raw, where), where)
+        try:
+            if create:
+                log._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            elif not _has_table(log._db, "meta"):
+                log.close()
+                return None
+            log._migrate()
+        except psycopg.Error as exc:
+            log.close()
+            raise FatalError(
+                f"the checkpoint log in {where} is unusable ({redact(str(exc).strip())})"
+            ) from None
+        except BaseException:
+            log.close()
+            raise
+        return log
+
     def _prepare(self) -> None:
         db = self._db
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -1605,16 +1685,27 @@ class CheckpointLog:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION`, the same steps on either engine."""
+        db = self._db
         version = self._schema_version()
         if version > SCHEMA_VERSION:
             raise FatalError(
-                f"the checkpoint log {self.path} has schema version {version}, newer than this "
+                f"the checkpoint log {self.where} has schema version {version}, newer than this "
                 f"flowport understands ({SCHEMA_VERSION}); upgrade flowport"
             )
         if version == SCHEMA_VERSION:
             return
         db.execute("BEGIN IMMEDIATE")
         try:
+            if is_postgres(db):
+                # BEGIN IMMEDIATE's write lock, on PostgreSQL: one migration at a time per job.
+                db.execute(
+                    "SELECT pg_advisory_xact_lock("
+                    "hashtext('flowport-migrate:' || current_schema()))"
+                )
             # Another process may have migrated while we waited for the write lock.
             version = self._schema_version()
             for step in _MIGRATIONS[version:]:
@@ -1647,10 +1738,7 @@ class CheckpointLog:
             db.execute("UPDATE items SET source_hash = NULL WHERE collection <> ?", (collection,))
 
     def _schema_version(self) -> int:
-        has_meta = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        if not has_meta:
+        if not _has_table(self._db, "meta"):
             return 0
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0
