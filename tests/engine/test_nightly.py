@@ -18,14 +18,14 @@ from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN, run_cli_async
 from tests.engine.conftest import sandbox_stats
-from tests.state_backends import StateBackend
+from tests.state_backends import StateBackend, sqlite_backend
 
 
 def job_text(
-    state: StateBackend, base_url: str, site_id: str, source: str, *, extra: str = ""
+    base_url: str, site_id: str, source: str, *, extra: str = "", state: StateBackend | None = None
 ) -> str:
     return (
-        state.toml()
+        (state.toml() if state is not None else "")
         + f"""
 [destination]
 api = "{base_url}"
@@ -75,8 +75,11 @@ async def items(sandbox: Sandbox, collection_id: str, *, live: bool = False) -> 
         return [i async for i in client.iter_items(collection_id, live=live)]
 
 
-def collection_id(state: StateBackend, job: Path) -> str:
-    with state.open_log(job) as log:
+def collection_id(job_dir: Path, state: StateBackend | None = None) -> str:
+    """The collection id the log of ``job_dir/job.toml`` holds for books."""
+    if state is None:
+        state = sqlite_backend()
+    with state.open_log(job_dir / "job.toml") as log:
         found = log.bindings.collection_id("books")
     assert found
     return found
@@ -90,10 +93,10 @@ async def test_items_made_by_someone_else_are_adopted_not_duplicated(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
-    path.write_text(job_text(state_backend, sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(3))
     assert (await run_job(load_job(path))).exit_code == 0
-    target = collection_id(state_backend, path)
+    target = collection_id(job_dir, state_backend)
     # Someone adds items by hand; then the job is set up afresh (its state folder lost).
     async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
         await client.create_items(
@@ -128,16 +131,16 @@ async def test_vanished_records_are_archived_within_the_cap_and_come_back(
     path = job_dir / "job.toml"
     path.write_text(
         job_text(
-            state_backend,
             sandbox.base_url,
             sandbox.site_id,
             CSV_SOURCE,
             extra='deletions = "archive"\nmax_delete_share = 0.1',
+            state=state_backend,
         )
     )
     write_books(job_dir / "books.csv", books(100))
     assert (await run_job(load_job(path))).exit_code == 0
-    target = collection_id(state_backend, path)
+    target = collection_id(job_dir, state_backend)
 
     # Half the source is gone: a broken export. Nothing may be removed.
     write_books(job_dir / "books.csv", books(50))
@@ -172,13 +175,13 @@ async def test_records_gone_from_the_source_are_named_when_the_job_keeps_their_i
 ) -> None:
     path = job_dir / "job.toml"
     # No deletions line: "keep" is the default, and what `flowport init` writes.
-    path.write_text(job_text(state_backend, sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(10))
     first = await run_job(load_job(path))
     assert first.exit_code == 0, first.as_dict()
     assert "removed_kept" not in first.collections["books"]
     assert first.removals == {}
-    target = collection_id(state_backend, path)
+    target = collection_id(job_dir, state_backend)
 
     write_books(job_dir / "books.csv", books(7))
     plan = await run_job(load_job(path), dry_run=True)
@@ -217,16 +220,16 @@ async def test_delete_policy_removes_items_and_an_unreadable_source_removes_noth
     path = job_dir / "job.toml"
     path.write_text(
         job_text(
-            state_backend,
             sandbox.base_url,
             sandbox.site_id,
             CSV_SOURCE,
             extra='deletions = "delete"',
+            state=state_backend,
         )
     )
     write_books(job_dir / "books.csv", books(40))
     assert (await run_job(load_job(path))).exit_code == 0
-    target = collection_id(state_backend, path)
+    target = collection_id(job_dir, state_backend)
 
     # A malformed row: its key is unknown, so nothing missing may be taken as deleted.
     with (job_dir / "books.csv").open("a", encoding="utf-8") as handle:
@@ -266,7 +269,11 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
     path = job_dir / "job.toml"
     path.write_text(
         job_text(
-            state_backend, sandbox.base_url, sandbox.site_id, source, extra="incremental = true"
+            sandbox.base_url,
+            sandbox.site_id,
+            source,
+            extra="incremental = true",
+            state=state_backend,
         )
     )
     first = await run_job(load_job(path))
@@ -309,7 +316,11 @@ async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor
     path = job_dir / "job.toml"
     path.write_text(
         job_text(
-            state_backend, sandbox.base_url, sandbox.site_id, source, extra="incremental = true"
+            sandbox.base_url,
+            sandbox.site_id,
+            source,
+            extra="incremental = true",
+            state=state_backend,
         )
     )
     assert (await run_job(load_job(path))).collections["books"]["created"] == 20
@@ -330,7 +341,9 @@ async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor
         "removed_kept": 1,
     }
     assert finished["removals"] == {"books": ["5"]}
-    names = {i.field_data["name"] for i in await items(sandbox, collection_id(state_backend, path))}
+    names = {
+        i.field_data["name"] for i in await items(sandbox, collection_id(job_dir, state_backend))
+    }
     assert "Book 3, quietly fixed" in names
     with state_backend.open_log(path) as log:
         assert log.cursor("books") == "2026-01-01T00:00:19"
@@ -356,13 +369,13 @@ async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_w
         'ORDER BY n", key = "id" }'
     )
     path = job_dir / "job.toml"
-    path.write_text(job_text(state_backend, sandbox.base_url, sandbox.site_id, source))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, state=state_backend))
 
     summary = await run_job(load_job(path))
 
     assert summary.collections["books"] == {"created": 5, "failed": 1}
     names = sorted(
-        i.field_data["name"] for i in await items(sandbox, collection_id(state_backend, path))
+        i.field_data["name"] for i in await items(sandbox, collection_id(job_dir, state_backend))
     )
     assert names == [f"Book {n}" for n in range(5)]
     with state_backend.open_log(path) as log:
@@ -377,7 +390,7 @@ async def test_plan_says_what_a_run_would_do_and_writes_nothing(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
-    path.write_text(job_text(state_backend, sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(250))
 
     plan = await run_job(load_job(path), dry_run=True)
@@ -412,7 +425,7 @@ async def test_a_changed_mapping_rewrites_items_whose_records_did_not_change(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
-    path.write_text(job_text(state_backend, sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(30))
     assert (await run_job(load_job(path))).exit_code == 0
     assert (await run_job(load_job(path))).collections == {"books": {"unchanged": 30}}
@@ -423,5 +436,7 @@ async def test_a_changed_mapping_rewrites_items_whose_records_did_not_change(
     )
     rerun = await run_job(load_job(path))
     assert rerun.collections == {"books": {"updated": 30}}
-    names = {i.field_data["name"] for i in await items(sandbox, collection_id(state_backend, path))}
+    names = {
+        i.field_data["name"] for i in await items(sandbox, collection_id(job_dir, state_backend))
+    }
     assert names == {f"Book {i} (2nd ed.)" for i in range(30)}
