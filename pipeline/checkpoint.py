@@ -1457,20 +1457,27 @@ class RunScratch(_Part):
         self, collection: str, claims: Sequence[tuple[str, str]]
     ) -> set[str]:
         # SQLite inserts row by row, so the second claim of a slug in one call meets the first
-        # and loses. PostgreSQL refuses an upsert that meets its own row; the first claim of
-        # each slug that passes the log's test is the one SQLite would have kept.
+        # and loses. PostgreSQL refuses an upsert that meets its own row, so one claim per slug
+        # goes in, the one SQLite's order would let win: the key that claimed the slug earlier
+        # in the run, else the first of this call (claims failing the log's test left out).
         accepted = self._db.execute(
             "INSERT INTO temp.run_slugs (collection, slug, key) "
             "SELECT DISTINCT ON (c.slug) ?, c.slug, c.key FROM ("
             "SELECT j.value::json->>0 AS key, j.value::json->>1 AS slug, j.n "
             "FROM json_array_elements_text(?::json) WITH ORDINALITY AS j(value, n)) AS c "
+            "LEFT JOIN temp.run_slugs AS r ON r.collection = ? AND r.slug = c.slug "
             "WHERE NOT EXISTS (SELECT 1 FROM items "
             "WHERE collection = ? AND slug = c.slug AND key != c.key) "
-            "ORDER BY c.slug, c.n "
+            "ORDER BY c.slug, r.key IS DISTINCT FROM c.key, c.n "
             "ON CONFLICT (collection, slug) DO UPDATE SET key = excluded.key "
             "WHERE run_slugs.key = excluded.key "
             "RETURNING key",
-            (collection, orjson.dumps([[key, slug] for key, slug in claims]), collection),
+            (
+                collection,
+                orjson.dumps([[key, slug] for key, slug in claims]),
+                collection,
+                collection,
+            ),
         ).fetchall()
         return {str(row[0]) for row in accepted}
 

@@ -28,11 +28,19 @@ from flowport.pipeline.checkpoint import (
 )
 from flowport.pipeline.logging import clear_secrets, register_secret
 from tests.conftest import REPO
+from tests.state_backends import StateBackend
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[CheckpointLog]:
-    with CheckpointLog.open(tmp_path / "state" / "checkpoint.db") as opened:
+def log(tmp_path: Path, state_backend: StateBackend) -> Iterator[CheckpointLog]:
+    """A new log on each backend: the tests that take it hold for SQLite and PostgreSQL."""
+    if state_backend.url is None:
+        opened = CheckpointLog.open(tmp_path / "state" / "checkpoint.db")
+    else:
+        found = CheckpointLog.open_postgres(state_backend.url, state_backend.schema)
+        assert found is not None
+        opened = found
+    with opened:
         yield opened
 
 
