@@ -1660,7 +1660,7 @@ class CheckpointLog:
         """The log in ``schema`` of the PostgreSQL database at ``url``; with ``create`` false,
         None when the job has no state there yet (a reader leaves no trace)."""
         where = f"{display_url(url)} (schema {schema})"
-        raw = connect_postgres(url, schema=schema, purpose="checkpoint")
+        raw = connect_postgres(url, schema=schema, purpose=f"log {schema}")
         log = cls(None, PostgresConnection(raw, where), where)
         try:
             if create:

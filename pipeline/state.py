@@ -143,7 +143,7 @@ def postgres_job_lock(url: str, schema: str) -> Iterator[None]:
     """Hold the job's advisory lock for the block, or raise :class:`JobLocked` at once, naming
     the holder's host and pid. The lock has a connection of its own, idle while the run lasts,
     so the checkpoint's transactions never touch it."""
-    connection = connect_postgres(url, schema=None, purpose="job lock")
+    connection = connect_postgres(url, schema=None, purpose=f"lock {schema}")
     where = display_url(url)
     try:
         key = lock_key(schema)

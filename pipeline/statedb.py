@@ -113,8 +113,8 @@ def job_schema(job_id: str) -> str:
 
 def connect_postgres(url: str, *, schema: str | None, purpose: str) -> psycopg.Connection[Any]:
     """An autocommit connection whose search path is the job's schema (the schema may not exist
-    yet), with keepalives on both ends. Raises :class:`StateUnavailable` with the redacted
-    URL."""
+    yet), with keepalives on both ends. ``pg_stat_activity`` shows it as ``flowport <purpose>``
+    (which says whose it is). Raises :class:`StateUnavailable` with the redacted URL."""
     options = (
         f"-c tcp_keepalives_idle={KEEPALIVE_IDLE} "
         f"-c tcp_keepalives_interval={KEEPALIVE_INTERVAL} "
@@ -127,7 +127,8 @@ def connect_postgres(url: str, *, schema: str | None, purpose: str) -> psycopg.C
             url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
-            application_name=f"flowport {purpose}",
+            # PostgreSQL keeps 63 bytes of it.
+            application_name=f"flowport {purpose}"[:63],
             options=options,
             keepalives=1,
             keepalives_idle=KEEPALIVE_IDLE,
