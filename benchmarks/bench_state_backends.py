@@ -115,11 +115,11 @@ def measure_write_path(rows: int) -> dict[str, Any]:
     with scratch_dir("state") as folder, CheckpointLog.open(folder / "checkpoint.sqlite") as log:
         figures["sqlite"] = _write_path(log, rows, None)
     with postgres_schema() as (_job_id, schema):
-        log = CheckpointLog.open_postgres(STATE_URL, schema)
-        assert log is not None
-        with log:
-            backend_pid = int(log._db.execute("SELECT pg_backend_pid()").fetchone()[0])
-            figures["postgres"] = _write_path(log, rows, backend_pid)
+        in_postgres = CheckpointLog.open_postgres(STATE_URL, schema)
+        assert in_postgres is not None
+        with in_postgres:
+            backend_pid = int(in_postgres._db.execute("SELECT pg_backend_pid()").fetchone()[0])
+            figures["postgres"] = _write_path(in_postgres, rows, backend_pid)
     return figures
 
 

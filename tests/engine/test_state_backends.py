@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -267,7 +268,7 @@ def test_the_state_database_lost_mid_run_stops_it_with_one_line_and_the_rerun_re
         assert log.counts() == {"authors": {"done": 200}}
 
 
-def _done_items(db: psycopg.Connection[tuple[object, ...]], schema: str) -> int:
+def _done_items(db: psycopg.Connection[tuple[Any, ...]], schema: str) -> int:
     exists = db.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.items",)).fetchone()
     if not (exists and exists[0]):
         return 0
