@@ -74,7 +74,7 @@ EXIT_FAILED_ITEMS = 1
 EXIT_BAD_JOB = 2
 EXIT_ABORTED = 3
 
-#: Inside the job's state folder (the SQLite backend); the runner opens the same checkpoint.
+#: The file lock, inside the job's state folder (the SQLite backend).
 LOCK_FILE = "lock"
 
 app = typer.Typer(
