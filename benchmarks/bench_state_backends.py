@@ -11,7 +11,8 @@ the time a job killed on one machine takes to resume on another.
    time and flowport's own CPU (``os.wait4``).
 3. A run SIGKILLed mid-way with its state in PostgreSQL: how long until another process holds
    the job's lock (PostgreSQL ends the dead client's session when the kernel closes its socket),
-   the rerun's wall time, and the items lost and duplicated in the sandbox.
+   the rerun's wall time, the time lost against the same job run once without a kill, and the
+   items lost and duplicated in the sandbox.
 
 PostgreSQL: ``FLOWPORT_BENCH_STATE_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``);
 each measurement uses a schema of its own and drops it.
@@ -154,6 +155,17 @@ def _sandbox_counts(job: Any) -> tuple[int, int]:
     return missing, sum(count - 1 for count in keys.values())
 
 
+def _uninterrupted_wall(rows: int) -> float:
+    """The same job at the same rate, state in PostgreSQL, run once without a kill."""
+    with (
+        prepared_job(rows, rate_limit=10, window_seconds=1.0) as job,
+        postgres_schema() as (job_id, _schema),
+    ):
+        path = job.folder / "job.toml"
+        path.write_text(path.read_text() + _state_table(job_id))
+        return job.run(timeout=900).wall_seconds
+
+
 def measure_resume(rows: int) -> dict[str, Any]:
     """Kill a run mid-way (its state in PostgreSQL), then take its lock and finish it.
     At 10 requests a second (1,000 items) the kill lands mid-run at any size."""
@@ -186,15 +198,27 @@ def measure_resume(rows: int) -> dict[str, Any]:
         rerun = run_flowport("run", "job.toml", "--log-format", "json", folder=job.folder)
         missing, duplicated = _sandbox_counts(job)
         written_before = rows - _resumed(rerun.events)
+    baseline = _uninterrupted_wall(rows)
     return {
+        "uninterrupted_wall_s": round(baseline, 2),
+        # The kill's cost: both runs (the killed one to its kill, the wait for the lock, the
+        # rerun with its start-up and reconcile) against one run that was never killed.
+        "time_lost_s": round(killed_after + lock_free + rerun.wall_seconds - baseline, 2),
         "killed_after_s": round(killed_after, 2),
         "items_written_before_kill": written_before,
         "lock_free_after_kill_ms": round(lock_free * 1000, 1),
         "rerun_exit_code": rerun.exit_code,
         "rerun_wall_s": round(rerun.wall_seconds, 2),
+        "rerun_outcomes": _finished(rerun.events).get("collections", {}).get("posts", {}),
+        "rerun_requests": _finished(rerun.events).get("requests"),
         "lost": missing,
         "duplicated": duplicated,
     }
+
+
+def _finished(events: list[dict[str, Any]]) -> dict[str, Any]:
+    finished = [e for e in events if e.get("event") == "run_finished"]
+    return finished[-1] if finished else {}
 
 
 def _resumed(events: list[dict[str, Any]]) -> int:
