@@ -57,6 +57,7 @@ __all__ = [
     "JobFileError",
     "RunOptions",
     "SchemaField",
+    "StateSettings",
     "WriteOrder",
     "load_job",
 ]
@@ -480,10 +481,46 @@ class AssetSettings(_Strict):
         return False
 
 
+class StateSettings(_Strict):
+    """``[state]``: where the job's checkpoint log, run history and lock live (default: a SQLite
+    file in the state folder beside the job file; see flowport.pipeline.state)."""
+
+    url: str | None = Field(
+        default=None,
+        description="a PostgreSQL URL, postgresql://user@host:5432/database (the password comes "
+        "from PGPASSWORD or a .pgpass file)",
+    )
+    job_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the job's name in a shared database (default: the job file's name)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "must be a PostgreSQL URL: postgresql://user@host:5432/database "
+                "(leave [state] out to keep the state in a SQLite file beside the job)"
+            )
+        if parts.password is not None:
+            raise ValueError(
+                "the password never goes in the job file: remove it from the URL and set "
+                "PGPASSWORD, or put it in a .pgpass file (PGPASSFILE names another)"
+            )
+        return value.strip()
+
+
 class _JobFile(_Strict):
     destination: Destination = Field(default_factory=Destination)
     run: RunOptions = Field(default_factory=RunOptions)
     assets: AssetSettings = Field(default_factory=AssetSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     collections: dict[str, CollectionJob] = Field(min_length=1)
 
 
@@ -522,6 +559,7 @@ class Job:
     collections: Mapping[str, CollectionJob]
     _order: WriteOrder = field(repr=False)
     assets: AssetSettings = field(default_factory=AssetSettings)
+    state: StateSettings = field(default_factory=StateSettings)
 
     @property
     def base_dir(self) -> Path:
@@ -650,14 +688,14 @@ def load_job(path: Path) -> Job:
                 fix=f"add [collections.{name}.schema] with singular_name and fields",
             )
         collections[name] = collection
-    order = _write_order(path, collections)
     return Job(
         path=path,
         destination=spec.destination,
         run=spec.run,
         collections=types.MappingProxyType(collections),
-        _order=order,
+        _order=_write_order(path, collections),
         assets=_check_assets(path, spec.assets, collections),
+        state=spec.state,
     )
 
 
