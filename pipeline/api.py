@@ -24,6 +24,7 @@ from flowport.pipeline.results import (
     iter_item_warnings,
 )
 from flowport.pipeline.runner import RunSummary, run_job, validate_job
+from flowport.pipeline.state import open_job_log, state_location
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,14 +161,17 @@ def item_warnings(job: Job | str | Path) -> list[StandingWarning]:
 
 
 def _read_log(job: Job, read: Callable[[CheckpointLog], list[T]]) -> list[T]:
-    path = job.state_dir / "checkpoint.sqlite"
-    if not path.exists():
-        return []
+    """What ``read`` finds in the job's log, wherever its state is kept (a SQLite file beside
+    the job, or PostgreSQL: ``[state]``); a job that never ran has nothing."""
     try:
-        with CheckpointLog.open(path) as log:
+        log = open_job_log(job, create=False)
+        if log is None:
+            return []
+        with log:
             return read(log)
     except sqlite3.DatabaseError as exc:
         # As `flowport errors` says it: the file and what to do, not SQLite's words alone.
+        path = state_location(job).path
         raise FatalError(
             f"the checkpoint log {path} cannot be read ({exc}); restore it from a backup, or "
             "move it away and run the job again: adoption rebuilds it from what is in Webflow"

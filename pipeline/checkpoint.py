@@ -1,4 +1,5 @@
-"""The checkpoint log: what each source record became in Webflow, kept in one SQLite file.
+"""The checkpoint log: what each source record became in Webflow, kept in one SQLite file
+beside the job, or in one PostgreSQL schema per job (see :mod:`flowport.pipeline.statedb`).
 
 The log is the only memory a run has of the ones before it. Its rules:
 
@@ -12,9 +13,12 @@ The log is the only memory a run has of the ones before it. Its rules:
 * Every call is one short transaction (``executemany`` for batches), or joins the caller's
   :meth:`CheckpointLog.transaction`. WAL with ``synchronous=NORMAL`` loses nothing committed
   when the process is killed (what we guard against); only a power cut may drop the last few
-  commits, which the next run reconciles or resends.
+  commits, which the next run reconciles or resends. PostgreSQL commits durably as it is
+  configured (``synchronous_commit``), and a killed client's open transaction is rolled back.
 * The calls are synchronous and fast (a few hundred µs), so the runner makes them straight from the
-  event loop rather than paying for a thread hop.
+  event loop rather than paying for a thread hop. On PostgreSQL each statement is a round trip
+  and each commit waits for the server's WAL flush: a batch's two commits cost a few ms
+  (README, "State backends"), still small beside a request to Webflow.
 * No secret is stored: error texts pass through :func:`flowport.pipeline.logging.redact` first.
 
 Item states::
@@ -38,12 +42,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, Self, cast
+from typing import Any, Final, Literal, Self
 
 import orjson
+import psycopg
 
 from flowport.base.errors import FatalError
 from flowport.pipeline.logging import redact
+from flowport.pipeline.statedb import (
+    PostgresConnection,
+    StateConnection,
+    connect_postgres,
+    display_url,
+    is_postgres,
+)
 
 __all__ = [
     "EXCERPT_CHARS",
@@ -317,6 +329,30 @@ _ITEM_COLUMNS: Final = (
 )
 
 
+_ACKNOWLEDGED_COLUMNS: Final = (
+    "collection, key, webflow_id, slug, content_hash, state, attempts, batch_id, first_seen, "
+    "updated_at, source_hash, webflow_updated, field_hashes"
+)
+#: An acknowledged item's fields as :meth:`Items.record_acknowledged` passes them.
+_ACKNOWLEDGED_FIELDS: Final = (
+    "key", "webflow_id", "slug", "content_hash", "state", "source_hash", "webflow_updated",
+    "field_hashes",
+)  # fmt: skip
+_ACKNOWLEDGED_UPSERT: Final = (
+    # The old row's columns are named with the table's name: PostgreSQL finds a bare name
+    # ambiguous between it and ``excluded``.
+    "ON CONFLICT (collection, key) DO UPDATE SET attempts = items.attempts + 1, "
+    "webflow_id = excluded.webflow_id, slug = excluded.slug, "
+    "content_hash = excluded.content_hash, state = excluded.state, "
+    "source_hash = excluded.source_hash, "
+    # A write of ours (its answer's lastUpdated) settles any edit made before it.
+    "webflow_edit = CASE WHEN excluded.webflow_updated IS NULL THEN items.webflow_edit END, "
+    "webflow_updated = coalesce(excluded.webflow_updated, items.webflow_updated), "
+    "field_hashes = coalesce(excluded.field_hashes, items.field_hashes), "
+    "last_error = NULL, error_field = NULL, error_kind = NULL, "
+    "batch_id = excluded.batch_id, updated_at = excluded.updated_at"
+)
+
 #: Failure kinds that arise before anything is sent: they do not count as attempts.
 _NEVER_SENT: Final = ("mapping", "source", "conflict", "media")
 
@@ -516,14 +552,26 @@ def _item(row: tuple[Any, ...]) -> ItemState:
 _ADD_COLUMN: Final = re.compile(r"^\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", re.IGNORECASE)
 
 
-def _column_exists(db: sqlite3.Connection, statement: str) -> bool:
+def _column_exists(db: StateConnection, statement: str) -> bool:
     """Whether ``statement`` adds a column the table has already (SQLite's ADD COLUMN has no
-    IF NOT EXISTS): a log whose version was set back keeps its columns."""
+    IF NOT EXISTS; PostgreSQL's statement gets one): a log whose version was set back keeps its
+    columns."""
     match = _ADD_COLUMN.match(statement)
-    if match is None:
+    if match is None or is_postgres(db):
         return False
     table, column = match.groups()
     return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
+
+
+def _has_table(db: StateConnection, name: str) -> bool:
+    if is_postgres(db):
+        # The search path holds the job's schema only (and pg_catalog, where no 'meta' is).
+        row = db.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()
+        return bool(row[0])
+    found = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None
 
 
 def _create_private(path: Path) -> None:
@@ -536,7 +584,7 @@ def _create_private(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+def _transaction(db: StateConnection) -> Iterator[None]:
     if db.in_transaction:
         yield
         return
@@ -552,7 +600,7 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 class _Part:
     """A share of the log's tables, on the connection its :class:`CheckpointLog` owns."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: StateConnection) -> None:
         self._db = db
 
     def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -564,8 +612,10 @@ class RunHistory(_Part):
     """The runs: when each began and ended, how, and its summary."""
 
     def begin(self) -> int:
-        cursor = self._db.execute("INSERT INTO runs (started_at) VALUES (?)", (_now(),))
-        return int(cast("int", cursor.lastrowid))
+        row = self._db.execute(
+            "INSERT INTO runs (started_at) VALUES (?) RETURNING id", (_now(),)
+        ).fetchone()
+        return int(row[0])
 
     def finish(self, run_id: int, outcome: str, summary: Mapping[str, Any]) -> None:
         text = redact(json.dumps(dict(summary), default=str, sort_keys=True))
@@ -661,12 +711,12 @@ class Batches(_Part):
     :meth:`open` and :meth:`close` are what that is made of."""
 
     def open(self, run_id: int, collection: str, kind: str, size: int) -> int:
-        cursor = self._db.execute(
+        row = self._db.execute(
             "INSERT INTO batches (run_id, collection, kind, size, started_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (run_id, collection, kind, size, _now()),
-        )
-        return int(cast("int", cursor.lastrowid))
+        ).fetchone()
+        return int(row[0])
 
     def close(
         self,
@@ -792,7 +842,7 @@ class Items(_Part):
     """What each source record became: lookups, states, counts, and the acknowledged writes and
     per-item errors that change them."""
 
-    def __init__(self, db: sqlite3.Connection, intents: Intents) -> None:
+    def __init__(self, db: StateConnection, intents: Intents) -> None:
         super().__init__(db)
         # Items in flight (state ``sending``) live in the intents, not in the items table.
         self._intents = intents
@@ -912,38 +962,33 @@ class Items(_Part):
         self, collection: str, batch_id: int, items: Sequence[Acknowledged]
     ) -> None:
         now = _now()
+        rows = [
+            (
+                ack.key, ack.webflow_id, ack.slug, ack.content_hash, ack.state, ack.source_hash,
+                ack.webflow_updated, ack.field_hashes,
+            )
+            for ack in items
+        ]  # fmt: skip
+        if is_postgres(self._db) and len({row[0] for row in rows}) == len(rows):
+            # One statement for the batch: PostgreSQL runs an executemany row by row (a round
+            # of the executor each, 100-200 µs), which made this the run's costliest write.
+            # One statement may not meet a key twice, hence the test above.
+            self._db.execute(
+                f"INSERT INTO items ({_ACKNOWLEDGED_COLUMNS}) "
+                "SELECT ?, r.key, r.webflow_id, r.slug, r.content_hash, r.state, 1, ?, ?, ?, "
+                "r.source_hash, r.webflow_updated, r.field_hashes "
+                "FROM json_to_recordset(?::json) AS r(key text, webflow_id text, slug text, "
+                "content_hash text, state text, source_hash text, webflow_updated text, "
+                f"field_hashes text) {_ACKNOWLEDGED_UPSERT}",
+                (collection, batch_id, now, now, orjson.dumps(
+                    [dict(zip(_ACKNOWLEDGED_FIELDS, row, strict=True)) for row in rows]
+                )),
+            )  # fmt: skip
+            return
         self._write_many(
-            "INSERT INTO items (collection, key, webflow_id, slug, content_hash, state, "
-            "attempts, batch_id, first_seen, updated_at, source_hash, webflow_updated, "
-            "field_hashes) "
-            "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (collection, key) DO UPDATE SET attempts = attempts + 1, "
-            "webflow_id = excluded.webflow_id, slug = excluded.slug, "
-            "content_hash = excluded.content_hash, state = excluded.state, "
-            "source_hash = excluded.source_hash, "
-            # A write of ours (its answer's lastUpdated) settles any edit made before it.
-            "webflow_edit = CASE WHEN excluded.webflow_updated IS NULL THEN webflow_edit END, "
-            "webflow_updated = coalesce(excluded.webflow_updated, webflow_updated), "
-            "field_hashes = coalesce(excluded.field_hashes, field_hashes), "
-            "last_error = NULL, error_field = NULL, error_kind = NULL, "
-            "batch_id = excluded.batch_id, updated_at = excluded.updated_at",
-            [
-                (
-                    collection,
-                    ack.key,
-                    ack.webflow_id,
-                    ack.slug,
-                    ack.content_hash,
-                    ack.state,
-                    batch_id,
-                    now,
-                    now,
-                    ack.source_hash,
-                    ack.webflow_updated,
-                    ack.field_hashes,
-                )
-                for ack in items
-            ],
+            f"INSERT INTO items ({_ACKNOWLEDGED_COLUMNS}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) {_ACKNOWLEDGED_UPSERT}",
+            [(collection, *row[:5], batch_id, now, now, *row[5:]) for row in rows],
         )
 
     def record_failures(
@@ -977,15 +1022,16 @@ class Items(_Part):
             "VALUES (?, ?, 'failed', ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (collection, key) DO UPDATE SET "
             # A failure Webflow answered is one more time the item was sent.
-            f"attempts = attempts + (excluded.error_kind NOT IN {_NEVER_SENT!r}), "
+            f"attempts = items.attempts + CASE WHEN excluded.error_kind IN {_NEVER_SENT!r} "
+            "THEN 0 ELSE 1 END, "
             "state = CASE "
-            "  WHEN webflow_id IS NULL THEN 'failed' "
+            "  WHEN items.webflow_id IS NULL THEN 'failed' "
             "  WHEN excluded.error_kind = 'publish' THEN 'staged' "
-            "  WHEN state = 'sending' THEN 'staged' "
-            "  ELSE state END, "
+            "  WHEN items.state = 'sending' THEN 'staged' "
+            "  ELSE items.state END, "
             "last_error = excluded.last_error, error_field = excluded.error_field, "
             "error_kind = excluded.error_kind, "
-            "batch_id = coalesce(excluded.batch_id, batch_id), "
+            "batch_id = coalesce(excluded.batch_id, items.batch_id), "
             "updated_at = excluded.updated_at",
             rows,
         )
@@ -1045,11 +1091,19 @@ class ItemWarnings(_Part):
                 )
             )
         with _transaction(self._db):
-            self._db.executemany(
-                "DELETE FROM warnings WHERE collection = ? AND key = ?",
-                [(collection, key) for key in keys],
-            )
-            self._db.executemany("INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            if is_postgres(self._db):
+                # One statement, not one per key (see Items.record_acknowledged).
+                self._db.execute(
+                    "DELETE FROM warnings WHERE collection = ? AND key = ANY(?)",
+                    (collection, list(keys)),
+                )
+            else:
+                self._db.executemany(
+                    "DELETE FROM warnings WHERE collection = ? AND key = ?",
+                    [(collection, key) for key in keys],
+                )
+            if rows:
+                self._db.executemany("INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def add(self, collection: str, warnings: Sequence[ItemWarning]) -> None:
         """More warnings of records mapped in this run (the assets stage's, after mapping's)."""
@@ -1312,7 +1366,7 @@ class RunScratch(_Part):
     """This run's scratch: keys read and slugs claimed, in TEMP tables so memory stays flat and
     the log's file is not written."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: StateConnection) -> None:
         super().__init__(db)
         #: Chunks this run's scratch has noted; the chunk number tells repeats from first reads.
         self._chunks_checked = 0
@@ -1406,13 +1460,12 @@ class RunScratch(_Part):
         """Note a chunk's keys as read; answer those an earlier chunk of this run had."""
         self._chunks_checked += 1
         chunk = self._chunks_checked
-        before = self._db.total_changes
-        self._db.execute(
+        noted = self._db.execute(
             "INSERT OR IGNORE INTO temp.run_keys (collection, key, chunk) "
             f"SELECT ?, substr(value, {FINGERPRINT_CHARS + 1}), ? FROM json_each(?)",
             (collection, chunk, packed),
-        )
-        if self._db.total_changes - before == distinct:
+        ).rowcount
+        if noted == distinct:
             return set()
         # Some key was there already: the rows an earlier chunk wrote say which.
         return {
@@ -1436,7 +1489,8 @@ class RunScratch(_Part):
     def claim_slugs(self, collection: str, claims: Sequence[tuple[str, str]]) -> None:
         """Note (key, slug) claims made in this run."""
         self._write_many(
-            "INSERT OR REPLACE INTO temp.run_slugs (collection, slug, key) VALUES (?, ?, ?)",
+            "INSERT INTO temp.run_slugs (collection, slug, key) VALUES (?, ?, ?) "
+            "ON CONFLICT (collection, slug) DO UPDATE SET key = excluded.key",
             [(collection, slug, key) for key, slug in claims],
         )
 
@@ -1462,6 +1516,8 @@ class RunScratch(_Part):
         earlier claim of the same call included) or holds it in the log."""
         if not claims:
             return set()
+        if is_postgres(self._db):
+            return self._claim_free_slugs_postgres(collection, claims)
         accepted = self._db.execute(
             "INSERT INTO temp.run_slugs (collection, slug, key) "
             "SELECT ?1, json_extract(j.value, '$[1]'), json_extract(j.value, '$[0]') "
@@ -1473,6 +1529,34 @@ class RunScratch(_Part):
             "WHERE key = excluded.key "
             "RETURNING key",
             (collection, orjson.dumps([[key, slug] for key, slug in claims])),
+        ).fetchall()
+        return {str(row[0]) for row in accepted}
+
+    def _claim_free_slugs_postgres(
+        self, collection: str, claims: Sequence[tuple[str, str]]
+    ) -> set[str]:
+        # SQLite inserts row by row, so the second claim of a slug in one call meets the first
+        # and loses. PostgreSQL refuses an upsert that meets its own row, so one claim per slug
+        # goes in, the one SQLite's order would let win: the key that claimed the slug earlier
+        # in the run, else the first of this call (claims failing the log's test left out).
+        accepted = self._db.execute(
+            "INSERT INTO temp.run_slugs (collection, slug, key) "
+            "SELECT DISTINCT ON (c.slug) ?, c.slug, c.key FROM ("
+            "SELECT j.value::json->>0 AS key, j.value::json->>1 AS slug, j.n "
+            "FROM json_array_elements_text(?::json) WITH ORDINALITY AS j(value, n)) AS c "
+            "LEFT JOIN temp.run_slugs AS r ON r.collection = ? AND r.slug = c.slug "
+            "WHERE NOT EXISTS (SELECT 1 FROM items "
+            "WHERE collection = ? AND slug = c.slug AND key != c.key) "
+            "ORDER BY c.slug, r.key IS DISTINCT FROM c.key, c.n "
+            "ON CONFLICT (collection, slug) DO UPDATE SET key = excluded.key "
+            "WHERE run_slugs.key = excluded.key "
+            "RETURNING key",
+            (
+                collection,
+                orjson.dumps([[key, slug] for key, slug in claims]),
+                collection,
+                collection,
+            ),
         ).fetchall()
         return {str(row[0]) for row in accepted}
 
@@ -1575,8 +1659,13 @@ class CheckpointLog:
     A batch is opened and closed through :meth:`batch` only.
     """
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path | None, connection: StateConnection, where: str | None = None
+    ) -> None:
+        #: The SQLite file; None when the log is in PostgreSQL.
         self.path = path
+        #: The log's place as messages name it: the file, or the database and schema.
+        self.where = where if where is not None else str(path)
         self._db = connection
         self.runs = RunHistory(connection)
         self.bindings = CollectionBindings(connection)
@@ -1645,6 +1734,30 @@ class CheckpointLog:
             raise
         return log
 
+    @classmethod
+    def open_postgres(cls, url: str, schema: str, *, create: bool = True) -> CheckpointLog | None:
+        """The log in ``schema`` of the PostgreSQL database at ``url``; with ``create`` false,
+        None when the job has no state there yet (a reader leaves no trace)."""
+        where = f"{display_url(url)} (schema {schema})"
+        raw = connect_postgres(url, schema=schema, purpose=f"log {schema}")
+        log = cls(None, PostgresConnection(raw, where), where)
+        try:
+            if create:
+                log._db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            elif not _has_table(log._db, "meta"):
+                log.close()
+                return None
+            log._migrate()
+        except psycopg.Error as exc:
+            log.close()
+            raise FatalError(
+                f"the checkpoint log in {where} is unusable ({redact(str(exc).strip())})"
+            ) from None
+        except BaseException:
+            log.close()
+            raise
+        return log
+
     def _prepare(self) -> None:
         db = self._db
         if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -1658,16 +1771,27 @@ class CheckpointLog:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=10000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema to :data:`SCHEMA_VERSION`, the same steps on either engine."""
+        db = self._db
         version = self._schema_version()
         if version > SCHEMA_VERSION:
             raise FatalError(
-                f"the checkpoint log {self.path} has schema version {version}, newer than this "
+                f"the checkpoint log {self.where} has schema version {version}, newer than this "
                 f"flowport understands ({SCHEMA_VERSION}); upgrade flowport"
             )
         if version == SCHEMA_VERSION:
             return
         db.execute("BEGIN IMMEDIATE")
         try:
+            if is_postgres(db):
+                # BEGIN IMMEDIATE's write lock, on PostgreSQL: one migration at a time per job.
+                db.execute(
+                    "SELECT pg_advisory_xact_lock("
+                    "hashtext('flowport-migrate:' || current_schema()))"
+                )
             # Another process may have migrated while we waited for the write lock.
             version = self._schema_version()
             for step in _MIGRATIONS[version:]:
@@ -1700,10 +1824,7 @@ class CheckpointLog:
             db.execute("UPDATE items SET source_hash = NULL WHERE collection <> ?", (collection,))
 
     def _schema_version(self) -> int:
-        has_meta = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        if not has_meta:
+        if not _has_table(self._db, "meta"):
             return 0
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else 0

@@ -8,8 +8,9 @@ Exit codes (stable, for cron and CI)::
     3  aborted: a fatal error, another run of the job holds its lock, or interrupted
 
 ``run`` takes an exclusive ``fcntl.flock`` on ``<state dir>/lock``: the kernel drops it when the
-process dies, so even a SIGKILLed run never leaves the job locked. Human-facing errors go to
-stderr; with ``--log-format json`` the event stream goes to stdout (see
+process dies, so even a SIGKILLed run never leaves the job locked. A job whose state is in
+PostgreSQL takes an advisory lock there instead (``flowport.pipeline.state``). Human-facing
+errors go to stderr; with ``--log-format json`` the event stream goes to stdout (see
 ``flowport.pipeline.logging``).
 """
 
@@ -48,6 +49,13 @@ from flowport.pipeline.frames import dataframe_collections
 from flowport.pipeline.jobfile import Job, load_job
 from flowport.pipeline.logging import JsonLinesSink, PrefixedSink, RichProgressSink, redact
 from flowport.pipeline.results import REMOVED_KIND, iter_item_errors, iter_item_warnings
+from flowport.pipeline.state import (
+    CHECKPOINT_FILE,
+    JobLocked,
+    open_job_log,
+    postgres_job_lock,
+    state_location,
+)
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -59,6 +67,7 @@ __all__ = [
     "JobLocked",
     "app",
     "job_lock",
+    "lock_job",
     "main",
 ]
 
@@ -67,8 +76,7 @@ EXIT_FAILED_ITEMS = 1
 EXIT_BAD_JOB = 2
 EXIT_ABORTED = 3
 
-#: Inside the job's state folder; the runner opens the same file.
-CHECKPOINT_FILE = "checkpoint.sqlite"
+#: The file lock, inside the job's state folder (the SQLite backend).
 LOCK_FILE = "lock"
 #: ``flowport run --jobs``'s default: jobs wait on their tokens' budgets far more than on the CPU,
 #: but each holds its own memory and connections.
@@ -138,12 +146,6 @@ def _refuse_library_only_sources(job: Job, job_file: Path) -> None:
         )
 
 
-class JobLocked(FatalError):
-    def __init__(self, pid: str) -> None:
-        super().__init__(f"another run of this job is in progress (pid {pid or 'unknown'})")
-        self.pid = pid
-
-
 @contextlib.contextmanager
 def job_lock(state_dir: Path) -> Iterator[None]:
     """Hold the job's lock for the block, or raise :class:`JobLocked` at once."""
@@ -168,12 +170,19 @@ def job_lock(state_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def lock_job(job: Job) -> contextlib.AbstractContextManager[None]:
+    """The job's lock where its state is: a file lock, or PostgreSQL's advisory lock."""
+    location = state_location(job)
+    if location.url is None or location.schema is None:
+        return job_lock(job.state_dir)
+    return postgres_job_lock(location.url, location.schema)
+
+
 def _open_checkpoint(job: Job) -> CheckpointLog | None:
-    path = job.state_dir / CHECKPOINT_FILE
-    if not path.exists():
-        return None
     try:
-        return CheckpointLog.open(path)
+        return open_job_log(job, create=False)
+    except ConfigError as exc:
+        _fail(EXIT_BAD_JOB, f"error: {exc}")
     except FatalError as exc:
         _fail(EXIT_ABORTED, f"error: {exc}")
 
@@ -321,7 +330,7 @@ def _run_job_file(
     report: list[tuple[str, str]] = []
     with _terminate_as_exception():
         try:
-            with job_lock(job.state_dir), _report_when_done(job, report):
+            with lock_job(job), _report_when_done(job, report):
                 _run_with_progress(
                     job, summary, json_sink, quiet=quiet, full_read=full, rehome=rehome
                 )
@@ -616,7 +625,7 @@ async def _one_of_many(
     async with gate:
         outcome.started = True
         try:
-            with job_lock(job.state_dir):
+            with lock_job(job):
                 await run_job(
                     job,
                     summary=outcome.summary,
@@ -789,7 +798,7 @@ def status(job_file: JobArgument) -> None:
     job = _load(job_file)
     log = _open_checkpoint(job)
     if log is None:
-        _stdout.print(f"{job_file}: no run yet (state folder {job.state_dir})", markup=False)
+        _stdout.print(f"{job_file}: no run yet ({state_location(job).describe()})", markup=False)
         return
     with _damaged_log_stops(job), log:
         counts = log.counts()
@@ -1040,10 +1049,11 @@ def _report_after_run(job: Job) -> tuple[str, str]:
     report that cannot be written is said, never a reason for the run to fail."""
     from flowport.pipeline.report import REPORT_FILE
 
-    if not (job.state_dir / CHECKPOINT_FILE).exists():
-        return "", ""
     try:
-        with CheckpointLog.open(job.state_dir / CHECKPOINT_FILE) as log:
+        found = open_job_log(job, create=False)
+        if found is None:
+            return "", ""
+        with found as log:
             return str(_write_report(job, log, job.state_dir / REPORT_FILE)), ""
     except (OSError, sqlite3.Error, FlowportError) as exc:
         return "", f"not written ({exc}); flowport report {job.path} tries again"

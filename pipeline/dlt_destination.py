@@ -48,8 +48,7 @@ import anyio
 from flowport.base.errors import ConfigError, FatalError
 from flowport.base.models import FieldType
 from flowport.connectors.dlt_load import DltSourceConfig
-from flowport.pipeline.checkpoint import CheckpointLog
-from flowport.pipeline.cli import job_lock
+from flowport.pipeline.cli import lock_job
 from flowport.pipeline.jobfile import (
     CollectionJob,
     CollectionSchemaSpec,
@@ -60,6 +59,7 @@ from flowport.pipeline.jobfile import (
 )
 from flowport.pipeline.logging import NullSink, ProgressSink
 from flowport.pipeline.runner import RunSummary, run_job
+from flowport.pipeline.state import open_job_log
 
 try:
     import dlt
@@ -292,7 +292,7 @@ def _load_file(
             label=table_name,
             primary_key=primary_key,
         )
-        with job_lock(job.state_dir):
+        with lock_job(job):
             summary = _run_in_own_loop(_alone(job, name, source, columns), sink)
             errors = _errors(job, name, source.keys_read) if summary.exit_code == 1 else []
     except ConfigError as error:
@@ -336,7 +336,9 @@ def _settle(
 
 def _errors(job: Job, collection: str, keys: frozenset[str]) -> list[tuple[str, str]]:
     """This load's failed rows, as the checkpoint log has them: (key, reason)."""
-    log = CheckpointLog.open(job.state_dir / "checkpoint.sqlite")
+    log = open_job_log(job, create=False)
+    if log is None:
+        return []
     try:
         return [
             (item.key, _reason(item.last_error, item.error_field))

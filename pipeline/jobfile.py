@@ -65,6 +65,7 @@ __all__ = [
     "JobHome",
     "RunOptions",
     "SchemaField",
+    "StateSettings",
     "WriteOrder",
     "job_from_dict",
     "job_from_toml",
@@ -443,6 +444,12 @@ class AssetSettings(_Strict):
     on_failure: OnFailure = "keep_url"
     max_file_bytes: int = Field(default=10_000_000, ge=1, le=4_000_000_000)
     concurrency: int = Field(default=4, ge=1, le=32)
+    downloads_per_second: float = Field(
+        default=20.0,
+        gt=0,
+        le=10_000,
+        description="requests a second to each old-site host (downloads, a plan's HEADs)",
+    )
     fields: dict[str, FieldAssetSettings] = Field(
         default_factory=dict,
         description='per field: "collection.field" (or "field", every collection) = '
@@ -485,10 +492,46 @@ class AssetSettings(_Strict):
         return False
 
 
+class StateSettings(_Strict):
+    """``[state]``: where the job's checkpoint log, run history and lock live (default: a SQLite
+    file in the state folder beside the job file; see flowport.pipeline.state)."""
+
+    url: str | None = Field(
+        default=None,
+        description="a PostgreSQL URL, postgresql://user@host:5432/database (the password comes "
+        "from PGPASSWORD or a .pgpass file)",
+    )
+    job_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the job's name in a shared database (default: the job file's name)",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "must be a PostgreSQL URL: postgresql://user@host:5432/database "
+                "(leave [state] out to keep the state in a SQLite file beside the job)"
+            )
+        if parts.password is not None:
+            raise ValueError(
+                "the password never goes in the job file: remove it from the URL and set "
+                "PGPASSWORD, or put it in a .pgpass file (PGPASSFILE names another)"
+            )
+        return value.strip()
+
+
 class _JobFile(_Strict):
     destination: Destination = Field(default_factory=Destination)
     run: RunOptions = Field(default_factory=RunOptions)
     assets: AssetSettings = Field(default_factory=AssetSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     collections: dict[str, CollectionJob] = Field(min_length=1)
 
 
@@ -540,6 +583,7 @@ class Job:
     collections: Mapping[str, CollectionJob]
     _order: WriteOrder = field(repr=False)
     assets: AssetSettings = field(default_factory=AssetSettings)
+    state: StateSettings = field(default_factory=StateSettings)
     #: Set for a job built from a dict or TOML text: it has no file to be beside.
     home: JobHome | None = None
 
@@ -781,14 +825,14 @@ def _build_job(
                 fix=f"add [collections.{name}.schema] with singular_name and fields",
             )
         collections[name] = collection
-    order = _write_order(source, collections)
     return Job(
         path=path,
         destination=spec.destination,
         run=spec.run,
         collections=types.MappingProxyType(collections),
-        _order=order,
+        _order=_write_order(source, collections),
         assets=_check_assets(source, spec.assets, collections),
+        state=spec.state,
         home=home,
     )
 

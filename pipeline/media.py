@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import anyio
+from aiolimiter import AsyncLimiter
 
 from flowport.base.errors import (
     FlowportError,
@@ -57,6 +58,7 @@ __all__ = [
     "AssetRecord",
     "CheckpointAssetLedger",
     "FailureKind",
+    "HostPace",
     "InMemoryAssetLedger",
     "MediaFailure",
     "MediaKind",
@@ -145,6 +147,8 @@ class MediaLimits:
     #: One whole download attempt, however steadily a slow server trickles.
     total_seconds: float = 120.0
     max_redirects: int = 10
+    #: Requests a second to each old-site host (downloads and a plan's HEADs, retries included).
+    downloads_per_second: float = 20.0
     retry: RetryPolicy = field(
         # A source host's 429s get as few tries as its failures: it is not our budget to wait.
         default_factory=lambda: RetryPolicy(
@@ -433,6 +437,7 @@ class MediaUploader:
         self._site_id = site_id
         self.ledger: AssetLedger = ledger if ledger is not None else InMemoryAssetLedger()
         self.limits = limits or MediaLimits()
+        self._pace = HostPace(self.limits.downloads_per_second)
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
         self._by_url: dict[tuple[str, MediaKind], Uploaded | MediaFailure] = {}
@@ -700,6 +705,7 @@ class MediaUploader:
         if self._session is None:
             raise RuntimeError("MediaUploader is used outside its 'async with' block")
         limit = self.limits.max_bytes(kind)
+        await self._pace.wait(url)
         try:
             with anyio.fail_after(self.limits.total_seconds):
                 async with self._session.get(
@@ -742,6 +748,7 @@ class MediaProbe:
 
     def __init__(self, limits: MediaLimits | None = None) -> None:
         self.limits = limits or MediaLimits()
+        self._pace = HostPace(self.limits.downloads_per_second)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -765,6 +772,7 @@ class MediaProbe:
     async def head(self, url: str, kind: MediaKind) -> Probed:
         if self._session is None:
             raise RuntimeError("MediaProbe is used outside its 'async with' block")
+        await self._pace.wait(url)
         try:
             async with self._session.head(
                 url, allow_redirects=True, max_redirects=self.limits.max_redirects
@@ -785,6 +793,27 @@ class MediaProbe:
             detail = f"the answer of {url} is an HTML page (by its Content-Type)"
             return Probed(url, size, MediaFailure(url, "not_an_image", detail))
         return Probed(url, size)
+
+
+class HostPace:
+    """At most ``per_second`` requests a second to each host of the old site. The site being
+    moved is often someone's modest live server, behind a firewall that takes a migration's
+    burst of downloads for an attack; its pace is the job's to set (``[assets]
+    downloads_per_second``), not the concurrency's. A leaky bucket per host (aiolimiter's):
+    a short burst of up to one second's worth, then the steady pace."""
+
+    def __init__(self, per_second: float) -> None:
+        # aiolimiter wants a bucket of at least one request: a slower pace is a longer period.
+        self._period = max(1.0, 1.0 / per_second)
+        self._per_period = per_second * self._period
+        self._limiters: dict[str, AsyncLimiter] = {}
+
+    async def wait(self, url: str) -> None:
+        host = _host(url)
+        limiter = self._limiters.get(host)
+        if limiter is None:
+            limiter = self._limiters[host] = AsyncLimiter(self._per_period, self._period)
+        await limiter.acquire()
 
 
 def _old_site_session(timeout: aiohttp.ClientTimeout, purpose: str) -> aiohttp.ClientSession:

@@ -54,6 +54,7 @@ from flowport.pipeline.stages.schema import (
     prepare_collections,
 )
 from flowport.pipeline.stages.summary import RunSummary
+from flowport.pipeline.state import open_job_log
 from flowport.pipeline.webflow.client import WebflowClient
 from flowport.pipeline.webflow.reliable import WebflowApi
 from flowport.pipeline.writer import ITEM_LIMIT_FIX, ITEM_LIMIT_RERUN, Writer
@@ -106,8 +107,8 @@ async def _destination(job: Job, *, dry_run: bool = False) -> AsyncIterator[_Des
 
 @contextlib.contextmanager
 def _checkpoint_for(job: Job, *, dry_run: bool) -> Iterator[CheckpointLog]:
-    path = job.state_dir / "checkpoint.sqlite"
-    if dry_run and not path.exists():
+    found = open_job_log(job, create=not dry_run)
+    if found is None:
         # A plan never creates the job's state: an empty log in a throwaway folder stands in.
         with tempfile.TemporaryDirectory(prefix="flowport-plan-") as scratch:
             log = CheckpointLog.open(Path(scratch) / "checkpoint.sqlite")
@@ -116,8 +117,7 @@ def _checkpoint_for(job: Job, *, dry_run: bool) -> Iterator[CheckpointLog]:
             finally:
                 log.close()
         return
-    job.state_dir.mkdir(parents=True, exist_ok=True)
-    log = CheckpointLog.open(path)
+    log = found
     try:
         yield log
     finally:
@@ -275,7 +275,10 @@ async def _media(
         yield None
         return
     counts = AssetCounts()
-    limits = MediaLimits(file_max_bytes=job.assets.max_file_bytes)
+    limits = MediaLimits(
+        file_max_bytes=job.assets.max_file_bytes,
+        downloads_per_second=job.assets.downloads_per_second,
+    )
     if dry_run:
         # A plan asks the old site for each file's size (HEAD), downloads and creates nothing.
         async with MediaProbe(limits) as probe:

@@ -19,16 +19,19 @@ import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 import pytest
 
 from flowport.pipeline.sandbox import Sandbox, SandboxConfig
+
+if TYPE_CHECKING:
+    from tests.state_backends import StateBackend
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
@@ -179,3 +182,29 @@ async def start_sandbox(
 @pytest.fixture
 async def sandbox(start_sandbox: SandboxStarter) -> Sandbox:
     return await start_sandbox()
+
+
+# ---- where a job's state lives -----------------------------------------------------------------
+
+
+@pytest.fixture(
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def state_backend(request: pytest.FixtureRequest) -> Iterator[StateBackend]:
+    """Each backend in turn (see tests/state_backends.py); its ``toml()`` goes in the job file."""
+    from tests.state_backends import postgres_backend, sqlite_backend
+
+    if request.param == "sqlite":
+        yield sqlite_backend()
+        return
+    with postgres_backend() as backend:
+        yield backend
+
+
+@pytest.fixture
+def postgres_state() -> Iterator[StateBackend]:
+    """A PostgreSQL backend of the test's own."""
+    from tests.state_backends import postgres_backend
+
+    with postgres_backend() as backend:
+        yield backend

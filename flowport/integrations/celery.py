@@ -45,7 +45,7 @@ from celery.utils.log import get_task_logger
 
 import flowport
 from flowport.base.errors import ConfigError, FlowportError
-from flowport.pipeline.cli import EXIT_ABORTED, EXIT_BAD_JOB, JobLocked, job_lock
+from flowport.pipeline.cli import EXIT_ABORTED, EXIT_BAD_JOB, JobLocked, lock_job
 from flowport.pipeline.frames import dataframe_collections
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.logging import redact, redact_value
@@ -163,18 +163,13 @@ def run_job(task: Any, job_path: str) -> dict[str, Any]:
     return _finished(summary, summary.exit_code, "", delivery)
 
 
-def _job_lock(job: Job) -> contextlib.AbstractContextManager[None]:
-    """The lock ``flowport run`` takes for this job (the one place that knows which)."""
-    return job_lock(job.state_dir)
-
-
 def _hold_lock(stack: contextlib.ExitStack, job: Job, grace: float) -> None:
     """Enter the job's lock on ``stack``, waiting up to ``grace`` seconds for a dying holder;
     :class:`JobLocked` after that."""
     deadline = time.monotonic() + grace
     while True:
         try:
-            stack.enter_context(_job_lock(job))
+            stack.enter_context(lock_job(job))
             return
         except JobLocked:
             if time.monotonic() >= deadline:

@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.sandbox.process import SandboxProcess
 from flowport.pipeline.sandbox.process import sandbox_process as shared_sandbox_process
+from flowport.pipeline.state import open_job_log
 from tests.conftest import cli_command, cli_env
+from tests.state_backends import StateBackend
 
 __all__ = [
     "EXIT_ABORTED",
@@ -40,6 +43,7 @@ __all__ = [
     "kill_after",
     "log_counts",
     "make_dataset",
+    "open_log",
     "run_flowport",
     "run_until_done",
     "sandbox_process",
@@ -189,11 +193,13 @@ def write_job(
     concurrency: int = 4,
     batch_size: int = 100,
     timeout_seconds: float = 30.0,
+    state: StateBackend | None = None,
 ) -> Path:
     categories = ", ".join(f'"{c}"' for c in CATEGORIES)
     job = folder / f"{name}.toml"
     job.write_text(
-        textwrap.dedent(
+        (state.toml() if state is not None else "")
+        + textwrap.dedent(
             f"""
             [destination]
             api = "{sandbox.base_url}"
@@ -341,7 +347,7 @@ def verify_end_state(sandbox: SandboxProcess, job: Path, data: Dataset, *, mode:
     state = sandbox.state()
     by_name = {c["displayName"]: c for c in state["collections"]}
     assert set(by_name) == {"Authors", "Posts"}, sorted(by_name)
-    log = CheckpointLog.open(job.parent / job.stem / "checkpoint.sqlite")
+    log = open_log(job)
     try:
         ids: dict[str, dict[str, str]] = {}
         for name, display in (("authors", "Authors"), ("posts", "Posts")):
@@ -448,12 +454,18 @@ def _head(mapping: Mapping[str, Any], n: int = 5) -> dict[str, Any]:
     return dict(list(mapping.items())[:n])
 
 
+def open_log(job: Path) -> CheckpointLog:
+    """The job's checkpoint log, on whichever backend its job file names."""
+    log = open_job_log(load_job(job), create=False)
+    assert log is not None, f"{job}: no checkpoint log"
+    return log
+
+
 def log_counts(job: Path) -> dict[str, int]:
     """Items per state in the job's checkpoint log, over all collections."""
-    path = job.parent / job.stem / "checkpoint.sqlite"
-    if not path.exists():
+    log = open_job_log(load_job(job), create=False)
+    if log is None:
         return {}
-    log = CheckpointLog.open(path)
     try:
         totals: Counter[str] = Counter()
         for per in log.counts().values():

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from flowport.pipeline.checkpoint import CheckpointLog
 from tests.crash.harness import (
     EXIT_ABORTED,
     EXIT_FAILED_ITEMS,
@@ -22,6 +21,7 @@ from tests.crash.harness import (
     SandboxProcess,
     kill_after,
     make_dataset,
+    open_log,
     run_flowport,
     run_until_done,
     sandbox_process,
@@ -29,6 +29,7 @@ from tests.crash.harness import (
     verify_end_state,
     write_job,
 )
+from tests.state_backends import StateBackend
 
 AUTHORS = 60
 POSTS = 540  # 600 items: 7 create batches of up to 100, and as many publish requests when staged
@@ -67,14 +68,41 @@ CASES = [
 ]
 
 
+#: On PostgreSQL, one kill for each state a kill can leave in the log: an intent with no answer
+#: (before-send; in-flight leaves the same), an intent whose creates landed (after-answer, with
+#: and without bad rows), items published but logged staged (after-publish; before-publish
+#: leaves staged items too). The engine's code is the same on both backends; what differs is
+#: the log's statements. About 10 s a case.
+POSTGRES_CASES = [
+    KillCase("before-send", 2),
+    KillCase("after-answer", 5),
+    KillCase("after-answer", 4, bad_share=0.05),
+    KillCase("after-publish", 5, mode="staged"),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_a_kill_at_a_named_point_costs_nothing(tmp_path: Path, case: KillCase) -> None:
+    _kill_at_a_point_and_resume(tmp_path, case, state=None)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", POSTGRES_CASES, ids=str)
+def test_a_kill_at_a_named_point_costs_nothing_with_state_in_postgres(
+    tmp_path: Path, case: KillCase, postgres_state: StateBackend
+) -> None:
+    _kill_at_a_point_and_resume(tmp_path, case, state=postgres_state)
+
+
+def _kill_at_a_point_and_resume(
+    tmp_path: Path, case: KillCase, *, state: StateBackend | None
+) -> None:
     slow_rate = 1.0 if case.slow else 0.0
     with sandbox_process(seed=case.count, slow_rate=slow_rate, slow_seconds=0.3) as sandbox:
         data = make_dataset(
             tmp_path, authors=AUTHORS, posts=POSTS, bad_share=case.bad_share, seed=case.count
         )
-        job = write_job(tmp_path, sandbox, mode=case.mode)
+        job = write_job(tmp_path, sandbox, mode=case.mode, state=state)
 
         crashed = run_flowport(job, crash_at=case.crash_at, timeout=120)
         assert crashed.returncode == KILLED, (
@@ -102,7 +130,7 @@ def test_a_kill_at_a_named_point_costs_nothing(tmp_path: Path, case: KillCase) -
 
 def _assert_killed_where_it_hurts(case: KillCase, sandbox: SandboxProcess, job: Path) -> None:
     """The kill left the state it is meant to test, so the rerun has something to repair."""
-    log = CheckpointLog.open(job.parent / job.stem / "checkpoint.sqlite")
+    log = open_log(job)
     try:
         counts = log.counts()
     finally:
@@ -131,13 +159,26 @@ def _assert_killed_where_it_hurts(case: KillCase, sandbox: SandboxProcess, job: 
 
 @pytest.mark.parametrize("seed", [11, 12])
 def test_kills_from_outside_at_random_moments(tmp_path: Path, seed: int) -> None:
+    _kill_at_random_and_resume(tmp_path, seed, state=None)
+
+
+@pytest.mark.postgres
+def test_kills_from_outside_at_random_moments_with_state_in_postgres(
+    tmp_path: Path, postgres_state: StateBackend
+) -> None:
+    _kill_at_random_and_resume(tmp_path, 11, state=postgres_state)
+
+
+def _kill_at_random_and_resume(tmp_path: Path, seed: int, *, state: StateBackend | None) -> None:
     rng = random.Random(seed)
     # Some slow answers stretch the run so the kills land in the middle of it (0.4 s since a
     # first run's schema setup takes two requests instead of a dozen: at 0.2 s seed 11's first
     # run ended before its kill at 1.77 s).
     with sandbox_process(seed=seed, slow_rate=0.3, slow_seconds=0.4) as sandbox:
         data = make_dataset(tmp_path, authors=AUTHORS, posts=POSTS, seed=seed)
-        job = write_job(tmp_path, sandbox, mode=rng.choice(("live", "staged")), concurrency=2)
+        job = write_job(
+            tmp_path, sandbox, mode=rng.choice(("live", "staged")), concurrency=2, state=state
+        )
         codes = [kill_after(job, rng.uniform(0.3, 2.0)) for _ in range(4)]
         assert set(codes) <= {KILLED, EXIT_OK}, codes
         assert KILLED in codes, f"no kill landed inside a run: {codes}"
@@ -151,7 +192,7 @@ def test_an_aborted_rerun_after_a_kill_changes_nothing(tmp_path: Path) -> None:
         data = make_dataset(tmp_path, authors=AUTHORS, posts=POSTS, seed=5)
         job = write_job(tmp_path, sandbox)
         assert run_flowport(job, crash_at="after-answer:3").returncode == KILLED
-        log = CheckpointLog.open(job.parent / job.stem / "checkpoint.sqlite")
+        log = open_log(job)
         before = log.counts()
         log.close()
         writes = sandbox.stats()["totals"]["writes"]
@@ -160,7 +201,7 @@ def test_an_aborted_rerun_after_a_kill_changes_nothing(tmp_path: Path) -> None:
         assert refused.returncode == EXIT_ABORTED, refused.stderr
         assert "not-the-token" not in refused.stdout + refused.stderr
         assert sandbox.stats()["totals"]["writes"] == writes
-        log = CheckpointLog.open(job.parent / job.stem / "checkpoint.sqlite")
+        log = open_log(job)
         assert log.counts() == before
         log.close()
 

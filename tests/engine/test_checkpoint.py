@@ -28,11 +28,19 @@ from flowport.pipeline.checkpoint import (
 )
 from flowport.pipeline.logging import clear_secrets, register_secret
 from tests.conftest import REPO
+from tests.state_backends import StateBackend
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[CheckpointLog]:
-    with CheckpointLog.open(tmp_path / "state" / "checkpoint.db") as opened:
+def log(tmp_path: Path, state_backend: StateBackend) -> Iterator[CheckpointLog]:
+    """A new log on each backend: the tests that take it hold for SQLite and PostgreSQL."""
+    if state_backend.url is None:
+        opened = CheckpointLog.open(tmp_path / "state" / "checkpoint.db")
+    else:
+        found = CheckpointLog.open_postgres(state_backend.url, state_backend.schema)
+        assert found is not None
+        opened = found
+    with opened:
         yield opened
 
 
@@ -830,3 +838,14 @@ def test_a_warning_excerpt_is_short_and_redacted(log: CheckpointLog) -> None:
     [(_, warning, _)] = log.warnings.all()
     assert "s3cr3t-token-value" not in warning.excerpt
     assert len(warning.excerpt) == EXCERPT_CHARS
+
+
+def test_a_key_acknowledged_twice_in_one_call_counts_twice_and_keeps_the_last(
+    log: CheckpointLog,
+) -> None:
+    run = log.begin_run()
+    batch = log.batches.open(run, "posts", "update", 3)
+    log.items.record_acknowledged("posts", batch, [ack("a", 1), ack("b", 3), ack("a", 2)])
+    found = log.lookup("posts", ["a", "b"])
+    assert (found["a"].webflow_id, found["a"].attempts) == ("wf2", 2)
+    assert found["b"].attempts == 1

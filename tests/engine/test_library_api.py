@@ -14,6 +14,7 @@ import flowport
 from flowport.pipeline.logging import NullSink
 from tests.conftest import run_cli
 from tests.engine.test_damaged_log import damaged_job  # noqa: F401 (a fixture)
+from tests.state_backends import StateBackend
 
 JOB_TOML = textwrap.dedent(
     """
@@ -236,3 +237,17 @@ def test_item_errors_of_a_log_damaged_in_the_middle_name_the_file_and_the_way_ou
         flowport.item_errors(damaged_job)
     assert f"the checkpoint log {log} cannot be read" in str(caught.value)
     assert "restore it from a backup" in str(caught.value)
+
+
+@pytest.mark.postgres
+def test_item_errors_and_warnings_read_a_log_kept_in_postgresql(
+    base: Path, postgres_state: StateBackend
+) -> None:
+    path = base / "blog.toml"
+    path.write_text(postgres_state.toml() + JOB_TOML, encoding="utf-8")
+    assert flowport.item_errors(path) == []  # no state yet, and none created by asking
+    assert not postgres_state.has_state(path)
+    flowport.run_sync(path)
+    assert not (base / "blog" / "checkpoint.sqlite").exists()
+    assert [(e.key, e.field) for e in flowport.item_errors(path)] == [("p2", "name")]
+    assert [(w.key, w.kind) for w in flowport.item_warnings(path)] == [("p3", "truncated")]

@@ -1,4 +1,6 @@
-"""Nightly runs: adopting items made by others, deletions within a cap, incremental reads, plans."""
+"""Nightly runs: adopting items made by others, deletions within a cap, incremental reads, plans.
+
+Every test runs on both state backends: SQLite beside the job, and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,17 +12,21 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN, run_cli_async
 from tests.engine.conftest import sandbox_stats
+from tests.state_backends import StateBackend, sqlite_backend
 
 
-def job_text(base_url: str, site_id: str, source: str, *, extra: str = "") -> str:
-    return f"""
+def job_text(
+    base_url: str, site_id: str, source: str, *, extra: str = "", state: StateBackend | None = None
+) -> str:
+    return (
+        (state.toml() if state is not None else "")
+        + f"""
 [destination]
 api = "{base_url}"
 site_id = "{site_id}"
@@ -47,6 +53,7 @@ pages = {{ source = "pages", transforms = ["number"] }}
 singular_name = "Book"
 fields = {{ source-key = "PlainText", pages = "Number" }}
 """
+    )
 
 
 CSV_SOURCE = '{ type = "csv", path = "books.csv", key = "id" }'
@@ -68,8 +75,11 @@ async def items(sandbox: Sandbox, collection_id: str, *, live: bool = False) -> 
         return [i async for i in client.iter_items(collection_id, live=live)]
 
 
-def collection_id(job_dir: Path) -> str:
-    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+def collection_id(job_dir: Path, state: StateBackend | None = None) -> str:
+    """The collection id the log of ``job_dir/job.toml`` holds for books."""
+    if state is None:
+        state = sqlite_backend()
+    with state.open_log(job_dir / "job.toml") as log:
         found = log.bindings.collection_id("books")
     assert found
     return found
@@ -80,13 +90,13 @@ async def writes(sandbox: Sandbox) -> int:
 
 
 async def test_items_made_by_someone_else_are_adopted_not_duplicated(
-    sandbox: Sandbox, job_dir: Path
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(3))
     assert (await run_job(load_job(path))).exit_code == 0
-    target = collection_id(job_dir)
+    target = collection_id(job_dir, state_backend)
     # Someone adds items by hand; then the job is set up afresh (its state folder lost).
     async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
         await client.create_items(
@@ -98,9 +108,7 @@ async def test_items_made_by_someone_else_are_adopted_not_duplicated(
             live=True,
         )
     write_books(job_dir / "books.csv", books(6))
-    import shutil
-
-    shutil.rmtree(job_dir / "job")
+    state_backend.forget(path)
 
     summary = await run_job(load_job(path))
 
@@ -118,7 +126,7 @@ async def test_items_made_by_someone_else_are_adopted_not_duplicated(
 
 
 async def test_vanished_records_are_archived_within_the_cap_and_come_back(
-    sandbox: Sandbox, job_dir: Path
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
     path.write_text(
@@ -127,11 +135,12 @@ async def test_vanished_records_are_archived_within_the_cap_and_come_back(
             sandbox.site_id,
             CSV_SOURCE,
             extra='deletions = "archive"\nmax_delete_share = 0.1',
+            state=state_backend,
         )
     )
     write_books(job_dir / "books.csv", books(100))
     assert (await run_job(load_job(path))).exit_code == 0
-    target = collection_id(job_dir)
+    target = collection_id(job_dir, state_backend)
 
     # Half the source is gone: a broken export. Nothing may be removed.
     write_books(job_dir / "books.csv", books(50))
@@ -148,7 +157,7 @@ async def test_vanished_records_are_archived_within_the_cap_and_come_back(
     assert archived.collections["books"]["archived"] == 5
     live = await items(sandbox, target, live=True)
     assert sorted(int(i.field_data["source-key"]) for i in live) == list(range(95))
-    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+    with state_backend.open_log(path) as log:
         assert log.counts()["books"] == {"done": 95, "archived": 5}
 
     # One comes back.
@@ -157,22 +166,22 @@ async def test_vanished_records_are_archived_within_the_cap_and_come_back(
     assert back.exit_code == 0, back.as_dict()
     live = await items(sandbox, target, live=True)
     assert len(live) == 96
-    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+    with state_backend.open_log(path) as log:
         assert log.counts()["books"] == {"done": 96, "archived": 4}
 
 
 async def test_records_gone_from_the_source_are_named_when_the_job_keeps_their_items(
-    sandbox: Sandbox, job_dir: Path
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
     # No deletions line: "keep" is the default, and what `flowport init` writes.
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(10))
     first = await run_job(load_job(path))
     assert first.exit_code == 0, first.as_dict()
     assert "removed_kept" not in first.collections["books"]
     assert first.removals == {}
-    target = collection_id(job_dir)
+    target = collection_id(job_dir, state_backend)
 
     write_books(job_dir / "books.csv", books(7))
     plan = await run_job(load_job(path), dry_run=True)
@@ -206,15 +215,21 @@ async def test_records_gone_from_the_source_are_named_when_the_job_keeps_their_i
 
 
 async def test_delete_policy_removes_items_and_an_unreadable_source_removes_nothing(
-    sandbox: Sandbox, job_dir: Path
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
     path.write_text(
-        job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, extra='deletions = "delete"')
+        job_text(
+            sandbox.base_url,
+            sandbox.site_id,
+            CSV_SOURCE,
+            extra='deletions = "delete"',
+            state=state_backend,
+        )
     )
     write_books(job_dir / "books.csv", books(40))
     assert (await run_job(load_job(path))).exit_code == 0
-    target = collection_id(job_dir)
+    target = collection_id(job_dir, state_backend)
 
     # A malformed row: its key is unknown, so nothing missing may be taken as deleted.
     with (job_dir / "books.csv").open("a", encoding="utf-8") as handle:
@@ -235,7 +250,7 @@ async def test_delete_policy_removes_items_and_an_unreadable_source_removes_noth
 
 
 async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful_run(
-    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = job_dir / "books.sqlite"
     with sqlite3.connect(database) as db:
@@ -252,7 +267,15 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
         'cursor_column = "updated_at" }'
     )
     path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, extra="incremental = true"))
+    path.write_text(
+        job_text(
+            sandbox.base_url,
+            sandbox.site_id,
+            source,
+            extra="incremental = true",
+            state=state_backend,
+        )
+    )
     first = await run_job(load_job(path))
     assert first.collections["books"]["created"] == 60
 
@@ -274,7 +297,7 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
 
 
 async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor_again(
-    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = job_dir / "books.sqlite"
     with sqlite3.connect(database) as db:
@@ -291,7 +314,15 @@ async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor
         'cursor_column = "updated_at" }'
     )
     path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, extra="incremental = true"))
+    path.write_text(
+        job_text(
+            sandbox.base_url,
+            sandbox.site_id,
+            source,
+            extra="incremental = true",
+            state=state_backend,
+        )
+    )
     assert (await run_job(load_job(path))).collections["books"]["created"] == 20
 
     # Changes the cursor cannot see: a row edited without touching updated_at, a row removed.
@@ -310,9 +341,11 @@ async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor
         "removed_kept": 1,
     }
     assert finished["removals"] == {"books": ["5"]}
-    names = {i.field_data["name"] for i in await items(sandbox, collection_id(job_dir))}
+    names = {
+        i.field_data["name"] for i in await items(sandbox, collection_id(job_dir, state_backend))
+    }
     assert "Book 3, quietly fixed" in names
-    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+    with state_backend.open_log(path) as log:
         assert log.cursor("books") == "2026-01-01T00:00:19"
 
     # The next run is incremental again, from the committed cursor.
@@ -321,7 +354,7 @@ async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor
 
 
 async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_wins(
-    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = job_dir / "books.sqlite"
     with sqlite3.connect(database) as db:
@@ -336,14 +369,16 @@ async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_w
         'ORDER BY n", key = "id" }'
     )
     path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, state=state_backend))
 
     summary = await run_job(load_job(path))
 
     assert summary.collections["books"] == {"created": 5, "failed": 1}
-    names = sorted(i.field_data["name"] for i in await items(sandbox, collection_id(job_dir)))
+    names = sorted(
+        i.field_data["name"] for i in await items(sandbox, collection_id(job_dir, state_backend))
+    )
     assert names == [f"Book {n}" for n in range(5)]
-    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+    with state_backend.open_log(path) as log:
         (failure,) = log.in_state("books", "failed")
     assert failure.key == "3~row 6"
     assert failure.last_error == (
@@ -352,10 +387,10 @@ async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_w
 
 
 async def test_plan_says_what_a_run_would_do_and_writes_nothing(
-    sandbox: Sandbox, job_dir: Path
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(250))
 
     plan = await run_job(load_job(path), dry_run=True)
@@ -364,6 +399,7 @@ async def test_plan_says_what_a_run_would_do_and_writes_nothing(
     assert "would create collection Books" in plan.notes
     assert await writes(sandbox) == 0
     assert not (job_dir / "job").exists()
+    assert not state_backend.has_state(path)
 
     assert (await run_job(load_job(path))).exit_code == 0
     changed = books(250)
@@ -386,10 +422,10 @@ async def test_plan_says_what_a_run_would_do_and_writes_nothing(
 
 
 async def test_a_changed_mapping_rewrites_items_whose_records_did_not_change(
-    sandbox: Sandbox, job_dir: Path
+    sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
     path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE))
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
     write_books(job_dir / "books.csv", books(30))
     assert (await run_job(load_job(path))).exit_code == 0
     assert (await run_job(load_job(path))).collections == {"books": {"unchanged": 30}}
@@ -400,5 +436,7 @@ async def test_a_changed_mapping_rewrites_items_whose_records_did_not_change(
     )
     rerun = await run_job(load_job(path))
     assert rerun.collections == {"books": {"updated": 30}}
-    names = {i.field_data["name"] for i in await items(sandbox, collection_id(job_dir))}
+    names = {
+        i.field_data["name"] for i in await items(sandbox, collection_id(job_dir, state_backend))
+    }
     assert names == {f"Book {i} (2nd ed.)" for i in range(30)}

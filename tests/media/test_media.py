@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anyio
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 from flowport.base.models import AssetUpload
 from flowport.pipeline.media import (
     AssetIntent,
+    HostPace,
     InMemoryAssetLedger,
     MediaFailure,
     MediaKind,
@@ -323,3 +325,30 @@ async def test_an_asset_whose_record_was_lost_is_found_in_the_site_not_made_agai
     assert isinstance(other, Uploaded)
     assert other.asset_id != first.asset_id
     assert len(site_assets(sandbox)) == 2
+
+
+async def test_the_old_site_is_asked_at_its_pace_not_the_pools(
+    sandbox: Sandbox, client: WebflowClient, image_host: ImageHost
+) -> None:
+    for n in range(12):
+        image_host.files[f"/p/{n}.png"] = (png(5, 5, shade=n), "image/png")
+    # 4 a second to the old site: a burst of 4, then one every quarter second.
+    async with uploader(client, sandbox, downloads_per_second=4.0) as media:
+        started = time.monotonic()
+        async with anyio.create_task_group() as group:
+            for n in range(12):
+                group.start_soon(media.upload, image_host.url(f"/p/{n}.png"))
+        took = time.monotonic() - started
+    assert sum(image_host.hits.values()) == 12
+    assert took >= (12 - 4) / 4 * 0.9, took
+
+
+async def test_a_slow_pace_below_one_a_second_still_paces() -> None:
+    pace = HostPace(2.0 / 3.0)
+    started = time.monotonic()
+    for _ in range(2):
+        await pace.wait("http://old.example/a.png")
+    # One request each 1.5 s: the second waits for the first's slot to drain.
+    assert time.monotonic() - started >= 1.35
+    await pace.wait("http://other.example/b.png")  # another host: its own pace, no wait
+    assert time.monotonic() - started < 2.5
