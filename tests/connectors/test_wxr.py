@@ -445,6 +445,7 @@ async def test_a_long_export_is_read_in_flat_memory(tmp_path: Path) -> None:
     path = tmp_path / "long.xml"
     _long_export(path, 20_000)
     source = WxrSource(path, kind="post")
+    assert isinstance(source, Source)  # its records() is the protocol's async generator
     tracemalloc.start()
     try:
         held: list[int] = []
