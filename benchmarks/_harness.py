@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -262,7 +261,9 @@ def compile_project() -> None:
 def run_flowport(
     *args: str, folder: Path, profile: Path | None = None, timeout: float | None = None
 ) -> CliRun:
-    """Run the real CLI as a child; its CPU time and peak RSS are its own (``os.wait4``).
+    """Run the real CLI as a child; its CPU time and peak RSS are its own (``os.wait4`` in
+    ``_measured_child.py``, a small launcher: a child started from this process, grown by the
+    benchmarks before, would carry this process's peak RSS into its own figure).
 
     Past ``timeout`` seconds the child gets SIGTERM (SIGKILL 30 s later): the benchmark always
     stops, and the figures up to that point are still read (``timed_out`` says so).
@@ -275,19 +276,14 @@ def run_flowport(
         command = [CHILD_PYTHON, "-m", "cProfile", "-o", str(profile), FLOWPORT, *args]
     env = {**os.environ, BENCH_TOKEN_ENV: TOKEN}
     stdout_path, stderr_path = folder / "cli.stdout", folder / "cli.stderr"
+    measured = folder / "cli.measured.json"
+    launcher = [CHILD_PYTHON, str(Path(__file__).with_name("_measured_child.py"))]
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        began = time.perf_counter()
-        process = subprocess.Popen(command, cwd=folder, env=env, stdout=out, stderr=err)
-        stopped = threading.Event()
-        watchdog = threading.Thread(
-            target=_stop_after, args=(process.pid, timeout, stopped), daemon=True
-        )
-        if timeout is not None:
-            watchdog.start()
-        _, status, usage = os.wait4(process.pid, 0)
-        stopped.set()
-        wall = time.perf_counter() - began
-        process.returncode = os.waitstatus_to_exitcode(status)
+        subprocess.run(
+            [*launcher, str(measured), str(timeout or 0), *command],
+            cwd=folder, env=env, stdout=out, stderr=err, check=True,
+        )  # fmt: skip
+    figures = json.loads(measured.read_text(encoding="utf-8"))
     events: list[dict[str, Any]] = []
     for line in stdout_path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.startswith("{"):
@@ -295,24 +291,15 @@ def run_flowport(
                 events.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-    # ru_maxrss is in KiB on Linux.
     return CliRun(
-        exit_code=process.returncode,
-        wall_seconds=wall,
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        exit_code=int(figures["exit_code"]),
+        wall_seconds=float(figures["wall_seconds"]),
+        cpu_seconds=float(figures["cpu_seconds"]),
+        peak_rss_mb=float(figures["peak_rss_mb"]),
         events=events,
         stderr=stderr_path.read_text(encoding="utf-8", errors="replace"),
-        timed_out=timeout is not None and wall >= timeout,
+        timed_out=bool(figures["timed_out"]),
     )
-
-
-def _stop_after(pid: int, timeout: float, finished: threading.Event) -> None:
-    if finished.wait(timeout):
-        return
-    os.kill(pid, signal.SIGTERM)
-    if not finished.wait(30):
-        os.kill(pid, signal.SIGKILL)
 
 
 _REFERENCE_WORKLOAD = """

@@ -26,12 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_budgets
 import bench_celery_resume
+import bench_item_limit
 import bench_media
 import bench_memory
 import bench_rerun
 import bench_saturation
+import bench_shapes_memory
 import bench_sdk
 import bench_throughput
+import bench_wordpress_first_run
 from _harness import CHILD_PYTHON, REPO, prepared_job, reference_cpu_seconds
 
 __all__ = ["BENCHMARKS", "main"]
@@ -152,6 +155,9 @@ BENCHMARKS: dict[str, Callable[[bool, bool, dict[str, Any]], dict[str, Any]]] = 
     "media": lambda quick, _p, _r: bench_media.run(quick, None),
     "budgets": lambda quick, _p, _r: bench_budgets.run(quick),
     "celery_resume": lambda quick, _p, _r: bench_celery_resume.run(quick),
+    "item_limit": lambda quick, _p, _r: bench_item_limit.run(quick),
+    "wordpress_first_run": lambda quick, _p, _r: bench_wordpress_first_run.run(quick),
+    "shapes_memory": lambda quick, _p, _r: bench_shapes_memory.run(quick),
 }
 
 
@@ -175,6 +181,7 @@ def table(results: dict[str, Any]) -> list[Row]:
             )
         )
     rows.extend(_budget_rows(results.get("budgets")))
+    rows.extend(_issue_16_rows(results))
     saturation = results.get("saturation")
     if saturation:
         for mode in saturation["modes"]:
@@ -317,6 +324,55 @@ def table(results: dict[str, Any]) -> list[Row]:
                     "-",
                 )
             )
+    return rows
+
+
+def _issue_16_rows(results: dict[str, Any]) -> list[Row]:
+    """The item limit, the WordPress preset's first run and memory in every job shape."""
+    rows: list[Row] = []
+    for figures in results.get("item_limit", {}).get("runs", []):
+        rows.append(
+            (
+                f"item limit {figures['item_limit']:,}, {figures['rows']:,} rows, "
+                f"{figures['concurrency']} in flight",
+                f"{figures['create_requests_refused']} create requests refused after the limit; "
+                f"created {figures['created']:,}, failed {figures['failed']:,}, "
+                f"{figures['requests']} requests, {figures['wall_seconds']} s, "
+                f"exit {figures['exit_code']}",
+                "<= 1 per collection",
+                _yes(figures["met"]),
+            )
+        )
+    first_run = results.get("wordpress_first_run")
+    if first_run and "error" in first_run:
+        rows.append(("wordpress first run", first_run["error"][:100], "-", "NO"))
+    elif first_run:
+        rows.append(
+            (
+                f"wordpress first run ({first_run['collections']} collections, 120/min)",
+                f"{first_run['setup_requests']} setup requests "
+                f"({first_run['fields_added_after_create']} self-references added after), "
+                f"{first_run['requests']} requests, {first_run['wall_seconds']} s, "
+                f"{first_run['created']} created",
+                f"<= {first_run['setup_target']} setup",
+                _yes(first_run["met"]),
+            )
+        )
+    shapes = results.get("shapes_memory")
+    for shape, figures in (shapes or {}).get("shapes", {}).items():
+        peaks = ", ".join(
+            f"{size['peak_rss_mb']:.0f} MB at {size['rows']:,}" for size in figures["sizes"]
+        )
+        largest = figures["sizes"][-1]["peak_rss_mb"]
+        growth = figures["growth_largest_over_smallest"]
+        rows.append(
+            (
+                f"peak RSS, plan, {shape}",
+                f"{peaks}; growth {growth}",
+                "<= 250 MB, <= 1.3",
+                _yes(figures["complete"] and largest <= 250 and growth <= 1.3),
+            )
+        )
     return rows
 
 

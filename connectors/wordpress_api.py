@@ -4,6 +4,12 @@
 - Discovery: ``/wp-json/``, or ``/?rest_route=/`` when pretty permalinks are off (found on a
   404, or a 2xx that is not JSON), once per client; :meth:`WordPressApi.discover` returns the
   index so a caller that needs it (the site's name, home, routes) asks once.
+- Once per site per run: inside :func:`one_discovery_per_site` (a run, a plan, ``validate``,
+  ``init``), every client of one site and login shares what the site told the first one: the
+  index and route style, that the application password was accepted, and the ``types`` and
+  ``taxonomies`` listings. A run opens each collection's source several times (the check before
+  the first write, the link map, the read) and each read opens a client: without the scope, a
+  five-collection WordPress job asked for the index 20 times and ``users/me`` 15 times.
 - Auth: an application password (Basic auth), named by env vars, kept out of every repr, log
   line and message. WordPress 6.1 answers a *wrong* one as if no credentials were sent, so
   :meth:`WordPressApi.check_credentials` asks ``users/me``.
@@ -20,12 +26,14 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
@@ -42,6 +50,7 @@ __all__ = [
     "WordPressApi",
     "WordPressRefused",
     "application_password_from_env",
+    "one_discovery_per_site",
 ]
 
 log = logging.getLogger("flowport.connectors.wordpress_api")
@@ -100,6 +109,58 @@ def application_password_from_env(
             fix=f"export {missing}=... (the password is an application password)",
         )
     return ApplicationPassword(user, password, source=f"{user_env}/{password_env}")
+
+
+@dataclass
+class _SiteFacts:
+    """What a site told a client, kept for the next client of the same site and login."""
+
+    index: Mapping[str, Any] | None = None
+    #: The ``_fields`` the index was read with (None: the whole index).
+    index_fields: str | None = None
+    style: Literal["pretty", "query"] = "pretty"
+    credentials_accepted: bool = False
+    listings: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Made on first use inside a running loop: two readers starting at once discover once.
+    lock: anyio.Lock | None = None
+
+    def guard(self) -> anyio.Lock:
+        if self.lock is None:
+            self.lock = anyio.Lock()
+        return self.lock
+
+
+#: (site, api style, login digest) -> facts, inside :func:`one_discovery_per_site`; None outside.
+_SHARED_FACTS: ContextVar[dict[tuple[str, str, str], _SiteFacts] | None] = ContextVar(
+    "flowport_wordpress_site_facts", default=None
+)
+
+
+@contextmanager
+def one_discovery_per_site() -> Iterator[None]:
+    """Within the block, the clients of one site (and one login) discover it once between them.
+
+    A scope rather than a cache on the module: a long-lived process (a scheduler running the
+    job every night) must learn the site again each run, as its permalinks or plugins change.
+    """
+    token = _SHARED_FACTS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_FACTS.reset(token)
+
+
+def _facts_for(
+    site: str, api_style: ApiStyle, credentials: ApplicationPassword | None
+) -> _SiteFacts:
+    facts = _SiteFacts(style="query" if api_style == "query" else "pretty")
+    shared = _SHARED_FACTS.get()
+    if shared is None:
+        return facts
+    # A digest of the login, not its name: another password for the same user is another
+    # reader, whose index (and whether it was accepted) must not be taken from this one.
+    login = hashlib.sha256(credentials.header().encode()).hexdigest() if credentials else ""
+    return shared.setdefault((site, api_style, login), facts)
 
 
 class NoApiHere(Exception):
@@ -172,10 +233,9 @@ class WordPressApi:
         self._session = session
         self._credentials = credentials
         self._api_style = api_style
-        self._style: Literal["pretty", "query"] = "query" if api_style == "query" else "pretty"
         self._max_attempts = max_attempts
         self._backoff_seconds = backoff_seconds
-        self._index: Mapping[str, Any] | None = None
+        self._facts = _facts_for(site, api_style, credentials)
         self.site = site
 
     @classmethod
@@ -208,37 +268,64 @@ class WordPressApi:
             )
 
     def _target(self, route: str, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-        if self._style == "pretty":
+        if self._facts.style == "pretty":
             return f"{self.site}/wp-json{route}", dict(params)
         return f"{self.site}/", {"rest_route": route, **params}
 
     async def discover(self, fields: str | None = "namespaces") -> Mapping[str, Any]:
-        """The REST index (only ``fields`` of it, None for all), found once per client: later
-        calls answer what the first one read, whatever ``fields`` they name."""
-        if self._index is not None:
-            return self._index
+        """The REST index (only ``fields`` of it, None for all), found once per client (once
+        per site inside :func:`one_discovery_per_site`): later calls answer what the first one
+        read, unless they ask for more of it than that read asked for."""
+        facts = self._facts
+        async with facts.guard():
+            known = facts.index is not None and facts.index_fields in (None, fields)
+            if facts.index is None or not known:
+                facts.index = await self._read_index(fields)
+                facts.index_fields = fields
+            return facts.index
+
+    async def _read_index(self, fields: str | None) -> Mapping[str, Any]:
         params = {"_fields": fields} if fields else {}
+        if self._facts.index is not None:  # the style is known: only more of the index is asked
+            index, _ = await self.get("/", params)
+            return index if isinstance(index, Mapping) else {}
         try:
             index, _ = await self.get("/", params)
         except NoApiHere as pretty_failure:
             if self._api_style != "auto":
                 raise SourceError(f"{self.site}: no WordPress REST API: {pretty_failure}") from None
-            self._style = "query"
+            self._facts.style = "query"
             try:
                 index, _ = await self.get("/", params)
             except NoApiHere as query_failure:
+                self._facts.style = "pretty"
                 raise SourceError(
                     f"{self.site}: no WordPress REST API found: /wp-json/ gave "
                     f"{pretty_failure}; /?rest_route=/ gave {query_failure}"
                 ) from None
             log.info("%s: pretty permalinks are off; using ?rest_route=", self.site)
-        self._index = index if isinstance(index, Mapping) else {}
-        return self._index
+        return index if isinstance(index, Mapping) else {}
+
+    async def listing(self, route: str) -> Mapping[str, Any]:
+        """A route answering one object that does not change during a run (``/wp/v2/types``,
+        ``/wp/v2/taxonomies``), read once per client, or per site inside the scope."""
+        facts = self._facts
+        async with facts.guard():
+            if route not in facts.listings:
+                body, _ = await self.get(route, {})
+                facts.listings[route] = body if isinstance(body, Mapping) else {}
+            return facts.listings[route]
 
     async def check_credentials(self) -> None:
         """Stop when WordPress did not accept the application password (see the docstring)."""
         if self._credentials is None:
             return
+        async with self._facts.guard():
+            if not self._facts.credentials_accepted:
+                await self._ask_who_i_am(self._credentials)
+                self._facts.credentials_accepted = True
+
+    async def _ask_who_i_am(self, credentials: ApplicationPassword) -> None:
         try:
             await self.get("/wp/v2/users/me", {"context": "edit", "_fields": "id,username"})
         except WordPressRefused as exc:
@@ -246,7 +333,7 @@ class WordPressApi:
                 raise
             raise SourceError(
                 f"{self.site}: WordPress did not accept the application password of "
-                f"user {self._credentials.user!r} (from {self._credentials.source}): users/me "
+                f"user {credentials.user!r} (from {credentials.source}): users/me "
                 f"answered {exc}. WordPress treats a wrong application password as no login at "
                 "all, so reading on would silently miss drafts and private content."
             ) from None

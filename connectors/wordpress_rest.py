@@ -443,6 +443,8 @@ class WordPressRestSource:
         self._name = f"wordpress:{parts.netloc}{parts.path}/{config.resource}"
         #: X-WP-Total of the last read, as WordPress reported it.
         self.reported_total: int | None = None
+        #: X-WP-Total of each read this source made, by its query (see ``estimated_total``).
+        self._totals: dict[frozenset[tuple[str, str]], int] = {}
 
     def __repr__(self) -> str:
         return f"WordPressRestSource({self._name!r})"
@@ -520,15 +522,27 @@ class WordPressRestSource:
                         yield record
 
     async def estimated_total(self, since: str | None = None) -> int | None:
-        """What WordPress reports in ``X-WP-Total`` for the same read, from a one-item page."""
+        """What WordPress reports in ``X-WP-Total`` for the same read: from a read this source
+        already made of it (the check before the first write reads its first page), else
+        from a one-item page."""
         since_at = parse_since(since) if since is not None else None
+        if self._shape is not None:
+            if since_at is not None and self._shape in ("term", "user", "comment"):
+                return None
+            known = self._totals.get(_count_query(self._params(self._shape, since_at)))
+            if known is not None:
+                return known
         config = self._config
         async with self._api() as api:
             await api.discover()
             shape, _taxonomy = await self._resolve(api)
             if since_at is not None and shape in ("term", "user", "comment"):
                 return None
-            params = {**self._params(shape, since_at), "per_page": "1"}
+            params = self._params(shape, since_at)
+            known = self._totals.get(_count_query(params))
+            if known is not None:
+                return known
+            params = {**params, "per_page": "1"}
             params.pop("_embed", None)
             page = await api.page(f"/wp/v2/{config.resource}", params, 1)
             return page.total
@@ -596,12 +610,12 @@ class WordPressRestSource:
         if self._shape is not None:
             return self._shape, self._taxonomy
         resource = self._config.resource
-        types, _ = await self._get_listing(api, "/wp/v2/types")
+        types = await self._get_listing(api, "/wp/v2/types")
         for slug, info in types.items():
             if isinstance(info, Mapping) and info.get("rest_base") == resource:
                 self._shape = "media" if slug == "attachment" else "post"
                 return self._shape, None
-        taxonomies, _ = await self._get_listing(api, "/wp/v2/taxonomies")
+        taxonomies = await self._get_listing(api, "/wp/v2/taxonomies")
         for slug, info in taxonomies.items():
             if isinstance(info, Mapping) and info.get("rest_base") == resource:
                 self._shape, self._taxonomy = "term", str(slug)
@@ -617,14 +631,11 @@ class WordPressRestSource:
         )
 
     @staticmethod
-    async def _get_listing(
-        api: WordPressApi, route: str
-    ) -> tuple[Mapping[str, Any], Mapping[str, str]]:
+    async def _get_listing(api: WordPressApi, route: str) -> Mapping[str, Any]:
         try:
-            body, headers = await api.get(route, {})
+            return await api.listing(route)
         except NoApiHere as exc:
             raise SourceError(f"{api.site} {route}: {exc}") from None
-        return (body if isinstance(body, Mapping) else {}), headers
 
     async def _term_slugs(self, api: WordPressApi, route: str) -> dict[int, str]:
         # Terms name their parent by id, which means nothing on another site: map it to a slug.
@@ -646,6 +657,8 @@ class WordPressRestSource:
         first = await api.page(route, params, 1)
         if record_total:
             self.reported_total = first.total
+            if first.total is not None:
+                self._totals[_count_query(params)] = first.total
         yield 1, first.items
         per_page = int(params.get("per_page", "10"))
         if first.total_pages is None:
@@ -712,6 +725,11 @@ class WordPressRestSource:
             return SourceRecord(user["slug"], user, None, position)
         except (TypeError, ValueError, KeyError) as exc:
             return RecordError(position, f"unreadable item: {type(exc).__name__}: {exc}", position)
+
+
+def _count_query(params: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    """What decides a read's X-WP-Total: its filters, not its page size or embedding."""
+    return frozenset((k, v) for k, v in params.items() if k not in ("per_page", "_embed"))
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -1350,6 +1350,21 @@ class WebflowEdits(_Part):
         ).fetchone()
         return str(row[0]) if row and row[0] is not None else None
 
+    def newest_write(self, collection: str) -> str | None:
+        """The latest ``lastUpdated`` of flowport's writes the log holds for the collection."""
+        row = self._db.execute(
+            "SELECT max(webflow_updated) FROM items WHERE collection = ?", (collection,)
+        ).fetchone()
+        return str(row[0]) if row and row[0] is not None else None
+
+    def writes_since(self, collection: str, since: str) -> int:
+        """How many of the collection's items flowport last wrote at or after ``since``."""
+        row = self._db.execute(
+            "SELECT count(*) FROM items WHERE collection = ? AND webflow_updated >= ?",
+            (collection, since),
+        ).fetchone()
+        return int(row[0])
+
     def record(self, collection: str, edits: Mapping[str, str]) -> None:
         """``edits``: source key -> the edit as JSON, kept until flowport writes the item."""
         self._write_many(

@@ -4,7 +4,8 @@ A missing or empty file, a key column that is not in the header, a wrong WordPre
 URL that is not WordPress would otherwise be found after the run created collections and fields
 on the site. Here each source is opened once, asked for its first record (and to check itself,
 where it can do that more cheaply or more strictly: a hostile XML prolog), and kept open for the
-run, so a source's discovery (a WordPress site's index) is not done twice.
+run. The sources of one WordPress site share one discovery of it (its index, the login check)
+for the whole run: see :func:`flowport.connectors.wordpress_api.one_discovery_per_site`.
 
 A source that hangs fails within ``[run] source_check_seconds``, naming the collection, the
 source and the setting; the read itself then meets no second wait.
@@ -21,6 +22,7 @@ import anyio
 
 from flowport.base.errors import SourceError
 from flowport.connectors import CheckedSource, Source
+from flowport.connectors.wordpress_api import one_discovery_per_site
 from flowport.pipeline.jobfile import Job
 
 __all__ = ["check_source", "open_and_check_sources", "source_problems"]
@@ -64,13 +66,14 @@ async def source_problems(job: Job, *, files_only: bool = False) -> list[str]:
     """What ``validate`` says of the sources, one line each, writing nothing: every source (or,
     offline, every source read from a local file) opened and asked for its first record."""
     problems: list[str] = []
-    for name in job.write_order():
-        config = job.collections[name].source
-        if files_only and not isinstance(getattr(config, "path", None), Path):
-            continue
-        source = config.open(base_dir=job.base_dir, env=os.environ)
-        try:
-            await check_source(name, source, since=None, seconds=job.run.source_check_seconds)
-        except SourceError as error:
-            problems.append(str(error))
+    with one_discovery_per_site():
+        for name in job.write_order():
+            config = job.collections[name].source
+            if files_only and not isinstance(getattr(config, "path", None), Path):
+                continue
+            source = config.open(base_dir=job.base_dir, env=os.environ)
+            try:
+                await check_source(name, source, since=None, seconds=job.run.source_check_seconds)
+            except SourceError as error:
+                problems.append(str(error))
     return problems

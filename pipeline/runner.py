@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from flowport.base.errors import AuthError, ConfigError, FatalError, RetriableError
 from flowport.base.models import CollectionSchema
+from flowport.connectors.wordpress_api import one_discovery_per_site
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.links import SiteLinks, collect_links, write_redirects
@@ -150,16 +151,18 @@ async def run_job(
         checkpoint.start_scratch()
         run_id = 0 if dry_run else checkpoint.begin_run()
         try:
-            await _run(
-                job,
-                checkpoint,
-                run_id,
-                summary,
-                sink,
-                dry_run=dry_run,
-                full_read=full_read,
-                rehome=rehome,
-            )
+            # The sources of one WordPress site (checked, mapped for links, read) learn it once.
+            with one_discovery_per_site():
+                await _run(
+                    job,
+                    checkpoint,
+                    run_id,
+                    summary,
+                    sink,
+                    dry_run=dry_run,
+                    full_read=full_read,
+                    rehome=rehome,
+                )
         except ConfigError as error:
             # A bad job found once the target was read: the caller reports it as one (exit 2).
             summary.aborted = str(error)

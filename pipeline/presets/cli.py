@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from flowport.base.errors import ConfigError, FatalError
+from flowport.connectors.wordpress_api import one_discovery_per_site
 from flowport.pipeline.jobfile import Job, load_job
 from flowport.pipeline.logging import redact
 from flowport.pipeline.presets.wordpress import (
@@ -156,7 +157,9 @@ def register(app: typer.Typer) -> None:
             if path.exists() and not force:
                 _fail(_EXIT_BAD_ARGUMENTS, f"error: {path} exists (pass --force to replace it)")
         target = _Target(out, csv_path, target_api, site_id, token_env, comments)
-        _init_wordpress(_scanned(source, user_env, password_env), target)
+        # The scan and the redirects' read of every collection learn the site once.
+        with one_discovery_per_site():
+            _init_wordpress(_scanned(source, user_env, password_env), target)
 
     app.add_typer(init_app, name="init")
 

@@ -455,7 +455,7 @@ async def _rest_types(api: WordPressApi, index: Mapping[str, Any]) -> tuple[Post
         found = {"post": ("posts", None, None), "page": ("pages", None, None)}
         return _post_types(found)
     try:
-        answer, _ = await api.get("/wp/v2/types", {})
+        answer = await api.listing("/wp/v2/types")
     except NoApiHere as exc:
         raise SourceError(f"{api.site} /wp/v2/types: {exc}") from None
     for name, info in answer.items() if isinstance(answer, Mapping) else ():

@@ -17,7 +17,7 @@ next stage in turn.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -35,7 +35,7 @@ from flowport.pipeline.media import MediaProbe, MediaUploader
 from flowport.pipeline.stages.assets import AssetCounts, AssetStage
 from flowport.pipeline.stages.claims import CheckpointSlugs
 from flowport.pipeline.stages.cursor import IncrementalCursor
-from flowport.pipeline.stages.edits import EditCheck, find_webflow_edits
+from flowport.pipeline.stages.edits import EditCheck, UnlistedWindow, find_webflow_edits
 from flowport.pipeline.stages.executors import Executor
 from flowport.pipeline.stages.finish import finish_collection
 from flowport.pipeline.stages.mapping import LocaleMappers, MappedChunk, MapStage
@@ -127,6 +127,7 @@ class CollectionRun:
         decide = DecideStage(
             name, self.checkpoint, self.executor, self.summary, self.sink, foreign,
             edits=edits.found, policy=self.job.conflict_policy(name),
+            before_updates=self.unlisted_edits(edits) if edits.unlisted else None,
         )  # fmt: skip
         self.sink.collection_started(name, await self.estimated_total(source, cursor.since))
         await self.run_stages(read, mapping, decide)
@@ -144,6 +145,19 @@ class CollectionRun:
             unreadable=read.unreadable,
             partial=isinstance(source, PartialSource) and source.partial,
         )
+
+    def unlisted_edits(self, check: EditCheck) -> Callable[[list[str]], Awaitable[None]]:
+        """What the decide stage awaits before records that would update items flowport wrote:
+        their edits in the window the check left unlisted, found and kept in the log."""
+        window = UnlistedWindow(self.writer.api, self.checkpoint, self.name, self.schema.id, check)
+
+        async def look(item_ids: list[str]) -> None:
+            before = len(check.found), check.unlisted
+            await window.before_updates(item_ids)
+            if (len(check.found), check.unlisted) != before:
+                self.executor.record_webflow_edits(self.name, check)
+
+        return look
 
     def say_edits(self, webflow_only: int) -> None:
         """Items changed in Webflow: those whose record did not change (nothing written, but

@@ -31,6 +31,7 @@ from flowport.pipeline.writer import Target
 
 __all__ = [
     "REFERENCES_PENDING",
+    "WRITTEN_STATES",
     "Action",
     "ConflictPolicy",
     "Decision",
@@ -52,6 +53,7 @@ REFERENCES_PENDING = "~references-pending"
 _REMOVED = ("archived", "unpublished")
 #: States of an item that exists in Webflow with the content its hash says.
 _WRITTEN = ("done", "staged")
+WRITTEN_STATES = _WRITTEN
 
 
 class Action(enum.StrEnum):

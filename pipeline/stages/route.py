@@ -8,7 +8,7 @@ for every item to exist go to the second pass's table in the run's scratch, on d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -28,6 +28,7 @@ from flowport.pipeline.file_values import file_name_of
 from flowport.pipeline.jobfile import ConflictPolicy
 from flowport.pipeline.logging import ProgressSink
 from flowport.pipeline.stages.decide import (
+    WRITTEN_STATES,
     Action,
     Decision,
     Proposal,
@@ -97,6 +98,22 @@ class _Outcomes:
 SUMMARY_CONFLICTS = 20
 
 
+def _written_items_to_update(chunk: MappedChunk) -> list[str]:
+    """The Webflow ids of the chunk's records that changed since flowport wrote their items:
+    the only records whose decision an edit made in Webflow can change."""
+    ids: list[str] = []
+    for proposal in chunk.proposals:
+        stored = chunk.states.get(proposal.key)
+        if (
+            stored is not None
+            and stored.webflow_id
+            and stored.state in WRITTEN_STATES
+            and stored.content_hash != proposal.digest
+        ):
+            ids.append(stored.webflow_id)
+    return ids
+
+
 class DecideStage:
     def __init__(
         self,
@@ -109,6 +126,7 @@ class DecideStage:
         *,
         edits: Mapping[str, WebflowEdit] | None = None,
         policy: ConflictPolicy = "report",
+        before_updates: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.collection = collection
         self.checkpoint = checkpoint
@@ -117,10 +135,13 @@ class DecideStage:
         self.sink = sink
         self.foreign = foreign
         #: Edits made in Webflow that this run's check found (the log keeps earlier ones).
-        self.edits = edits or {}
+        self.edits = edits if edits is not None else {}  # shared: it grows as windows are read
         self.policy: ConflictPolicy = policy
         #: Keys whose edit in Webflow met a change in the source in this run.
         self.conflicted: set[str] = set()
+        #: Awaited with the Webflow ids of a chunk's records that would update items flowport
+        #: wrote, before they are decided: edits the check left unlisted join ``edits``.
+        self.before_updates = before_updates
 
     async def run(
         self,
@@ -129,6 +150,10 @@ class DecideStage:
     ) -> None:
         async with receive, send:
             async for chunk in receive:
+                if self.before_updates is not None:
+                    updating = _written_items_to_update(chunk)
+                    if updating:
+                        await self.before_updates(updating)
                 outcomes = self.decide_chunk(chunk)
                 # Before the writes go on: the assets stage adds its warnings to these.
                 self.settle_warnings(chunk)

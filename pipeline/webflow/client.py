@@ -333,6 +333,7 @@ class WebflowClient:
         sort_order: Literal["asc", "desc"] | None = None,
         live: bool = False,
         updated_since: str | None = None,
+        updated_until: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> ItemPage:
@@ -343,6 +344,8 @@ class WebflowClient:
             # The spec's `lastUpdated` filter is an object in deepObject style (v2.yml, list
             # items): `lastUpdated[gte]=<date-time>`, items last updated at or after it.
             params["lastUpdated[gte]"] = updated_since
+        if updated_until is not None:
+            params["lastUpdated[lte]"] = updated_until  # at or before it (the same object)
         if created_from is not None:
             params["createdOn[gte]"] = _iso_millis(created_from)
         if created_to is not None:

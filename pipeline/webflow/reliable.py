@@ -171,11 +171,13 @@ class WebflowApi:
         collection_id: str,
         *,
         since: str | None,
+        until: str | None = None,
         offset: int = 0,
         limit: int = MAX_ITEMS_PER_REQUEST,
         collection: str = "",
     ) -> ItemPage:
-        """Items last updated at or after ``since`` (all when None), most recently updated first."""
+        """Items last updated at or after ``since`` (all when None) and, given ``until``, at or
+        before it, most recently updated first."""
         read = functools.partial(
             self.client.list_items,
             collection_id,
@@ -184,6 +186,7 @@ class WebflowApi:
             sort_by="lastUpdated",
             sort_order="desc",
             updated_since=since,
+            updated_until=until,
         )
         return await self._call(collection, read, idempotent=True)
 

@@ -416,3 +416,48 @@ async def test_comments_of_every_item_without_e_mail_or_ip_addresses() -> None:
     for record in got.values():
         assert not any(e in repr(record.fields) for e in emails)
         assert record.fields["on"] == {record.fields["post_type"]: str(record.fields["post"])}
+
+
+def _long_export(path: Path, items: int) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write(
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
+            'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+            'xmlns:wp="http://wordpress.org/export/1.2/"><channel><title>Long</title>'
+            "<wp:wxr_version>1.2</wp:wxr_version>\n"
+        )
+        for n in range(1, items + 1):
+            out.write(
+                f"<item><title>Post {n}</title><content:encoded><![CDATA[<p>{n}</p>]]>"
+                f"</content:encoded><wp:post_id>{n}</wp:post_id><wp:post_name>post-{n}"
+                "</wp:post_name><wp:status>publish</wp:status><wp:post_type>post</wp:post_type>"
+                "</item>\n"
+            )
+        out.write("</channel></rss>\n")
+
+
+async def test_a_long_export_is_read_in_flat_memory(tmp_path: Path) -> None:
+    """What the read keeps per item it has met (to tell a repeated post from a new one) stays
+    off the heap: a dict of them made a 1,000,000-item export's plan peak at 364 MB."""
+    import tracemalloc
+
+    path = tmp_path / "long.xml"
+    _long_export(path, 20_000)
+    source = WxrSource(path, kind="post")
+    assert isinstance(source, Source)  # its records() is the protocol's async generator
+    tracemalloc.start()
+    try:
+        held: list[int] = []
+        count = 0
+        async with aclosing(source.records()) as items:
+            async for item in items:
+                assert isinstance(item, SourceRecord)
+                count += 1
+                if count in (2_000, 20_000):  # the last one while the read is still open
+                    held.append(tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    assert count == 20_000
+    # 18,000 more posts met: a dict entry each was ~5 MB more; batches in flight come and go.
+    assert held[1] - held[0] < 1_500_000, held

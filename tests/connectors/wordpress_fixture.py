@@ -41,6 +41,7 @@ __all__ = [
     "WXR_GHOST",
     "WXR_IMPORTER",
     "WXR_THEME",
+    "CountingProxy",
     "FixtureWordPress",
     "WordPressSite",
     "ensure_wordpress",
@@ -322,6 +323,94 @@ class FixtureWordPress:
             return
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+
+class CountingProxy:
+    """A real HTTP proxy on 127.0.0.1 in front of a site (the real WordPress), in a thread of
+    its own: it forwards every request and records its REST route and query, so a test counts
+    what a run asks the site, whoever asks (a CLI child process too)."""
+
+    #: Answer headers a WordPress client reads; hop-by-hop and length headers are aiohttp's.
+    _PASSED = ("Content-Type", "X-WP-Total", "X-WP-TotalPages", "Retry-After", "Link")
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        #: (route, query) of every request forwarded, in order
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.base_url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._session: Any = None
+
+    def take(self) -> list[tuple[str, dict[str, str]]]:
+        """The requests since the last ``take``."""
+        taken, self.requests = self.requests, []
+        return taken
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        route = query.pop("rest_route", None) or request.path.removeprefix("/wp-json") or "/"
+        self.requests.append((route, query))
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept")
+        }
+        async with self._session.request(
+            request.method,
+            self.target + request.path_qs,
+            headers=headers,
+            data=await request.read(),
+        ) as answer:
+            body = await answer.read()
+            passed = {k: answer.headers[k] for k in self._PASSED if k in answer.headers}
+            return web.Response(status=answer.status, body=body, headers=passed)
+
+    def __enter__(self) -> Self:
+        import aiohttp
+
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def serve() -> None:
+            self._session = aiohttp.ClientSession()
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._forward)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            server = site._server
+            assert server is not None
+            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            self.base_url = f"http://127.0.0.1:{port}"
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(serve())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="counting-proxy", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is None or self._thread is None:
+            return
+
+        async def close() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            await self._session.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop = None

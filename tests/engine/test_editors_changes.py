@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 
 from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.logging import NullSink
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
@@ -319,3 +322,77 @@ async def test_a_log_from_before_the_check_starts_guarding_from_its_first_run(
     (conflict,) = merged.conflicts
     assert (conflict["key"], conflict["fields"], conflict["outcome"]) == ("1", [], "conflicts")
     assert (await by_slug(sandbox, target))["book-1"]["name"] == "Edited after"
+
+
+class _EditorDuringTheRun(NullSink):
+    """An editor's change made while a run goes on: after the run's check for edits (which
+    comes before ``collection_started``), before the run's own writes, which come later."""
+
+    def __init__(self, sandbox: Sandbox, collection: str, item_id: str, name: str) -> None:
+        self.sandbox, self.collection, self.item_id, self.name = sandbox, collection, item_id, name
+
+    def collection_started(self, collection: str, total: int | None) -> None:
+        # The sandbox's own core, as its PATCH handler calls it: nothing awaits in between.
+        edit = {"items": [{"id": self.item_id, "fieldData": {"name": self.name}}]}
+        self.sandbox.core.update_items(self.collection, edit)
+        time.sleep(0.005)  # the run's writes get later lastUpdated values than the edit
+
+
+async def test_the_rerun_after_an_import_does_not_list_the_imports_own_writes(
+    sandbox: Sandbox, job_dir: Path
+) -> None:
+    path = setup_job(sandbox, job_dir, n=1500)
+    assert (await run_job(load_job(path))).exit_code == 0
+    reads = await list_reads(sandbox)
+
+    rerun = await run_job(load_job(path))
+
+    assert rerun.collections["books"] == {"unchanged": 1500}, rerun.as_dict()
+    # What changed after the import's last write (a page) and one look for items to adopt,
+    # not the 1,500 items the import wrote (15 pages).
+    assert await list_reads(sandbox) - reads <= 3
+    # Nor the run after that one.
+    reads = await list_reads(sandbox)
+    assert (await run_job(load_job(path))).collections["books"] == {"unchanged": 1500}
+    assert await list_reads(sandbox) - reads <= 3
+
+
+@pytest.mark.parametrize("changed", ["one record", "every record"])
+async def test_an_edit_made_during_a_run_is_not_overwritten_by_a_later_run(
+    sandbox: Sandbox, job_dir: Path, changed: str
+) -> None:
+    """One changed record reads its item on its own; 260 would cost more reads than the three
+    pages listing the window of the earlier runs' writes takes, so the window is listed."""
+    path = setup_job(sandbox, job_dir, n=250)
+    assert (await run_job(load_job(path))).exit_code == 0
+    assert (await run_job(load_job(path))).exit_code == 0  # the rerun after the import
+    target = collection_id(job_dir)
+    (book_1,) = [i for i in await items(sandbox, target) if i.field_data["slug"] == "book-1"]
+    # Ten new books: the run writes them after the editor renamed book 1, which its own check,
+    # made before, could not see; so the edit lies before the log's newest write of its own.
+    write_books(job_dir / "books.csv", books(260))
+    editor = _EditorDuringTheRun(sandbox, target, book_1.id, "Renamed while the run went on")
+    during = await run_job(load_job(path), editor)
+    assert during.collections["books"] == {"created": 10, "unchanged": 250}, during.as_dict()
+
+    quiet = await run_job(load_job(path))  # nothing changed in the source: nothing to write
+    assert quiet.exit_code == 0, quiet.as_dict()
+    if changed == "one record":
+        change_source(job_dir, n=260)
+    else:
+        write_books(job_dir / "books.csv", [(k, t, str(int(p) + 1000)) for k, t, p in books(260)])
+    reads = await list_reads(sandbox)
+    summary = await run_job(load_job(path))
+    # Lists: a page after the newest write, one look for items to adopt, and for every record
+    # the window's three pages (one record's item is read on its own, a GET, not a list).
+    assert await list_reads(sandbox) - reads == (2 if changed == "one record" else 5)
+
+    assert summary.collections["books"]["conflicts"] == 1, summary.as_dict()
+    assert summary.collections["books"].get("updated", 0) == (0 if changed == "one record" else 259)
+    (conflict,) = summary.conflicts
+    assert (conflict["key"], conflict["fields"]) == ("1", ["name"])
+    held = (await by_slug(sandbox, target))["book-1"]
+    assert (held["name"], held["pages"]) == ("Renamed while the run went on", 101)
+    # Found once, kept: the next run meets the conflict again without reading anything more.
+    again = await run_job(load_job(path))
+    assert again.collections["books"]["conflicts"] == 1, again.as_dict()
