@@ -31,8 +31,8 @@ import bench_media
 import bench_memory
 import bench_rerun
 import bench_saturation
-import bench_shapes_memory
 import bench_sdk
+import bench_shapes_memory
 import bench_throughput
 import bench_wordpress_first_run
 from _harness import CHILD_PYTHON, REPO, prepared_job, reference_cpu_seconds
