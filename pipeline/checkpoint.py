@@ -45,7 +45,6 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 import orjson
-import psycopg
 
 from flowport.base.errors import FatalError
 from flowport.pipeline.logging import redact
@@ -1738,6 +1737,8 @@ class CheckpointLog:
     def open_postgres(cls, url: str, schema: str, *, create: bool = True) -> CheckpointLog | None:
         """The log in ``schema`` of the PostgreSQL database at ``url``; with ``create`` false,
         None when the job has no state there yet (a reader leaves no trace)."""
+        import psycopg  # here, not at the top: see statedb's imports
+
         where = f"{display_url(url)} (schema {schema})"
         raw = connect_postgres(url, schema=schema, purpose=f"log {schema}")
         log = cls(None, PostgresConnection(raw, where), where)
