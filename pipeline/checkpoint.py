@@ -1089,6 +1089,10 @@ class ItemWarnings(_Part):
                     now,
                 )
             )
+        if not rows and not self._holds_any(collection):
+            # Nothing to remove and nothing to add (most chunks of most runs): a delete per key
+            # and a commit per chunk saved.
+            return
         with _transaction(self._db):
             if is_postgres(self._db):
                 # One statement, not one per key (see Items.record_acknowledged).
@@ -1103,6 +1107,12 @@ class ItemWarnings(_Part):
                 )
             if rows:
                 self._db.executemany("INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _holds_any(self, collection: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM warnings WHERE collection = ? LIMIT 1", (collection,)
+        ).fetchone()
+        return row is not None
 
     def add(self, collection: str, warnings: Sequence[ItemWarning]) -> None:
         """More warnings of records mapped in this run (the assets stage's, after mapping's)."""
