@@ -45,7 +45,6 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 import orjson
-import psycopg
 
 from flowport.base.errors import FatalError
 from flowport.pipeline.logging import redact
@@ -1090,6 +1089,10 @@ class ItemWarnings(_Part):
                     now,
                 )
             )
+        if not rows and not self._holds_any(collection):
+            # Nothing to remove and nothing to add (most chunks of most runs): a delete per key
+            # and a commit per chunk saved.
+            return
         with _transaction(self._db):
             if is_postgres(self._db):
                 # One statement, not one per key (see Items.record_acknowledged).
@@ -1104,6 +1107,12 @@ class ItemWarnings(_Part):
                 )
             if rows:
                 self._db.executemany("INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _holds_any(self, collection: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM warnings WHERE collection = ? LIMIT 1", (collection,)
+        ).fetchone()
+        return row is not None
 
     def add(self, collection: str, warnings: Sequence[ItemWarning]) -> None:
         """More warnings of records mapped in this run (the assets stage's, after mapping's)."""
@@ -1753,6 +1762,8 @@ class CheckpointLog:
     def open_postgres(cls, url: str, schema: str, *, create: bool = True) -> CheckpointLog | None:
         """The log in ``schema`` of the PostgreSQL database at ``url``; with ``create`` false,
         None when the job has no state there yet (a reader leaves no trace)."""
+        import psycopg  # here, not at the top: see statedb's imports
+
         where = f"{display_url(url)} (schema {schema})"
         raw = connect_postgres(url, schema=schema, purpose=f"log {schema}")
         log = cls(None, PostgresConnection(raw, where), where)

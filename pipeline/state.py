@@ -28,9 +28,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 from flowport.base.errors import ConfigError, FatalError
 from flowport.pipeline.checkpoint import CheckpointLog
@@ -104,6 +105,8 @@ def state_location(job: Job, env: Mapping[str, str] | None = None) -> StateLocat
 
 
 def _check_env_url(url: str) -> None:
+    import psycopg  # only when a PostgreSQL URL is set (see statedb's imports)
+
     try:
         parts = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
@@ -143,6 +146,8 @@ def postgres_job_lock(url: str, schema: str) -> Iterator[None]:
     """Hold the job's advisory lock for the block, or raise :class:`JobLocked` at once, naming
     the holder's host and pid. The lock has a connection of its own, idle while the run lasts,
     so the checkpoint's transactions never touch it."""
+    import psycopg  # connect_postgres imported it
+
     connection = connect_postgres(url, schema=None, purpose=f"lock {schema}")
     where = display_url(url)
     try:
@@ -166,6 +171,8 @@ def postgres_job_lock(url: str, schema: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _unavailable_as_fatal(where: str) -> Iterator[None]:
+    import psycopg
+
     try:
         yield
     except psycopg.Error as exc:

