@@ -28,7 +28,9 @@ from typing import Any, Literal
 
 from flowport.base.errors import (
     OutcomeUnknown,
+    RateLimited,
     RequestRejected,
+    RetriableError,
     ServerError,
 )
 from flowport.base.models import Item, PublishResult
@@ -506,6 +508,18 @@ class Writer:
             except RequestRejected as error:
                 record.rejected(str(error), http_status=error.status)
                 rejected = error
+            except RateLimited:
+                raise  # a server that never lets us in stops the run, as before
+            except RetriableError as error:
+                # Every retry spent. An update is idempotent and the log still holds the old
+                # hashes, so whether or not it landed the next run sends it again: the items
+                # are this run's errors, not the run's end.
+                record.unknown(str(error), http_status=error.status)
+                reason = (
+                    f"Webflow did not take the update after its retries ({error}); the next run "
+                    "sends it again"
+                )
+                outcome.failed += self._fail(record, batch.items, "unavailable", reason, field=None)
             else:
                 crashpoints.reach("after-answer")
                 by_id = _primary_variants(batch, returned)
