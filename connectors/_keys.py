@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["KeyedSourceConfig"]
+__all__ = ["KeyedSourceConfig", "checked_optional_key", "key_columns_of"]
 
 
 class KeyedSourceConfig(BaseModel):
@@ -29,3 +29,19 @@ class KeyedSourceConfig(BaseModel):
         if not names or any(not name for name in names):
             raise ValueError("key must name at least one column, and no name may be empty")
         return value
+
+
+def checked_optional_key(value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+    """The key check of the sources whose key may come from elsewhere (a DataFrame's, a dlt
+    table's): absent is fine, but a key given names at least one column, none of them empty."""
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else value
+    if not names or any(not name for name in names):
+        raise ValueError("key must name at least one column, and no name may be empty")
+    return value
+
+
+def key_columns_of(key: str | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """A key as its columns: one name, several, or none given."""
+    return (key,) if isinstance(key, str) else key

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from flowport.base.errors import ConfigError
 from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
+from flowport.connectors._keys import checked_optional_key, key_columns_of
 from flowport.connectors.sql import iso_duration
 
 __all__ = ["DltLoadSource", "DltSourceConfig", "RowBatches", "json_like"]
@@ -91,16 +92,11 @@ class DltSourceConfig(BaseModel):
     def _key_names_present(
         cls, value: str | tuple[str, ...] | None
     ) -> str | tuple[str, ...] | None:
-        if value is None:
-            return None
-        names = (value,) if isinstance(value, str) else value
-        if not names or any(not name for name in names):
-            raise ValueError("key must name at least one column, and no name may be empty")
-        return value
+        return checked_optional_key(value)
 
     @property
     def key_columns(self) -> tuple[str, ...] | None:
-        return (self.key,) if isinstance(self.key, str) else self.key
+        return key_columns_of(self.key)
 
     @property
     def keys_read(self) -> frozenset[str]:
