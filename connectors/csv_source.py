@@ -414,10 +414,14 @@ class CsvSource:
                     return "utf-16", "strict"
                 decoder = codecs.getincrementaldecoder("utf-8")()
                 while True:
-                    try:
-                        decoder.decode(data, final=not data)
-                    except UnicodeDecodeError:
-                        return _PER_LINE, "replace"
+                    # ASCII is valid UTF-8: most chunks of most files need no decoding (a
+                    # tenth of a nightly rerun's time went here), unless the last chunk ended
+                    # inside a character.
+                    if not data.isascii() or decoder.getstate()[0] or not data:
+                        try:
+                            decoder.decode(data, final=not data)
+                        except UnicodeDecodeError:
+                            return _PER_LINE, "replace"
                     if not data:
                         return "utf-8", "strict"
                     data = stream.read(_UTF8_SCAN_CHUNK)
@@ -434,6 +438,12 @@ class CsvSource:
             except UnicodeDecodeError as exc:
                 raise _undecodable(self._path, codec, exc) from None
         first_line = sample.splitlines()[0] if sample else ""
+        held = [candidate for candidate in _SNIFF_DELIMITERS if candidate in first_line]
+        if len(held) == 1:
+            # What the rules below come to whatever the sniffer says: it answers the one
+            # candidate the header holds, or one it does not hold, which the header's count
+            # then overrules. The sniffer's regular expressions cost a tenth of a rerun.
+            return held[0]
         if len(sample) == _SNIFF_CHARS and "\n" in sample:
             sample = sample[: sample.rindex("\n") + 1]
         try:
