@@ -40,6 +40,9 @@ class FaultConfig(BaseModel):
 
     #: share of requests answered 500/503 without applying anything
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: the methods whose requests may be answered 500/503; all when empty (a test that fails
+    #: only updates, PATCH, still reads and creates through a working server)
+    error_methods: tuple[str, ...] = ()
     #: share of requests that sleep ``slow_seconds`` before being served normally
     slow_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     slow_seconds: float = Field(default=2.0, ge=0.0, le=600.0)

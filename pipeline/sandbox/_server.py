@@ -317,7 +317,7 @@ class Sandbox:
             response = self._too_many(wait, "Rate limit exceeded for this token")
         elif window.burst_left > 0 or burst_draw < faults.burst_429_rate:
             response = self._burst_429(window, limit)
-        elif error_draw < faults.error_rate:
+        elif error_draw < faults.error_rate and _may_fail(faults, request):
             response = self._error_fault(kind_draw)
         elif self._garbles(request):
             self._totals["fault:garbled"] += 1
@@ -654,6 +654,11 @@ _MAINTENANCE_PAGE = (
     b"<!DOCTYPE html><html><head><title>Down for maintenance</title></head>"
     b"<body><h1>We'll be back soon</h1></body></html>"
 )
+
+
+def _may_fail(faults: FaultConfig, request: web.Request) -> bool:
+    methods = faults.error_methods
+    return not methods or request.method in methods
 
 
 def _may_drop(faults: FaultConfig, request: web.Request) -> bool:

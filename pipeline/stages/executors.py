@@ -185,7 +185,13 @@ class LiveExecutor:
             # What was not found was never created: its intent goes, and its record is new again.
             record.settle_intents(sorted({s.batch_id for s in leftovers if s.batch_id}))
             record.detail = f"{len(found)} found, {len(leftovers) - len(found)} not sent"
-        self.summary.count(name, "reconciled", len(found))
+        if found:
+            # Said, not counted: the decide stage counts these records (unchanged, mostly) as
+            # it counts every record, and a second count would make the summary's totals lie.
+            self.summary.notes.append(
+                f"{name}: {len(found)} items an earlier run created without hearing back were "
+                "found in Webflow (read back, not sent again)"
+            )
 
     def record_webflow_edits(self, name: str, check: EditCheck) -> None:
         edits = self.checkpoint.edits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from flowport.pipeline.checkpoint import CheckpointLog
 from flowport.pipeline.jobfile import load_job
+from flowport.pipeline.retry import RetryPolicy
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from tests.conftest import TOKEN, SandboxStarter, write_csv
@@ -170,6 +172,62 @@ async def test_a_one_percent_change_sends_only_those_updates(
     assert posts_id
     names = {i["fieldData"]["name"] for i in await live_items(sandbox, posts_id)}
     assert {f"Post number {i} (revised)" for i in changed} <= names
+
+
+async def test_updates_webflow_never_takes_are_this_runs_errors_and_the_next_run_sends_them(
+    sandbox: Sandbox, job_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every retry is still made, without the backoff's seconds between them.
+    monkeypatch.setattr(
+        "flowport.pipeline.webflow.reliable.RetryPolicy",
+        functools.partial(RetryPolicy, base_delay=0.0, max_delay=0.0),
+    )
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id))
+    assert (await run_job(load_job(path))).exit_code == 0
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        posts_id = log.bindings.collection_id("posts")
+        old_hashes = {s.key: s.content_hash for s in log.in_state("posts", "done")}
+    assert posts_id
+    changed = frozenset(range(0, 500, 10))
+    write_csv(
+        job_dir / "posts.csv", ["id", "title", "category", "words"], posts(500, changed=changed)
+    )
+    # Every update (PATCH) is answered 500/503, every attempt; reads and creates still work.
+    await set_faults(sandbox, FaultConfig(error_rate=1.0, error_methods=("PATCH",)))
+
+    summary = await run_job(load_job(path))
+
+    assert summary.aborted is None, summary.as_dict()
+    assert summary.exit_code == 1, summary.as_dict()
+    assert summary.collections["posts"] == {"unchanged": 450, "failed": 50}
+    assert summary.retries > 0
+    assert (await sandbox_stats(sandbox))["totals"]["faults"]["error"] > 0
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        errors = list(log.errors())
+        kept = log.lookup("posts", [str(i) for i in changed])
+    assert {e.key for e in errors} == {str(i) for i in changed}
+    for error in errors:
+        assert error.error_kind == "unavailable"
+        assert error.last_error
+        assert "the next run sends it again" in error.last_error
+    # The old hashes stay: the next run still sees the records as changed.
+    assert {key: state.content_hash for key, state in kept.items()} == {
+        str(i): old_hashes[str(i)] for i in changed
+    }
+    names = {i["fieldData"]["name"] for i in await live_items(sandbox, posts_id)}
+    assert not {f"Post number {i} (revised)" for i in changed} & names
+
+    await set_faults(sandbox, FaultConfig())
+    again = await run_job(load_job(path))
+
+    assert again.exit_code == 0, again.as_dict()
+    assert again.collections["posts"] == {"unchanged": 450, "updated": 50}
+    names = {i["fieldData"]["name"] for i in await live_items(sandbox, posts_id)}
+    assert {f"Post number {i} (revised)" for i in changed} <= names
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        assert list(log.errors()) == []
+        assert log.counts()["posts"] == {"done": 500}
 
 
 async def test_a_server_limit_lower_than_the_plan_slows_the_pace_instead_of_429s(

@@ -65,6 +65,26 @@ async def test_error_fault_answers_5xx_and_does_not_write(make_sandbox: SandboxF
     assert state.body["collections"][0]["items"] == []
 
 
+async def test_error_fault_limited_to_a_method_spares_the_others(
+    make_sandbox: SandboxFactory,
+) -> None:
+    sandbox, api = await make_sandbox()
+    collection_id = await api.collection()
+    sandbox.set_faults(FaultConfig(error_rate=1.0, error_methods=("PATCH",)))
+    created = await api.post(
+        f"/collections/{collection_id}/items", {"fieldData": {"name": "x", "slug": "x"}}
+    )
+    assert created.status in (200, 202), created.body
+    item_id = created.body["id"]
+    assert (await api.get(f"/collections/{collection_id}/items")).status == 200
+    update = {"items": [{"id": item_id, "fieldData": {"name": "y"}}]}
+    refused = await api.patch(f"/collections/{collection_id}/items", update)
+    assert refused.status in (500, 503)
+    sandbox.set_faults(FaultConfig())
+    listed = await api.get(f"/collections/{collection_id}/items")
+    assert [i["fieldData"]["name"] for i in listed.body["items"]] == ["x"]
+
+
 async def test_faults_are_deterministic_for_a_seed(make_sandbox: SandboxFactory) -> None:
     sequences = []
     for _ in range(2):
