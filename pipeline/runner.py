@@ -14,6 +14,7 @@ nothing).
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import tempfile
 import time
@@ -29,6 +30,7 @@ from flowport.base.errors import AuthError, ConfigError, FatalError, RetriableEr
 from flowport.base.models import CollectionSchema
 from flowport.connectors.wordpress_api import one_discovery_per_site
 from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.item_room import ItemRoom, items_held
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.links import SiteLinks, collect_links, write_redirects
 from flowport.pipeline.logging import NullSink, ProgressSink
@@ -326,6 +328,12 @@ class _Run:
     async def execute(self, site_id: str) -> None:
         job, writer = self.job, self.writer
         existing = await writer.api.list_collections(site_id)
+        if not self.dry_run:
+            # Counted only before the run's first create; collections the run makes hold none.
+            writer.item_room = ItemRoom(
+                job.destination.effective_item_limit,
+                functools.partial(items_held, writer.api, [c.id for c in existing]),
+            )
         await check_mappings(job, writer, site_id, existing)
         # Every source opens and gives its first record before the first write; the opened
         # sources serve the run.
@@ -416,10 +424,7 @@ class _Run:
             return
         destination = self.job.destination
         limit = destination.effective_item_limit
-        held = 0
-        for collection in existing:
-            page = await self.writer.api.list_items(collection.id, limit=1)
-            held += page.pagination.total
+        held = await items_held(self.writer.api, [c.id for c in existing])
         if held + creates <= limit:
             return
         origin = (
