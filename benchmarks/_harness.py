@@ -177,7 +177,9 @@ def write_job(
     window_seconds: float,
     mode: str = "live",
     concurrency: int = 4,
+    item_limit: int | None = None,
 ) -> None:
+    declared = f"item_limit = {item_limit}\n" if item_limit is not None else ""
     path.write_text(
         f"""[destination]
 api = "{api}"
@@ -186,7 +188,7 @@ token_env = "{BENCH_TOKEN_ENV}"
 rate_limit = {rate_limit}
 rate_window_seconds = {window_seconds}
 concurrency = {concurrency}
-
+{declared}
 [run]
 mode = "{mode}"
 batch_size = 100
@@ -396,6 +398,9 @@ def prepared_job(
             window_seconds=window_seconds,
             mode=mode,
             concurrency=concurrency,
+            # The sandbox's: past a lower declared one (the default plan's 2,000), creates
+            # would go one request at a time.
+            item_limit=rows + 1000,
         )
         yield PreparedJob(folder, sandbox, rows)
 

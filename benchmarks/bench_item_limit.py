@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/bench_item_limit.py [--limit 10000] [--over 10000] [--quick]
 
 A sandbox in its own process holds ``--limit`` items at most (its answer at the limit: a 400
-naming the plan and the limit for the whole request); the job (one collection, batches of
-100, 4 requests in flight, then 1; no rate limit) has ``limit + over`` new rows. Counted by the
-sandbox: the create requests it refused (each one a request wasted after the limit) and every
-request of the run. Target: refused create requests <= 1 per collection (before issue 16,
-every batch past the limit was split in halves down to single items: about two requests an
-item).
+naming the plan and the limit for the whole request); the job declares that limit
+(``item_limit``) and has ``limit + over`` new rows (one collection, batches of 100, 4 requests
+in flight, then 1; no rate limit). Counted by the sandbox: the create requests it refused (each
+one a request wasted after the limit) and every request of the run (the site's count, read
+before the first create, among them). Target: refused create requests <= 1 per collection
+(before issue 16, every batch past the limit was split in halves down to single items: about
+two requests an item; before the room under the declared limit was kept, each request in flight
+when the first refusal came back was refused too: 4 at 4 in flight).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def measure(limit: int, over: int, concurrency: int) -> dict[str, Any]:
             rate_limit=100_000,
             window_seconds=60.0,
             concurrency=concurrency,
+            item_limit=limit,
         )
         result = run_flowport(
             "run", "job.toml", "--log-format", "json", folder=folder, timeout=1800.0
@@ -74,7 +77,10 @@ def measure(limit: int, over: int, concurrency: int) -> dict[str, Any]:
     accepted, refused = _creates(stats)
     counts = result.finished.get("collections", {}).get("posts", {})
     return {
-        "command": f"flowport run job.toml (1 collection, batches of 100, {concurrency} in flight)",
+        "command": (
+            f"flowport run job.toml (1 collection, batches of 100, {concurrency} in flight, "
+            f"item_limit = {limit})"
+        ),
         "concurrency": concurrency,
         "item_limit": limit,
         "rows": rows,

@@ -14,6 +14,7 @@ nothing).
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import tempfile
 import time
@@ -29,6 +30,7 @@ from flowport.base.errors import AuthError, ConfigError, FatalError, RetriableEr
 from flowport.base.models import CollectionSchema
 from flowport.connectors.wordpress_api import one_discovery_per_site
 from flowport.pipeline.checkpoint import CheckpointLog
+from flowport.pipeline.item_room import ItemRoom, items_held
 from flowport.pipeline.jobfile import Job
 from flowport.pipeline.links import SiteLinks, collect_links, write_redirects
 from flowport.pipeline.logging import NullSink, ProgressSink
@@ -326,6 +328,13 @@ class _Run:
     async def execute(self, site_id: str) -> None:
         job, writer = self.job, self.writer
         existing = await writer.api.list_collections(site_id)
+        if not self.dry_run:
+            # Counted only before the run's first create; collections the run makes hold none.
+            writer.item_room = ItemRoom(
+                job.destination.effective_item_limit,
+                functools.partial(items_held, writer.api, [c.id for c in existing]),
+                on_passed=self.say_limit_passed,
+            )
         await check_mappings(job, writer, site_id, existing)
         # Every source opens and gives its first record before the first write; the opened
         # sources serve the run.
@@ -416,21 +425,24 @@ class _Run:
             return
         destination = self.job.destination
         limit = destination.effective_item_limit
-        held = 0
-        for collection in existing:
-            page = await self.writer.api.list_items(collection.id, limit=1)
-            held += page.pagination.total
+        held = await items_held(self.writer.api, [c.id for c in existing])
         if held + creates <= limit:
             return
-        origin = (
-            f"item_limit = {limit}"
-            if destination.item_limit is not None
-            else f'{limit} for plan = "{destination.plan}"'
-        )
         message = (
-            f"the site's CMS item limit ({origin}) would be passed: it holds {held} items and "
-            f"this run would create {creates}, so {held + creates - limit} would fail; "
-            f"{ITEM_LIMIT_FIX} (or set item_limit if the site allows more)"
+            f"the site's CMS item limit ({_declared_limit(self.job)}) would be passed: it holds "
+            f"{held} items and this run would create {creates}, so {held + creates - limit} "
+            f"would fail; {ITEM_LIMIT_FIX} (or set item_limit if the site allows more)"
+        )
+        self.summary.notes.append(message)
+        self.sink.message("warning", message)
+
+    def say_limit_passed(self, held: int) -> None:
+        """The site took creates past the item limit the job declares: it allows more."""
+        message = (
+            f"the site holds {held} items, more than the CMS item limit the job declares "
+            f"({_declared_limit(self.job)}); set item_limit (or plan) to the site's limit: "
+            "at the limit the job declares, creating stops with one request refused at most, "
+            "at an unknown one with every request in flight refused"
         )
         self.summary.notes.append(message)
         self.sink.message("warning", message)
@@ -446,6 +458,15 @@ class _Run:
         )
         self.summary.notes.append(message)
         self.sink.message("error", message)
+
+
+def _declared_limit(job: Job) -> str:
+    """The item limit the job declares, and where it comes from."""
+    destination = job.destination
+    limit = destination.effective_item_limit
+    if destination.item_limit is not None:
+        return f"item_limit = {limit}"
+    return f'{limit} for plan = "{destination.plan}"'
 
 
 def _first_fatal(group: BaseExceptionGroup[BaseException]) -> BaseException:

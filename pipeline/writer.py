@@ -37,6 +37,7 @@ from flowport.base.models import Item, PublishResult
 from flowport.pipeline import crashpoints
 from flowport.pipeline.checkpoint import Acknowledged, BatchRecord, CheckpointLog, ItemFailure
 from flowport.pipeline.file_values import dropped_files, fetches_files
+from flowport.pipeline.item_room import ItemRoom
 from flowport.pipeline.server_clock import ServerClock
 from flowport.pipeline.webflow.client import last_request_sent
 from flowport.pipeline.webflow.reliable import WebflowApi
@@ -163,6 +164,9 @@ class Writer:
         self.server_clock = ServerClock()
         #: Webflow's answer when the site reached its CMS item limit: set, no create is sent.
         self.item_limit_reached: str | None = None
+        #: Room left under the item limit the job declares: with it, creates running side by
+        #: side waste one request at most at the limit (see item_room). None: not bounded.
+        self.item_room: ItemRoom | None = None
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -205,13 +209,14 @@ class Writer:
 
     async def _create(self, batch: Batch, outcome: BatchOutcome) -> None:
         remaining = list(batch.items)
-        if self.item_limit_reached is not None:
-            self._fail_over_limit(batch, remaining, outcome)
-            return
-        for _round in range(MAX_UNKNOWN_ROUNDS):
-            if not remaining:
+        lost_rounds = 0
+        while remaining and lost_rounds < MAX_UNKNOWN_ROUNDS:
+            if self.item_limit_reached is not None:
+                self._fail_over_limit(batch, remaining, outcome)
                 return
-            remaining = await self._create_round(batch, remaining, outcome)
+            missing, later = await self._create_round(batch, remaining, outcome)
+            lost_rounds += bool(missing)
+            remaining = missing + later
         if not remaining:
             return
         # Still missing after every round (each request's answer lost, each read back and the
@@ -228,8 +233,42 @@ class Writer:
 
     async def _create_round(
         self, batch: Batch, remaining: list[PendingItem], outcome: BatchOutcome
-    ) -> list[PendingItem]:
-        """Send one create request for ``remaining``; return what is still to be created."""
+    ) -> tuple[list[PendingItem], list[PendingItem]]:
+        """One create request, for as many of ``remaining`` as the room under the site's item
+        limit allows; return (items sent but not found when read back, items not sent)."""
+        taken = await self._take_room(len(remaining))
+        sending, later = remaining[:taken], remaining[taken:]
+        if self.item_limit_reached is not None:
+            # Met while this request waited for room: nothing is sent.
+            self._give_room_back(taken, created=0)
+            return [], remaining
+        made_before = outcome.created + outcome.unresolved
+        try:
+            missing, rejected = await self._send_round(batch, sending, outcome)
+        finally:
+            # As soon as the answer is known (a lost one once read back), and before a refused
+            # batch's halves take room again.
+            self._give_room_back(taken, created=outcome.created + outcome.unresolved - made_before)
+        if rejected is not None:
+            if _is_item_limit(rejected):
+                # Every half would be refused as well: nothing more is sent to be created.
+                self._fail_over_limit(batch, sending, outcome)
+            else:
+                await self._isolate(replace(batch, items=tuple(sending)), rejected, outcome)
+        return missing, later
+
+    async def _take_room(self, wanted: int) -> int:
+        return wanted if self.item_room is None else await self.item_room.take(wanted)
+
+    def _give_room_back(self, taken: int, *, created: int) -> None:
+        if self.item_room is not None:
+            self.item_room.give_back(taken, created=created)
+
+    async def _send_round(
+        self, batch: Batch, sending: list[PendingItem], outcome: BatchOutcome
+    ) -> tuple[list[PendingItem], RequestRejected | None]:
+        """Send one create request; return (items lost and not found when read back, the
+        refusal if it was refused)."""
         #: Set when the answer was lost: Webflow's time span to read back.
         lost: tuple[datetime, datetime] | None = None
         rejected: RequestRejected | None = None
@@ -237,15 +276,15 @@ class Writer:
             self.run_id,
             batch.collection,
             f"create-{batch.target}",
-            len(remaining),
-            intent=_intent_entries(batch, remaining),
+            len(sending),
+            intent=_intent_entries(batch, sending),
         ) as record:
             sent_at = self._now()
             last_request_sent.set(None)
             crashpoints.reach("before-send")
             crashpoints.reach_in_flight("in-flight")
             try:
-                created = await self._send_creates(batch, remaining)
+                created = await self._send_creates(batch, sending)
             except (OutcomeUnknown, ServerError) as error:
                 lost = self._lost_span(sent_at)
                 self.stats.lost_answers += 1
@@ -256,27 +295,23 @@ class Writer:
                 # their own.
                 record.settle_intent()
                 rejected = error
+                if _is_item_limit(error):
+                    # Said before the room is given back: a create waiting for it sends nothing.
+                    self.item_limit_reached = _reason(error)
             else:
                 self._observe_clock(created)
                 crashpoints.reach("after-answer")
                 if batch.locale_ids:
                     primary = batch.locale_ids[0]
                     created = [i for i in created if i.cms_locale_id in (None, primary)]
-                    await self._set_locale_values(batch, remaining, created)
-                self._acknowledge_created(batch, record, remaining, created, outcome)
-        if lost is not None:
-            missing = await self._reconcile(batch, remaining, outcome, span=lost)
-            # Read back: what landed is acknowledged, the rest goes in a new intent.
-            self.checkpoint.settle_intent(record.id)
-            return missing
-        if rejected is not None:
-            if _is_item_limit(rejected):
-                # Every half would be refused as well: nothing more is sent to be created.
-                self.item_limit_reached = _reason(rejected)
-                self._fail_over_limit(batch, remaining, outcome)
-            else:
-                await self._isolate(replace(batch, items=tuple(remaining)), rejected, outcome)
-        return []
+                    await self._set_locale_values(batch, sending, created)
+                self._acknowledge_created(batch, record, sending, created, outcome)
+        if lost is None:
+            return [], rejected
+        missing = await self._reconcile(batch, sending, outcome, span=lost)
+        # Read back: what landed is acknowledged, the rest goes in a new intent.
+        self.checkpoint.settle_intent(record.id)
+        return missing, None
 
     def _observe_clock(self, created: Sequence[Item]) -> None:
         sent = last_request_sent.get()

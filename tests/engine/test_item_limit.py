@@ -55,6 +55,26 @@ def rows(n: int, *, revised: range = range(0)) -> list[tuple[str, str]]:
     return [(str(i), f"Post {i}{' (revised)' if i in revised else ''}") for i in range(n)]
 
 
+def item_reads(sandbox: Sandbox) -> int:
+    """GETs of a collection's items (the count of each collection reads one)."""
+    return sum(
+        row["count"]
+        for row in sandbox.stats()["endpoints"]
+        if row["method"] == "GET" and row["route"].endswith("/items")
+    )
+
+
+async def other_collection(sandbox: Sandbox, items: int) -> None:
+    """A collection of the site the job does not write to, holding ``items``: it counts toward
+    the site's limit all the same."""
+    async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
+        pages = await client.create_collection(
+            sandbox.site_id, display_name="Pages", singular_name="Page"
+        )
+        names = [{"name": f"Page {i}", "slug": f"page-{i}"} for i in range(items)]
+        await client.create_items(pages.id, names, live=False)
+
+
 def create_requests(sandbox: Sandbox) -> dict[int, int]:
     """POSTs of items, by answer status."""
     counted: dict[int, int] = {}
@@ -109,6 +129,77 @@ async def test_past_the_item_limit_creating_stops_at_once_and_updates_still_go(
         names = {i.field_data["name"] async for i in client.iter_items(posts_id)}
     assert len(names) == 250
     assert {f"Post {i} (revised)" for i in range(0, 100, 10)} <= names
+
+
+async def test_with_four_creates_in_flight_at_most_one_is_refused_at_the_declared_limit(
+    start_sandbox: SandboxStarter, job_dir: Path
+) -> None:
+    # The job declares the site's limit; the site holds 25 items elsewhere and 150 posts.
+    sandbox = await start_sandbox(item_limit=300)
+    await other_collection(sandbox, 25)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(external(sandbox), concurrency=4, item_limit=300))
+    write_csv(job_dir / "posts.csv", ["id", "title"], rows(150))
+    assert (await run_job(load_job(path))).exit_code == 0
+
+    write_csv(job_dir / "posts.csv", ["id", "title"], rows(1000))
+    before = create_requests(sandbox)
+    summary = await run_job(load_job(path))
+    after = create_requests(sandbox)
+
+    # 125 fit: a batch of 100 and 25 of the next (the room left, counted over the whole site);
+    # then one request alone, refused; no other create request is sent.
+    assert after.get(400, 0) - before.get(400, 0) == 1, after
+    assert after.get(202, 0) - before.get(202, 0) == 2, after
+    posts: dict[str, Any] = summary.collections["posts"]
+    assert posts["created"] == 125, summary.as_dict()
+    assert posts["failed"] == 725, summary.as_dict()
+    assert summary.exit_code == 1
+    (said,) = summary.notes
+    assert "725 records were not created" in said
+    with CheckpointLog.open(job_dir / "job" / "checkpoint.sqlite") as log:
+        errors = [e for e in log.errors() if e.collection == "posts"]
+    assert len(errors) == 725
+    assert {e.error_kind for e in errors} == {"item_limit"}
+
+
+async def test_the_site_is_counted_only_by_a_run_that_creates(
+    start_sandbox: SandboxStarter, job_dir: Path
+) -> None:
+    sandbox = await start_sandbox(item_limit=300)
+    await other_collection(sandbox, 25)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(external(sandbox), concurrency=4, item_limit=300))
+    write_csv(job_dir / "posts.csv", ["id", "title"], rows(150))
+    assert (await run_job(load_job(path))).exit_code == 0
+
+    # Nothing to create: no count. Then one record to create: one read per collection of the
+    # site (Pages and Posts) besides what the rerun reads.
+    start = item_reads(sandbox)
+    assert (await run_job(load_job(path))).collections["posts"] == {"unchanged": 150}
+    nothing_to_create = item_reads(sandbox) - start
+    write_csv(job_dir / "posts.csv", ["id", "title"], rows(151))
+    start = item_reads(sandbox)
+    assert (await run_job(load_job(path))).collections["posts"]["created"] == 1
+    one_to_create = item_reads(sandbox) - start
+    assert one_to_create - nothing_to_create == 2
+
+
+async def test_past_a_declared_limit_lower_than_the_sites_creates_go_on_and_the_run_says_so(
+    start_sandbox: SandboxStarter, job_dir: Path
+) -> None:
+    sandbox = await start_sandbox(item_limit=500)
+    path = job_dir / "job.toml"
+    path.write_text(job_text(external(sandbox), concurrency=4, item_limit=250))
+    write_csv(job_dir / "posts.csv", ["id", "title"], rows(1000))
+    summary = await run_job(load_job(path))
+    # Up to the site's real limit: 450 at least (a batch of 100 refused there, and a part of
+    # one sent to fill the room under the declared limit).
+    assert summary.collections["posts"]["created"] >= 450, summary.as_dict()
+    assert summary.exit_code == 1
+    (passed,) = [note for note in summary.notes if "more than the CMS item limit" in note]
+    assert "(item_limit = 250)" in passed
+    assert "set item_limit (or plan) to the site's limit" in passed
 
 
 async def test_plan_warns_when_creates_would_pass_the_limit_the_job_declares(
