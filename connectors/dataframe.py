@@ -49,12 +49,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 
 from flowport.base.errors import ConfigError, SourceError
 from flowport.base.models import FieldType
 from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
-from flowport.connectors._keys import checked_optional_key, key_columns_of
+from flowport.connectors._keys import OptionalKeySourceConfig
 from flowport.connectors.sql import iso_duration
 
 if TYPE_CHECKING:
@@ -76,10 +76,8 @@ class _Frame:
         self.label = label
 
 
-class DataFrameSourceConfig(BaseModel):
+class DataFrameSourceConfig(OptionalKeySourceConfig):
     """A pandas DataFrame given in Python (``flowport.run(job, sources={...})``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["dataframe"] = "dataframe"
     key: str | tuple[str, ...] | None = Field(
@@ -99,17 +97,6 @@ class DataFrameSourceConfig(BaseModel):
         description="Rows converted at a time; bounds memory held in flight.",
     )
     _bound: _Frame | None = PrivateAttr(default=None)
-
-    @field_validator("key")
-    @classmethod
-    def _key_names_present(
-        cls, value: str | tuple[str, ...] | None
-    ) -> str | tuple[str, ...] | None:
-        return checked_optional_key(value)
-
-    @property
-    def key_columns(self) -> tuple[str, ...] | None:
-        return key_columns_of(self.key)
 
     @property
     def frame(self) -> pd.DataFrame | None:
