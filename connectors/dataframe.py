@@ -53,7 +53,7 @@ from pydantic import Field, PrivateAttr
 
 from flowport.base.errors import ConfigError, SourceError
 from flowport.base.models import FieldType
-from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
+from flowport.connectors import BatchedRecords, RecordError, SourceItem, SourceRecord, refuse_since
 from flowport.connectors._keys import OptionalKeySourceConfig
 from flowport.connectors.sql import iso_duration
 
@@ -265,7 +265,7 @@ def _non_finite(value: float) -> str | None:
     return None if math.isnan(value) else str(value)
 
 
-class DataFrameSource:
+class DataFrameSource(BatchedRecords):
     """Reads one DataFrame; see the module docstring for what it decides."""
 
     def __init__(
@@ -339,18 +339,11 @@ class DataFrameSource:
             name: field_type_of(dtype) for name, dtype in zip(self.fields(), dtypes, strict=True)
         }
 
-    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
-        return items_of(self.record_batches(since))
-
     async def record_batches(
         self, since: str | None = None
     ) -> AsyncGenerator[list[SourceItem], None]:
         """The rows ``records()`` yields, ``batch_size`` at a time."""
-        if since is not None:
-            raise ConfigError(
-                f"{self.name} cannot read incrementally: a DataFrame has no change cursor",
-                fix="drop `since` (or the job's incremental setting) for this source",
-            )
+        refuse_since(self.name, since, "a DataFrame has no change cursor")
         names = self.fields()
         values = _Values()
         total = len(self._frame)

@@ -37,7 +37,7 @@ import anyio
 from pydantic import Field, PrivateAttr
 
 from flowport.base.errors import ConfigError
-from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
+from flowport.connectors import BatchedRecords, RecordError, SourceItem, SourceRecord, refuse_since
 from flowport.connectors._keys import OptionalKeySourceConfig
 from flowport.connectors.sql import iso_duration
 
@@ -157,7 +157,7 @@ def _key_text(value: Any) -> str | None:
     return text if isinstance(text, str) else str(text)
 
 
-class DltLoadSource:
+class DltLoadSource(BatchedRecords):
     """Reads one bound load file; see the module docstring for what it decides."""
 
     def __init__(
@@ -191,18 +191,16 @@ class DltLoadSource:
     def __repr__(self) -> str:
         return f"DltLoadSource({self._label!r}, key={self._key_columns!r})"
 
-    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
-        return items_of(self.record_batches(since))
-
     async def record_batches(
         self, since: str | None = None
     ) -> AsyncGenerator[list[SourceItem], None]:
         """The rows, a bounded list at a time, each list read in a worker thread."""
-        if since is not None:
-            raise ConfigError(
-                f"{self.name} cannot read incrementally: each dlt load brings its own rows",
-                fix="drop `incremental` for this collection (dlt's own incremental applies)",
-            )
+        refuse_since(
+            self.name,
+            since,
+            "each dlt load brings its own rows",
+            fix="drop `incremental` for this collection (dlt's own incremental applies)",
+        )
         reader = self._rows()
         counter = itertools.count(1)
         while True:
