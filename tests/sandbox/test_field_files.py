@@ -18,7 +18,8 @@ import pytest
 
 from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 from tests.conftest import TOKEN
-from tests.media.conftest import ImageHost, png
+from tests.media.conftest import png
+from tests.oldsite import ImageHost
 from tests.sandbox.conftest import Api, SandboxFactory
 
 FIELDS: list[dict[str, Any]] = [
