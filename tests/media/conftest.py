@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -15,26 +13,6 @@ from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN, UNLIMITED_RATE
 from tests.oldsite import ImageHost, running_old_site
-
-
-def png(width: int, height: int, shade: int = 0) -> bytes:
-    """A real PNG (8-bit RGB), built by hand so the tests need no imaging library."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    rows = b"".join(
-        b"\x00" + bytes((x * 7 + y * 13 + shade) % 256 for x in range(width * 3))
-        for y in range(height)
-    )
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows, 0))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture
