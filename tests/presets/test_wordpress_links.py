@@ -73,7 +73,10 @@ def _run(job_path: Path) -> RunSummary:
     return summary
 
 
-async def _items(job_path: Path) -> list[Item]:
+async def _collections(
+    job_path: Path, names: tuple[str, ...] = ("posts", "pages", "comments")
+) -> dict[str, list[Item]]:
+    """The items of the collections ``names`` (slugs), as the job's sandbox state holds them."""
     job = load_job(job_path)
     token = secrets.token_hex(8)
     config = SandboxConfig(
@@ -84,7 +87,11 @@ async def _items(job_path: Path) -> list[Item]:
         WebflowClient(sandbox.base_url, SecretStr(token), budget=RateBudget(100_000, 60.0)) as c,
     ):
         schemas = {s.slug: s for s in await c.list_collections(sandbox.site_id)}
-        return [item async for item in c.iter_items(schemas["posts"].id)]
+        return {name: [item async for item in c.iter_items(schemas[name].id)] for name in names}
+
+
+async def _items(job_path: Path) -> list[Item]:
+    return (await _collections(job_path, ("posts",)))["posts"]
 
 
 def _bodies(job_path: Path) -> dict[str, str]:
@@ -271,23 +278,6 @@ def test_a_site_without_a_multilingual_plugin_gets_no_language_field(job_path: P
 
 
 # ---- comments -------------------------------------------------------------------------------
-
-
-async def _collections(job_path: Path) -> dict[str, list[Item]]:
-    job = load_job(job_path)
-    token = secrets.token_hex(8)
-    config = SandboxConfig(
-        tokens=(token,), rate_limit=100_000, state_file=job.state_dir / "sandbox-state.jsonl"
-    )
-    async with (
-        Sandbox(config) as sandbox,
-        WebflowClient(sandbox.base_url, SecretStr(token), budget=RateBudget(100_000, 60.0)) as c,
-    ):
-        schemas = {s.slug: s for s in await c.list_collections(sandbox.site_id)}
-        return {
-            name: [item async for item in c.iter_items(schemas[name].id)]
-            for name in ("posts", "pages", "comments")
-        }
 
 
 def test_approved_comments_reference_their_post_and_carry_no_e_mail(tmp_path: Path) -> None:
