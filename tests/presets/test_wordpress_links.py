@@ -12,6 +12,7 @@ import csv
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -92,6 +93,17 @@ async def _collections(
 
 async def _items(job_path: Path) -> list[Item]:
     return (await _collections(job_path, ("posts",)))["posts"]
+
+
+def _languages(job_path: Path) -> dict[str, tuple[Any, Any]]:
+    """Post name -> (language, translation group), as Webflow holds them."""
+    return {
+        str(i.field_data["name"]): (
+            i.field_data.get("language"),
+            i.field_data.get("translation-group"),
+        )
+        for i in asyncio.run(_items(job_path))
+    }
 
 
 def _bodies(job_path: Path) -> dict[str, str]:
@@ -233,13 +245,7 @@ def test_polylang_languages_and_translation_groups_reach_their_fields(tmp_path: 
     job_path, output = _init(tmp_path, export)
     assert "polylang languages found" in output
     _run(job_path)
-    found = {
-        str(i.field_data["name"]): (
-            i.field_data.get("language"),
-            i.field_data.get("translation-group"),
-        )
-        for i in asyncio.run(_items(job_path))
-    }
+    found = _languages(job_path)
     assert found["HTML"] == ("en", "pll_5f1a2b3c4d5e6")
     assert found["HTML (FR)"] == ("fr", "pll_5f1a2b3c4d5e6")
     assert found["Links"] == ("en", "pll_5f1a2b3c4d5e7")
@@ -263,13 +269,7 @@ def test_wpml_export_meta_is_found(tmp_path: Path) -> None:
     job_path, output = _init(tmp_path, export)
     assert "wpml languages found" in output
     _run(job_path)
-    found = {
-        str(i.field_data["name"]): (
-            i.field_data.get("language"),
-            i.field_data.get("translation-group"),
-        )
-        for i in asyncio.run(_items(job_path))
-    }
+    found = _languages(job_path)
     assert found["HTML"] == ("de", "7")
 
 
