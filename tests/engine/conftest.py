@@ -35,6 +35,20 @@ def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+#: The collection most engine jobs write: ``posts.csv`` (``id``, ``title``) into a "Posts"
+#: collection the run creates.
+POSTS_COLLECTION = textwrap.dedent(
+    """
+    [collections.posts]
+    target = "Posts"
+    create_missing = true
+    source = { type = "csv", path = "posts.csv", key = "id" }
+    slug_from = "name"
+    fields = { name = "title" }
+    schema = { singular_name = "Post" }
+    """
+)
+
 _POSTS_JOB = textwrap.dedent(
     """
     [destination]
@@ -47,14 +61,6 @@ _POSTS_JOB = textwrap.dedent(
 
     [run]
     {run}
-
-    [collections.posts]
-    target = "Posts"
-    create_missing = true
-    source = {{ type = "csv", path = "posts.csv", key = "id" }}
-    slug_from = "name"
-    fields = {{ name = "title" }}
-    schema = {{ singular_name = "Post" }}
     """
 )
 
@@ -63,7 +69,10 @@ def posts_job_text(base_url: str, site_id: str, *, destination: str = "", run: s
     """A job that creates a "Posts" collection on the sandbox and writes ``posts.csv`` (``id``,
     ``title``) into it, unlimited in rate; ``destination`` and ``run`` are further lines (TOML)
     of those tables."""
-    return _POSTS_JOB.format(base_url=base_url, site_id=site_id, destination=destination, run=run)
+    return (
+        _POSTS_JOB.format(base_url=base_url, site_id=site_id, destination=destination, run=run)
+        + POSTS_COLLECTION
+    )
 
 
 @pytest.fixture
