@@ -44,12 +44,19 @@ from _harness import CHILD_PYTHON, REPO, bench_main
 
 from flowport.integrations.celery import create_app
 from flowport.pipeline.sandbox.process import SandboxProcess, sandbox_process
-from tests.keyed_rows import COLLECTION, display_name, source_keys, write_keyed_job
+from tests.keyed_rows import (
+    COLLECTION,
+    KeyedJobSettings,
+    display_name,
+    source_keys,
+    write_keyed_job,
+)
 
 BROKER = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TOKEN_ENV = "FLOWPORT_BENCH_TOKEN"
 TOKEN = "bench-celery-" + uuid.uuid4().hex
 RATE, WINDOW, BATCH = 120, 6.0, 50
+JOBS = KeyedJobSettings(TOKEN_ENV, RATE, window_seconds=WINDOW, batch_size=BATCH)
 #: Seconds to wait for a job, or for the workers to start: the benchmark stops by itself.
 LIMIT = 300.0
 
@@ -123,17 +130,7 @@ class Cluster:
 
 
 def write_job(folder: Path, sandbox: SandboxProcess, name: str, rows: int) -> Path:
-    return write_keyed_job(
-        folder,
-        api=sandbox.base_url,
-        site_id=sandbox.site_id,
-        name=name,
-        rows=rows,
-        token_env=TOKEN_ENV,
-        rate_limit=RATE,
-        window_seconds=WINDOW,
-        batch_size=BATCH,
-    )
+    return write_keyed_job(folder, sandbox.base_url, sandbox.site_id, name, rows, JOBS)
 
 
 def _items(sandbox: SandboxProcess, name: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 #: The job's collection, as the run summary names it.
@@ -27,27 +28,30 @@ def source_keys(name: str, rows: int) -> list[str]:
     return [f"{name}-{n:06d}" for n in range(rows)]
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedJobSettings:
+    """What a caller's jobs share: the token's variable, the pace, the batch size, and the
+    requests in flight (None: flowport's default)."""
+
+    token_env: str
+    rate_limit: int
+    window_seconds: float
+    batch_size: int
+    concurrency: int | None = None
+
+
 def write_keyed_job(
-    folder: Path,
-    *,
-    api: str,
-    site_id: str,
-    name: str,
-    rows: int,
-    token_env: str,
-    rate_limit: int,
-    window_seconds: float,
-    batch_size: int,
-    concurrency: int | None = None,
+    folder: Path, api: str, site_id: str, name: str, rows: int, settings: KeyedJobSettings
 ) -> Path:
-    """Writes ``<name>.csv`` and the live job ``<name>.toml`` in ``folder``; the job's path.
-    Without ``concurrency`` the job leaves it at flowport's default."""
+    """Writes ``<name>.csv`` and the live job ``<name>.toml`` for the site in ``folder``; the
+    job's path."""
     with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "title"])
         writer.writerows(
             [key, f"Item {n} of {name}"] for n, key in enumerate(source_keys(name, rows))
         )
+    concurrency = settings.concurrency
     in_flight = "" if concurrency is None else f"concurrency = {concurrency}"
     job = folder / f"{name}.toml"
     job.write_text(
@@ -80,11 +84,11 @@ def write_keyed_job(
         ).format(
             api=api,
             site_id=site_id,
-            token_env=token_env,
-            rate_limit=rate_limit,
-            window_seconds=window_seconds,
+            token_env=settings.token_env,
+            rate_limit=settings.rate_limit,
+            window_seconds=settings.window_seconds,
             in_flight=in_flight,
-            batch_size=batch_size,
+            batch_size=settings.batch_size,
             collection=COLLECTION,
             display=display_name(name),
             name=name,

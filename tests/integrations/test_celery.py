@@ -29,7 +29,7 @@ import pytest
 from flowport.pipeline.cli import job_lock
 from flowport.pipeline.sandbox.process import SandboxProcess, sandbox_process
 from tests.conftest import REPO, cli_env, unavailable
-from tests.keyed_rows import display_name, source_keys, write_keyed_job
+from tests.keyed_rows import KeyedJobSettings, display_name, source_keys, write_keyed_job
 
 #: Real workers and SIGKILLs: seconds each.
 pytestmark = pytest.mark.slow
@@ -46,6 +46,7 @@ BATCH = 10
 #: defaults, 10 s and 5 s, would slow the test).
 LOCK_RETRY_SECONDS = 0.5
 LOCK_GRACE_SECONDS = 1.0
+JOBS = KeyedJobSettings(TOKEN_ENV, RATE, window_seconds=1.0, batch_size=BATCH, concurrency=2)
 
 #: The workers' app: the shipped one, with short lock waits.
 WORKER_APP = """\
@@ -161,18 +162,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
 
 
 def write_job(folder: Path, sandbox: SandboxProcess, name: str, rows: int = ROWS) -> Path:
-    return write_keyed_job(
-        folder,
-        api=sandbox.base_url,
-        site_id=sandbox.site_id,
-        name=name,
-        rows=rows,
-        token_env=TOKEN_ENV,
-        rate_limit=RATE,
-        window_seconds=1.0,
-        batch_size=BATCH,
-        concurrency=2,
-    )
+    return write_keyed_job(folder, sandbox.base_url, sandbox.site_id, name, rows, JOBS)
 
 
 def items_by_collection(sandbox: SandboxProcess) -> dict[str, list[str]]:
