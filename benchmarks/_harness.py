@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
+# A benchmark that shares a helper with the tests imports it from ``tests`` (after this module).
+if str(REPO) not in sys.path:
+    sys.path.append(str(REPO))
 CHILD_PYTHON = str(REPO / ".venv" / "bin" / "python")
 FLOWPORT = str(REPO / ".venv" / "bin" / "flowport")
 TOKEN = "bench-token"

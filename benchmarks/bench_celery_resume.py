@@ -26,7 +26,6 @@ times of this one machine. Medians over the rounds are reported with every round
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import socket
@@ -34,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from collections import Counter
@@ -46,11 +44,19 @@ from _harness import CHILD_PYTHON, REPO, bench_main
 
 from flowport.integrations.celery import create_app
 from flowport.pipeline.sandbox.process import SandboxProcess, sandbox_process
+from tests.keyed_rows import (
+    COLLECTION,
+    KeyedJobSettings,
+    display_name,
+    source_keys,
+    write_keyed_job,
+)
 
 BROKER = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TOKEN_ENV = "FLOWPORT_BENCH_TOKEN"
 TOKEN = "bench-celery-" + uuid.uuid4().hex
 RATE, WINDOW, BATCH = 120, 6.0, 50
+JOBS = KeyedJobSettings(TOKEN_ENV, RATE, window_seconds=WINDOW, batch_size=BATCH)
 #: Seconds to wait for a job, or for the workers to start: the benchmark stops by itself.
 LIMIT = 300.0
 
@@ -124,46 +130,12 @@ class Cluster:
 
 
 def write_job(folder: Path, sandbox: SandboxProcess, name: str, rows: int) -> Path:
-    with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "title"])
-        writer.writerows([f"{name}-{n:06d}", f"Row {n} of {name}"] for n in range(rows))
-    job = folder / f"{name}.toml"
-    job.write_text(
-        textwrap.dedent(
-            f"""
-            [destination]
-            api = "{sandbox.base_url}"
-            site_id = "{sandbox.site_id}"
-            token_env = "{TOKEN_ENV}"
-            rate_limit = {RATE}
-            rate_window_seconds = {WINDOW}
-
-            [run]
-            mode = "live"
-            batch_size = {BATCH}
-
-            [collections.rows]
-            target = "Rows {name}"
-            create_missing = true
-            external_key_field = "source-key"
-            source = {{ type = "csv", path = "{name}.csv", key = "id" }}
-            slug_from = "name"
-            fields = {{ name = "title", source-key = "id" }}
-
-            [collections.rows.schema]
-            singular_name = "Row {name}"
-            fields = {{ source-key = "PlainText" }}
-            """
-        ),
-        encoding="utf-8",
-    )
-    return job
+    return write_keyed_job(folder, sandbox.base_url, sandbox.site_id, name, rows, JOBS)
 
 
 def _items(sandbox: SandboxProcess, name: str) -> list[dict[str, Any]]:
     for collection in sandbox.state()["collections"]:
-        if collection["displayName"] == f"Rows {name}":
+        if collection["displayName"] == display_name(name):
             return list(collection["items"])
     return []
 
@@ -179,7 +151,7 @@ def _first_create_after(items: list[dict[str, Any]], moment: float) -> float | N
 
 def _counts(items: list[dict[str, Any]], name: str, rows: int) -> dict[str, int]:
     keys = Counter(item["fieldData"].get("source-key") for item in items)
-    expected = {f"{name}-{n:06d}" for n in range(rows)}
+    expected = set(source_keys(name, rows))
     return {
         "lost": len(expected - set(keys)),
         "duplicated": sum(n - 1 for n in keys.values() if n > 1),
@@ -232,7 +204,7 @@ def kill_round(cluster: Cluster, rows: int, number: int) -> dict[str, Any]:
         "redelivery_s": round(task["started_at"] - killed_at, 3),
         "lock_wait_s": round(task["locked_at"] - task["started_at"], 3),
         "restart_s": round(first - task["locked_at"], 3) if first else None,
-        "resumed_counts": summary["collections"].get("rows", {}),
+        "resumed_counts": summary["collections"].get(COLLECTION, {}),
         "resumed_requests": summary["requests"],
         "resumed_rate_limited_429": summary["rate_limited"],
         **_counts(items, name, rows),

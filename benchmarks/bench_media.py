@@ -38,6 +38,8 @@ from _harness import (
     write_job,
 )
 
+from tests.oldsite import png
+
 __all__ = ["run"]
 
 RATE_LIMIT = 120
@@ -46,29 +48,9 @@ POSTS_PER_IMAGE = 10
 ASSET_CREATE_ROUTE = "/v2/sites/{site_id}/assets"
 
 
-def _png(width: int, height: int, shade: int) -> bytes:
-    import struct
-    import zlib
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    rows = b"".join(
-        b"\x00" + bytes((x * 7 + y * 13 + shade) % 256 for x in range(width * 3))
-        for y in range(height)
-    )
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows, 0))
-        + chunk(b"IEND", b"")
-    )
-
-
 @contextmanager
 def old_site(images: int) -> Iterator[str]:
-    files = {f"/uploads/{n}.png": _png(100, 100, n) + n.to_bytes(4, "big") for n in range(images)}
+    files = {f"/uploads/{n}.png": png(100, 100, n) + n.to_bytes(4, "big") for n in range(images)}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

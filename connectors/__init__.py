@@ -19,8 +19,11 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from flowport.base.errors import ConfigError
+
 __all__ = [
     "AttachmentSource",
+    "BatchedRecords",
     "BatchedSource",
     "CheckedSource",
     "CountableSource",
@@ -31,6 +34,7 @@ __all__ = [
     "SourceRecord",
     "SourceWarning",
     "items_of",
+    "refuse_since",
 ]
 
 
@@ -151,3 +155,28 @@ async def items_of(
         async for batch in batches:
             for item in batch:
                 yield item
+
+
+class BatchedRecords:
+    """A :class:`BatchedSource` whose ``records()`` are its ``record_batches()``, one item at
+    a time."""
+
+    def record_batches(
+        self, since: str | None = None
+    ) -> AsyncGenerator[Sequence[SourceItem], None]:
+        raise NotImplementedError
+
+    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
+        return items_of(self.record_batches(since))
+
+
+def refuse_since(
+    source: str,
+    since: str | None,
+    why: str,
+    fix: str = "drop `since` (or the job's incremental setting) for this source",
+) -> None:
+    """:class:`ConfigError` when a source that has no change cursor is asked to read from one
+    (``why`` says why it has none)."""
+    if since is not None:
+        raise ConfigError(f"{source} cannot read incrementally: {why}", fix=fix)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["KeyedSourceConfig", "checked_optional_key", "key_columns_of"]
+__all__ = [
+    "KeyedSourceConfig",
+    "OptionalKeySourceConfig",
+    "checked_optional_key",
+    "key_columns_of",
+]
 
 
 class KeyedSourceConfig(BaseModel):
@@ -45,3 +52,27 @@ def checked_optional_key(value: str | tuple[str, ...] | None) -> str | tuple[str
 def key_columns_of(key: str | tuple[str, ...] | None) -> tuple[str, ...] | None:
     """A key as its columns: one name, several, or none given."""
     return (key,) if isinstance(key, str) else key
+
+
+class OptionalKeySourceConfig(BaseModel):
+    """A source whose key may come from elsewhere (a DataFrame's index, a dlt table's primary
+    key). Each subclass declares ``key`` and ``key_separator`` itself, so that its fields keep
+    their order (the job-file errors list the valid keys in it) and ``key`` says where an
+    omitted key comes from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    if TYPE_CHECKING:
+        key: str | tuple[str, ...] | None
+        key_separator: str
+
+    @field_validator("key", check_fields=False)
+    @classmethod
+    def _key_names_present(
+        cls, value: str | tuple[str, ...] | None
+    ) -> str | tuple[str, ...] | None:
+        return checked_optional_key(value)
+
+    @property
+    def key_columns(self) -> tuple[str, ...] | None:
+        return key_columns_of(self.key)

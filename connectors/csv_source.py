@@ -59,7 +59,14 @@ import anyio
 from pydantic import Field, field_validator, model_validator
 
 from flowport.base.errors import ConfigError, SourceError
-from flowport.connectors import RecordError, SourceItem, SourceRecord, SourceWarning, items_of
+from flowport.connectors import (
+    BatchedRecords,
+    RecordError,
+    SourceItem,
+    SourceRecord,
+    SourceWarning,
+    refuse_since,
+)
 from flowport.connectors._keys import KeyedSourceConfig
 
 __all__ = ["MAX_FIELD_CHARS", "CsvSource", "CsvSourceConfig"]
@@ -211,7 +218,7 @@ class _ByteScan:
     plain_line_breaks: bool
 
 
-class CsvSource:
+class CsvSource(BatchedRecords):
     """Reads one CSV file; see the module docstring for what it decides and reports."""
 
     def __init__(
@@ -320,18 +327,11 @@ class CsvSource:
         self._scanned = _ByteScan(stamp, max(lines - 1, 0), plain and not carry)
         return self._scanned
 
-    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
-        return items_of(self.record_batches(since))
-
     async def record_batches(
         self, since: str | None = None
     ) -> AsyncGenerator[list[SourceItem], None]:
         """The rows ``records()`` yields, as the lists parsed at a time."""
-        if since is not None:
-            raise ConfigError(
-                f"{self.name} cannot read incrementally: a CSV file has no change cursor",
-                fix="drop `since` (or the job's incremental setting) for this source",
-            )
+        refuse_since(self.name, since, "a CSV file has no change cursor")
         self._damaged_rows = 0
         reader = await anyio.to_thread.run_sync(self._open_reader)
         try:

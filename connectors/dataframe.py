@@ -49,12 +49,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 
 from flowport.base.errors import ConfigError, SourceError
 from flowport.base.models import FieldType
-from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
-from flowport.connectors._keys import checked_optional_key, key_columns_of
+from flowport.connectors import BatchedRecords, RecordError, SourceItem, SourceRecord, refuse_since
+from flowport.connectors._keys import OptionalKeySourceConfig
 from flowport.connectors.sql import iso_duration
 
 if TYPE_CHECKING:
@@ -76,10 +76,8 @@ class _Frame:
         self.label = label
 
 
-class DataFrameSourceConfig(BaseModel):
+class DataFrameSourceConfig(OptionalKeySourceConfig):
     """A pandas DataFrame given in Python (``flowport.run(job, sources={...})``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["dataframe"] = "dataframe"
     key: str | tuple[str, ...] | None = Field(
@@ -99,17 +97,6 @@ class DataFrameSourceConfig(BaseModel):
         description="Rows converted at a time; bounds memory held in flight.",
     )
     _bound: _Frame | None = PrivateAttr(default=None)
-
-    @field_validator("key")
-    @classmethod
-    def _key_names_present(
-        cls, value: str | tuple[str, ...] | None
-    ) -> str | tuple[str, ...] | None:
-        return checked_optional_key(value)
-
-    @property
-    def key_columns(self) -> tuple[str, ...] | None:
-        return key_columns_of(self.key)
 
     @property
     def frame(self) -> pd.DataFrame | None:
@@ -278,7 +265,7 @@ def _non_finite(value: float) -> str | None:
     return None if math.isnan(value) else str(value)
 
 
-class DataFrameSource:
+class DataFrameSource(BatchedRecords):
     """Reads one DataFrame; see the module docstring for what it decides."""
 
     def __init__(
@@ -352,18 +339,11 @@ class DataFrameSource:
             name: field_type_of(dtype) for name, dtype in zip(self.fields(), dtypes, strict=True)
         }
 
-    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
-        return items_of(self.record_batches(since))
-
     async def record_batches(
         self, since: str | None = None
     ) -> AsyncGenerator[list[SourceItem], None]:
         """The rows ``records()`` yields, ``batch_size`` at a time."""
-        if since is not None:
-            raise ConfigError(
-                f"{self.name} cannot read incrementally: a DataFrame has no change cursor",
-                fix="drop `since` (or the job's incremental setting) for this source",
-            )
+        refuse_since(self.name, since, "a DataFrame has no change cursor")
         names = self.fields()
         values = _Values()
         total = len(self._frame)

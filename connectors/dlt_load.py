@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr
 
 from flowport.base.errors import ConfigError
-from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
-from flowport.connectors._keys import checked_optional_key, key_columns_of
+from flowport.connectors import BatchedRecords, RecordError, SourceItem, SourceRecord, refuse_since
+from flowport.connectors._keys import OptionalKeySourceConfig
 from flowport.connectors.sql import iso_duration
 
 __all__ = ["DltLoadSource", "DltSourceConfig", "RowBatches", "json_like"]
@@ -64,10 +64,8 @@ class _Load:
         self.keys_read: set[str] = set()
 
 
-class DltSourceConfig(BaseModel):
+class DltSourceConfig(OptionalKeySourceConfig):
     """The rows a dlt pipeline loads into this collection (flowport's dlt destination)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["dlt"] = "dlt"
     table: str | None = Field(
@@ -86,17 +84,6 @@ class DltSourceConfig(BaseModel):
         default=":", min_length=1, description="Joins the values of a several-column key."
     )
     _bound: _Load | None = PrivateAttr(default=None)
-
-    @field_validator("key")
-    @classmethod
-    def _key_names_present(
-        cls, value: str | tuple[str, ...] | None
-    ) -> str | tuple[str, ...] | None:
-        return checked_optional_key(value)
-
-    @property
-    def key_columns(self) -> tuple[str, ...] | None:
-        return key_columns_of(self.key)
 
     @property
     def keys_read(self) -> frozenset[str]:
@@ -170,7 +157,7 @@ def _key_text(value: Any) -> str | None:
     return text if isinstance(text, str) else str(text)
 
 
-class DltLoadSource:
+class DltLoadSource(BatchedRecords):
     """Reads one bound load file; see the module docstring for what it decides."""
 
     def __init__(
@@ -204,18 +191,16 @@ class DltLoadSource:
     def __repr__(self) -> str:
         return f"DltLoadSource({self._label!r}, key={self._key_columns!r})"
 
-    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
-        return items_of(self.record_batches(since))
-
     async def record_batches(
         self, since: str | None = None
     ) -> AsyncGenerator[list[SourceItem], None]:
         """The rows, a bounded list at a time, each list read in a worker thread."""
-        if since is not None:
-            raise ConfigError(
-                f"{self.name} cannot read incrementally: each dlt load brings its own rows",
-                fix="drop `incremental` for this collection (dlt's own incremental applies)",
-            )
+        refuse_since(
+            self.name,
+            since,
+            "each dlt load brings its own rows",
+            fix="drop `incremental` for this collection (dlt's own incremental applies)",
+        )
         reader = self._rows()
         counter = itertools.count(1)
         while True:

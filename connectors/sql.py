@@ -54,7 +54,7 @@ import anyio
 from pydantic import Field, field_validator, model_validator
 
 from flowport.base.errors import ConfigError, FlowportError, SourceError
-from flowport.connectors import RecordError, SourceItem, SourceRecord, items_of
+from flowport.connectors import BatchedRecords, RecordError, SourceItem, SourceRecord
 from flowport.connectors._keys import KeyedSourceConfig
 from flowport.connectors._sql_text import check_read_only_query, escape_bind_markers
 
@@ -361,7 +361,7 @@ def _since_value(since: str, sample: Any, column: str) -> Any:
         ) from None
 
 
-class SqlSource:
+class SqlSource(BatchedRecords):
     """Reads one table or query; see the module docstring for what it decides."""
 
     def __init__(
@@ -405,9 +405,6 @@ class SqlSource:
 
     def __repr__(self) -> str:
         return f"SqlSource({self.name!r})"
-
-    def records(self, since: str | None = None) -> AsyncGenerator[SourceItem, None]:
-        return items_of(self.record_batches(since))
 
     async def record_batches(
         self, since: str | None = None

@@ -96,6 +96,7 @@ __all__ = [
     "local_iso",
     "parse_since",
     "post_key",
+    "since_for_read",
     "taxonomy_of",
     "term_key",
     "user_slug",
@@ -316,6 +317,22 @@ def parse_since(since: str) -> datetime:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def since_for_read(
+    source: str, since: str | None, *, incremental: bool, read_in_full: str
+) -> datetime | None:
+    """A read's ``since`` cursor as a moment (None: read everything); :class:`ConfigError` when
+    the source has no modification dates to read changes by (``read_in_full`` names the kinds
+    that are read in full)."""
+    since_at = parse_since(since) if since is not None else None
+    if since_at is not None and not incremental:
+        raise ConfigError(
+            f"{source} is not incremental: it has no modification dates to read changes by",
+            key="since",
+            fix=f"run it without --since ({read_in_full} are read in full)",
+        )
+    return since_at
 
 
 def is_at_or_after(cursor: str | None, since: datetime) -> bool:

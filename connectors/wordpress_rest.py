@@ -63,6 +63,7 @@ from flowport.connectors.wordpress_common import (
     local_iso,
     parse_since,
     post_key,
+    since_for_read,
     term_key,
 )
 
@@ -474,13 +475,9 @@ class WordPressRestSource:
         )
 
     async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
-        since_at = parse_since(since) if since is not None else None
-        if since_at is not None and not self.incremental:
-            raise ConfigError(
-                f"{self.name} is not incremental: it has no modification dates to read changes by",
-                key="since",
-                fix="run it without --since (terms and users are read in full)",
-            )
+        since_at = since_for_read(
+            self.name, since, incremental=self.incremental, read_in_full="terms and users"
+        )
         config = self._config
         async with self._api(connections=config.max_pages_in_flight) as api:
             await api.discover()

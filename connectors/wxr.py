@@ -51,7 +51,7 @@ import anyio.to_thread
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flowport.base.errors import ConfigError, SourceError
+from flowport.base.errors import SourceError
 from flowport.connectors import RecordError, SourceItem, SourceRecord
 from flowport.connectors._xml_prolog import PROLOG_LIMIT, hostile_prolog
 from flowport.connectors.wordpress_common import (
@@ -70,8 +70,8 @@ from flowport.connectors.wordpress_common import (
     gmt_iso,
     is_at_or_after,
     local_iso,
-    parse_since,
     post_key,
+    since_for_read,
     taxonomy_of,
     term_key,
     user_slug,
@@ -1050,13 +1050,9 @@ class WxrSource:
             yield checked
 
     async def records(self, since: str | None = None) -> AsyncIterator[SourceItem]:
-        since_at = parse_since(since) if since is not None else None
-        if since_at is not None and not self.incremental:
-            raise ConfigError(
-                f"{self.name} is not incremental: it has no modification dates to read changes by",
-                key="since",
-                fix="run it without --since (terms and authors are read in full)",
-            )
+        since_at = since_for_read(
+            self.name, since, incremental=self.incremental, read_in_full="terms and authors"
+        )
         scan = await anyio.to_thread.run_sync(self._scan)
         self._attachments = scan.attachments
         note = scan.repair_note(self._label)

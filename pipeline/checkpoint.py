@@ -1294,14 +1294,9 @@ class AssetRows(_Part):
 
     def pending(self, site_id: str) -> list[AssetRow]:
         """Creates whose outcome a killed run left unknown: ``intent`` and ``created`` rows."""
-        return [
-            AssetRow(*row)
-            for row in self._db.execute(
-                f"SELECT {_ASSET_COLUMNS} FROM assets WHERE site_id = ? "
-                "AND (state = 'intent' OR state = 'created') ORDER BY sha256",
-                (site_id,),
-            )
-        ]
+        return self._rows_where(
+            "site_id = ? AND (state = 'intent' OR state = 'created') ORDER BY sha256", (site_id,)
+        )
 
     def any_in(self, site_id: str) -> bool:
         """Whether the log holds any asset of the site, in any state."""
@@ -1322,12 +1317,14 @@ class AssetRows(_Part):
 
     def failed(self, limit: int) -> list[AssetRow]:
         """Up to ``limit`` files that could not be moved, every site together."""
+        return self._rows_where("state = 'failed' ORDER BY source_url LIMIT ?", (limit,))
+
+    def _rows_where(self, condition: str, parameters: tuple[object, ...]) -> list[AssetRow]:
+        """The asset rows ``WHERE condition`` (which may go on with ORDER BY and LIMIT)."""
         return [
             AssetRow(*row)
             for row in self._db.execute(
-                f"SELECT {_ASSET_COLUMNS} FROM assets WHERE state = 'failed' "
-                "ORDER BY source_url LIMIT ?",
-                (limit,),
+                f"SELECT {_ASSET_COLUMNS} FROM assets WHERE {condition}", parameters
             )
         ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,6 +53,7 @@ from flowport.pipeline.ratebudget import RequestBudget
 
 __all__ = [
     "AssetPage", "ItemPage", "Response", "WebflowClient", "classify_storage", "last_request_sent",
+    "paged_items",
 ]  # fmt: skip
 
 MAX_ITEMS_PER_REQUEST = 100
@@ -78,6 +79,19 @@ class Response:
 class ItemPage:
     items: tuple[Item, ...]
     pagination: Pagination
+
+
+async def paged_items(read_page: Callable[[int], Awaitable[ItemPage]]) -> AsyncIterator[Item]:
+    """Every item of a listing, read a page at a time: ``read_page(offset)`` is the page at
+    ``offset``; the listing ends at an empty page or at the total the pagination gives."""
+    offset = 0
+    while True:
+        page = await read_page(offset)
+        for item in page.items:
+            yield item
+        offset += len(page.items)
+        if not page.items or offset >= page.pagination.total:
+            return
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +384,7 @@ class WebflowClient:
         response = await self.send("GET", f"/collections/{collection_id}/items/{item_id}{suffix}")
         return _answer(Item, response)
 
-    async def iter_items(
+    def iter_items(
         self,
         collection_id: str,
         *,
@@ -378,16 +392,11 @@ class WebflowClient:
         sort_by: Literal["createdOn", "lastPublished", "lastUpdated", "name", "slug"] | None = None,
         sort_order: Literal["asc", "desc"] | None = None,
     ) -> AsyncIterator[Item]:
-        offset = 0
-        while True:
-            page = await self.list_items(
+        return paged_items(
+            lambda offset: self.list_items(
                 collection_id, offset=offset, live=live, sort_by=sort_by, sort_order=sort_order
             )
-            for item in page.items:
-                yield item
-            offset += len(page.items)
-            if not page.items or offset >= page.pagination.total:
-                return
+        )
 
     async def create_items(
         self,

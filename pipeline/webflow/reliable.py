@@ -26,6 +26,7 @@ from flowport.pipeline.webflow.client import (
     ItemPage,
     Response,
     WebflowClient,
+    paged_items,
 )
 
 __all__ = ["ApiStats", "RetryHook", "WebflowApi"]
@@ -190,20 +191,15 @@ class WebflowApi:
         )
         return await self._call(collection, read, idempotent=True)
 
-    async def iter_items(
+    def iter_items(
         self, collection_id: str, *, newest_first: bool = False, collection: str = ""
     ) -> AsyncIterator[Item]:
         """Every item of the collection, a page (each retried on its own) at a time."""
-        offset = 0
-        while True:
-            page = await self.list_items(
+        return paged_items(
+            lambda offset: self.list_items(
                 collection_id, offset=offset, newest_first=newest_first, collection=collection
             )
-            for item in page.items:
-                yield item
-            offset += len(page.items)
-            if not page.items or offset >= page.pagination.total:
-                return
+        )
 
     async def iter_created_between(
         self,

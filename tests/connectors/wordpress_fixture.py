@@ -24,7 +24,7 @@ import secrets
 import shlex
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -192,6 +192,64 @@ def _item_modified(item: Mapping[str, Any]) -> str:
     return str(item.get("modified") or item.get("modified_gmt") or "")
 
 
+class LoopbackServer:
+    """An aiohttp app served on 127.0.0.1 (a free port) by an event loop in a thread of its own,
+    so that synchronous tests, and CLI child processes, reach it while the test goes on."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+
+    def start(self, make_app: Callable[[], Awaitable[web.Application]]) -> str:
+        """Serves the app ``make_app`` builds (on the server's loop); its base URL."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        base_url = ""
+
+        async def serve() -> None:
+            nonlocal base_url
+            self._runner = web.AppRunner(await make_app(), access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            server = site._server
+            assert server is not None
+            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+            base_url = f"http://127.0.0.1:{port}"
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(serve())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return base_url
+
+    def stop(self, then: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Stops serving, then awaits ``then`` (on the server's loop), then ends the loop."""
+        if self._loop is None or self._thread is None:
+            return
+
+        async def close() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            if then is not None:
+                await then()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+
+
 @dataclass
 class FixtureWordPress:
     """Recorded REST answers, served for real; see the module docstring."""
@@ -207,9 +265,9 @@ class FixtureWordPress:
     #: (route, query) of every request, in order
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     base_url: str = ""
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
-    _runner: web.AppRunner | None = None
+    _server: LoopbackServer = field(
+        default_factory=lambda: LoopbackServer("fixture-wordpress"), repr=False
+    )
 
     def _authorized(self, request: web.Request) -> bool:
         if self.user is None or self.password is None:
@@ -288,44 +346,17 @@ class FixtureWordPress:
         headers = {"X-WP-Total": str(len(chosen)), "X-WP-TotalPages": str(total_pages)}
         return web.json_response(window, headers=headers)
 
+    async def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", self._handle)
+        return app
+
     def start(self) -> Self:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_route("GET", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-            self.base_url = f"http://127.0.0.1:{port}"
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(serve())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="fixture-wordpress", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self.base_url = self._server.start(self._app)
         return self
 
     def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
+        self._server.stop()
 
 
 class CountingProxy:
@@ -341,9 +372,7 @@ class CountingProxy:
         #: (route, query) of every request forwarded, in order
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.base_url = ""
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server = LoopbackServer("counting-proxy")
         self._session: Any = None
 
     def take(self) -> list[tuple[str, dict[str, str]]]:
@@ -368,52 +397,23 @@ class CountingProxy:
             passed = {k: answer.headers[k] for k in self._PASSED if k in answer.headers}
             return web.Response(status=answer.status, body=body, headers=passed)
 
-    def __enter__(self) -> Self:
+    async def _app(self) -> web.Application:
         import aiohttp
 
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        return app
 
-        async def serve() -> None:
-            self._session = aiohttp.ClientSession()
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self._forward)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            server = site._server
-            assert server is not None
-            port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-            self.base_url = f"http://127.0.0.1:{port}"
+    async def _close_session(self) -> None:
+        await self._session.close()
 
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(serve())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="counting-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+    def __enter__(self) -> Self:
+        self.base_url = self._server.start(self._app)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._loop is None or self._thread is None:
-            return
-
-        async def close() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-            await self._session.close()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
+        self._server.stop(then=self._close_session)
 
 
 @pytest.fixture

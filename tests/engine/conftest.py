@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,46 @@ def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder for the test's job; its file names the token by ``FLOWPORT_TEST_TOKEN``."""
     monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
     return tmp_path
+
+
+#: The collection most engine jobs write: ``posts.csv`` (``id``, ``title``) into a "Posts"
+#: collection the run creates.
+POSTS_COLLECTION = textwrap.dedent(
+    """
+    [collections.posts]
+    target = "Posts"
+    create_missing = true
+    source = { type = "csv", path = "posts.csv", key = "id" }
+    slug_from = "name"
+    fields = { name = "title" }
+    schema = { singular_name = "Post" }
+    """
+)
+
+_POSTS_JOB = textwrap.dedent(
+    """
+    [destination]
+    api = "{base_url}"
+    site_id = "{site_id}"
+    token_env = "FLOWPORT_TEST_TOKEN"
+    rate_limit = 100000
+    rate_window_seconds = 60
+    {destination}
+
+    [run]
+    {run}
+    """
+)
+
+
+def posts_job_text(base_url: str, site_id: str, *, destination: str = "", run: str) -> str:
+    """A job that creates a "Posts" collection on the sandbox and writes ``posts.csv`` (``id``,
+    ``title``) into it, unlimited in rate; ``destination`` and ``run`` are further lines (TOML)
+    of those tables."""
+    return (
+        _POSTS_JOB.format(base_url=base_url, site_id=site_id, destination=destination, run=run)
+        + POSTS_COLLECTION
+    )
 
 
 @pytest.fixture

@@ -17,30 +17,25 @@ from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN, SandboxStarter, write_csv
-from tests.engine.conftest import sandbox_stats
+from tests.engine.conftest import POSTS_COLLECTION, sandbox_stats
 
 ROWS = [(str(n), f"Post number {n}") for n in range(30)]
 
 
 def job_text(api: str, site_id: str | None) -> str:
     site = f'site_id = "{site_id}"\ntoken_env = "FLOWPORT_TEST_TOKEN"' if site_id else ""
-    return textwrap.dedent(
-        """
+    return (
+        textwrap.dedent(
+            """
         [destination]
         api = "{api}"
         {site}
         rate_limit = 100000
         rate_window_seconds = 60
-
-        [collections.posts]
-        target = "Posts"
-        create_missing = true
-        source = {{ type = "csv", path = "posts.csv", key = "id" }}
-        slug_from = "name"
-        fields = {{ name = "title" }}
-        schema = {{ singular_name = "Post" }}
         """
-    ).format(api=api, site=site)
+        ).format(api=api, site=site)
+        + POSTS_COLLECTION
+    )
 
 
 @pytest.fixture

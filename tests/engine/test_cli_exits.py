@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from flowport.pipeline.checkpoint import CheckpointLog
+from tests.engine.conftest import POSTS_COLLECTION
 
-JOB = textwrap.dedent(
-    """
+JOB = (
+    textwrap.dedent(
+        """
     [destination]
     api = "sandbox"
     rate_limit = 600
@@ -27,15 +29,9 @@ JOB = textwrap.dedent(
 
     [run]
     batch_size = 5
-
-    [collections.posts]
-    target = "Posts"
-    create_missing = true
-    source = { type = "csv", path = "posts.csv", key = "id" }
-    slug_from = "name"
-    fields = { name = "title" }
-    schema = { singular_name = "Post" }
     """
+    )
+    + POSTS_COLLECTION
 )
 
 

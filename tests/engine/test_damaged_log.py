@@ -13,21 +13,17 @@ from pathlib import Path
 import pytest
 
 from flowport.pipeline.checkpoint import Acknowledged, CheckpointLog, ItemFailure
+from tests.engine.conftest import POSTS_COLLECTION
 
 ITEMS = 6000
-JOB = textwrap.dedent(
-    """
+JOB = (
+    textwrap.dedent(
+        """
     [destination]
     api = "sandbox"
-
-    [collections.posts]
-    target = "Posts"
-    create_missing = true
-    source = { type = "csv", path = "posts.csv", key = "id" }
-    slug_from = "name"
-    fields = { name = "title" }
-    schema = { singular_name = "Post" }
     """
+    )
+    + POSTS_COLLECTION
 )
 
 

@@ -18,12 +18,14 @@ from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN, SandboxStarter, write_csv
+from tests.engine.conftest import POSTS_COLLECTION
 
 
 def job_text(destination: str, *, concurrency: int = 1, item_limit: int | None = None) -> str:
     limit = f"item_limit = {item_limit}" if item_limit is not None else ""
-    return textwrap.dedent(
-        f"""
+    return (
+        textwrap.dedent(
+            f"""
         [destination]
         {destination}
         rate_limit = 100000
@@ -32,15 +34,9 @@ def job_text(destination: str, *, concurrency: int = 1, item_limit: int | None =
 
         [run]
         batch_size = 100
-
-        [collections.posts]
-        target = "Posts"
-        create_missing = true
-        source = {{ type = "csv", path = "posts.csv", key = "id" }}
-        slug_from = "name"
-        fields = {{ name = "title" }}
-        schema = {{ singular_name = "Post" }}
         """
+        )
+        + POSTS_COLLECTION
     )
 
 

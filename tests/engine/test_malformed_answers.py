@@ -4,7 +4,6 @@ back before anything is sent again, and past the retries the run stops with a cl
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -19,40 +18,19 @@ from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from flowport.pipeline.webflow.reliable import WebflowApi
 from tests.conftest import TOKEN, SandboxStarter, write_csv
-from tests.engine.conftest import make_collection, sandbox_stats, set_faults
+from tests.engine.conftest import make_collection, posts_job_text, sandbox_stats, set_faults
 
 ROWS = [(str(n), f"Post number {n}") for n in range(60)]
 
 
 def job_text(base_url: str, site_id: str) -> str:
-    return textwrap.dedent(
-        f"""
-        [destination]
-        api = "{base_url}"
-        site_id = "{site_id}"
-        token_env = "FLOWPORT_TEST_TOKEN"
-        rate_limit = 100000
-        rate_window_seconds = 60
-
-        [run]
-        batch_size = 5
-
-        [collections.posts]
-        target = "Posts"
-        create_missing = true
-        source = {{ type = "csv", path = "posts.csv", key = "id" }}
-        slug_from = "name"
-        fields = {{ name = "title" }}
-        schema = {{ singular_name = "Post" }}
-        """
-    )
+    return posts_job_text(base_url, site_id, run="batch_size = 5")
 
 
 @pytest.fixture
-def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
-    write_csv(tmp_path / "posts.csv", ["id", "title"], ROWS)
-    return tmp_path
+def job_dir(job_dir: Path) -> Path:
+    write_csv(job_dir / "posts.csv", ["id", "title"], ROWS)
+    return job_dir
 
 
 @pytest.mark.parametrize("body", ["html", "wrong_shape"])

@@ -22,8 +22,7 @@ from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN, cli_command, cli_env
 from tests.engine.conftest import sandbox_stats, set_faults
-from tests.media.conftest import png
-from tests.oldsite import ImageHost, running_old_site
+from tests.oldsite import ImageHost, png, running_old_site
 
 
 @pytest.fixture

@@ -70,6 +70,41 @@ def books(n: int, *, start: int = 0) -> list[tuple[str, str, str]]:
     return [(str(i), f"Book {i}", str(100 + i)) for i in range(start, start + n)]
 
 
+def write_job(
+    job_dir: Path,
+    sandbox: Sandbox,
+    state: StateBackend,
+    source: str = CSV_SOURCE,
+    *,
+    extra: str = "",
+) -> Path:
+    """``job_dir/job.toml``: :func:`job_text` for the sandbox, on the test's state backend."""
+    path = job_dir / "job.toml"
+    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, extra=extra, state=state))
+    return path
+
+
+#: The books table of :func:`write_books_table`, read incrementally by its ``updated_at``.
+INCREMENTAL_SQL_SOURCE = (
+    '{ type = "sql", url_env = "BOOKS_URL", table = "books", key = "id", '
+    'cursor_column = "updated_at" }'
+)
+
+
+def write_books_table(database: Path, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``books(n)`` in an SQLite table (``BOOKS_URL``), each row updated at a second of its
+    own on 2026-01-01 (the row's number of seconds, modulo 60)."""
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "CREATE TABLE books (id TEXT PRIMARY KEY, title TEXT, pages TEXT, updated_at TEXT)"
+        )
+        db.executemany(
+            "INSERT INTO books VALUES (?, ?, ?, ?)",
+            [(k, t, p, f"2026-01-01T00:00:{int(k) % 60:02d}") for k, t, p in books(n)],
+        )
+    monkeypatch.setenv("BOOKS_URL", f"sqlite+aiosqlite:///{database}")
+
+
 async def items(sandbox: Sandbox, collection_id: str, *, live: bool = False) -> list[Any]:
     async with WebflowClient(sandbox.base_url, SecretStr(TOKEN)) as client:
         return [i async for i in client.iter_items(collection_id, live=live)]
@@ -92,8 +127,7 @@ async def writes(sandbox: Sandbox) -> int:
 async def test_items_made_by_someone_else_are_adopted_not_duplicated(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
-    path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
+    path = write_job(job_dir, sandbox, state_backend)
     write_books(job_dir / "books.csv", books(3))
     assert (await run_job(load_job(path))).exit_code == 0
     target = collection_id(job_dir, state_backend)
@@ -128,15 +162,8 @@ async def test_items_made_by_someone_else_are_adopted_not_duplicated(
 async def test_vanished_records_are_archived_within_the_cap_and_come_back(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
-    path = job_dir / "job.toml"
-    path.write_text(
-        job_text(
-            sandbox.base_url,
-            sandbox.site_id,
-            CSV_SOURCE,
-            extra='deletions = "archive"\nmax_delete_share = 0.1',
-            state=state_backend,
-        )
+    path = write_job(
+        job_dir, sandbox, state_backend, extra='deletions = "archive"\nmax_delete_share = 0.1'
     )
     write_books(job_dir / "books.csv", books(100))
     assert (await run_job(load_job(path))).exit_code == 0
@@ -173,9 +200,8 @@ async def test_vanished_records_are_archived_within_the_cap_and_come_back(
 async def test_records_gone_from_the_source_are_named_when_the_job_keeps_their_items(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
-    path = job_dir / "job.toml"
     # No deletions line: "keep" is the default, and what `flowport init` writes.
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
+    path = write_job(job_dir, sandbox, state_backend)
     write_books(job_dir / "books.csv", books(10))
     first = await run_job(load_job(path))
     assert first.exit_code == 0, first.as_dict()
@@ -217,16 +243,7 @@ async def test_records_gone_from_the_source_are_named_when_the_job_keeps_their_i
 async def test_delete_policy_removes_items_and_an_unreadable_source_removes_nothing(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
-    path = job_dir / "job.toml"
-    path.write_text(
-        job_text(
-            sandbox.base_url,
-            sandbox.site_id,
-            CSV_SOURCE,
-            extra='deletions = "delete"',
-            state=state_backend,
-        )
-    )
+    path = write_job(job_dir, sandbox, state_backend, extra='deletions = "delete"')
     write_books(job_dir / "books.csv", books(40))
     assert (await run_job(load_job(path))).exit_code == 0
     target = collection_id(job_dir, state_backend)
@@ -253,28 +270,9 @@ async def test_incremental_sql_reads_only_rows_changed_since_the_last_successful
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = job_dir / "books.sqlite"
-    with sqlite3.connect(database) as db:
-        db.execute(
-            "CREATE TABLE books (id TEXT PRIMARY KEY, title TEXT, pages TEXT, updated_at TEXT)"
-        )
-        db.executemany(
-            "INSERT INTO books VALUES (?, ?, ?, ?)",
-            [(k, t, p, f"2026-01-01T00:00:{int(k) % 60:02d}") for k, t, p in books(60)],
-        )
-    monkeypatch.setenv("BOOKS_URL", f"sqlite+aiosqlite:///{database}")
-    source = (
-        '{ type = "sql", url_env = "BOOKS_URL", table = "books", key = "id", '
-        'cursor_column = "updated_at" }'
-    )
-    path = job_dir / "job.toml"
-    path.write_text(
-        job_text(
-            sandbox.base_url,
-            sandbox.site_id,
-            source,
-            extra="incremental = true",
-            state=state_backend,
-        )
+    write_books_table(database, 60, monkeypatch)
+    path = write_job(
+        job_dir, sandbox, state_backend, INCREMENTAL_SQL_SOURCE, extra="incremental = true"
     )
     first = await run_job(load_job(path))
     assert first.collections["books"]["created"] == 60
@@ -300,28 +298,9 @@ async def test_run_full_reads_an_incremental_source_whole_and_commits_the_cursor
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = job_dir / "books.sqlite"
-    with sqlite3.connect(database) as db:
-        db.execute(
-            "CREATE TABLE books (id TEXT PRIMARY KEY, title TEXT, pages TEXT, updated_at TEXT)"
-        )
-        db.executemany(
-            "INSERT INTO books VALUES (?, ?, ?, ?)",
-            [(k, t, p, f"2026-01-01T00:00:{int(k):02d}") for k, t, p in books(20)],
-        )
-    monkeypatch.setenv("BOOKS_URL", f"sqlite+aiosqlite:///{database}")
-    source = (
-        '{ type = "sql", url_env = "BOOKS_URL", table = "books", key = "id", '
-        'cursor_column = "updated_at" }'
-    )
-    path = job_dir / "job.toml"
-    path.write_text(
-        job_text(
-            sandbox.base_url,
-            sandbox.site_id,
-            source,
-            extra="incremental = true",
-            state=state_backend,
-        )
+    write_books_table(database, 20, monkeypatch)
+    path = write_job(
+        job_dir, sandbox, state_backend, INCREMENTAL_SQL_SOURCE, extra="incremental = true"
     )
     assert (await run_job(load_job(path))).collections["books"]["created"] == 20
 
@@ -368,8 +347,7 @@ async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_w
         '{ type = "sql", url_env = "BOOKS_URL", query = "SELECT id, title, pages FROM books '
         'ORDER BY n", key = "id" }'
     )
-    path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, source, state=state_backend))
+    path = write_job(job_dir, sandbox, state_backend, source)
 
     summary = await run_job(load_job(path))
 
@@ -389,8 +367,7 @@ async def test_a_sql_row_repeating_a_key_is_a_per_item_error_and_the_first_row_w
 async def test_plan_says_what_a_run_would_do_and_writes_nothing(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
-    path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
+    path = write_job(job_dir, sandbox, state_backend)
     write_books(job_dir / "books.csv", books(250))
 
     plan = await run_job(load_job(path), dry_run=True)
@@ -424,8 +401,7 @@ async def test_plan_says_what_a_run_would_do_and_writes_nothing(
 async def test_a_changed_mapping_rewrites_items_whose_records_did_not_change(
     sandbox: Sandbox, job_dir: Path, state_backend: StateBackend
 ) -> None:
-    path = job_dir / "job.toml"
-    path.write_text(job_text(sandbox.base_url, sandbox.site_id, CSV_SOURCE, state=state_backend))
+    path = write_job(job_dir, sandbox, state_backend)
     write_books(job_dir / "books.csv", books(30))
     assert (await run_job(load_job(path))).exit_code == 0
     assert (await run_job(load_job(path))).collections == {"books": {"unchanged": 30}}

@@ -5,7 +5,6 @@ Retry-After longer than what is left stops it at once. Nothing is lost: a rerun 
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,41 +21,24 @@ from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN, run_cli_async, write_csv
+from tests.engine.conftest import posts_job_text
 
 ROWS = [(str(n), f"Post number {n}") for n in range(300)]
 
 
 def job_text(base_url: str, site_id: str, *, cap: float) -> str:
-    return textwrap.dedent(
-        f"""
-        [destination]
-        api = "{base_url}"
-        site_id = "{site_id}"
-        token_env = "FLOWPORT_TEST_TOKEN"
-        rate_limit = 100000
-        rate_window_seconds = 60
-        concurrency = 4
-
-        [run]
-        batch_size = 10
-        max_total_wait_seconds = {cap}
-
-        [collections.posts]
-        target = "Posts"
-        create_missing = true
-        source = {{ type = "csv", path = "posts.csv", key = "id" }}
-        slug_from = "name"
-        fields = {{ name = "title" }}
-        schema = {{ singular_name = "Post" }}
-        """
+    return posts_job_text(
+        base_url,
+        site_id,
+        destination="concurrency = 4",
+        run=f"batch_size = 10\nmax_total_wait_seconds = {cap}",
     )
 
 
 @pytest.fixture
-def job_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("FLOWPORT_TEST_TOKEN", TOKEN)
-    write_csv(tmp_path / "posts.csv", ["id", "title"], ROWS)
-    return tmp_path
+def job_dir(job_dir: Path) -> Path:
+    write_csv(job_dir / "posts.csv", ["id", "title"], ROWS)
+    return job_dir
 
 
 class Clock:

@@ -9,7 +9,6 @@ take each other's tasks.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import runpy
@@ -17,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from collections import Counter
@@ -31,6 +29,7 @@ import pytest
 from flowport.pipeline.cli import job_lock
 from flowport.pipeline.sandbox.process import SandboxProcess, sandbox_process
 from tests.conftest import REPO, cli_env, unavailable
+from tests.keyed_rows import KeyedJobSettings, display_name, source_keys, write_keyed_job
 
 #: Real workers and SIGKILLs: seconds each.
 pytestmark = pytest.mark.slow
@@ -47,6 +46,7 @@ BATCH = 10
 #: defaults, 10 s and 5 s, would slow the test).
 LOCK_RETRY_SECONDS = 0.5
 LOCK_GRACE_SECONDS = 1.0
+JOBS = KeyedJobSettings(TOKEN_ENV, RATE, window_seconds=1.0, batch_size=BATCH, concurrency=2)
 
 #: The workers' app: the shipped one, with short lock waits.
 WORKER_APP = """\
@@ -162,42 +162,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
 
 
 def write_job(folder: Path, sandbox: SandboxProcess, name: str, rows: int = ROWS) -> Path:
-    with (folder / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "title"])
-        writer.writerows([f"{name}-{n:04d}", f"Item {n} of {name}"] for n in range(rows))
-    job = folder / f"{name}.toml"
-    job.write_text(
-        textwrap.dedent(
-            f"""
-            [destination]
-            api = "{sandbox.base_url}"
-            site_id = "{sandbox.site_id}"
-            token_env = "{TOKEN_ENV}"
-            rate_limit = {RATE}
-            rate_window_seconds = 1.0
-            concurrency = 2
-
-            [run]
-            mode = "live"
-            batch_size = {BATCH}
-
-            [collections.items]
-            target = "Items {name}"
-            create_missing = true
-            external_key_field = "source-key"
-            source = {{ type = "csv", path = "{name}.csv", key = "id" }}
-            slug_from = "name"
-            fields = {{ name = "title", source-key = "id" }}
-
-            [collections.items.schema]
-            singular_name = "Item {name}"
-            fields = {{ source-key = "PlainText" }}
-            """
-        ),
-        encoding="utf-8",
-    )
-    return job
+    return write_keyed_job(folder, sandbox.base_url, sandbox.site_id, name, rows, JOBS)
 
 
 def items_by_collection(sandbox: SandboxProcess) -> dict[str, list[str]]:
@@ -211,10 +176,10 @@ def items_by_collection(sandbox: SandboxProcess) -> dict[str, list[str]]:
 
 
 def assert_exactly_once(sandbox: SandboxProcess, name: str, rows: int = ROWS) -> None:
-    keys = items_by_collection(sandbox)[f"Items {name}"]
+    keys = items_by_collection(sandbox)[display_name(name)]
     twice = {key: n for key, n in Counter(keys).items() if n > 1}
     assert not twice, f"{name}: written more than once: {twice}"
-    expected = {f"{name}-{n:04d}" for n in range(rows)}
+    expected = set(source_keys(name, rows))
     assert set(keys) == expected, f"{name}: missing {sorted(expected - set(keys))[:10]}"
     assert len(keys) == rows
 
@@ -226,7 +191,7 @@ def test_a_locked_job_is_retried_until_its_lock_is_free(workers: Workers) -> Non
         result = workers.send(job)
         time.sleep(2 * (LOCK_GRACE_SECONDS + LOCK_RETRY_SECONDS) + 1)
         assert not result.ready(), result.result
-        assert items_by_collection(workers.sandbox).get("Items locked", []) == []
+        assert items_by_collection(workers.sandbox).get(display_name("locked"), []) == []
     summary = result.get(timeout=60)
     assert summary["exit_code"] == 0, summary
     assert summary["celery"]["retries"] >= 1, summary
@@ -324,10 +289,8 @@ def _kill_mid_job(workers: Workers, results: dict[str, Any]) -> tuple[str, str]:
             jobs[task["id"]]: nodes[node] for node, tasks in active.items() for task in tasks
         }
     while time.monotonic() < deadline:
-        written = {
-            display.removeprefix("Items "): len(keys)
-            for display, keys in items_by_collection(workers.sandbox).items()
-        }
+        shown = items_by_collection(workers.sandbox)
+        written = {job: len(shown.get(display_name(job), [])) for job in running}
         started = [job for job in running if written.get(job, 0) >= 40]
         if started:
             job = started[0]

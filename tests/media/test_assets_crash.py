@@ -23,8 +23,7 @@ from tests.crash.harness import (
     sandbox_process,
     summary_of,
 )
-
-from .conftest import png
+from tests.oldsite import png
 
 IMAGES = 5
 POSTS = 12  # more posts than images: some share one

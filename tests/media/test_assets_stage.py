@@ -14,8 +14,7 @@ from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import Sandbox
 from tests.conftest import TOKEN, SandboxStarter, run_cli, write_csv
-
-from .conftest import ImageHost, png
+from tests.oldsite import ImageHost, png
 
 PDF = b"%PDF-1.4\n" + b"1" * 700 + b"\n%%EOF\n"
 

@@ -31,8 +31,7 @@ from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import run_cli
 from tests.connectors.wordpress_fixture import WordPressSite, wordpress_site
-
-from .conftest import png
+from tests.oldsite import png
 
 __all__ = ["wordpress_site"]  # the session's real WordPress, imported to register
 

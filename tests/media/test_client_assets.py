@@ -15,8 +15,7 @@ from flowport.base.errors import (
 from flowport.pipeline.ratebudget import RateBudget
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient, classify_storage
-
-from .conftest import png
+from tests.oldsite import png
 
 
 def md5(data: bytes) -> str:

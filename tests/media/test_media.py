@@ -25,8 +25,9 @@ from flowport.pipeline.retry import RetryPolicy
 from flowport.pipeline.sandbox import Sandbox
 from flowport.pipeline.webflow.client import WebflowClient
 from tests.conftest import TOKEN
+from tests.oldsite import ImageHost, png
 
-from .conftest import ImageHost, no_sleep, png
+from .conftest import no_sleep
 
 FAST = RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0)
 

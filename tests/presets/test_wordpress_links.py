@@ -12,6 +12,7 @@ import csv
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -73,7 +74,10 @@ def _run(job_path: Path) -> RunSummary:
     return summary
 
 
-async def _items(job_path: Path) -> list[Item]:
+async def _collections(
+    job_path: Path, names: tuple[str, ...] = ("posts", "pages", "comments")
+) -> dict[str, list[Item]]:
+    """The items of the collections ``names`` (slugs), as the job's sandbox state holds them."""
     job = load_job(job_path)
     token = secrets.token_hex(8)
     config = SandboxConfig(
@@ -84,7 +88,22 @@ async def _items(job_path: Path) -> list[Item]:
         WebflowClient(sandbox.base_url, SecretStr(token), budget=RateBudget(100_000, 60.0)) as c,
     ):
         schemas = {s.slug: s for s in await c.list_collections(sandbox.site_id)}
-        return [item async for item in c.iter_items(schemas["posts"].id)]
+        return {name: [item async for item in c.iter_items(schemas[name].id)] for name in names}
+
+
+async def _items(job_path: Path) -> list[Item]:
+    return (await _collections(job_path, ("posts",)))["posts"]
+
+
+def _languages(job_path: Path) -> dict[str, tuple[Any, Any]]:
+    """Post name -> (language, translation group), as Webflow holds them."""
+    return {
+        str(i.field_data["name"]): (
+            i.field_data.get("language"),
+            i.field_data.get("translation-group"),
+        )
+        for i in asyncio.run(_items(job_path))
+    }
 
 
 def _bodies(job_path: Path) -> dict[str, str]:
@@ -226,13 +245,7 @@ def test_polylang_languages_and_translation_groups_reach_their_fields(tmp_path: 
     job_path, output = _init(tmp_path, export)
     assert "polylang languages found" in output
     _run(job_path)
-    found = {
-        str(i.field_data["name"]): (
-            i.field_data.get("language"),
-            i.field_data.get("translation-group"),
-        )
-        for i in asyncio.run(_items(job_path))
-    }
+    found = _languages(job_path)
     assert found["HTML"] == ("en", "pll_5f1a2b3c4d5e6")
     assert found["HTML (FR)"] == ("fr", "pll_5f1a2b3c4d5e6")
     assert found["Links"] == ("en", "pll_5f1a2b3c4d5e7")
@@ -256,13 +269,7 @@ def test_wpml_export_meta_is_found(tmp_path: Path) -> None:
     job_path, output = _init(tmp_path, export)
     assert "wpml languages found" in output
     _run(job_path)
-    found = {
-        str(i.field_data["name"]): (
-            i.field_data.get("language"),
-            i.field_data.get("translation-group"),
-        )
-        for i in asyncio.run(_items(job_path))
-    }
+    found = _languages(job_path)
     assert found["HTML"] == ("de", "7")
 
 
@@ -271,23 +278,6 @@ def test_a_site_without_a_multilingual_plugin_gets_no_language_field(job_path: P
 
 
 # ---- comments -------------------------------------------------------------------------------
-
-
-async def _collections(job_path: Path) -> dict[str, list[Item]]:
-    job = load_job(job_path)
-    token = secrets.token_hex(8)
-    config = SandboxConfig(
-        tokens=(token,), rate_limit=100_000, state_file=job.state_dir / "sandbox-state.jsonl"
-    )
-    async with (
-        Sandbox(config) as sandbox,
-        WebflowClient(sandbox.base_url, SecretStr(token), budget=RateBudget(100_000, 60.0)) as c,
-    ):
-        schemas = {s.slug: s for s in await c.list_collections(sandbox.site_id)}
-        return {
-            name: [item async for item in c.iter_items(schemas[name].id)]
-            for name in ("posts", "pages", "comments")
-        }
 
 
 def test_approved_comments_reference_their_post_and_carry_no_e_mail(tmp_path: Path) -> None:

@@ -19,8 +19,7 @@ from aiohttp import web
 
 from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 from tests.conftest import TOKEN, UNLIMITED_RATE, CliResult, run_cli_async, write_csv
-from tests.media.conftest import png
-from tests.oldsite import running_old_site
+from tests.oldsite import png, running_old_site
 
 #: A key that would run as script if the page did not escape it.
 SCRIPT_KEY = '<script>document.title="pwned"</script>'

@@ -18,7 +18,7 @@ import pytest
 
 from flowport.pipeline.sandbox import Sandbox, SandboxConfig
 from tests.conftest import TOKEN
-from tests.media.conftest import ImageHost, png
+from tests.oldsite import ImageHost, png
 from tests.sandbox.conftest import Api, SandboxFactory
 
 FIELDS: list[dict[str, Any]] = [

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.media.conftest import ImageHost, png
+from tests.oldsite import ImageHost, png
 from tests.sandbox.conftest import Api, SandboxFactory
 
 ALL_TYPES: list[dict[str, Any]] = [
