@@ -41,6 +41,12 @@ MAX_FAILED_ASSETS: Final = 200
 _REQUEST_KINDS: Final = ("publish", "archive", "unpublish", "delete")
 #: Outcomes in the order their columns and bars show them; others follow, sorted.
 _OUTCOME_ORDER: Final = ("created", "updated", "unchanged", "failed", "skipped", "published")
+#: Counted on top of an item's own outcome (an adopted item is unchanged or updated as well, a
+#: published one created or updated, a merged one updated...): listed in the tables, left out of
+#: the bars, which split the records among outcomes (else they add up to more than were read).
+_ALSO_COUNTED: Final = frozenset(
+    {"adopted", "merged", "overwritten", "published", "references_set", "changed_in_webflow_only"}
+)
 #: How a run's summary counts standing warnings among a collection's outcomes.
 _WARNING_PREFIX: Final = "warning:"
 #: Buckets of a time chart, in seconds: the first giving at most ~60 bars.
@@ -172,6 +178,12 @@ def _ordered(outcomes: Iterable[str]) -> list[str]:
     return [o for o in _OUTCOME_ORDER if o in found] + sorted(found - set(_OUTCOME_ORDER))
 
 
+def _split_records(outcomes: list[str]) -> list[str]:
+    """The outcomes a bar stacks: each record once (all of them when only counts on top of
+    another outcome are there, a run that only published, say)."""
+    return [o for o in outcomes if o not in _ALSO_COUNTED] or outcomes
+
+
 def _split_warnings(counts: Mapping[str, int]) -> tuple[dict[str, int], int]:
     """A summary's outcomes, and its ``warning:<kind>`` entries (standing warnings, not
     outcomes: a warned item is counted in an outcome too) added up."""
@@ -253,12 +265,13 @@ def _outcomes(data: ReportData, name: str) -> str:
     if per:
         order = _ordered(per)
         parts.append("<h3>last run's outcomes</h3>" + _table(order, [[per[o] for o in order]]))
-        total = sum(per[o] for o in order) or 1
+        shown = _split_records(order)
+        total = sum(per[o] for o in shown) or 1
         bar = "".join(
             f'<span style="flex:{per[o] / total:.4f};background:{outcome_colour(o, i)}" '
             f'title="{escape(o)}: {per[o]:,}"></span>'
             for i, o in enumerate(order)
-            if per[o]
+            if per[o] and o in shown
         )
         parts.append(f'<div class="stack">{bar}</div>')
     else:
@@ -462,7 +475,9 @@ def _history_section(data: ReportData) -> str:
                 per[outcome] = per.get(outcome, 0) + n
         totals.append((f"#{run['id']}", per))
     outcomes = _ordered(o for _label, per in totals for o in per)
-    chart = run_bars(f"the last {len(data.runs)} runs, items by outcome", totals, outcomes)
+    chart = run_bars(
+        f"the last {len(data.runs)} runs, items by outcome", totals, _split_records(outcomes)
+    )
     rows = []
     for run, (_label, per) in zip(data.runs, totals, strict=True):
         summary = _summary(run)

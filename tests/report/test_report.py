@@ -273,3 +273,26 @@ def test_a_report_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path: P
     assert finished["report_error"].startswith("not written (")
     assert finished["report_error"].endswith(f"flowport report {job} tries again")
     assert "Traceback" not in result.output
+
+
+def test_the_bars_split_the_records_and_counts_on_top_of_an_outcome_stay_in_the_tables() -> None:
+    """An adopted item is unchanged as well, a published one created as well: stacked with the
+    outcomes they would make the bar add up to more records than were read."""
+    data = _rows_naming("posts")
+    counts = {"created": 10, "published": 10, "unchanged": 2, "adopted": 2}
+    data.runs[0]["summary"]["collections"] = {"posts": counts}
+    text = render(data)
+    stack = re.search(r'<div class="stack">(.*?)</div>', text)
+    assert stack is not None
+    found = re.findall(r'flex:([0-9.]+);[^"]*" title="(\w+): ', stack.group(1))
+    shares = {outcome: float(flex) for flex, outcome in found}
+    assert shares == {
+        "created": pytest.approx(10 / 12, abs=1e-4),
+        "unchanged": pytest.approx(2 / 12, abs=1e-4),
+    }
+    # The history chart stacks the same; both tables keep every count.
+    history = text[text.index('id="history"') :]
+    assert "10 published" not in history
+    assert "10 created" in history
+    assert text.count("<th>published</th>") == 2
+    assert text.count("<th>adopted</th>") == 2
