@@ -317,7 +317,7 @@ class Sandbox:
             response = self._too_many(wait, "Rate limit exceeded for this token")
         elif window.burst_left > 0 or burst_draw < faults.burst_429_rate:
             response = self._burst_429(window, limit)
-        elif error_draw < faults.error_rate and _may_fail(faults, request):
+        elif error_draw < faults.error_rate and _method_chosen(faults.error_methods, request):
             response = self._error_fault(kind_draw)
         elif self._garbles(request):
             self._totals["fault:garbled"] += 1
@@ -331,7 +331,9 @@ class Sandbox:
                 self._totals["fault:slow"] += 1
                 await asyncio.sleep(faults.slow_seconds)
             response = await self._guarded(request, handler)
-            if drop_draw < faults.commit_then_drop_rate and _may_drop(faults, request):
+            if drop_draw < faults.commit_then_drop_rate and _method_chosen(
+                faults.commit_then_drop_methods, request
+            ):
                 self._totals["fault:commit_then_drop"] += 1
                 self._count(request, response)
                 # The write is applied and journaled; the client only sees the connection close.
@@ -371,7 +373,7 @@ class Sandbox:
         faults = self.faults
         if faults.garbled_rate == 0.0:
             return False  # no draw: the five draws above stay one sequence per seed
-        if faults.garbled_methods and request.method not in faults.garbled_methods:
+        if not _method_chosen(faults.garbled_methods, request):
             return False
         return self._random.random() < faults.garbled_rate
 
@@ -656,13 +658,8 @@ _MAINTENANCE_PAGE = (
 )
 
 
-def _may_fail(faults: FaultConfig, request: web.Request) -> bool:
-    methods = faults.error_methods
-    return not methods or request.method in methods
-
-
-def _may_drop(faults: FaultConfig, request: web.Request) -> bool:
-    methods = faults.commit_then_drop_methods
+def _method_chosen(methods: tuple[str, ...], request: web.Request) -> bool:
+    """Whether a fault limited to ``methods`` (every method when empty) may hit the request."""
     return not methods or request.method in methods
 
 

@@ -127,16 +127,22 @@ async def test_past_the_item_limit_creating_stops_at_once_and_updates_still_go(
     assert {f"Post {i} (revised)" for i in range(0, 100, 10)} <= names
 
 
-async def test_with_four_creates_in_flight_at_most_one_is_refused_at_the_declared_limit(
-    start_sandbox: SandboxStarter, job_dir: Path
-) -> None:
-    # The job declares the site's limit; the site holds 25 items elsewhere and 150 posts.
+async def site_at_175_of_300(start_sandbox: SandboxStarter, job_dir: Path) -> tuple[Sandbox, Path]:
+    """A site whose limit (300) the job declares, holding 25 items in another collection and the
+    job's 150 posts, written by a first run; the job's path, 4 requests in flight."""
     sandbox = await start_sandbox(item_limit=300)
     await other_collection(sandbox, 25)
     path = job_dir / "job.toml"
     path.write_text(job_text(external(sandbox), concurrency=4, item_limit=300))
     write_csv(job_dir / "posts.csv", ["id", "title"], rows(150))
     assert (await run_job(load_job(path))).exit_code == 0
+    return sandbox, path
+
+
+async def test_with_four_creates_in_flight_at_most_one_is_refused_at_the_declared_limit(
+    start_sandbox: SandboxStarter, job_dir: Path
+) -> None:
+    sandbox, path = await site_at_175_of_300(start_sandbox, job_dir)
 
     write_csv(job_dir / "posts.csv", ["id", "title"], rows(1000))
     before = create_requests(sandbox)
@@ -162,12 +168,7 @@ async def test_with_four_creates_in_flight_at_most_one_is_refused_at_the_declare
 async def test_the_site_is_counted_only_by_a_run_that_creates(
     start_sandbox: SandboxStarter, job_dir: Path
 ) -> None:
-    sandbox = await start_sandbox(item_limit=300)
-    await other_collection(sandbox, 25)
-    path = job_dir / "job.toml"
-    path.write_text(job_text(external(sandbox), concurrency=4, item_limit=300))
-    write_csv(job_dir / "posts.csv", ["id", "title"], rows(150))
-    assert (await run_job(load_job(path))).exit_code == 0
+    sandbox, path = await site_at_175_of_300(start_sandbox, job_dir)
 
     # Nothing to create: no count. Then one record to create: one read per collection of the
     # site (Pages and Posts) besides what the rerun reads.

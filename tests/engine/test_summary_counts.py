@@ -4,7 +4,6 @@ also when creates whose answers were lost are found again in Webflow by reading 
 from __future__ import annotations
 
 import signal
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,33 +13,14 @@ from flowport.pipeline.jobfile import load_job
 from flowport.pipeline.runner import run_job
 from flowport.pipeline.sandbox import FaultConfig, Sandbox
 from tests.conftest import TOKEN, run_cli_async, write_csv
-from tests.engine.conftest import sandbox_stats, set_faults
+from tests.engine.conftest import posts_job_text, sandbox_stats, set_faults
 
 ROWS = 300
 
 
 def job_text(sandbox: Sandbox) -> str:
-    return textwrap.dedent(
-        f"""
-        [destination]
-        api = "{sandbox.base_url}"
-        site_id = "{sandbox.site_id}"
-        token_env = "FLOWPORT_TEST_TOKEN"
-        rate_limit = 100000
-        rate_window_seconds = 60
-        concurrency = 4
-
-        [run]
-        batch_size = 10
-
-        [collections.posts]
-        target = "Posts"
-        create_missing = true
-        source = {{ type = "csv", path = "posts.csv", key = "id" }}
-        slug_from = "name"
-        fields = {{ name = "title" }}
-        schema = {{ singular_name = "Post" }}
-        """
+    return posts_job_text(
+        sandbox.base_url, sandbox.site_id, destination="concurrency = 4", run="batch_size = 10"
     )
 
 
