@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = [
     "KeyedSourceConfig",
     "OptionalKeySourceConfig",
+    "checked_key",
     "checked_optional_key",
     "key_columns_of",
 ]
@@ -32,17 +33,17 @@ class KeyedSourceConfig(BaseModel):
     @field_validator("key")
     @classmethod
     def _key_names_present(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        names = (value,) if isinstance(value, str) else value
-        if not names or any(not name for name in names):
-            raise ValueError("key must name at least one column, and no name may be empty")
-        return value
+        return checked_key(value)
 
 
 def checked_optional_key(value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
     """The key check of the sources whose key may come from elsewhere (a DataFrame's, a dlt
     table's): absent is fine, but a key given names at least one column, none of them empty."""
-    if value is None:
-        return None
+    return None if value is None else checked_key(value)
+
+
+def checked_key(value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+    """A key as a source's config gives it: at least one column, none of them named empty."""
     names = (value,) if isinstance(value, str) else value
     if not names or any(not name for name in names):
         raise ValueError("key must name at least one column, and no name may be empty")
